@@ -1,0 +1,307 @@
+//! `serve` settings: command-line flags over an optional TOML file (same
+//! keys, kebab-case) over built-in defaults, resolved once at start-up into
+//! [`Settings`]. Durations are written `90s`, `1h30m`, `500ms`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ivr::IvrConfig;
+use crate::sip::transaction::TimerConfig;
+
+pub const DEFAULT_SIP_LISTEN: &str = "127.0.0.1:5060";
+pub const DEFAULT_RTP_PORTS: &str = "20000-29999";
+pub const DEFAULT_DATABASE: &str = "sqlite://dialgate.db";
+pub const DEFAULT_PROMPTS: &str = "./prompts";
+
+#[derive(thiserror::Error, Debug)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+/// The settings as written (flags or TOML): every field optional.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeOptions {
+    /// SIP address, UDP and TCP on the same port [default: 127.0.0.1:5060]
+    #[arg(long)]
+    pub sip_listen: Option<String>,
+    /// Address written in SDP c=, Contact and Via [default: the SIP listen address]
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// RTP port range, even ports used [default: 20000-29999]
+    #[arg(long)]
+    pub rtp_ports: Option<String>,
+    /// Database URL, sqlite:// or postgres:// [default: sqlite://dialgate.db]
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Prompt folder (one sub-folder per language) [default: ./prompts]
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// Seed tenant, number +15550100 and room `demo` (code 123456789) where absent
+    #[arg(long)]
+    #[serde(default)]
+    pub demo: bool,
+    /// Time without a first digit after the prompt [default: 10s]
+    #[arg(long)]
+    pub first_digit_timeout: Option<String>,
+    /// Time allowed between digits [default: 5s]
+    #[arg(long)]
+    pub inter_digit_timeout: Option<String>,
+    /// Access-code attempts per call [default: 3]
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Ring this long (180 Ringing) before answering [default: 0s]
+    #[arg(long)]
+    pub answer_delay: Option<String>,
+    /// RFC 3261 T1, the base of every SIP retransmission timer [default: 500ms]
+    #[arg(long)]
+    pub sip_t1: Option<String>,
+}
+
+/// Resolved settings for one gateway.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub sip_listen: SocketAddr,
+    pub advertise: IpAddr,
+    pub rtp_ports: (u16, u16),
+    pub database: String,
+    pub prompts: PathBuf,
+    pub demo: bool,
+    pub ivr: IvrConfig,
+    pub answer_delay: Duration,
+    pub sip_timers: TimerConfig,
+}
+
+/// Parses `90s`, `1h30m`, `500ms`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("{s:?}: expected a number, e.g. 90s, 1h30m, 500ms"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+        };
+    }
+    Ok(total)
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or("expected LOW-HIGH, e.g. 20000-29999")?;
+    let a: u16 = a.trim().parse().map_err(|_| "LOW is not a port")?;
+    let b: u16 = b.trim().parse().map_err(|_| "HIGH is not a port")?;
+    if a == 0 || a > b || b - a < 1 {
+        return Err("need 0 < LOW < HIGH".into());
+    }
+    Ok((a, b))
+}
+
+impl ServeOptions {
+    /// Reads a TOML file of the same keys.
+    pub fn from_file(path: &Path) -> Result<ServeOptions, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Toml {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Fields set here win over `base`.
+    pub fn over(self, base: ServeOptions) -> ServeOptions {
+        ServeOptions {
+            sip_listen: self.sip_listen.or(base.sip_listen),
+            advertise: self.advertise.or(base.advertise),
+            rtp_ports: self.rtp_ports.or(base.rtp_ports),
+            database: self.database.or(base.database),
+            prompts: self.prompts.or(base.prompts),
+            demo: self.demo || base.demo,
+            first_digit_timeout: self.first_digit_timeout.or(base.first_digit_timeout),
+            inter_digit_timeout: self.inter_digit_timeout.or(base.inter_digit_timeout),
+            max_attempts: self.max_attempts.or(base.max_attempts),
+            answer_delay: self.answer_delay.or(base.answer_delay),
+            sip_t1: self.sip_t1.or(base.sip_t1),
+        }
+    }
+
+    pub fn resolve(self) -> Result<Settings, ConfigError> {
+        let sip_listen: SocketAddr = self
+            .sip_listen
+            .as_deref()
+            .unwrap_or(DEFAULT_SIP_LISTEN)
+            .parse()
+            .map_err(|e| invalid("sip-listen", e))?;
+        let advertise = match self.advertise.as_deref() {
+            Some(a) => a.parse().map_err(|e| invalid("advertise", e))?,
+            None if sip_listen.ip().is_unspecified() => {
+                return Err(invalid(
+                    "advertise",
+                    "required when sip-listen is a wildcard address (0.0.0.0 or ::)",
+                ));
+            }
+            None => sip_listen.ip(),
+        };
+        let rtp_ports = parse_range(self.rtp_ports.as_deref().unwrap_or(DEFAULT_RTP_PORTS))
+            .map_err(|e| invalid("rtp-ports", e))?;
+        let dur = |key: &'static str,
+                   v: Option<String>,
+                   default: Duration|
+         -> Result<Duration, ConfigError> {
+            v.map_or(Ok(default), |s| {
+                parse_duration(&s).map_err(|e| invalid(key, e))
+            })
+        };
+        let defaults = IvrConfig::default();
+        let ivr = IvrConfig {
+            first_digit_timeout: dur(
+                "first-digit-timeout",
+                self.first_digit_timeout,
+                defaults.first_digit_timeout,
+            )?,
+            inter_digit_timeout: dur(
+                "inter-digit-timeout",
+                self.inter_digit_timeout,
+                defaults.inter_digit_timeout,
+            )?,
+            max_attempts: match self.max_attempts {
+                Some(0) => return Err(invalid("max-attempts", "must be at least 1")),
+                Some(n) => n,
+                None => defaults.max_attempts,
+            },
+        };
+        let t1 = dur("sip-t1", self.sip_t1, TimerConfig::default().t1)?;
+        if t1.is_zero() {
+            return Err(invalid("sip-t1", "must be more than 0"));
+        }
+        let defaults_t = TimerConfig::default();
+        let sip_timers = TimerConfig {
+            t1,
+            t2: defaults_t.t2.max(t1),
+            t4: defaults_t.t4,
+        };
+        Ok(Settings {
+            sip_listen,
+            advertise,
+            rtp_ports,
+            database: self.database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+            prompts: self
+                .prompts
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PROMPTS)),
+            demo: self.demo,
+            ivr,
+            answer_delay: dur("answer-delay", self.answer_delay, Duration::ZERO)?,
+            sip_timers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_house_format() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn defaults_resolve() {
+        let s = ServeOptions::default().resolve().unwrap();
+        assert_eq!(s.sip_listen, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(s.rtp_ports, (20000, 29999));
+        assert_eq!(s.ivr.first_digit_timeout, Duration::from_secs(10));
+        assert_eq!(s.ivr.inter_digit_timeout, Duration::from_secs(5));
+        assert_eq!(s.ivr.max_attempts, 3);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: ServeOptions =
+            toml::from_str("sip-listen = \"127.0.0.1:5099\"\nmax-attempts = 5\n").unwrap();
+        let flags = ServeOptions {
+            max_attempts: Some(2),
+            ..ServeOptions::default()
+        };
+        let s = flags.over(file).resolve().unwrap();
+        assert_eq!(s.sip_listen.port(), 5099);
+        assert_eq!(s.ivr.max_attempts, 2);
+    }
+
+    #[test]
+    fn unknown_toml_key_and_bad_values_are_errors() {
+        assert!(toml::from_str::<ServeOptions>("sip-lissen = \"x\"").is_err());
+        let bad = ServeOptions {
+            rtp_ports: Some("30000-20000".into()),
+            ..ServeOptions::default()
+        };
+        assert!(matches!(
+            bad.resolve(),
+            Err(ConfigError::Invalid {
+                key: "rtp-ports",
+                ..
+            })
+        ));
+        let wild = ServeOptions {
+            sip_listen: Some("0.0.0.0:5060".into()),
+            ..ServeOptions::default()
+        };
+        assert!(matches!(
+            wild.resolve(),
+            Err(ConfigError::Invalid {
+                key: "advertise",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,348 @@
+//! One call, from INVITE to hang-up: route the dialled number, negotiate
+//! SDP, answer, run the IVR machine (prompts out over RTP, digits in from
+//! SIP INFO), look codes up, join the room, and end with BYE.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::player::Player;
+use super::{Shared, SipCommand};
+use crate::access::{AccessCode, E164, Outcome, Stage};
+use crate::dtmf::sip_info::{SipInfoError, parse_info};
+use crate::ivr::{Action, Event, LookupResult, Machine};
+use crate::media::g711::FRAME_SAMPLES;
+use crate::media::ports::RtpPort;
+use crate::media::rtp::{Latch, Outbound};
+use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
+use crate::sip::message::StatusCode;
+use crate::sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpError};
+use crate::store::{Attempt, NumberRow};
+
+/// How long the gateway waits for the answer to its BYE before giving up.
+const BYE_WAIT: Duration = Duration::from_secs(40);
+
+type Events = mpsc::UnboundedReceiver<CallEvent>;
+
+struct Call {
+    shared: Arc<Shared>,
+    call: CallRef,
+    call_id: String,
+    number: NumberRow,
+    caller_id: String,
+    source: String,
+}
+
+/// Why the media loop ended.
+enum End {
+    /// The caller hung up or the dialog is gone.
+    Gone,
+    /// The gateway hangs up with this outcome.
+    HangUp(Outcome),
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events: Events) {
+    let respond = |status: StatusCode, sdp: Option<Vec<u8>>| {
+        let _ = shared.sip.send(SipCommand::RespondInvite {
+            call: incoming.call,
+            status,
+            sdp,
+        });
+    };
+    let Some(number) = route(&shared, &incoming).await else {
+        respond(StatusCode::NOT_FOUND, None);
+        return;
+    };
+    let port = match shared.ports.allocate() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(%e, "no RTP port");
+            respond(StatusCode::SERVICE_UNAVAILABLE, None);
+            return;
+        }
+    };
+    let (negotiated, answer) = match negotiate(&shared, &incoming, &port) {
+        Ok(n) => n,
+        Err(status) => {
+            respond(status, None);
+            return;
+        }
+    };
+    tracing::info!(number = %number.number, codec = ?negotiated.codec, "incoming call");
+    if !shared.settings.answer_delay.is_zero() {
+        respond(StatusCode::RINGING, None);
+        let ring = tokio::time::sleep(shared.settings.answer_delay);
+        tokio::pin!(ring);
+        loop {
+            tokio::select! {
+                _ = &mut ring => break,
+                ev = events.recv() => match ev {
+                    Some(CallEvent::Cancelled | CallEvent::Bye | CallEvent::Ended) | None => {
+                        tracing::info!("caller gave up before answer");
+                        return;
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+    respond(StatusCode::OK, Some(answer.into_bytes()));
+
+    // Media may start at once (the caller has our SDP); the IVR waits for the ACK.
+    loop {
+        match events.recv().await {
+            Some(CallEvent::Ack) => break,
+            Some(CallEvent::AckTimeout) => {
+                tracing::warn!("no ACK for our 200: hanging up");
+                let _ = shared.sip.send(SipCommand::Bye {
+                    call: incoming.call,
+                    reason: None,
+                });
+                return;
+            }
+            Some(CallEvent::Bye | CallEvent::Cancelled | CallEvent::Ended) | None => return,
+            Some(CallEvent::Info { tx, .. }) => {
+                let _ = shared.sip.send(SipCommand::Respond {
+                    tx,
+                    status: StatusCode::OK,
+                });
+            }
+        }
+    }
+    let call = Call {
+        caller_id: caller_id(&incoming),
+        source: incoming.source.to_string(),
+        shared,
+        call: incoming.call,
+        call_id: incoming.call_id,
+        number,
+    };
+    call.run_media(port, negotiated, events).await;
+}
+
+/// The dialled number's row, if the number is provisioned.
+async fn route(shared: &Shared, incoming: &IncomingCall) -> Option<NumberRow> {
+    let dialled = incoming
+        .dialled
+        .as_deref()
+        .and_then(|d| E164::parse(d).ok())?;
+    match shared.store.number_by_e164(dialled.as_str()).await {
+        Ok(Some(n)) => Some(n),
+        Ok(None) => {
+            tracing::info!(number = %dialled, "number not provisioned");
+            None
+        }
+        Err(e) => {
+            tracing::error!(%e, "number lookup failed");
+            None
+        }
+    }
+}
+
+fn negotiate(
+    shared: &Shared,
+    incoming: &IncomingCall,
+    port: &RtpPort,
+) -> Result<(Negotiated, String), StatusCode> {
+    let is_sdp = incoming
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
+    if !is_sdp || incoming.body.is_empty() {
+        // INVITEs without an offer (offer in the ACK) are not supported yet.
+        return Err(StatusCode::NOT_ACCEPTABLE_HERE);
+    }
+    let offer = String::from_utf8_lossy(&incoming.body);
+    let session_id = rand::rng().random_range(1..u64::from(u32::MAX));
+    let local = LocalMedia {
+        addr: shared.settings.advertise,
+        port: port.port,
+        session_id,
+        session_version: session_id,
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+    };
+    sdp::answer(&offer, &local).map_err(|e| {
+        tracing::info!(%e, "SDP offer refused");
+        match e {
+            SdpError::NoAudio | SdpError::NoCommonCodec => StatusCode::NOT_ACCEPTABLE_HERE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    })
+}
+
+/// P-Asserted-Identity's user if present, else the From user.
+fn caller_id(incoming: &IncomingCall) -> String {
+    incoming
+        .p_asserted_identity
+        .as_deref()
+        .and_then(|p| crate::sip::message::uri_user(crate::sip::message::uri_of(p)))
+        .unwrap_or(&incoming.from_user)
+        .to_owned()
+}
+
+impl Call {
+    async fn run_media(self, port: RtpPort, negotiated: Negotiated, mut events: Events) {
+        let RtpPort { socket, lease, .. } = port;
+        let socket = match UdpSocket::from_std(socket) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(%e, "RTP socket");
+                self.hang_up(None, &mut events).await;
+                return;
+            }
+        };
+        let mut ivr = Machine::new(self.shared.settings.ivr.clone());
+        let mut player = Player::default();
+        let mut out = Outbound::new(negotiated.codec, negotiated.payload_type);
+        let latch = Latch::new(negotiated.remote_rtp);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut room: Option<i64> = None;
+        let mut admitted_to: Option<i64> = None;
+
+        let end = 'call: loop {
+            while let Some(action) = ivr.poll_action() {
+                match action {
+                    Action::Play { id, prompts } => player.play(id, prompts),
+                    Action::StopPlay => player.stop(),
+                    Action::Lookup(code) => {
+                        let result = self.lookup(&code).await;
+                        if let LookupResult::Admitted { room_id } = result {
+                            admitted_to = Some(room_id);
+                        }
+                        ivr.handle(Instant::now().into_std(), Event::Lookup(result));
+                    }
+                    Action::Attempt { stage, outcome } => {
+                        let room_id = admitted_to.filter(|_| outcome == Outcome::Admitted);
+                        self.record(stage, outcome, room_id).await;
+                    }
+                    Action::Join { room_id } => {
+                        let members = self.shared.rooms.join(room_id, self.call);
+                        tracing::info!(room_id, members, "joined room");
+                        room = Some(room_id);
+                    }
+                    Action::Hangup(outcome) => break 'call End::HangUp(outcome),
+                }
+            }
+            let deadline = ivr.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                _ = tick.tick() => {
+                    let playing = player.next_frame(&self.shared.prompts, &mut frame);
+                    match playing {
+                        Ok(true) => {}
+                        Ok(false) => frame.fill(0),
+                        Err(done) => {
+                            frame.fill(0);
+                            ivr.handle(Instant::now().into_std(), Event::PlayDone(done));
+                        }
+                    }
+                    if let Some(dest) = latch.destination() {
+                        let packet = out.packet(&frame);
+                        let _ = socket.send_to(&packet, dest).await;
+                    }
+                }
+                ev = events.recv() => match ev {
+                    Some(CallEvent::Info { tx, content_type, body }) => {
+                        let status = match parse_info(&content_type, &body) {
+                            Ok(key) => {
+                                ivr.handle(Instant::now().into_std(), Event::Digit(key));
+                                StatusCode::OK
+                            }
+                            Err(SipInfoError::UnsupportedContentType) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            Err(e) => {
+                                tracing::debug!(%e, "INFO body refused");
+                                StatusCode::BAD_REQUEST
+                            }
+                        };
+                        let _ = self.shared.sip.send(SipCommand::Respond { tx, status });
+                    }
+                    Some(CallEvent::AckTimeout | CallEvent::Ack) => {}
+                    Some(CallEvent::Bye | CallEvent::Cancelled | CallEvent::Ended) | None => break 'call End::Gone,
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    ivr.handle_timeout(Instant::now().into_std());
+                }
+            }
+        };
+        if let Some(room_id) = room {
+            self.shared.rooms.leave(room_id, self.call);
+            tracing::info!(room_id, "left room");
+        }
+        match end {
+            End::Gone => {
+                ivr.handle(Instant::now().into_std(), Event::CallerGone);
+                while let Some(action) = ivr.poll_action() {
+                    if let Action::Attempt { stage, outcome } = action {
+                        self.record(stage, outcome, None).await;
+                    }
+                }
+                tracing::info!("caller hung up");
+            }
+            End::HangUp(outcome) => {
+                let reason = format!("SIP;cause=403;text=\"{}\"", outcome.as_str());
+                self.hang_up(Some(reason), &mut events).await;
+                tracing::info!(outcome = outcome.as_str(), "call refused");
+            }
+        }
+        drop(lease);
+    }
+
+    async fn hang_up(&self, reason: Option<String>, events: &mut Events) {
+        let _ = self.shared.sip.send(SipCommand::Bye {
+            call: self.call,
+            reason,
+        });
+        let wait = tokio::time::timeout(BYE_WAIT, async {
+            while let Some(ev) = events.recv().await {
+                if matches!(ev, CallEvent::Ended | CallEvent::Bye) {
+                    return;
+                }
+            }
+        });
+        let _ = wait.await;
+    }
+
+    async fn lookup(&self, code: &AccessCode) -> LookupResult {
+        match self
+            .shared
+            .store
+            .room_by_code(self.number.tenant_id, code.as_str())
+            .await
+        {
+            Ok(Some(room)) => LookupResult::Admitted { room_id: room.id },
+            Ok(None) => LookupResult::Refused(Outcome::Wrong),
+            Err(e) => {
+                // The caller is refused rather than left waiting; the
+                // operator sees the error.
+                tracing::error!(%e, "access code lookup failed");
+                LookupResult::Refused(Outcome::Wrong)
+            }
+        }
+    }
+
+    async fn record(&self, stage: Stage, outcome: Outcome, room_id: Option<i64>) {
+        let attempt = Attempt {
+            at: chrono::Utc::now(),
+            number: self.number.number.clone(),
+            caller_id: self.caller_id.clone(),
+            source: self.source.clone(),
+            stage: stage.as_str(),
+            outcome: outcome.as_str(),
+            room_id,
+            call_id: self.call_id.clone(),
+        };
+        tracing::info!(
+            stage = attempt.stage,
+            outcome = attempt.outcome,
+            "access attempt"
+        );
+        if let Err(e) = self.shared.store.record_attempt(&attempt).await {
+            tracing::error!(%e, "cannot write the attempt log");
+        }
+    }
+}

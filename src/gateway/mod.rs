@@ -1,0 +1,241 @@
+//! The async shell: binds the sockets, runs the SIP endpoint task and one
+//! task per call, and stops cleanly on Ctrl-C (BYE to every call).
+//!
+//! The endpoint task owns the sans-IO [`Endpoint`]; call tasks talk to it
+//! through [`SipCommand`]s and hear back through [`CallEvent`]s. Once
+//! listening, `serve` prints one JSON line on stdout:
+//! `{"event":"ready","sip":"127.0.0.1:P","api":null,"rtp_ports":"L-H"}`.
+
+mod call;
+mod player;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::conference::Rooms;
+use crate::config::Settings;
+use crate::media::ports::PortPool;
+use crate::media::prompts::{PromptError, PromptSet};
+use crate::provision::{ProvisionError, Provisioner};
+use crate::sip::dialog::LocalAddr;
+use crate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
+use crate::sip::message::StatusCode;
+use crate::sip::transport::{self, SipSockets, TransportHandle};
+use crate::store::{Store, StoreError};
+
+#[derive(thiserror::Error, Debug)]
+pub enum ServeError {
+    #[error("cannot bind SIP on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("prompts: {0}")]
+    Prompts(#[from] PromptError),
+    #[error("demo data: {0}")]
+    Demo(#[from] ProvisionError),
+}
+
+/// What a call task asks of the SIP endpoint.
+#[derive(Debug)]
+pub(crate) enum SipCommand {
+    RespondInvite {
+        call: CallRef,
+        status: StatusCode,
+        sdp: Option<Vec<u8>>,
+    },
+    Respond {
+        tx: TxKey,
+        status: StatusCode,
+    },
+    Bye {
+        call: CallRef,
+        reason: Option<String>,
+    },
+}
+
+/// Everything a call task shares with the others.
+pub(crate) struct Shared {
+    pub settings: Settings,
+    pub store: Store,
+    pub prompts: PromptSet,
+    pub ports: PortPool,
+    pub rooms: Rooms,
+    pub sip: mpsc::UnboundedSender<SipCommand>,
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Runs the gateway until Ctrl-C or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let prompts = PromptSet::load(&settings.prompts, "en")?;
+    let store = Store::open(&settings.database).await?;
+    let sockets = SipSockets::bind(settings.sip_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.sip_listen,
+            source,
+        })?;
+    let local = sockets.local_addr().map_err(|source| ServeError::Bind {
+        addr: settings.sip_listen,
+        source,
+    })?;
+    if settings.demo {
+        let room = Provisioner::new(store.clone()).seed_demo().await?;
+        eprintln!(
+            "demo: call sip:+15550100@{local} (e.g. sipp, see README), key access code {} then #",
+            room.access_code
+        );
+    }
+    let (transport, inbound) = transport::spawn(sockets);
+    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+    let ports = PortPool::new(
+        settings.sip_listen.ip(),
+        settings.rtp_ports.0,
+        settings.rtp_ports.1,
+    );
+    let endpoint = Endpoint::new(
+        LocalAddr {
+            advertise: settings.advertise,
+            port: local.port(),
+        },
+        settings.sip_timers,
+    );
+    let shared = Arc::new(Shared {
+        rooms: Rooms::new(),
+        settings,
+        store,
+        prompts,
+        ports,
+        sip: sip_tx,
+    });
+    println!(
+        "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":null,\"rtp_ports\":\"{}-{}\"}}",
+        shared.settings.rtp_ports.0, shared.settings.rtp_ports.1
+    );
+    tracing::info!(sip = %local, "dialgate ready");
+    run_endpoint(endpoint, transport, inbound, sip_rx, shared).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// How long shutdown waits for BYEs to be answered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+async fn run_endpoint(
+    mut endpoint: Endpoint,
+    transport: TransportHandle,
+    mut inbound: transport::Inbound,
+    mut commands: mpsc::UnboundedReceiver<SipCommand>,
+    shared: Arc<Shared>,
+) {
+    let mut calls: HashMap<CallRef, mpsc::UnboundedSender<CallEvent>> = HashMap::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut stopping: Option<Instant> = None;
+    loop {
+        let timer = endpoint.poll_timeout().map(Instant::from_std);
+        let now = tokio::select! {
+            Some((flow, bytes)) = inbound.recv() => {
+                let now = Instant::now();
+                endpoint.handle_input(now.into_std(), flow, &bytes);
+                now
+            }
+            Some(cmd) = commands.recv() => {
+                let now = Instant::now().into_std();
+                match cmd {
+                    SipCommand::RespondInvite { call, status, sdp } => endpoint.respond_invite(now, call, status, Vec::new(), sdp),
+                    SipCommand::Respond { tx, status } => endpoint.respond(now, &tx, status),
+                    SipCommand::Bye { call, reason } => endpoint.send_bye(now, call, reason),
+                }
+                Instant::now()
+            }
+            _ = tokio::time::sleep_until(timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if timer.is_some() => {
+                let now = Instant::now();
+                endpoint.handle_timeout(now.into_std());
+                now
+            }
+            _ = &mut shutdown, if stopping.is_none() => {
+                tracing::info!(calls = calls.len(), "shutting down: hanging up calls");
+                let now = Instant::now();
+                for call in calls.keys() {
+                    endpoint.send_bye(now.into_std(), *call, Some("SIP;cause=503;text=\"shutting down\"".into()));
+                }
+                stopping = Some(now + SHUTDOWN_GRACE);
+                now
+            }
+            _ = tokio::time::sleep_until(stopping.unwrap_or_else(Instant::now)), if stopping.is_some() => {
+                tracing::warn!(calls = calls.len(), "shutdown grace over");
+                return;
+            }
+        };
+        let _ = now;
+        while let Some(out) = endpoint.poll_output() {
+            match out {
+                Output::Transmit { flow, bytes } => transport.send(flow, bytes).await,
+                Output::Incoming(incoming) => {
+                    if stopping.is_some() {
+                        endpoint.respond_invite(
+                            Instant::now().into_std(),
+                            incoming.call,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Vec::new(),
+                            None,
+                        );
+                        continue;
+                    }
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    calls.insert(incoming.call, tx);
+                    let span = tracing::info_span!("call", call_id = %incoming.call_id);
+                    tokio::spawn(call::run(shared.clone(), incoming, rx).instrument(span));
+                }
+                Output::Call(call, event) => {
+                    let last = matches!(
+                        event,
+                        CallEvent::Ended | CallEvent::Bye | CallEvent::Cancelled
+                    );
+                    if let Some(tx) = calls.get(&call) {
+                        let _ = tx.send(event);
+                    }
+                    if last {
+                        calls.remove(&call);
+                    }
+                }
+            }
+        }
+        if stopping.is_some() && endpoint.active_dialogs() == 0 {
+            tracing::info!("all calls ended");
+            return;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The `dialgate` binary: parses the command line and hands over.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dialgate::cli::{Cli, Command};
+use dialgate::config::ServeOptions;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Serve { config, options } => {
+            let file = match config.as_deref().map(ServeOptions::from_file).transpose() {
+                Ok(f) => f.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let settings = match options.over(file).resolve() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            dialgate::gateway::init_logging();
+            match runtime.block_on(dialgate::gateway::serve(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        other => runtime.block_on(dialgate::cli::run_provisioning(other)),
+    }
+}

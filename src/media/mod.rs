@@ -1,0 +1,13 @@
+//! Media: prompts decoded at start-up, G.711, RTP sessions and the port pool.
+//!
+//! - [`prompts`]: every prompt decoded once with symphonia, resampled to 8 kHz.
+//! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
+//! - [`rtp`]: one call's RTP socket: symmetric RTP, paced sending.
+//! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
+//!
+//! Left out for now: Opus, G.722, jitter buffer, RTCP (issue 5).
+
+pub mod g711;
+pub mod ports;
+pub mod prompts;
+pub mod rtp;

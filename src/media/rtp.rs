@@ -1,0 +1,183 @@
+//! One call's RTP (RFC 3550) with `rtp-rs`: the outbound stream (one SSRC,
+//! continuous sequence and timestamp across prompts and the mix, marker on
+//! the first packet) and symmetric RTP (RFC 4961 practice): media is sent to
+//! where the caller's media really comes from once it has been seen,
+//! otherwise to the SDP address.
+//!
+//! Sans-IO: the call task owns the socket and the clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+
+use super::g711::{self, FRAME_SAMPLES};
+use crate::sip::sdp::Codec;
+
+/// The outbound stream of one leg.
+#[derive(Debug)]
+pub struct Outbound {
+    codec: Codec,
+    payload_type: u8,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    first: bool,
+    payload: Vec<u8>,
+}
+
+impl Outbound {
+    pub fn new(codec: Codec, payload_type: u8) -> Outbound {
+        let mut rng = rand::rng();
+        Outbound {
+            codec,
+            payload_type,
+            ssrc: rng.random(),
+            seq: rng.random(),
+            timestamp: rng.random(),
+            first: true,
+            payload: Vec::with_capacity(FRAME_SAMPLES),
+        }
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Encodes one 20 ms frame (160 samples; shorter is padded with silence) into a packet.
+    pub fn packet(&mut self, pcm: &[i16]) -> Vec<u8> {
+        g711::encode(self.codec, pcm, &mut self.payload);
+        self.payload
+            .resize(FRAME_SAMPLES, g711::silence(self.codec));
+        let built = RtpPacketBuilder::new()
+            .payload_type(self.payload_type)
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(self.seq))
+            .timestamp(self.timestamp)
+            .marked(self.first)
+            .payload(&self.payload)
+            .build();
+        self.first = false;
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        // The builder only fails for >15 CSRCs or a bad payload type, neither possible here.
+        built.unwrap_or_default()
+    }
+}
+
+/// An inbound RTP packet's fields the call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+}
+
+/// Reads an RTP packet; `None` for anything that is not RTP version 2.
+pub fn read(buf: &[u8]) -> Option<(Header, &[u8])> {
+    let r = RtpReader::new(buf).ok()?;
+    if r.version() != 2 {
+        return None;
+    }
+    let header = Header {
+        payload_type: r.payload_type(),
+        marker: r.mark(),
+        sequence: u16::from(r.sequence_number()),
+        timestamp: r.timestamp(),
+        ssrc: r.ssrc(),
+    };
+    Some((header, r.payload()))
+}
+
+/// How long the latched source must be silent before another may take over.
+pub const RELATCH_AFTER: Duration = Duration::from_secs(1);
+
+/// Symmetric RTP: where to send.
+#[derive(Debug, Clone)]
+pub struct Latch {
+    signalled: Option<SocketAddr>,
+    latched: Option<(SocketAddr, Instant)>,
+}
+
+impl Latch {
+    pub fn new(signalled: Option<SocketAddr>) -> Latch {
+        Latch {
+            signalled,
+            latched: None,
+        }
+    }
+
+    /// A valid packet of the call's negotiated payload types came from `source`.
+    pub fn on_media(&mut self, now: Instant, source: SocketAddr) {
+        match &mut self.latched {
+            Some((addr, seen)) if *addr == source => *seen = now,
+            Some((_, seen)) if now.duration_since(*seen) < RELATCH_AFTER => {}
+            _ => self.latched = Some((source, now)),
+        }
+    }
+
+    pub fn destination(&self) -> Option<SocketAddr> {
+        self.latched.map(|(a, _)| a).or(self.signalled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_has_one_ssrc_continuous_seq_and_ts_and_marker_first() {
+        let mut out = Outbound::new(Codec::Pcmu, 0);
+        let a = out.packet(&[0; 160]);
+        let b = out.packet(&[0; 160]);
+        let (ha, pa) = read(&a).unwrap();
+        let (hb, _) = read(&b).unwrap();
+        assert!(ha.marker);
+        assert!(!hb.marker);
+        assert_eq!(ha.ssrc, hb.ssrc);
+        assert_eq!(hb.sequence, ha.sequence.wrapping_add(1));
+        assert_eq!(hb.timestamp, ha.timestamp.wrapping_add(160));
+        assert_eq!(pa.len(), 160);
+        assert!(pa.iter().all(|b| *b == 0xFF));
+    }
+
+    #[test]
+    fn short_frame_is_padded_to_20_ms() {
+        let mut out = Outbound::new(Codec::Pcma, 8);
+        let p = out.packet(&[0; 10]);
+        assert_eq!(read(&p).unwrap().1.len(), 160);
+    }
+
+    #[test]
+    fn latch_follows_real_source_but_not_a_stray_packet() {
+        let t0 = Instant::now();
+        let sdp: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let real: SocketAddr = "127.0.0.1:4002".parse().unwrap();
+        let stray: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        let mut l = Latch::new(Some(sdp));
+        assert_eq!(l.destination(), Some(sdp));
+        l.on_media(t0, real);
+        assert_eq!(l.destination(), Some(real));
+        l.on_media(t0 + Duration::from_millis(20), stray);
+        assert_eq!(
+            l.destination(),
+            Some(real),
+            "a stray packet does not steal the stream"
+        );
+        l.on_media(t0 + Duration::from_secs(2), stray);
+        assert_eq!(
+            l.destination(),
+            Some(stray),
+            "after the real source went quiet, re-latch"
+        );
+    }
+
+    #[test]
+    fn non_rtp_is_rejected() {
+        assert!(read(&[0u8; 4]).is_none());
+        assert!(read(&[0x40; 20]).is_none());
+    }
+}

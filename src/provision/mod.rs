@@ -1,0 +1,169 @@
+//! The operator service layer: validation and provisioning over the store.
+//!
+//! The CLI calls these functions (and the REST API will, issue 4), so every
+//! rule lives here once. Input is parsed into types at the edge (`E164`,
+//! `AccessCode`); a failure changes nothing and names the field.
+
+use chrono::Utc;
+
+use crate::access::{AccessCode, E164};
+use crate::store::{NumberRow, RoomRow, Store, StoreError, Tenant};
+
+/// Length of generated room access codes.
+pub const GENERATED_CODE_LEN: usize = 9;
+
+#[derive(thiserror::Error, Debug)]
+pub enum ProvisionError {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{what} not found: {name}")]
+    NotFound { what: &'static str, name: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ProvisionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ProvisionError::Conflict(what),
+            other => ProvisionError::Store(other),
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl ToString) -> ProvisionError {
+    ProvisionError::Invalid {
+        field,
+        reason: reason.to_string(),
+    }
+}
+
+/// Operator-facing provisioning over one store.
+#[derive(Clone, Debug)]
+pub struct Provisioner {
+    store: Store,
+}
+
+fn check_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
+    let ok = !name.trim().is_empty() && name.len() <= 100 && name.chars().all(|c| !c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be 1 to 100 printable characters"))
+    }
+}
+
+impl Provisioner {
+    pub fn new(store: Store) -> Provisioner {
+        Provisioner { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn add_tenant(&self, name: &str) -> Result<Tenant, ProvisionError> {
+        check_name("name", name)?;
+        Ok(self.store.insert_tenant(name.trim(), Utc::now()).await?)
+    }
+
+    async fn tenant(&self, name: &str) -> Result<Tenant, ProvisionError> {
+        self.store
+            .tenant_by_name(name)
+            .await?
+            .ok_or_else(|| ProvisionError::NotFound {
+                what: "tenant",
+                name: name.to_owned(),
+            })
+    }
+
+    pub async fn add_number(
+        &self,
+        number: &str,
+        tenant: &str,
+        language: &str,
+    ) -> Result<NumberRow, ProvisionError> {
+        let e164 = E164::parse(number).map_err(|e| invalid("number", e))?;
+        let lang_ok = (2..=8).contains(&language.len())
+            && language
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !lang_ok {
+            return Err(invalid(
+                "language",
+                "must be a language tag such as en or en-GB",
+            ));
+        }
+        let tenant = self.tenant(tenant).await?;
+        Ok(self
+            .store
+            .insert_number(e164.as_str(), &tenant, language, Utc::now())
+            .await?)
+    }
+
+    pub async fn list_numbers(&self) -> Result<Vec<NumberRow>, ProvisionError> {
+        Ok(self.store.list_numbers().await?)
+    }
+
+    /// Adds a room; without `access_code` a unique 9-digit code is drawn from the CSPRNG.
+    pub async fn add_room(
+        &self,
+        tenant: &str,
+        name: &str,
+        access_code: Option<&str>,
+    ) -> Result<RoomRow, ProvisionError> {
+        check_name("name", name)?;
+        let code = access_code
+            .map(AccessCode::parse)
+            .transpose()
+            .map_err(|e| invalid("access_code", e))?;
+        let tenant = self.tenant(tenant).await?;
+        let code = match code {
+            Some(code) => code,
+            None => self.unused_code(tenant.id).await?,
+        };
+        Ok(self
+            .store
+            .insert_room(&tenant, name.trim(), code.as_str(), Utc::now())
+            .await?)
+    }
+
+    async fn unused_code(&self, tenant_id: i64) -> Result<AccessCode, ProvisionError> {
+        // 10^9 codes: a collision is rare; a few draws settle it.
+        for _ in 0..16 {
+            let code = AccessCode::generate(GENERATED_CODE_LEN);
+            if !self
+                .store
+                .access_code_taken(tenant_id, code.as_str())
+                .await?
+            {
+                return Ok(code);
+            }
+        }
+        Err(ProvisionError::Conflict(
+            "could not draw an unused access code".into(),
+        ))
+    }
+
+    pub async fn list_rooms(&self) -> Result<Vec<RoomRow>, ProvisionError> {
+        Ok(self.store.list_rooms().await?)
+    }
+
+    /// Seeds tenant `demo`, number `+15550100` and room `demo` (code
+    /// `123456789`) where absent. Returns the room.
+    pub async fn seed_demo(&self) -> Result<RoomRow, ProvisionError> {
+        let tenant = match self.store.tenant_by_name("demo").await? {
+            Some(t) => t,
+            None => self.add_tenant("demo").await?,
+        };
+        if self.store.number_by_e164("+15550100").await?.is_none() {
+            self.add_number("+15550100", "demo", "en").await?;
+        }
+        match self.store.room_by_name(tenant.id, "demo").await? {
+            Some(room) => Ok(room),
+            None => self.add_room("demo", "demo", Some("123456789")).await,
+        }
+    }
+}

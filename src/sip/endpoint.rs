@@ -1,0 +1,606 @@
+//! The SIP user-agent core, sans-IO: datagrams and stream frames in
+//! (`handle_input`), transmits and call events out (`poll_output`), timers
+//! through `poll_timeout`/`handle_timeout` — shaped like quinn-proto.
+//!
+//! It owns the transactions and dialogs and answers what needs no decision:
+//! 100 Trying at once, retransmissions, OPTIONS (200), CANCEL (200 + 487),
+//! BYE (200), requests outside any dialog (481), methods the UA does not
+//! take (405 with Allow; unknown methods 501), garbage (400 when a response
+//! can be formed, otherwise dropped). Decisions — which number, which codec,
+//! which room — belong to the gateway, which answers INVITEs through
+//! [`Endpoint::respond_invite`] and hangs up through [`Endpoint::send_bye`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::dialog::{Dialog, DialogState, Flow, LocalAddr, random_token, response};
+use super::message::{self, ALLOW, Message, Method, StatusCode};
+use super::transaction::{ClientTx, ServerState, ServerTx, TimerConfig, TimerOutput};
+
+/// The gateway's handle on one call (one dialog).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+/// A server transaction's identity (RFC 3261 §17.2.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TxKey {
+    branch: String,
+    call_id: String,
+    method: String,
+}
+
+impl TxKey {
+    fn of(msg: &Message, method: &Method) -> TxKey {
+        TxKey {
+            branch: msg.branch().unwrap_or_default().to_owned(),
+            call_id: msg.call_id().to_owned(),
+            method: method.as_str().to_owned(),
+        }
+    }
+}
+
+/// What the gateway is told about a new call.
+#[derive(Clone, Debug)]
+pub struct IncomingCall {
+    pub call: CallRef,
+    pub call_id: String,
+    /// Request-URI user part (the dialled number, not yet normalised).
+    pub dialled: Option<String>,
+    pub from_user: String,
+    pub p_asserted_identity: Option<String>,
+    /// The packet's source address.
+    pub source: SocketAddr,
+    /// Top Via sent-by and received, for trusted-peer handling later.
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub enum CallEvent {
+    /// The caller acknowledged our 2xx.
+    Ack,
+    /// CANCEL before answer; 487 was sent.
+    Cancelled,
+    /// The caller hung up; 200 was sent.
+    Bye,
+    /// SIP INFO in the dialog; answer it with [`Endpoint::respond`].
+    Info {
+        tx: TxKey,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// Our 2xx was never acknowledged (64·T1); the call should end with BYE.
+    AckTimeout,
+    /// Our BYE was answered (or timed out): the dialog is gone.
+    Ended,
+}
+
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    Transmit { flow: Flow, bytes: Bytes },
+    Incoming(IncomingCall),
+    Call(CallRef, CallEvent),
+}
+
+struct ServerEntry {
+    tx: ServerTx,
+    flow: Flow,
+    /// The request, for requests the TU answers later (INFO).
+    request: Option<Message>,
+    call: Option<CallRef>,
+}
+
+struct ClientEntry {
+    tx: ClientTx,
+    flow: Flow,
+    call: CallRef,
+}
+
+/// The UA core for every call on one SIP listening address.
+pub struct Endpoint {
+    local: LocalAddr,
+    timers: TimerConfig,
+    server: HashMap<TxKey, ServerEntry>,
+    client: HashMap<String, ClientEntry>,
+    dialogs: HashMap<CallRef, Dialog>,
+    by_id: HashMap<(String, String), CallRef>,
+    next_call: u64,
+    out: VecDeque<Output>,
+}
+
+impl Endpoint {
+    pub fn new(local: LocalAddr, timers: TimerConfig) -> Endpoint {
+        Endpoint {
+            local,
+            timers,
+            server: HashMap::new(),
+            client: HashMap::new(),
+            dialogs: HashMap::new(),
+            by_id: HashMap::new(),
+            next_call: 1,
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn active_dialogs(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    fn transmit(&mut self, flow: Flow, bytes: Bytes) {
+        self.out.push_back(Output::Transmit { flow, bytes });
+    }
+
+    /// One datagram or framed stream message from `flow`.
+    pub fn handle_input(&mut self, now: Instant, flow: Flow, buf: &[u8]) {
+        match message::parse(buf) {
+            Ok(msg) if msg.method().is_some() => self.on_request(now, flow, msg),
+            Ok(msg) => self.on_response(now, msg),
+            Err(err) => {
+                tracing::debug!(remote = %flow.remote, %err, "unparseable SIP message");
+                if let Some(req) = message::salvage_for_400(buf) {
+                    let mut resp = response(&req, StatusCode::BAD_REQUEST, None, flow.remote);
+                    resp.headers
+                        .push(("Warning".into(), format!("399 dialgate \"{err}\"")));
+                    self.transmit(flow, resp.to_bytes());
+                }
+            }
+        }
+    }
+
+    /// Sends a stateless-style final answer inside a fresh server transaction.
+    fn answer(&mut self, now: Instant, flow: Flow, req: &Message, method: &Method, resp: Message) {
+        let status = resp.status().map_or(500, |s| s.0);
+        let bytes = resp.to_bytes();
+        let mut tx = ServerTx::new(false, flow.transport.is_reliable(), self.timers);
+        tx.send_response(now, status, bytes.clone());
+        self.server.insert(
+            TxKey::of(req, method),
+            ServerEntry {
+                tx,
+                flow,
+                request: None,
+                call: None,
+            },
+        );
+        self.transmit(flow, bytes);
+    }
+
+    fn simple(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: &Message,
+        method: &Method,
+        status: StatusCode,
+    ) {
+        let mut resp = response(req, status, Some(&random_token()), flow.remote);
+        if matches!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED | StatusCode::OK
+        ) {
+            resp.headers.push(("Allow".into(), ALLOW.into()));
+        }
+        self.answer(now, flow, req, method, resp);
+    }
+
+    fn dialog_of(&self, req: &Message) -> Option<CallRef> {
+        let tag = req.tag("To")?;
+        self.by_id
+            .get(&(req.call_id().to_owned(), tag.to_owned()))
+            .copied()
+    }
+
+    fn on_request(&mut self, now: Instant, flow: Flow, req: Message) {
+        let Some(method) = req.method().cloned() else {
+            return;
+        };
+        match method {
+            Method::Ack => return self.on_ack(now, &req),
+            Method::Cancel => return self.on_cancel(now, flow, &req),
+            _ => {}
+        }
+        if let Some(entry) = self.server.get(&TxKey::of(&req, &method)) {
+            if let Some(bytes) = entry.tx.on_request_retransmission() {
+                let flow = entry.flow;
+                self.transmit(flow, bytes);
+            }
+            return;
+        }
+        let in_dialog = req.tag("To").is_some();
+        match method {
+            Method::Invite if !in_dialog => self.on_new_invite(now, flow, req),
+            Method::Options => self.simple(now, flow, &req, &method, StatusCode::OK),
+            Method::Invite | Method::Bye | Method::Info => match self.dialog_of(&req) {
+                Some(call) => self.on_in_dialog(now, flow, call, req, method),
+                None => self.simple(now, flow, &req, &method, StatusCode::CALL_DOES_NOT_EXIST),
+            },
+            Method::Other(_) => self.simple(now, flow, &req, &method, StatusCode::NOT_IMPLEMENTED),
+            _ => self.simple(now, flow, &req, &method, StatusCode::METHOD_NOT_ALLOWED),
+        }
+    }
+
+    fn on_new_invite(&mut self, now: Instant, flow: Flow, req: Message) {
+        let call = CallRef(self.next_call);
+        self.next_call += 1;
+        let dialog = Dialog::from_invite(&req, flow);
+        let trying = response(&req, StatusCode::TRYING, None, flow.remote).to_bytes();
+        let mut tx = ServerTx::new(true, flow.transport.is_reliable(), self.timers);
+        tx.send_response(now, 100, trying.clone());
+        self.server.insert(
+            TxKey::of(&req, &Method::Invite),
+            ServerEntry {
+                tx,
+                flow,
+                request: None,
+                call: Some(call),
+            },
+        );
+        self.transmit(flow, trying);
+        let incoming = IncomingCall {
+            call,
+            call_id: req.call_id().to_owned(),
+            dialled: req.uri_user.clone(),
+            from_user: req
+                .header("From")
+                .and_then(|f| message::uri_user(message::uri_of(f)))
+                .unwrap_or("anonymous")
+                .to_owned(),
+            p_asserted_identity: req.header("P-Asserted-Identity").map(str::to_owned),
+            source: flow.remote,
+            content_type: req.content_type().map(str::to_owned),
+            body: req.body.clone(),
+        };
+        self.by_id
+            .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call);
+        self.dialogs.insert(call, dialog);
+        self.out.push_back(Output::Incoming(incoming));
+    }
+
+    fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        call: CallRef,
+        req: Message,
+        method: Method,
+    ) {
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        let cseq = req.cseq().map_or(0, |(n, _)| n);
+        if cseq <= dialog.remote_cseq {
+            // Out of order (RFC 3261 §12.2.2).
+            return self.simple(now, flow, &req, &method, StatusCode::SERVER_ERROR);
+        }
+        dialog.remote_cseq = cseq;
+        match method {
+            Method::Bye => {
+                let tag = dialog.local_tag.clone();
+                let resp = response(&req, StatusCode::OK, Some(&tag), flow.remote);
+                self.answer(now, flow, &req, &method, resp);
+                // A BYE on an early dialog also ends the pending INVITE.
+                self.finish_pending_invite(now, call, StatusCode::REQUEST_TERMINATED);
+                self.forget(call);
+                self.out.push_back(Output::Call(call, CallEvent::Bye));
+            }
+            Method::Info => {
+                let key = TxKey::of(&req, &method);
+                self.server.insert(
+                    key.clone(),
+                    ServerEntry {
+                        tx: ServerTx::new(false, flow.transport.is_reliable(), self.timers),
+                        flow,
+                        request: Some(req.clone()),
+                        call: Some(call),
+                    },
+                );
+                self.out.push_back(Output::Call(
+                    call,
+                    CallEvent::Info {
+                        tx: key,
+                        content_type: req.content_type().unwrap_or_default().to_owned(),
+                        body: req.body,
+                    },
+                ));
+            }
+            _ => {
+                // A re-INVITE: hold, codec change and session refresh come
+                // with issue 5. Until then keep the session as it is.
+                let tag = dialog.local_tag.clone();
+                let sdp = dialog.local_sdp.clone();
+                let mut resp = response(&req, StatusCode::OK, Some(&tag), flow.remote);
+                resp.headers.push((
+                    "Contact".into(),
+                    format!("<sip:dialgate@{}>", self.local.host_port()),
+                ));
+                if let Some(sdp) = sdp {
+                    resp.headers
+                        .push(("Content-Type".into(), "application/sdp".into()));
+                    resp.body = sdp;
+                }
+                let bytes = resp.to_bytes();
+                let mut tx = ServerTx::new(true, flow.transport.is_reliable(), self.timers);
+                tx.send_response(now, 200, bytes.clone());
+                self.server.insert(
+                    TxKey::of(&req, &method),
+                    ServerEntry {
+                        tx,
+                        flow,
+                        request: None,
+                        call: None,
+                    },
+                );
+                self.transmit(flow, bytes);
+            }
+        }
+    }
+
+    fn invite_key(&self, call: CallRef) -> Option<TxKey> {
+        let d = self.dialogs.get(&call)?;
+        Some(TxKey::of(&d.invite, &Method::Invite))
+    }
+
+    fn finish_pending_invite(&mut self, now: Instant, call: CallRef, status: StatusCode) {
+        let Some(key) = self.invite_key(call) else {
+            return;
+        };
+        let pending = self
+            .server
+            .get(&key)
+            .is_some_and(|e| e.tx.state() == ServerState::Proceeding);
+        if pending {
+            self.respond_invite(now, call, status, Vec::new(), None);
+        }
+    }
+
+    fn on_cancel(&mut self, now: Instant, flow: Flow, req: &Message) {
+        let invite_key = TxKey::of(req, &Method::Invite);
+        let Some(entry) = self.server.get(&invite_key) else {
+            return self.simple(
+                now,
+                flow,
+                req,
+                &Method::Cancel,
+                StatusCode::CALL_DOES_NOT_EXIST,
+            );
+        };
+        let call = entry.call;
+        let pending = entry.tx.state() == ServerState::Proceeding;
+        let tag = call
+            .and_then(|c| self.dialogs.get(&c))
+            .map(|d| d.local_tag.clone());
+        let ok = response(req, StatusCode::OK, tag.as_deref(), flow.remote);
+        self.answer(now, flow, req, &Method::Cancel, ok);
+        if let (Some(call), true) = (call, pending) {
+            self.respond_invite(now, call, StatusCode::REQUEST_TERMINATED, Vec::new(), None);
+            self.out.push_back(Output::Call(call, CallEvent::Cancelled));
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, req: &Message) {
+        // ACK to a non-2xx shares the INVITE's branch (§17.2.1).
+        let key = TxKey::of(req, &Method::Invite);
+        if let Some(entry) = self.server.get_mut(&key)
+            && entry.tx.state() == ServerState::Completed
+        {
+            entry.tx.recv_ack(now);
+            return;
+        }
+        // ACK to a 2xx is its own transaction: match the dialog (§13.3.1.4).
+        let Some(call) = self.dialog_of(req) else {
+            return;
+        };
+        let Some(invite_key) = self.invite_key(call) else {
+            return;
+        };
+        if let Some(entry) = self.server.get_mut(&invite_key) {
+            entry.tx.recv_ack(now);
+        }
+        if let Some(d) = self.dialogs.get_mut(&call)
+            && !d.acked
+        {
+            d.acked = true;
+            self.out.push_back(Output::Call(call, CallEvent::Ack));
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Message) {
+        let Some(status) = resp.status() else { return };
+        let Some(branch) = resp.branch() else { return };
+        let Some(entry) = self.client.get_mut(branch) else {
+            return;
+        };
+        if entry.tx.recv_response(now, status.0) {
+            let call = entry.call;
+            self.forget(call);
+            self.out.push_back(Output::Call(call, CallEvent::Ended));
+        }
+    }
+
+    /// Answers the call's INVITE. 1xx/2xx carry our tag and Contact; a 2xx
+    /// confirms the dialog, anything ≥ 300 ends it.
+    pub fn respond_invite(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        extra: Vec<(String, String)>,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let Some(key) = self.invite_key(call) else {
+            return;
+        };
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        let flow = dialog.flow;
+        let mut resp = response(&dialog.invite, status, Some(&dialog.local_tag), flow.remote);
+        if status.0 < 300 {
+            for rr in dialog.invite.headers_named("Record-Route") {
+                resp.headers.push(("Record-Route".into(), rr.to_owned()));
+            }
+            let transport = if flow.transport.is_reliable() {
+                ";transport=tcp"
+            } else {
+                ""
+            };
+            resp.headers.push((
+                "Contact".into(),
+                format!("<sip:dialgate@{}{}>", self.local.host_port(), transport),
+            ));
+        }
+        if status.is_success() {
+            resp.headers.push(("Allow".into(), ALLOW.into()));
+            dialog.state = DialogState::Confirmed;
+        }
+        resp.headers.extend(extra);
+        if let Some(sdp) = sdp {
+            resp.headers
+                .push(("Content-Type".into(), "application/sdp".into()));
+            dialog.local_sdp = Some(sdp.clone());
+            resp.body = sdp;
+        }
+        let bytes = resp.to_bytes();
+        if let Some(entry) = self.server.get_mut(&key) {
+            entry.tx.send_response(now, status.0, bytes.clone());
+        }
+        if status.0 >= 300 {
+            self.forget(call);
+        }
+        self.transmit(flow, bytes);
+    }
+
+    /// Answers a request the gateway was handed (INFO).
+    pub fn respond(&mut self, now: Instant, tx: &TxKey, status: StatusCode) {
+        let Some(entry) = self.server.get_mut(tx) else {
+            return;
+        };
+        let Some(req) = entry.request.take() else {
+            return;
+        };
+        let tag = req.tag("To").map(str::to_owned);
+        let bytes = response(&req, status, tag.as_deref(), entry.flow.remote).to_bytes();
+        entry.tx.send_response(now, status.0, bytes.clone());
+        let flow = entry.flow;
+        self.transmit(flow, bytes);
+    }
+
+    /// Hangs up a confirmed call with BYE (optionally with a `Reason` header).
+    /// `CallEvent::Ended` follows when it is answered or times out.
+    pub fn send_bye(&mut self, now: Instant, call: CallRef, reason: Option<String>) {
+        let local = self.local;
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        if dialog.state == DialogState::Terminating {
+            return;
+        }
+        if dialog.state == DialogState::Early {
+            // Not answered yet: refuse the INVITE instead.
+            self.respond_invite(
+                now,
+                call,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                Vec::new(),
+                None,
+            );
+            self.out.push_back(Output::Call(call, CallEvent::Ended));
+            return;
+        }
+        dialog.state = DialogState::Terminating;
+        let branch = random_token();
+        let mut bye = dialog.request(Method::Bye, &local, &branch);
+        if let Some(reason) = reason {
+            bye.headers.push(("Reason".into(), reason));
+        }
+        let flow = dialog.request_flow();
+        let bytes = bye.to_bytes();
+        let tx = ClientTx::new(
+            now,
+            bytes.clone(),
+            flow.transport.is_reliable(),
+            self.timers,
+        );
+        self.client
+            .insert(format!("z9hG4bK{branch}"), ClientEntry { tx, flow, call });
+        self.transmit(flow, bytes);
+    }
+
+    fn forget(&mut self, call: CallRef) {
+        if let Some(d) = self.dialogs.remove(&call) {
+            self.by_id.remove(&(d.call_id, d.local_tag));
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let s = self.server.values().filter_map(|e| e.tx.poll_timeout());
+        let c = self.client.values().filter_map(|e| e.tx.poll_timeout());
+        s.chain(c).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut done = Vec::new();
+        let mut events = Vec::new();
+        for (key, entry) in &mut self.server {
+            if entry.tx.poll_timeout().is_some_and(|t| t <= now) {
+                match entry.tx.handle_timeout(now) {
+                    TimerOutput::Retransmit(bytes) => self.out.push_back(Output::Transmit {
+                        flow: entry.flow,
+                        bytes,
+                    }),
+                    TimerOutput::AckTimeout => {
+                        done.push(key.clone());
+                        if let Some(call) = entry.call {
+                            events.push((call, CallEvent::AckTimeout));
+                        }
+                    }
+                    TimerOutput::Terminated | TimerOutput::RequestTimeout => done.push(key.clone()),
+                    TimerOutput::Nothing => {}
+                }
+            }
+        }
+        for key in done {
+            self.server.remove(&key);
+        }
+        let mut done = Vec::new();
+        for (branch, entry) in &mut self.client {
+            if entry.tx.poll_timeout().is_some_and(|t| t <= now) {
+                match entry.tx.handle_timeout(now) {
+                    TimerOutput::Retransmit(bytes) => self.out.push_back(Output::Transmit {
+                        flow: entry.flow,
+                        bytes,
+                    }),
+                    TimerOutput::RequestTimeout => {
+                        done.push(branch.clone());
+                        events.push((entry.call, CallEvent::Ended));
+                    }
+                    TimerOutput::Terminated | TimerOutput::AckTimeout => done.push(branch.clone()),
+                    TimerOutput::Nothing => {}
+                }
+            }
+        }
+        for branch in done {
+            self.client.remove(&branch);
+        }
+        for (call, event) in events {
+            if matches!(event, CallEvent::Ended) {
+                if !self.dialogs.contains_key(&call) {
+                    continue;
+                }
+                self.forget(call);
+            }
+            self.out.push_back(Output::Call(call, event));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

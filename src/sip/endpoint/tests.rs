@@ -1,0 +1,295 @@
+//! The UA core driven with byte strings and simulated time.
+
+use std::time::Duration;
+
+use super::*;
+use crate::sip::dialog::Transport;
+
+const CALLER: &str = "127.0.0.1:5070";
+
+fn flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        remote: CALLER.parse().unwrap(),
+    }
+}
+
+fn endpoint() -> Endpoint {
+    Endpoint::new(
+        LocalAddr {
+            advertise: "127.0.0.1".parse().unwrap(),
+            port: 5060,
+        },
+        TimerConfig::default(),
+    )
+}
+
+fn request(method: &str, branch: &str, cseq: u32, to_tag: Option<&str>) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "{method} sip:+15550100@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {CALLER};branch={branch};rport\r\n\
+From: <sip:alice@127.0.0.1>;tag=from1\r\n\
+To: <sip:+15550100@127.0.0.1>{to_tag}\r\n\
+Call-ID: call-1\r\n\
+CSeq: {cseq} {method}\r\n\
+Contact: <sip:alice@{CALLER}>\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[derive(Default)]
+struct Drained {
+    sent: Vec<Message>,
+    incoming: Vec<IncomingCall>,
+    events: Vec<(CallRef, CallEvent)>,
+}
+
+fn drain(ep: &mut Endpoint) -> Drained {
+    let mut d = Drained::default();
+    while let Some(o) = ep.poll_output() {
+        match o {
+            Output::Transmit { bytes, .. } => d
+                .sent
+                .push(message::parse(&bytes).expect("we send parseable SIP")),
+            Output::Incoming(i) => d.incoming.push(i),
+            Output::Call(c, e) => d.events.push((c, e)),
+        }
+    }
+    d
+}
+
+fn statuses(d: &Drained) -> Vec<u16> {
+    d.sent
+        .iter()
+        .filter_map(|m| m.status())
+        .map(|s| s.0)
+        .collect()
+}
+
+fn invite(ep: &mut Endpoint, now: Instant) -> (CallRef, String) {
+    ep.handle_input(
+        now,
+        flow(),
+        request("INVITE", "z9hG4bK-inv", 1, None).as_bytes(),
+    );
+    let d = drain(ep);
+    assert_eq!(statuses(&d), vec![100]);
+    assert_eq!(d.sent[0].tag("To"), None, "100 Trying carries no tag");
+    let call = d.incoming[0].call;
+    assert_eq!(d.incoming[0].dialled.as_deref(), Some("+15550100"));
+    ep.respond_invite(
+        now,
+        call,
+        StatusCode::OK,
+        Vec::new(),
+        Some(b"v=0\r\n".to_vec()),
+    );
+    let d = drain(ep);
+    assert_eq!(statuses(&d), vec![200]);
+    let tag = d.sent[0].tag("To").expect("2xx has our tag").to_owned();
+    assert!(d.sent[0].header("Contact").is_some());
+    (call, tag)
+}
+
+#[test]
+fn invite_gets_trying_then_ok_retransmitted_until_ack() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = invite(&mut ep, t0);
+    ep.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(statuses(&drain(&mut ep)), vec![200]);
+    ep.handle_input(
+        t0 + Duration::from_millis(600),
+        flow(),
+        request("ACK", "z9hG4bK-ack", 1, Some(&tag)).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert!(matches!(d.events.as_slice(), [(c, CallEvent::Ack)] if *c == call));
+    ep.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(drain(&mut ep).sent.is_empty(), "no 2xx after the ACK");
+}
+
+#[test]
+fn retransmitted_invite_gets_the_same_answer_and_no_second_call() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    invite(&mut ep, t0);
+    ep.handle_input(
+        t0,
+        flow(),
+        request("INVITE", "z9hG4bK-inv", 1, None).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200]);
+    assert!(d.incoming.is_empty());
+}
+
+#[test]
+fn missing_ack_ends_in_ack_timeout_after_64_t1() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, _) = invite(&mut ep, t0);
+    let mut t = t0;
+    let mut timed_out = false;
+    while let Some(next) = ep.poll_timeout() {
+        t = next;
+        ep.handle_timeout(t);
+        if drain(&mut ep)
+            .events
+            .iter()
+            .any(|(c, e)| *c == call && matches!(e, CallEvent::AckTimeout))
+        {
+            timed_out = true;
+            break;
+        }
+    }
+    assert!(timed_out);
+    assert_eq!(t - t0, Duration::from_secs(32));
+}
+
+#[test]
+fn cancel_before_answer_gets_200_and_the_invite_487() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_input(
+        t0,
+        flow(),
+        request("INVITE", "z9hG4bK-inv", 1, None).as_bytes(),
+    );
+    let call = drain(&mut ep).incoming[0].call;
+    ep.handle_input(
+        t0,
+        flow(),
+        request("CANCEL", "z9hG4bK-inv", 1, None).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200, 487]);
+    assert_eq!(d.sent[1].header("CSeq"), Some("1 INVITE"));
+    assert!(matches!(d.events.as_slice(), [(c, CallEvent::Cancelled)] if *c == call));
+    // The ACK for the 487 stops its retransmission.
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-inv", 1, Some("x")).as_bytes(),
+    );
+    ep.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(drain(&mut ep).sent.is_empty());
+}
+
+#[test]
+fn bye_from_caller_is_answered_and_reported() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = invite(&mut ep, t0);
+    ep.handle_input(
+        t0,
+        flow(),
+        request("BYE", "z9hG4bK-bye", 2, Some(&tag)).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200]);
+    assert!(matches!(d.events.as_slice(), [(c, CallEvent::Bye)] if *c == call));
+    assert_eq!(ep.active_dialogs(), 0);
+}
+
+#[test]
+fn bye_for_unknown_dialog_gets_481() {
+    let mut ep = endpoint();
+    ep.handle_input(
+        Instant::now(),
+        flow(),
+        request("BYE", "z9hG4bK-b", 2, Some("nope")).as_bytes(),
+    );
+    assert_eq!(statuses(&drain(&mut ep)), vec![481]);
+}
+
+#[test]
+fn options_register_and_unknown_methods() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    ep.handle_input(
+        now,
+        flow(),
+        request("OPTIONS", "z9hG4bK-o", 1, None).as_bytes(),
+    );
+    ep.handle_input(
+        now,
+        flow(),
+        request("REGISTER", "z9hG4bK-r", 1, None).as_bytes(),
+    );
+    ep.handle_input(
+        now,
+        flow(),
+        request("FROB", "z9hG4bK-f", 1, None).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200, 405, 501]);
+    assert!(d.sent.iter().all(|m| m.header("Allow") == Some(ALLOW)));
+}
+
+#[test]
+fn info_is_handed_over_and_answered_once() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = invite(&mut ep, t0);
+    let info = request("INFO", "z9hG4bK-i", 2, Some(&tag)).replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n",
+    );
+    ep.handle_input(t0, flow(), info.as_bytes());
+    let d = drain(&mut ep);
+    let Some((
+        c,
+        CallEvent::Info {
+            tx,
+            content_type,
+            body,
+        },
+    )) = d.events.first()
+    else {
+        panic!("no INFO event: {:?}", d.events)
+    };
+    assert_eq!(*c, call);
+    assert_eq!(content_type, "application/dtmf-relay");
+    assert_eq!(body, b"Signal=5\r\nDuration=160\r\n");
+    ep.respond(t0, tx, StatusCode::OK);
+    assert_eq!(statuses(&drain(&mut ep)), vec![200]);
+    // A retransmitted INFO is answered from the transaction, not handed over again.
+    ep.handle_input(t0, flow(), info.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200]);
+    assert!(d.events.is_empty());
+}
+
+#[test]
+fn gateway_bye_carries_reason_and_ends_on_200() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, _) = invite(&mut ep, t0);
+    ep.send_bye(t0, call, Some("SIP;cause=403;text=\"wrong\"".into()));
+    let d = drain(&mut ep);
+    let bye = &d.sent[0];
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    assert_eq!(bye.header("Reason"), Some("SIP;cause=403;text=\"wrong\""));
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        bye.header("Via").unwrap(),
+        bye.header("From").unwrap(),
+        bye.header("To").unwrap(),
+        bye.header("CSeq").unwrap()
+    );
+    ep.handle_input(t0, flow(), ok.as_bytes());
+    assert!(matches!(drain(&mut ep).events.as_slice(), [(c, CallEvent::Ended)] if *c == call));
+}
+
+#[test]
+fn garbage_with_enough_headers_gets_400_and_pure_noise_is_dropped() {
+    let mut ep = endpoint();
+    let broken =
+        request("INVITE", "z9hG4bK-x", 1, None).replace("Max-Forwards: 70", "Max-Forwards 70");
+    ep.handle_input(Instant::now(), flow(), broken.as_bytes());
+    ep.handle_input(Instant::now(), flow(), b"\x00\x01hello");
+    assert_eq!(statuses(&drain(&mut ep)), vec![400]);
+}

@@ -1,0 +1,543 @@
+//! SIP message reading and writing (RFC 3261 §7, §20), with `rsip` as the
+//! parser.
+//!
+//! rsip parses and prints but has gaps (DESIGN.md): it ignores
+//! Content-Length, does not know compact header forms, refuses unknown
+//! methods, LF-only line ends and folded headers. [`parse`] covers them
+//! before rsip sees the text: it frames the body by Content-Length, turns
+//! line ends into CRLF, unfolds continuation lines, expands compact names
+//! (`v f t i m l c k s e o`), and swaps an unknown method for a placeholder
+//! so the message still parses and can be answered 501.
+//!
+//! The result is a [`Message`]: the start line plus headers as ordered
+//! `(name, value)` pairs with canonical names — what a UA core needs to
+//! build responses and in-dialog requests. Nothing here panics on input.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+/// Methods this user agent knows; anything else is `Other`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Info,
+    Register,
+    Subscribe,
+    Notify,
+    Publish,
+    Message,
+    Refer,
+    Update,
+    Prack,
+    Other(String),
+}
+
+impl Method {
+    pub fn parse(token: &str) -> Method {
+        match token.to_ascii_uppercase().as_str() {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            "REGISTER" => Method::Register,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "PUBLISH" => Method::Publish,
+            "MESSAGE" => Method::Message,
+            "REFER" => Method::Refer,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            _ => Method::Other(token.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Register => "REGISTER",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Publish => "PUBLISH",
+            Method::Message => "MESSAGE",
+            Method::Refer => "REFER",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+/// The methods a dial-in UA accepts, for `Allow:`.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+
+/// A status code with the constants this UA sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StatusCode(pub u16);
+
+impl StatusCode {
+    pub const TRYING: StatusCode = StatusCode(100);
+    pub const RINGING: StatusCode = StatusCode(180);
+    pub const OK: StatusCode = StatusCode(200);
+    pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    pub const NOT_FOUND: StatusCode = StatusCode(404);
+    pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
+    pub const TEMPORARILY_UNAVAILABLE: StatusCode = StatusCode(480);
+    pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
+    pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
+    pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
+    pub const SERVER_ERROR: StatusCode = StatusCode(500);
+    pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
+    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            100 => "Trying",
+            180 => "Ringing",
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            415 => "Unsupported Media Type",
+            480 => "Temporarily Unavailable",
+            481 => "Call/Transaction Does Not Exist",
+            487 => "Request Terminated",
+            488 => "Not Acceptable Here",
+            500 => "Server Internal Error",
+            501 => "Not Implemented",
+            503 => "Service Unavailable",
+            _ => "Unknown",
+        }
+    }
+
+    pub fn is_provisional(self) -> bool {
+        self.0 < 200
+    }
+
+    pub fn is_success(self) -> bool {
+        (200..300).contains(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartLine {
+    Request { method: Method, uri: String },
+    Response { status: StatusCode },
+}
+
+/// A parsed SIP message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub start: StartLine,
+    /// Headers in order, names canonical (`Via`, `Call-ID`, `CSeq`, …).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The Request-URI's user part, for requests that have one.
+    pub uri_user: Option<String>,
+}
+
+#[derive(thiserror::Error, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("no blank line ends the headers")]
+    NoHeaderEnd,
+    #[error("headers are not UTF-8")]
+    NotUtf8,
+    #[error("Content-Length is not a number")]
+    BadContentLength,
+    #[error("body shorter than Content-Length")]
+    TruncatedBody,
+    #[error("missing mandatory header {0}")]
+    MissingHeader(&'static str),
+    #[error("malformed message: {0}")]
+    Syntax(String),
+}
+
+/// Compact header forms (RFC 3261 §7.3.3 and later RFCs).
+fn expand_compact(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "v" => "Via",
+        "f" => "From",
+        "t" => "To",
+        "i" => "Call-ID",
+        "m" => "Contact",
+        "l" => "Content-Length",
+        "c" => "Content-Type",
+        "k" => "Supported",
+        "s" => "Subject",
+        "e" => "Content-Encoding",
+        "o" => "Event",
+        _ => return None,
+    })
+}
+
+/// Canonical spelling for the headers this UA reads.
+fn canonical(name: &str) -> String {
+    if let Some(full) = expand_compact(name) {
+        return full.to_owned();
+    }
+    const KNOWN: [&str; 20] = [
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Content-Length",
+        "Content-Type",
+        "Max-Forwards",
+        "Record-Route",
+        "Route",
+        "Allow",
+        "Supported",
+        "User-Agent",
+        "Server",
+        "Reason",
+        "P-Asserted-Identity",
+        "Require",
+        "Accept",
+        "Expires",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_owned(), |k| (*k).to_owned())
+}
+
+/// Splits a stream buffer: returns the length of the first whole message
+/// (headers plus Content-Length body), or `None` if more bytes are needed.
+/// Used to frame SIP over TCP (RFC 3261 §18.3). Leading CRLF keep-alives are
+/// counted into the message they precede.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    let Some((head_end, body_start)) = find_header_end(buf) else {
+        if buf.len() > 64 * 1024 {
+            return Err(ParseError::NoHeaderEnd);
+        }
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
+    let len = content_length(head)?.unwrap_or(0);
+    let total = body_start
+        .checked_add(len)
+        .ok_or(ParseError::BadContentLength)?;
+    Ok((buf.len() >= total).then_some(total))
+}
+
+fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4));
+    let lf = buf
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2));
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn unfolded_lines(head: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for raw in head.split('\n') {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if (line.starts_with(' ') || line.starts_with('\t')) && !lines.is_empty() {
+            if let Some(last) = lines.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
+}
+
+fn content_length(head: &str) -> Result<Option<usize>, ParseError> {
+    for line in unfolded_lines(head).iter().skip(1) {
+        if let Some((name, value)) = line.split_once(':')
+            && canonical(name.trim()) == "Content-Length"
+        {
+            return value
+                .trim()
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| ParseError::BadContentLength);
+        }
+    }
+    Ok(None)
+}
+
+/// Reads one SIP message from a datagram or a framed stream chunk.
+pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
+    // Keep-alive CRLFs before a message are ignored (RFC 5626 §3.5.1).
+    let start = buf
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(buf.len());
+    let buf = &buf[start..];
+    let (head_end, body_start) = find_header_end(buf).ok_or(ParseError::NoHeaderEnd)?;
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
+    let rest = &buf[body_start..];
+    let body = match content_length(head)? {
+        Some(len) if len > rest.len() => return Err(ParseError::TruncatedBody),
+        Some(len) => &rest[..len],
+        // UDP without Content-Length: the body runs to the datagram's end.
+        None => rest,
+    };
+
+    let lines = unfolded_lines(head);
+    let mut lines = lines.into_iter();
+    let first = lines.next().unwrap_or_default();
+    let mut words = first.splitn(3, ' ');
+    let token = words.next().unwrap_or_default();
+    let is_response = token.starts_with("SIP/");
+    let method = (!is_response).then(|| Method::parse(token));
+    // rsip refuses unknown methods and tel: URIs: parse with stand-ins.
+    let rest_of_line = first.get(token.len() + 1..).unwrap_or("");
+    let rest_of_line = match rest_of_line.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => {
+            let version = rest_of_line.rsplit(' ').next().unwrap_or("SIP/2.0");
+            format!("sip:tel@invalid {version}")
+        }
+        _ => rest_of_line.to_owned(),
+    };
+    let first_for_rsip = match &method {
+        Some(Method::Other(_)) => format!("OPTIONS {rest_of_line}"),
+        Some(m) => format!("{} {rest_of_line}", m.as_str()),
+        None => first.clone(),
+    };
+
+    let mut text = String::with_capacity(head.len() + body.len() + 64);
+    text.push_str(&first_for_rsip);
+    text.push_str("\r\n");
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            ParseError::Syntax(format!("header line without colon: {:.40}", line))
+        })?;
+        let name = canonical(name.trim());
+        let value = value.trim().to_owned();
+        let _ = write!(text, "{name}: {value}\r\n");
+        headers.push((name, value));
+    }
+    text.push_str("\r\n");
+
+    let parsed =
+        rsip::SipMessage::try_from(text.as_str()).map_err(|e| ParseError::Syntax(e.to_string()))?;
+    let (start, uri_user) = match (parsed, method) {
+        (rsip::SipMessage::Request(req), Some(method)) => {
+            let uri = words.next().unwrap_or_default().to_owned();
+            let user = tel_user(&uri).or_else(|| req.uri.auth.as_ref().map(|a| a.user.clone()));
+            (StartLine::Request { method, uri }, user)
+        }
+        (rsip::SipMessage::Response(resp), _) => {
+            let code: u16 = resp.status_code.into();
+            (
+                StartLine::Response {
+                    status: StatusCode(code),
+                },
+                None,
+            )
+        }
+        _ => return Err(ParseError::Syntax("start line".into())),
+    };
+    let msg = Message {
+        start,
+        headers,
+        body: body.to_vec(),
+        uri_user,
+    };
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if msg.header(h).is_none() {
+            return Err(ParseError::MissingHeader(h));
+        }
+    }
+    msg.cseq()
+        .ok_or_else(|| ParseError::Syntax("CSeq".into()))?;
+    Ok(msg)
+}
+
+fn tel_user(uri: &str) -> Option<String> {
+    let scheme = uri.get(..4)?;
+    let rest = uri.get(4..)?;
+    scheme
+        .eq_ignore_ascii_case("tel:")
+        .then_some(rest)
+        .map(|s| s.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// Leniently pulls the headers needed to answer 400 out of a message rsip
+/// refused. Returns `None` if no response can be formed.
+pub fn salvage_for_400(buf: &[u8]) -> Option<Message> {
+    let text = String::from_utf8_lossy(buf);
+    let (head, _) = text
+        .split_once("\n\n")
+        .or_else(|| text.split_once("\r\n\r\n"))
+        .unwrap_or((&text, ""));
+    let lines = unfolded_lines(head);
+    let first = lines.first()?;
+    let method = Method::parse(first.split(' ').next()?);
+    if first.starts_with("SIP/") || method == Method::Ack {
+        return None;
+    }
+    let headers: Vec<(String, String)> = lines
+        .iter()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (canonical(n.trim()), v.trim().to_owned()))
+        .collect();
+    let msg = Message {
+        start: StartLine::Request {
+            method,
+            uri: String::new(),
+        },
+        headers,
+        body: Vec::new(),
+        uri_user: None,
+    };
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        msg.header(h)?;
+    }
+    Some(msg)
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self.start {
+            StartLine::Response { status } => Some(status),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn call_id(&self) -> &str {
+        self.header("Call-ID").unwrap_or_default()
+    }
+
+    /// `(number, method)` from CSeq.
+    pub fn cseq(&self) -> Option<(u32, Method)> {
+        let v = self.header("CSeq")?;
+        let mut it = v.split_whitespace();
+        let n = it.next()?.parse().ok()?;
+        Some((n, Method::parse(it.next()?)))
+    }
+
+    /// The top Via's branch parameter.
+    pub fn branch(&self) -> Option<&str> {
+        let via = self.header("Via")?;
+        // A Via header may hold several comma-separated values: the first counts.
+        let top = via.split(',').next()?;
+        param(top, "branch")
+    }
+
+    /// The tag parameter of From or To.
+    pub fn tag(&self, header: &str) -> Option<&str> {
+        param(self.header(header)?, "tag")
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("Content-Type")
+    }
+
+    /// Serialises with Content-Length set from the body.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = String::with_capacity(512 + self.body.len());
+        match &self.start {
+            StartLine::Request { method, uri } => {
+                let _ = write!(out, "{} {} SIP/2.0\r\n", method.as_str(), uri);
+            }
+            StartLine::Response { status } => {
+                let _ = write!(out, "SIP/2.0 {} {}\r\n", status.0, status.reason());
+            }
+        }
+        for (n, v) in &self.headers {
+            if n != "Content-Length" {
+                let _ = write!(out, "{n}: {v}\r\n");
+            }
+        }
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", self.body.len());
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        Bytes::from(bytes)
+    }
+}
+
+/// A `;name=value` parameter of a header value (outside `<…>`), case-insensitive name.
+pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    let after_uri = match value.rfind('>') {
+        Some(i) => &value[i + 1..],
+        None => value,
+    };
+    after_uri.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The URI inside a name-addr (`"Bob" <sip:bob@h>;tag=x` → `sip:bob@h`) or an addr-spec.
+pub fn uri_of(value: &str) -> &str {
+    match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value.split(';').next().unwrap_or(value).trim(),
+    }
+}
+
+/// The user part of a SIP URI (`sip:alice@h` → `alice`).
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri.split_once(':')?.1;
+    let (user, _) = rest.split_once('@')?;
+    Some(user.split(';').next().unwrap_or(user))
+}
+
+/// `host[:port]` of a SIP URI parsed as a socket address when the host is an IP literal.
+pub fn uri_socket_addr(uri: &str) -> Option<std::net::SocketAddr> {
+    let rest = uri.split_once(':')?.1;
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let hostport = hostport.split([';', '?', '>']).next()?;
+    if let Ok(sa) = hostport.parse() {
+        return Some(sa);
+    }
+    if let Ok(ip) = hostport
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+    {
+        return Some(std::net::SocketAddr::new(ip, 5060));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+use super::*;
+
+const INVITE: &str = "INVITE sip:+15550100@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n\
+From: \"Alice\" <sip:alice@127.0.0.1:5070>;tag=abc\r\n\
+To: <sip:+15550100@127.0.0.1>\r\n\
+Call-ID: call-1@127.0.0.1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:alice@127.0.0.1:5070>\r\n\
+Max-Forwards: 70\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\r\nv=0\n";
+
+#[test]
+fn invite_parses_with_user_branch_and_tags() {
+    let m = parse(INVITE.as_bytes()).unwrap();
+    assert_eq!(m.method(), Some(&Method::Invite));
+    assert_eq!(m.uri_user.as_deref(), Some("+15550100"));
+    assert_eq!(m.branch(), Some("z9hG4bK-1"));
+    assert_eq!(m.tag("From"), Some("abc"));
+    assert_eq!(m.tag("To"), None);
+    assert_eq!(m.cseq(), Some((1, Method::Invite)));
+    assert_eq!(m.body, b"v=0\n");
+}
+
+#[test]
+fn body_is_cut_at_content_length() {
+    let mut raw = INVITE.as_bytes().to_vec();
+    raw.extend_from_slice(b"garbage after the body");
+    assert_eq!(parse(&raw).unwrap().body, b"v=0\n");
+}
+
+#[test]
+fn body_shorter_than_content_length_is_refused() {
+    let raw = INVITE.replace("Content-Length: 4", "Content-Length: 40");
+    assert_eq!(parse(raw.as_bytes()), Err(ParseError::TruncatedBody));
+}
+
+#[test]
+fn compact_headers_and_lf_line_ends_are_read() {
+    let raw = "OPTIONS sip:x@127.0.0.1 SIP/2.0\n\
+v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-2\n\
+f: <sip:a@127.0.0.1>;tag=1\n\
+t: <sip:x@127.0.0.1>\n\
+i: c2\n\
+CSeq: 5 OPTIONS\n\
+l: 0\n\n";
+    let m = parse(raw.as_bytes()).unwrap();
+    assert_eq!(m.call_id(), "c2");
+    assert_eq!(m.branch(), Some("z9hG4bK-2"));
+    assert_eq!(m.header("Content-Length"), Some("0"));
+}
+
+#[test]
+fn folded_header_is_unfolded() {
+    let raw = INVITE.replace(
+        "Max-Forwards: 70\r\n",
+        "Subject: hello\r\n  world\r\nMax-Forwards: 70\r\n",
+    );
+    let m = parse(raw.as_bytes()).unwrap();
+    assert_eq!(m.header("Subject"), Some("hello world"));
+}
+
+#[test]
+fn unknown_method_still_parses() {
+    let raw = INVITE
+        .replace("INVITE sip:", "FROBNICATE sip:")
+        .replace("1 INVITE", "1 FROBNICATE");
+    let m = parse(raw.as_bytes()).unwrap();
+    assert_eq!(m.method(), Some(&Method::Other("FROBNICATE".into())));
+}
+
+#[test]
+fn tel_uri_user_is_the_number() {
+    let raw = INVITE.replace(
+        "INVITE sip:+15550100@127.0.0.1:5060",
+        "INVITE tel:+1-555-0100",
+    );
+    let m = parse(raw.as_bytes()).unwrap();
+    assert_eq!(m.uri_user.as_deref(), Some("+1-555-0100"));
+}
+
+#[test]
+fn missing_call_id_is_an_error_but_salvageable_for_400_only_if_present() {
+    let raw = INVITE.replace("Call-ID: call-1@127.0.0.1\r\n", "");
+    assert_eq!(
+        parse(raw.as_bytes()),
+        Err(ParseError::MissingHeader("Call-ID"))
+    );
+    assert!(salvage_for_400(raw.as_bytes()).is_none());
+    let broken = INVITE.replace("Max-Forwards: 70", "Max-Forwards 70");
+    assert!(parse(broken.as_bytes()).is_err());
+    assert!(salvage_for_400(broken.as_bytes()).is_some());
+}
+
+#[test]
+fn tcp_framing_waits_for_the_whole_body() {
+    let raw = INVITE.as_bytes();
+    assert_eq!(frame_len(&raw[..raw.len() - 1]), Ok(None));
+    assert_eq!(frame_len(raw), Ok(Some(raw.len())));
+    let mut two = raw.to_vec();
+    two.extend_from_slice(raw);
+    assert_eq!(frame_len(&two), Ok(Some(raw.len())));
+}
+
+#[test]
+fn serialised_message_round_trips() {
+    let m = parse(INVITE.as_bytes()).unwrap();
+    let again = parse(&m.to_bytes()).unwrap();
+    assert_eq!(m, again);
+}
+
+#[test]
+fn uri_helpers_read_name_addr_forms() {
+    assert_eq!(
+        uri_of("\"A\" <sip:a@1.2.3.4:5070;transport=udp>;tag=x"),
+        "sip:a@1.2.3.4:5070;transport=udp"
+    );
+    assert_eq!(uri_user("sip:alice@h"), Some("alice"));
+    assert_eq!(
+        uri_socket_addr("sip:a@127.0.0.1:5070;transport=udp"),
+        Some("127.0.0.1:5070".parse().unwrap())
+    );
+    assert_eq!(
+        uri_socket_addr("sip:a@[::1]:5070"),
+        Some("[::1]:5070".parse().unwrap())
+    );
+    assert_eq!(uri_socket_addr("sip:a@example.com"), None);
+    assert_eq!(param("<sip:x;lr>;tag=abc;foo", "tag"), Some("abc"));
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let base = INVITE.as_bytes();
+    for i in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut buf = base.to_vec();
+        // Mutate a few bytes, or truncate.
+        for k in 0..(x % 6) {
+            let pos = ((x >> (8 * k)) as usize) % buf.len();
+            buf[pos] = (x >> (3 * k)) as u8;
+        }
+        if i % 7 == 0 {
+            buf.truncate((x as usize) % buf.len());
+        }
+        let _ = parse(&buf);
+        let _ = frame_len(&buf);
+        let _ = salvage_for_400(&buf);
+    }
+}

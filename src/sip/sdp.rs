@@ -1,0 +1,877 @@
+//! SDP offer/answer for audio calls: the RFC 4566 subset a telephony user
+//! agent needs, and RFC 3264 answers to an INVITE's offer.
+//!
+//! [`answer`] parses an offer and builds the answer in one step:
+//!
+//! - Parsing (RFC 4566 §5) takes CRLF or LF line ends, skips unknown lines and
+//!   attributes, and never panics. `v=0` must come first; `o=` and a `c=`
+//!   (session-level, or media-level for the chosen stream, §5.7) must exist.
+//! - The answer has one `m=` line per offered stream, in order (RFC 3264 §6).
+//!   The first `m=audio` over `RTP/AVP` with a non-zero port and a codec we
+//!   allow is accepted; every other stream (video, T.38 `image`, a second
+//!   audio, `RTP/SAVP`) is answered with port 0, its media type, proto and
+//!   first format.
+//! - Codecs: PCMU (static pt 0) and PCMA (static pt 8) at 8 kHz, or any
+//!   payload type an `a=rtpmap` maps to them. The first one in the offerer's
+//!   order that our list allows wins, and the answer carries it alone.
+//!   telephone-event/8000 (RFC 4733) is answered with the offerer's payload
+//!   type and `0-16`.
+//! - Direction (RFC 3264 §6.1): media-level overrides session-level, default
+//!   sendrecv; the answer mirrors it (sendonly ↔ recvonly).
+//!
+//! Left out on purpose: SRTP/SAVP and AVPF (rejected), ICE, `b=`, RTCP
+//! attributes, multicast semantics, codecs other than G.711, and any memory
+//! of earlier offers (the caller bumps `session_version` on re-INVITEs).
+//! We always send 20 ms packets; an offered `a=ptime` is only recorded.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// Clock rate of every codec and of telephone-event here.
+const RATE_8K: u32 = 8000;
+/// Packet time we send, and assume when the offer does not say.
+const PTIME_MS: u32 = 20;
+const TELEPHONE_EVENT: &str = "telephone-event";
+
+/// An audio codec we can send and receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 μ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl Codec {
+    /// Static payload type (RFC 3551 table 4).
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+
+    /// Encoding name as written in `a=rtpmap`.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    pub fn clock_rate(self) -> u32 {
+        RATE_8K
+    }
+
+    fn from_static(pt: u8) -> Option<Codec> {
+        [Codec::Pcmu, Codec::Pcma]
+            .into_iter()
+            .find(|c| c.payload_type() == pt)
+    }
+
+    fn from_rtpmap(map: &RtpMap<'_>) -> Option<Codec> {
+        if map.clock_rate != RATE_8K || map.channels.is_some_and(|n| n != 1) {
+            return None;
+        }
+        [Codec::Pcmu, Codec::Pcma]
+            .into_iter()
+            .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding_name()))
+    }
+}
+
+/// Stream direction attribute (RFC 3264 §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The direction an answer gives to a stream offered with `self` (§6.1).
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            same => same,
+        }
+    }
+
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    fn from_attribute(name: &str) -> Option<Direction> {
+        [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ]
+        .into_iter()
+        .find(|d| name.eq_ignore_ascii_case(d.attribute()))
+    }
+}
+
+/// What offer/answer settled for the accepted audio stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// First codec in the offerer's order that our list allows.
+    pub codec: Codec,
+    /// Payload type the offer uses for `codec` (static or dynamic).
+    pub payload_type: u8,
+    /// Offerer's telephone-event/8000 payload type, if offered.
+    pub telephone_event: Option<u8>,
+    /// Where to send RTP; `None` for `0.0.0.0` (hold), port 0 or an address
+    /// we cannot use (an FQDN, a type mismatch).
+    pub remote_rtp: Option<SocketAddr>,
+    /// Offered `a=ptime`, or 20. We send 20 ms regardless.
+    pub ptime: u32,
+    /// The offerer's direction for the stream.
+    pub direction: Direction,
+}
+
+/// Our side of the media: what the answer advertises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// Address written in `o=` and `c=` (the advertised, not bound, address).
+    pub addr: IpAddr,
+    /// Our RTP port; must not be 0, which would reject the stream.
+    pub port: u16,
+    pub session_id: u64,
+    pub session_version: u64,
+    /// Codecs we allow. The offerer's order picks among them.
+    pub codecs: Vec<Codec>,
+}
+
+/// Why an offer cannot be answered. All are the peer's doing.
+#[derive(thiserror::Error, Debug, PartialEq, Eq)]
+pub enum SdpError {
+    #[error("malformed SDP: {0}")]
+    Malformed(&'static str),
+    #[error("offer has no audio stream")]
+    NoAudio,
+    #[error("no acceptable audio stream (no common codec)")]
+    NoCommonCodec,
+}
+
+/// Parse an offer and build the answer (CRLF line ends).
+pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), SdpError> {
+    let offer = parse(offer)?;
+    if !offer
+        .media
+        .iter()
+        .any(|m| m.kind.eq_ignore_ascii_case("audio"))
+    {
+        return Err(SdpError::NoAudio);
+    }
+    let (index, media, choice) = offer
+        .media
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| m.negotiate(&local.codecs).map(|c| (i, m, c)))
+        .ok_or(SdpError::NoCommonCodec)?;
+    let connection = media
+        .connection
+        .or(offer.connection)
+        .ok_or(SdpError::Malformed("no c= line for the audio stream"))?;
+    let remote_rtp = match connection {
+        Connection::Usable(ip) => Some(SocketAddr::new(ip, media.port)),
+        Connection::Unusable => None,
+    };
+    let negotiated = Negotiated {
+        codec: choice.codec,
+        payload_type: choice.payload_type,
+        telephone_event: choice.telephone_event,
+        remote_rtp,
+        ptime: media.ptime.unwrap_or(PTIME_MS),
+        direction: media
+            .direction
+            .or(offer.direction)
+            .unwrap_or(Direction::SendRecv),
+    };
+    let text = write_answer(&offer, index, &negotiated, local);
+    Ok((negotiated, text))
+}
+
+fn write_answer(
+    offer: &Description<'_>,
+    accepted: usize,
+    neg: &Negotiated,
+    local: &LocalMedia,
+) -> String {
+    let ip = match local.addr {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    let mut lines = vec![
+        "v=0".to_owned(),
+        format!(
+            "o=dialgate {} {} IN {ip} {}",
+            local.session_id, local.session_version, local.addr
+        ),
+        "s=dialgate".to_owned(),
+        format!("c=IN {ip} {}", local.addr),
+        "t=0 0".to_owned(),
+    ];
+    for (i, media) in offer.media.iter().enumerate() {
+        if i != accepted {
+            lines.push(format!(
+                "m={} 0 {} {}",
+                media.kind, media.proto, media.first_format
+            ));
+            continue;
+        }
+        let (pt, name) = (neg.payload_type, neg.codec.encoding_name());
+        match neg.telephone_event {
+            Some(te) => lines.extend([
+                format!("m=audio {} RTP/AVP {pt} {te}", local.port),
+                format!("a=rtpmap:{pt} {name}/{RATE_8K}"),
+                format!("a=rtpmap:{te} {TELEPHONE_EVENT}/{RATE_8K}"),
+                format!("a=fmtp:{te} 0-16"),
+            ]),
+            None => lines.extend([
+                format!("m=audio {} RTP/AVP {pt}", local.port),
+                format!("a=rtpmap:{pt} {name}/{RATE_8K}"),
+            ]),
+        }
+        lines.push(format!("a=ptime:{PTIME_MS}"));
+        lines.push(format!("a={}", neg.direction.answer().attribute()));
+    }
+    let mut text = lines.join("\r\n");
+    text.push_str("\r\n");
+    text
+}
+
+/// A parsed session description, borrowing from the offer text.
+struct Description<'a> {
+    connection: Option<Connection>,
+    direction: Option<Direction>,
+    media: Vec<Media<'a>>,
+}
+
+/// A `c=` line: an address we can send to, or one we cannot.
+#[derive(Clone, Copy)]
+enum Connection {
+    Usable(IpAddr),
+    Unusable,
+}
+
+struct Media<'a> {
+    kind: &'a str,
+    port: u16,
+    proto: &'a str,
+    first_format: &'a str,
+    /// RTP payload types in offer order (non-numeric formats dropped).
+    payload_types: Vec<u8>,
+    connection: Option<Connection>,
+    rtpmaps: Vec<RtpMap<'a>>,
+    ptime: Option<u32>,
+    direction: Option<Direction>,
+}
+
+struct RtpMap<'a> {
+    pt: u8,
+    encoding: &'a str,
+    clock_rate: u32,
+    channels: Option<u32>,
+}
+
+struct Choice {
+    codec: Codec,
+    payload_type: u8,
+    telephone_event: Option<u8>,
+}
+
+enum Attribute<'a> {
+    RtpMap(RtpMap<'a>),
+    Ptime(u32),
+    Direction(Direction),
+}
+
+impl<'a> Media<'a> {
+    fn negotiate(&self, allowed: &[Codec]) -> Option<Choice> {
+        let usable = self.kind.eq_ignore_ascii_case("audio")
+            && self.proto.eq_ignore_ascii_case("RTP/AVP")
+            && self.port != 0;
+        if !usable {
+            return None;
+        }
+        let (codec, payload_type) = self.payload_types.iter().find_map(|&pt| {
+            let codec = match self.rtpmap(pt) {
+                Some(map) => Codec::from_rtpmap(map),
+                None => Codec::from_static(pt),
+            };
+            codec.filter(|c| allowed.contains(c)).map(|c| (c, pt))
+        })?;
+        let telephone_event = self.payload_types.iter().copied().find(|&pt| {
+            self.rtpmap(pt).is_some_and(|m| {
+                m.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && m.clock_rate == RATE_8K
+            })
+        });
+        Some(Choice {
+            codec,
+            payload_type,
+            telephone_event,
+        })
+    }
+
+    /// The first `a=rtpmap` for `pt`; later duplicates are ignored.
+    fn rtpmap(&self, pt: u8) -> Option<&RtpMap<'a>> {
+        self.rtpmaps.iter().find(|m| m.pt == pt)
+    }
+}
+
+fn parse(text: &str) -> Result<Description<'_>, SdpError> {
+    let mut lines = text
+        .split('\n')
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty());
+    if lines.next() != Some("v=0") {
+        return Err(SdpError::Malformed("first line is not v=0"));
+    }
+    let mut desc = Description {
+        connection: None,
+        direction: None,
+        media: Vec::new(),
+    };
+    let mut has_origin = false;
+    for line in lines {
+        let Some((kind, value)) = line.split_once('=') else {
+            continue;
+        };
+        match (kind, desc.media.last_mut()) {
+            ("o", None) => {
+                if value.split_ascii_whitespace().count() != 6 {
+                    return Err(SdpError::Malformed("o= line needs six fields"));
+                }
+                has_origin = true;
+            }
+            ("c", None) => desc.connection = Some(parse_connection(value)?),
+            ("c", Some(media)) => media.connection = Some(parse_connection(value)?),
+            ("m", _) => desc.media.push(parse_media(value)?),
+            ("a", None) => {
+                if let Some(Attribute::Direction(d)) = parse_attribute(value) {
+                    desc.direction = Some(d);
+                }
+            }
+            ("a", Some(media)) => match parse_attribute(value) {
+                Some(Attribute::RtpMap(map)) => media.rtpmaps.push(map),
+                Some(Attribute::Ptime(ms)) => media.ptime = Some(ms),
+                Some(Attribute::Direction(d)) => media.direction = Some(d),
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    if !has_origin {
+        return Err(SdpError::Malformed("no o= line"));
+    }
+    if desc.connection.is_none() && desc.media.iter().all(|m| m.connection.is_none()) {
+        return Err(SdpError::Malformed("no c= line"));
+    }
+    Ok(desc)
+}
+
+/// `c=<nettype> <addrtype> <address>[/ttl][/count]` (RFC 4566 §5.7).
+fn parse_connection(value: &str) -> Result<Connection, SdpError> {
+    let fields: Vec<&str> = value.split_ascii_whitespace().collect();
+    let [net, addr_type, addr] = fields.as_slice() else {
+        return Err(SdpError::Malformed("c= line needs three fields"));
+    };
+    let host = addr.split('/').next().unwrap_or(addr);
+    let usable = match host.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => None,
+        Ok(IpAddr::V4(ip)) if addr_type.eq_ignore_ascii_case("IP4") => Some(IpAddr::V4(ip)),
+        Ok(IpAddr::V6(ip)) if addr_type.eq_ignore_ascii_case("IP6") => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    Ok(match usable {
+        Some(ip) if net.eq_ignore_ascii_case("IN") => Connection::Usable(ip),
+        _ => Connection::Unusable,
+    })
+}
+
+/// `m=<media> <port>[/<count>] <proto> <fmt> ...` (RFC 4566 §5.14).
+fn parse_media(value: &str) -> Result<Media<'_>, SdpError> {
+    let mut fields = value.split_ascii_whitespace();
+    let (Some(kind), Some(port), Some(proto), Some(first_format)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(SdpError::Malformed(
+            "m= line needs media, port, proto and a format",
+        ));
+    };
+    let port = port
+        .split('/')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or(SdpError::Malformed("m= port is not a number"))?;
+    let payload_types = std::iter::once(first_format)
+        .chain(fields)
+        .filter_map(|f| f.parse::<u8>().ok())
+        .filter(|&pt| pt < 128)
+        .collect();
+    Ok(Media {
+        kind,
+        port,
+        proto,
+        first_format,
+        payload_types,
+        connection: None,
+        rtpmaps: Vec::new(),
+        ptime: None,
+        direction: None,
+    })
+}
+
+/// The attributes we act on; anything else (or unparseable) is `None`.
+fn parse_attribute(value: &str) -> Option<Attribute<'_>> {
+    let (name, arg) = value.split_once(':').unwrap_or((value, ""));
+    if name.eq_ignore_ascii_case("rtpmap") {
+        parse_rtpmap(arg).map(Attribute::RtpMap)
+    } else if name.eq_ignore_ascii_case("ptime") {
+        arg.trim()
+            .parse()
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(Attribute::Ptime)
+    } else {
+        Direction::from_attribute(name).map(Attribute::Direction)
+    }
+}
+
+/// `a=rtpmap:<pt> <encoding>/<clock rate>[/<channels>]` (RFC 4566 §6).
+fn parse_rtpmap(arg: &str) -> Option<RtpMap<'_>> {
+    let (pt, encoding) = arg.trim().split_once(' ')?;
+    let mut parts = encoding.trim().split('/');
+    let map = RtpMap {
+        pt: pt.parse().ok().filter(|&pt: &u8| pt < 128)?,
+        encoding: parts.next()?,
+        clock_rate: parts.next()?.parse().ok()?,
+        channels: match parts.next() {
+            Some(n) => Some(n.parse().ok()?),
+            None => None,
+        },
+    };
+    parts.next().is_none().then_some(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const HEAD: &str = "v=0\r\n\
+        o=alice 2890844526 2890844526 IN IP4 198.51.100.1\r\n\
+        s=-\r\n\
+        c=IN IP4 198.51.100.1\r\n\
+        t=0 0\r\n";
+
+    const BASIC: &str = "v=0\r\n\
+        o=alice 2890844526 2890844526 IN IP4 198.51.100.1\r\n\
+        s=-\r\n\
+        c=IN IP4 198.51.100.1\r\n\
+        t=0 0\r\n\
+        m=audio 49170 RTP/AVP 0 8 101\r\n\
+        a=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:8 PCMA/8000\r\n\
+        a=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-16\r\n";
+
+    fn local() -> LocalMedia {
+        LocalMedia {
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+            port: 40000,
+            session_id: 7,
+            session_version: 1,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+        }
+    }
+
+    /// `HEAD` followed by `media` lines, CRLF-terminated.
+    fn offer(media: &[&str]) -> String {
+        media.iter().fold(HEAD.to_owned(), |s, l| s + l + "\r\n")
+    }
+
+    fn m_lines(sdp: &str) -> Vec<&str> {
+        sdp.lines().filter(|l| l.starts_with("m=")).collect()
+    }
+
+    #[test]
+    fn plain_pcmu_pcma_te_offer_is_answered_with_pcmu_and_te() {
+        let (neg, text) = answer(BASIC, &local()).unwrap();
+        assert_eq!(
+            neg,
+            Negotiated {
+                codec: Codec::Pcmu,
+                payload_type: 0,
+                telephone_event: Some(101),
+                remote_rtp: Some("198.51.100.1:49170".parse().unwrap()),
+                ptime: 20,
+                direction: Direction::SendRecv,
+            }
+        );
+        assert_eq!(
+            text,
+            "v=0\r\no=dialgate 7 1 IN IP4 192.0.2.10\r\ns=dialgate\r\n\
+             c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+        );
+    }
+
+    #[test]
+    fn offerer_order_is_respected_pcma_first() {
+        let (neg, text) = answer(&offer(&["m=audio 5000 RTP/AVP 8 0"]), &local()).unwrap();
+        assert_eq!((neg.codec, neg.payload_type), (Codec::Pcma, 8));
+        assert!(text.contains("m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"));
+        assert!(!text.contains("telephone-event"));
+    }
+
+    #[test]
+    fn allowed_list_restricts_codecs() {
+        let only_pcmu = LocalMedia {
+            codecs: vec![Codec::Pcmu],
+            ..local()
+        };
+        let pcma_offer = offer(&[
+            "m=audio 5000 RTP/AVP 8 101",
+            "a=rtpmap:101 telephone-event/8000",
+        ]);
+        assert_eq!(
+            answer(&pcma_offer, &only_pcmu),
+            Err(SdpError::NoCommonCodec)
+        );
+        let none = LocalMedia {
+            codecs: vec![],
+            ..local()
+        };
+        assert_eq!(answer(BASIC, &none), Err(SdpError::NoCommonCodec));
+    }
+
+    #[test]
+    fn telephone_event_payload_type_is_echoed() {
+        for te in [96u8, 101, 127] {
+            let rtpmap = format!("a=rtpmap:{te} telephone-event/8000");
+            let m = format!("m=audio 5000 RTP/AVP 0 {te}");
+            let (neg, text) = answer(&offer(&[&m, &rtpmap]), &local()).unwrap();
+            assert_eq!(neg.telephone_event, Some(te));
+            assert!(text.contains(&format!("m=audio 40000 RTP/AVP 0 {te}\r\n")));
+            assert!(text.contains(&format!("{rtpmap}\r\na=fmtp:{te} 0-16\r\n")));
+        }
+    }
+
+    #[test]
+    fn telephone_event_at_other_rates_is_ignored() {
+        let o = offer(&[
+            "m=audio 5000 RTP/AVP 0 100",
+            "a=rtpmap:100 telephone-event/16000",
+        ]);
+        let (neg, text) = answer(&o, &local()).unwrap();
+        assert_eq!(neg.telephone_event, None);
+        assert!(text.contains("m=audio 40000 RTP/AVP 0\r\n"));
+    }
+
+    #[test]
+    fn dynamic_payload_type_maps_to_pcmu_case_insensitively() {
+        let o = offer(&[
+            "m=audio 5000 RTP/AVP 96 97",
+            "a=rtpmap:96 pcmu/8000/1",
+            "a=rtpmap:97 PCMA/16000",
+        ]);
+        let (neg, text) = answer(&o, &local()).unwrap();
+        assert_eq!((neg.codec, neg.payload_type), (Codec::Pcmu, 96));
+        assert!(text.contains("m=audio 40000 RTP/AVP 96\r\na=rtpmap:96 PCMU/8000\r\n"));
+    }
+
+    #[test]
+    fn every_offered_stream_gets_an_m_line_and_t38_and_video_get_port_0() {
+        let o = offer(&[
+            "m=image 6000 udptl t38",
+            "a=T38FaxVersion:0",
+            "m=video 6002 RTP/AVP 31 34",
+            "m=audio 6004 RTP/SAVP 0",
+            "m=audio 6006 RTP/AVP 8 0",
+            "a=ptime:30",
+            "m=audio 6008 RTP/AVP 0",
+            "m=application 6010 UDP/BFCP *",
+        ]);
+        let (neg, text) = answer(&o, &local()).unwrap();
+        assert_eq!(neg.codec, Codec::Pcma);
+        assert_eq!(neg.ptime, 30);
+        assert_eq!(neg.remote_rtp, Some("198.51.100.1:6006".parse().unwrap()));
+        assert_eq!(
+            m_lines(&text),
+            [
+                "m=image 0 udptl t38",
+                "m=video 0 RTP/AVP 31",
+                "m=audio 0 RTP/SAVP 0",
+                "m=audio 40000 RTP/AVP 8",
+                "m=audio 0 RTP/AVP 0",
+                "m=application 0 UDP/BFCP *",
+            ]
+        );
+    }
+
+    #[test]
+    fn audio_offered_with_port_0_or_only_savp_is_not_accepted() {
+        let o = offer(&["m=audio 0 RTP/AVP 0", "m=audio 5000 RTP/SAVP 0"]);
+        assert_eq!(answer(&o, &local()), Err(SdpError::NoCommonCodec));
+    }
+
+    #[test]
+    fn offer_without_audio_is_no_audio() {
+        let o = offer(&["m=video 5000 RTP/AVP 31", "m=image 6000 udptl t38"]);
+        assert_eq!(answer(&o, &local()), Err(SdpError::NoAudio));
+    }
+
+    #[test]
+    fn direction_is_mirrored_sendonly_gets_recvonly() {
+        let cases = [
+            ("a=sendonly", Direction::SendOnly, "a=recvonly"),
+            ("a=recvonly", Direction::RecvOnly, "a=sendonly"),
+            ("a=inactive", Direction::Inactive, "a=inactive"),
+            ("a=sendrecv", Direction::SendRecv, "a=sendrecv"),
+        ];
+        for (attr, offered, answered) in cases {
+            let (neg, text) = answer(&offer(&["m=audio 5000 RTP/AVP 0", attr]), &local()).unwrap();
+            assert_eq!(neg.direction, offered);
+            assert!(text.ends_with(&format!("{answered}\r\n")), "{text}");
+        }
+    }
+
+    #[test]
+    fn session_level_direction_applies_unless_media_overrides() {
+        let head = HEAD.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+        let o = head.clone() + "m=audio 5000 RTP/AVP 0\r\n";
+        assert_eq!(
+            answer(&o, &local()).unwrap().0.direction,
+            Direction::SendOnly
+        );
+        let o = head + "m=audio 5000 RTP/AVP 0\r\na=inactive\r\n";
+        assert_eq!(
+            answer(&o, &local()).unwrap().0.direction,
+            Direction::Inactive
+        );
+    }
+
+    #[test]
+    fn media_level_connection_overrides_session_level() {
+        let o = offer(&["m=audio 5000 RTP/AVP 0", "c=IN IP4 203.0.113.9"]);
+        let (neg, _) = answer(&o, &local()).unwrap();
+        assert_eq!(neg.remote_rtp, Some("203.0.113.9:5000".parse().unwrap()));
+    }
+
+    #[test]
+    fn connection_only_at_media_level_is_enough() {
+        let o = "v=0\no=- 1 1 IN IP4 203.0.113.9\ns=-\nt=0 0\nm=audio 5000 RTP/AVP 0\nc=IN IP4 203.0.113.9\n";
+        assert!(answer(o, &local()).is_ok());
+    }
+
+    #[test]
+    fn hold_address_0_0_0_0_gives_no_remote_rtp() {
+        let o = offer(&["m=audio 5000 RTP/AVP 0", "c=IN IP4 0.0.0.0", "a=sendonly"]);
+        let (neg, text) = answer(&o, &local()).unwrap();
+        assert_eq!(neg.remote_rtp, None);
+        assert!(text.contains("m=audio 40000 RTP/AVP 0\r\n"));
+    }
+
+    #[test]
+    fn unusable_connection_addresses_give_no_remote_rtp() {
+        for c in [
+            "c=IN IP4 pbx.example.com",
+            "c=IN IP6 198.51.100.1",
+            "c=ATM NSAP 47.0005",
+        ] {
+            let (neg, _) = answer(&offer(&["m=audio 5000 RTP/AVP 0", c]), &local()).unwrap();
+            assert_eq!(neg.remote_rtp, None, "{c}");
+        }
+    }
+
+    #[test]
+    fn ipv6_offer_and_ipv6_local_address_work() {
+        let o = "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 8\r\n";
+        let v6 = LocalMedia {
+            addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ..local()
+        };
+        let (neg, text) = answer(o, &v6).unwrap();
+        assert_eq!(neg.remote_rtp, Some("[::1]:5000".parse().unwrap()));
+        assert!(text.contains("o=dialgate 7 1 IN IP6 ::1\r\n"));
+        assert!(text.contains("c=IN IP6 ::1\r\n"));
+    }
+
+    #[test]
+    fn lf_only_offer_is_accepted() {
+        let (neg, text) = answer(&BASIC.replace("\r\n", "\n"), &local()).unwrap();
+        assert_eq!(neg, answer(BASIC, &local()).unwrap().0);
+        assert!(text.lines().all(|l| !l.contains('\r')) && text.matches("\r\n").count() > 5);
+    }
+
+    #[test]
+    fn missing_v_o_or_c_is_malformed() {
+        let without = |prefix: &str| -> String {
+            BASIC
+                .split_inclusive("\r\n")
+                .filter(|l| !l.starts_with(prefix))
+                .collect()
+        };
+        for prefix in ["v=", "o=", "c="] {
+            assert!(
+                matches!(
+                    answer(&without(prefix), &local()),
+                    Err(SdpError::Malformed(_))
+                ),
+                "{prefix}"
+            );
+        }
+        assert!(matches!(answer("", &local()), Err(SdpError::Malformed(_))));
+    }
+
+    #[test]
+    fn answer_round_trips_through_the_parser() {
+        let (neg, text) = answer(
+            &offer(&[
+                "m=audio 5000 RTP/AVP 96 0 101",
+                "a=rtpmap:96 PCMA/8000",
+                "a=rtpmap:101 telephone-event/8000",
+                "a=recvonly",
+                "m=video 5002 RTP/AVP 31",
+            ]),
+            &local(),
+        )
+        .unwrap();
+        let (again, _) = answer(&text, &local()).unwrap();
+        assert_eq!(
+            (again.codec, again.payload_type),
+            (neg.codec, neg.payload_type)
+        );
+        assert_eq!(again.telephone_event, Some(101));
+        assert_eq!(again.direction, Direction::SendOnly);
+        assert_eq!(again.remote_rtp, Some("192.0.2.10:40000".parse().unwrap()));
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Whatever the input, no panic; and any answer we produce re-parses to
+    /// the same codec choice.
+    fn check(input: &str) -> bool {
+        let result = answer(input, &local());
+        if let Ok((neg, text)) = &result {
+            let (again, _) = answer(text, &local()).expect("our own answer parses");
+            assert_eq!(
+                (again.codec, again.payload_type),
+                (neg.codec, neg.payload_type)
+            );
+            assert_eq!(again.telephone_event, neg.telephone_event);
+            assert_eq!(m_lines(text).len(), m_lines(input).len());
+        }
+        result.is_ok()
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        const TOKENS: &[&str] = &[
+            "v=0",
+            "o=a 1 1 IN IP4 1.2.3.4",
+            "c=IN IP4 ",
+            "c=IN IP6 ::1",
+            "c=",
+            "m=audio ",
+            "m=image 0 udptl t38",
+            "m=",
+            "a=rtpmap:",
+            "a=ptime:",
+            "a=sendonly",
+            "a=",
+            "RTP/AVP",
+            "RTP/SAVP",
+            " ",
+            "0",
+            "8",
+            "96",
+            "101",
+            "65536",
+            "-1",
+            "/",
+            ":",
+            "=",
+            "PCMU",
+            "pcma",
+            "telephone-event",
+            "8000",
+            "\r\n",
+            "\n",
+            "\r",
+            "é",
+            "\u{0}",
+            "\u{feff}",
+            "0.0.0.0",
+        ];
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..10_000 {
+            let mut s = String::new();
+            for _ in 0..rng.below(40) {
+                match rng.below(4) {
+                    0 => s.push(char::from_u32(rng.next() as u32 % 0x800).unwrap_or('?')),
+                    _ => s.push_str(TOKENS[rng.below(TOKENS.len())]),
+                }
+            }
+            let _ = check(&s);
+        }
+    }
+
+    #[test]
+    fn mutated_valid_offers_never_panic() {
+        let base = offer(&[
+            "m=audio 5000 RTP/AVP 96 8 101",
+            "a=rtpmap:96 PCMU/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=ptime:20",
+            "m=image 6000 udptl t38",
+        ]);
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut answered = 0;
+        for _ in 0..10_000 {
+            let mut bytes = base.clone().into_bytes();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len() + 1);
+                match rng.below(4) {
+                    0 => bytes.truncate(at),
+                    1 => drop(bytes.drain(at..(at + rng.below(8)).min(bytes.len()))),
+                    2 => bytes.insert(at, b" :/=0\r\n9x\xff"[rng.below(10)]),
+                    _ => {
+                        if let Some(b) = bytes.get_mut(at) {
+                            *b = rng.next() as u8;
+                        }
+                    }
+                }
+            }
+            answered += usize::from(check(&String::from_utf8_lossy(&bytes)));
+        }
+        // The mutations must reach the answer path, not only the error exits.
+        assert!(
+            answered > 1_000,
+            "only {answered} mutated offers were answered"
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! RFC 3261 §17 transactions, sans-IO: timers are data, time is an argument.
+//!
+//! Server side (what a dial-in UA mostly is), with the RFC 6026 "Accepted"
+//! state for the INVITE server transaction, where the UAS core's 2xx is
+//! retransmitted until the ACK (§13.3.1.4):
+//!
+//! ```text
+//!                 INVITE                        non-INVITE
+//!   ┌────────────┐ 1xx                  ┌──────────┐
+//!   │ Proceeding │◄── retransmitted     │  Trying  │── final ──► Completed ─Timer J─► Terminated
+//!   └─┬────────┬─┘    INVITE: resend    └──────────┘  (request retransmission → resend final)
+//!  2xx│        │300-699
+//!     ▼        ▼
+//! Accepted   Completed ─ACK─► Confirmed ─Timer I─► Terminated
+//!  Timer G: 2xx again,  Timer G: final again (UDP),
+//!  T1·2ⁿ capped at T2;  Timer H (64·T1): Terminated
+//!  ACK → Terminated;
+//!  Timer H (64·T1) without ACK → AckTimeout (the UA then sends BYE)
+//! ```
+//!
+//! Client side: the non-INVITE client transaction (§17.1.2) for the BYE the
+//! gateway sends: Timer E retransmits (UDP), Timer F gives up, Timer K
+//! absorbs response retransmissions. The gateway does not send INVITEs yet.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// RFC 3261 Table 4 timer values; tests and `serve` flags may shorten them.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerConfig {
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        TimerConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Timer names from RFC 3261 Table 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Response retransmission (INVITE server, also the 2xx in Accepted).
+    G,
+    /// Wait for ACK.
+    H,
+    /// Absorb ACK retransmissions.
+    I,
+    /// Absorb request retransmissions (non-INVITE server).
+    J,
+    /// Request retransmission (non-INVITE client).
+    E,
+    /// Non-INVITE client gives up.
+    F,
+    /// Absorb response retransmissions (non-INVITE client).
+    K,
+}
+
+/// What a fired timer asks the shell to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum TimerOutput {
+    /// Send these bytes again.
+    Retransmit(Bytes),
+    /// The INVITE's 2xx was never acknowledged.
+    AckTimeout,
+    /// A client transaction got no final response.
+    RequestTimeout,
+    /// The transaction is over; drop it.
+    Terminated,
+    Nothing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerState {
+    Proceeding,
+    Accepted,
+    Completed,
+    Confirmed,
+    Terminated,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    timer: Timer,
+    at: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Resend {
+    at: Instant,
+    interval: Duration,
+}
+
+/// A server transaction (INVITE or not).
+#[derive(Debug)]
+pub struct ServerTx {
+    invite: bool,
+    reliable: bool,
+    timers: TimerConfig,
+    state: ServerState,
+    last_response: Option<Bytes>,
+    resend: Option<Resend>,
+    deadline: Option<Pending>,
+}
+
+impl ServerTx {
+    pub fn new(invite: bool, reliable: bool, timers: TimerConfig) -> ServerTx {
+        ServerTx {
+            invite,
+            reliable,
+            timers,
+            state: ServerState::Proceeding,
+            last_response: None,
+            resend: None,
+            deadline: None,
+        }
+    }
+
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// The response to send again when the request is retransmitted.
+    pub fn on_request_retransmission(&self) -> Option<Bytes> {
+        match self.state {
+            ServerState::Proceeding | ServerState::Accepted | ServerState::Completed => {
+                self.last_response.clone()
+            }
+            ServerState::Confirmed | ServerState::Terminated => None,
+        }
+    }
+
+    /// Records a response the TU sends (`status` decides the next state).
+    pub fn send_response(&mut self, now: Instant, status: u16, bytes: Bytes) {
+        if !matches!(self.state, ServerState::Proceeding) {
+            return;
+        }
+        self.last_response = Some(bytes);
+        if status < 200 {
+            return;
+        }
+        let t1 = self.timers.t1;
+        if self.invite {
+            // 2xx: retransmitted on every transport (§13.3.1.4); others only on UDP.
+            let success = (200..300).contains(&status);
+            self.state = if success {
+                ServerState::Accepted
+            } else {
+                ServerState::Completed
+            };
+            if success || !self.reliable {
+                self.resend = Some(Resend {
+                    at: now + t1,
+                    interval: t1,
+                });
+            }
+            self.deadline = Some(Pending {
+                timer: Timer::H,
+                at: now + 64 * t1,
+            });
+        } else {
+            self.state = ServerState::Completed;
+            let wait = if self.reliable {
+                Duration::ZERO
+            } else {
+                64 * t1
+            };
+            self.deadline = Some(Pending {
+                timer: Timer::J,
+                at: now + wait,
+            });
+        }
+    }
+
+    /// An ACK arrived for this INVITE transaction.
+    pub fn recv_ack(&mut self, now: Instant) {
+        match self.state {
+            ServerState::Accepted => {
+                self.resend = None;
+                self.deadline = None;
+                self.state = ServerState::Terminated;
+            }
+            ServerState::Completed => {
+                self.resend = None;
+                self.state = ServerState::Confirmed;
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    self.timers.t4
+                };
+                self.deadline = Some(Pending {
+                    timer: Timer::I,
+                    at: now + wait,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The time `handle_timeout` must next be called at.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let resend = self.resend.as_ref().map(|r| r.at);
+        let deadline = self.deadline.as_ref().map(|d| d.at);
+        match (resend, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> TimerOutput {
+        if let Some(d) = &self.deadline
+            && now >= d.at
+        {
+            let timer = d.timer;
+            self.deadline = None;
+            self.resend = None;
+            let was_accepted = self.state == ServerState::Accepted;
+            self.state = ServerState::Terminated;
+            return if timer == Timer::H && was_accepted {
+                TimerOutput::AckTimeout
+            } else {
+                TimerOutput::Terminated
+            };
+        }
+        if let Some(r) = &mut self.resend
+            && now >= r.at
+        {
+            r.interval = (r.interval * 2).min(self.timers.t2);
+            r.at = now + r.interval;
+            if let Some(bytes) = &self.last_response {
+                return TimerOutput::Retransmit(bytes.clone());
+            }
+        }
+        TimerOutput::Nothing
+    }
+}
+
+/// A non-INVITE client transaction (the BYE the gateway sends).
+#[derive(Debug)]
+pub struct ClientTx {
+    request: Bytes,
+    timers: TimerConfig,
+    resend: Option<Resend>,
+    deadline: Pending,
+    completed: bool,
+}
+
+impl ClientTx {
+    /// Starts the transaction; the shell sends `request` once now.
+    pub fn new(now: Instant, request: Bytes, reliable: bool, timers: TimerConfig) -> ClientTx {
+        ClientTx {
+            request,
+            timers,
+            resend: (!reliable).then_some(Resend {
+                at: now + timers.t1,
+                interval: timers.t1,
+            }),
+            deadline: Pending {
+                timer: Timer::F,
+                at: now + 64 * timers.t1,
+            },
+            completed: false,
+        }
+    }
+
+    /// A response arrived. Returns true for the first final response.
+    pub fn recv_response(&mut self, now: Instant, status: u16) -> bool {
+        if status < 200 {
+            // Provisional: keep retransmitting at T2 (§17.1.2.2).
+            if let Some(r) = &mut self.resend {
+                r.interval = self.timers.t2;
+            }
+            return false;
+        }
+        if self.completed {
+            return false;
+        }
+        self.completed = true;
+        self.resend = None;
+        self.deadline = Pending {
+            timer: Timer::K,
+            at: now + self.timers.t4,
+        };
+        true
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let resend = self.resend.as_ref().map(|r| r.at);
+        Some(resend.map_or(self.deadline.at, |r| r.min(self.deadline.at)))
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> TimerOutput {
+        if now >= self.deadline.at {
+            return if self.deadline.timer == Timer::F {
+                TimerOutput::RequestTimeout
+            } else {
+                TimerOutput::Terminated
+            };
+        }
+        if let Some(r) = &mut self.resend
+            && now >= r.at
+        {
+            r.interval = (r.interval * 2).min(self.timers.t2);
+            r.at = now + r.interval;
+            return TimerOutput::Retransmit(self.request.clone());
+        }
+        TimerOutput::Nothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_until(tx: &mut ServerTx, start: Instant, end: Instant) -> Vec<(Duration, TimerOutput)> {
+        let mut out = Vec::new();
+        while let Some(at) = tx.poll_timeout() {
+            if at > end {
+                break;
+            }
+            let o = tx.handle_timeout(at);
+            let done = matches!(o, TimerOutput::AckTimeout | TimerOutput::Terminated);
+            out.push((at - start, o));
+            if done {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ok_is_retransmitted_from_t1_doubling_to_t2_until_timer_h() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        tx.send_response(t0, 200, Bytes::from_static(b"200"));
+        let fired = run_until(&mut tx, t0, t0 + Duration::from_secs(60));
+        let resend_ms: Vec<u128> = fired
+            .iter()
+            .filter(|(_, o)| matches!(o, TimerOutput::Retransmit(_)))
+            .map(|(d, _)| d.as_millis())
+            .collect();
+        // 0.5, 1.5, 3.5, 7.5, then every 4 s (T2) until 32 s.
+        assert_eq!(
+            resend_ms,
+            vec![
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
+        );
+        assert_eq!(
+            fired.last().map(|(d, o)| (d.as_millis(), o.clone())),
+            Some((32_000, TimerOutput::AckTimeout))
+        );
+    }
+
+    #[test]
+    fn ack_stops_the_2xx_retransmissions() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        tx.send_response(t0, 200, Bytes::from_static(b"200"));
+        assert!(matches!(
+            tx.handle_timeout(t0 + Duration::from_millis(500)),
+            TimerOutput::Retransmit(_)
+        ));
+        tx.recv_ack(t0 + Duration::from_millis(600));
+        assert_eq!(tx.state(), ServerState::Terminated);
+        assert_eq!(tx.poll_timeout(), None);
+    }
+
+    #[test]
+    fn retransmitted_invite_gets_the_same_response() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        tx.send_response(t0, 100, Bytes::from_static(b"100"));
+        assert_eq!(tx.on_request_retransmission().as_deref(), Some(&b"100"[..]));
+        tx.send_response(t0, 200, Bytes::from_static(b"200"));
+        assert_eq!(tx.on_request_retransmission().as_deref(), Some(&b"200"[..]));
+    }
+
+    #[test]
+    fn error_response_waits_for_ack_then_absorbs_for_t4() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        tx.send_response(t0, 487, Bytes::from_static(b"487"));
+        assert_eq!(tx.state(), ServerState::Completed);
+        tx.recv_ack(t0 + Duration::from_millis(10));
+        assert_eq!(tx.state(), ServerState::Confirmed);
+        assert_eq!(tx.on_request_retransmission(), None);
+        assert_eq!(
+            tx.poll_timeout(),
+            Some(t0 + Duration::from_millis(10) + Duration::from_secs(5))
+        );
+        assert_eq!(
+            tx.handle_timeout(t0 + Duration::from_secs(6)),
+            TimerOutput::Terminated
+        );
+    }
+
+    #[test]
+    fn error_response_on_tcp_is_not_retransmitted() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(true, true, TimerConfig::default());
+        tx.send_response(t0, 404, Bytes::from_static(b"404"));
+        let fired = run_until(&mut tx, t0, t0 + Duration::from_secs(40));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(32), TimerOutput::Terminated)]
+        );
+    }
+
+    #[test]
+    fn non_invite_server_keeps_its_answer_for_timer_j() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(false, false, TimerConfig::default());
+        tx.send_response(t0, 200, Bytes::from_static(b"200"));
+        assert_eq!(tx.on_request_retransmission().as_deref(), Some(&b"200"[..]));
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+    }
+
+    #[test]
+    fn bye_is_retransmitted_until_answered() {
+        let t0 = Instant::now();
+        let mut tx = ClientTx::new(
+            t0,
+            Bytes::from_static(b"BYE"),
+            false,
+            TimerConfig::default(),
+        );
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+        assert!(matches!(
+            tx.handle_timeout(t0 + Duration::from_millis(500)),
+            TimerOutput::Retransmit(_)
+        ));
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_millis(1500)));
+        assert!(tx.recv_response(t0 + Duration::from_secs(1), 200));
+        assert!(
+            !tx.recv_response(t0 + Duration::from_secs(1), 200),
+            "a retransmitted 200 is absorbed"
+        );
+        assert_eq!(
+            tx.handle_timeout(t0 + Duration::from_secs(7)),
+            TimerOutput::Terminated
+        );
+    }
+
+    #[test]
+    fn unanswered_bye_times_out_after_64_t1() {
+        let t0 = Instant::now();
+        let mut tx = ClientTx::new(t0, Bytes::from_static(b"BYE"), true, TimerConfig::default());
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+        assert_eq!(
+            tx.handle_timeout(t0 + Duration::from_secs(32)),
+            TimerOutput::RequestTimeout
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! The store: tenants, dial-in numbers, rooms and the attempt log, over sqlx.
+//!
+//! One code path for both backends through sqlx's `Any` driver; the backend
+//! is chosen by the URL scheme (`sqlite:` or `postgres:`) and each has its
+//! own migration folder (`migrations/sqlite`, `migrations/postgres`) so the
+//! schema can use each backend's id type. Queries are runtime-checked
+//! (`query_as`), so a clean clone builds with no database. Times are stored
+//! as RFC 3339 UTC text with fixed millisecond precision, which orders and
+//! compares as time in both backends.
+//!
+//! A SQLite file is created when absent and switched to WAL. Access codes are
+//! never written to the attempt log.
+
+mod rows;
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+pub use rows::{Attempt, NumberRow, RoomRow, Tenant};
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    #[error("database URL must start with sqlite: or postgres: (got {0:?})")]
+    UnsupportedUrl(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A handle on the database; cheap to clone (a pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Formats a time the way every table stores it.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn map_unique(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_owned())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the database at `url`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        // An in-memory SQLite database exists per connection: keep one.
+        let max = if url.contains(":memory:") { 1 } else { 8 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect_with(options)
+            .await?;
+        let store = Store { pool, backend };
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&store.pool)
+                .await?;
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn insert_tenant(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Tenant, StoreError> {
+        let row =
+            sqlx::query("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(name)
+                .bind(format_time(now))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_unique("tenant with this name"))?;
+        Ok(Tenant {
+            id: row.try_get(0)?,
+            name: name.to_owned(),
+            created_at: format_time(now),
+        })
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(
+            sqlx::query_as::<_, Tenant>("SELECT id, name, created_at FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn insert_number(
+        &self,
+        e164: &str,
+        tenant: &Tenant,
+        language: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NumberRow, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO numbers (e164, tenant_id, language, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(e164)
+        .bind(tenant.id)
+        .bind(language)
+        .bind(format_time(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_unique("number already provisioned"))?;
+        Ok(NumberRow {
+            id: row.try_get(0)?,
+            number: e164.to_owned(),
+            tenant_id: tenant.id,
+            tenant: tenant.name.clone(),
+            language: language.to_owned(),
+        })
+    }
+
+    const NUMBER_SELECT: &str = "SELECT n.id AS id, n.e164 AS number, n.tenant_id AS tenant_id, t.name AS tenant, n.language AS language \
+         FROM numbers n JOIN tenants t ON t.id = n.tenant_id";
+
+    pub async fn list_numbers(&self) -> Result<Vec<NumberRow>, StoreError> {
+        let sql = format!("{} ORDER BY n.id", Self::NUMBER_SELECT);
+        Ok(sqlx::query_as::<_, NumberRow>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn number_by_e164(&self, e164: &str) -> Result<Option<NumberRow>, StoreError> {
+        let sql = format!("{} WHERE n.e164 = $1", Self::NUMBER_SELECT);
+        Ok(sqlx::query_as::<_, NumberRow>(sqlx::AssertSqlSafe(sql))
+            .bind(e164)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn insert_room(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        access_code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RoomRow, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO rooms (tenant_id, name, access_code, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(tenant.id)
+        .bind(name)
+        .bind(access_code)
+        .bind(format_time(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_unique("room name or access code in use in this tenant"))?;
+        Ok(RoomRow {
+            id: row.try_get(0)?,
+            tenant_id: tenant.id,
+            tenant: tenant.name.clone(),
+            name: name.to_owned(),
+            access_code: access_code.to_owned(),
+        })
+    }
+
+    const ROOM_SELECT: &str = "SELECT r.id AS id, r.tenant_id AS tenant_id, t.name AS tenant, r.name AS name, r.access_code AS access_code \
+         FROM rooms r JOIN tenants t ON t.id = r.tenant_id";
+
+    pub async fn list_rooms(&self) -> Result<Vec<RoomRow>, StoreError> {
+        let sql = format!("{} ORDER BY r.id", Self::ROOM_SELECT);
+        Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn room_by_name(
+        &self,
+        tenant_id: i64,
+        name: &str,
+    ) -> Result<Option<RoomRow>, StoreError> {
+        let sql = format!(
+            "{} WHERE r.tenant_id = $1 AND r.name = $2",
+            Self::ROOM_SELECT
+        );
+        Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The room of `tenant_id` whose regular access code is `code`.
+    pub async fn room_by_code(
+        &self,
+        tenant_id: i64,
+        code: &str,
+    ) -> Result<Option<RoomRow>, StoreError> {
+        let sql = format!(
+            "{} WHERE r.tenant_id = $1 AND r.access_code = $2",
+            Self::ROOM_SELECT
+        );
+        Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn access_code_taken(&self, tenant_id: i64, code: &str) -> Result<bool, StoreError> {
+        Ok(self.room_by_code(tenant_id, code).await?.is_some())
+    }
+
+    /// Appends to the attempt log. The code itself is never passed here.
+    pub async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO attempts (at, number, caller_id, source, stage, outcome, room_id, call_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(format_time(attempt.at))
+        .bind(&attempt.number)
+        .bind(&attempt.caller_id)
+        .bind(&attempt.source)
+        .bind(attempt.stage)
+        .bind(attempt.outcome)
+        .bind(attempt.room_id)
+        .bind(&attempt.call_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The attempt log, newest last.
+    pub async fn list_attempts(&self) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT at, number, stage, outcome FROM attempts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_is_created_and_migrated() {
+        let (dir, store) = temp_store().await;
+        assert!(dir.path().join("t.db").exists());
+        assert!(store.list_rooms().await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn access_code_keeps_leading_zeros() {
+        let (_dir, store) = temp_store().await;
+        let t = store
+            .insert_tenant("acme", Utc::now())
+            .await
+            .expect("tenant");
+        store
+            .insert_room(&t, "r", "000123", Utc::now())
+            .await
+            .expect("room");
+        let room = store
+            .room_by_code(t.id, "000123")
+            .await
+            .expect("q")
+            .expect("found");
+        assert_eq!(room.access_code, "000123");
+        assert!(store.room_by_code(t.id, "123").await.expect("q").is_none());
+    }
+
+    #[tokio::test]
+    async fn duplicate_code_in_tenant_is_a_conflict() {
+        let (_dir, store) = temp_store().await;
+        let t = store
+            .insert_tenant("acme", Utc::now())
+            .await
+            .expect("tenant");
+        store
+            .insert_room(&t, "a", "111", Utc::now())
+            .await
+            .expect("room");
+        let err = store
+            .insert_room(&t, "b", "111", Utc::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    }
+}

@@ -1,0 +1,162 @@
+//! The provisioning CLI against a real SQLite file.
+
+mod support;
+
+use support::cli;
+
+fn db() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    (dir, url)
+}
+
+#[test]
+fn provisioning_round_trip_in_json() {
+    let (_d, db) = db();
+    let (rc, out, _) = cli(&db, &["tenant", "add", "acme", "--json"]);
+    assert_eq!(rc, 0);
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["name"], "acme");
+    let (rc, out, _) = cli(
+        &db,
+        &[
+            "number",
+            "add",
+            "tel:+1-555-0100",
+            "--tenant",
+            "acme",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0);
+    let n: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(n["number"], "+15550100");
+    assert_eq!(n["language"], "en");
+    let (rc, out, _) = cli(
+        &db,
+        &[
+            "room",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "board",
+            "--access-code",
+            "007 123",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["access_code"], "007123",
+        "leading zeros kept, spaces dropped"
+    );
+    let (rc, out, _) = cli(&db, &["room", "list", "--json"]);
+    assert_eq!(rc, 0);
+    let rooms: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rooms.as_array().map(Vec::len), Some(1));
+    let (rc, out, _) = cli(&db, &["number", "list", "--json"]);
+    assert_eq!(rc, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["tenant"],
+        "acme"
+    );
+}
+
+#[test]
+fn generated_room_code_is_nine_digits_and_unique() {
+    let (_d, db) = db();
+    assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
+    let mut codes = std::collections::HashSet::new();
+    for i in 0..5 {
+        let (rc, out, err) = cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                &format!("r{i}"),
+                "--json",
+            ],
+        );
+        assert_eq!(rc, 0, "{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let code = r["access_code"].as_str().unwrap().to_owned();
+        assert_eq!(code.len(), 9);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert!(codes.insert(code));
+    }
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_writes_nothing() {
+    let (_d, db) = db();
+    assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
+    let cases: [&[&str]; 5] = [
+        &["number", "add", "not a number", "--tenant", "acme"],
+        &["number", "add", "+15550100", "--tenant", "nobody"],
+        &["room", "add", "--tenant", "nobody", "--name", "x"],
+        &[
+            "room",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "x",
+            "--access-code",
+            "12ab",
+        ],
+        &["tenant", "add", "acme"],
+    ];
+    for args in cases {
+        let (rc, out, err) = cli(&db, args);
+        assert_eq!(rc, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    let (_, out, _) = cli(&db, &["number", "list", "--json"]);
+    assert_eq!(out.trim(), "[]");
+    let (_, out, _) = cli(&db, &["room", "list", "--json"]);
+    assert_eq!(out.trim(), "[]");
+}
+
+#[test]
+fn duplicate_access_code_in_a_tenant_is_a_conflict() {
+    let (_d, db) = db();
+    assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
+    assert_eq!(
+        cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "a",
+                "--access-code",
+                "111"
+            ]
+        )
+        .0,
+        0
+    );
+    let (rc, _, err) = cli(
+        &db,
+        &[
+            "room",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "b",
+            "--access-code",
+            "111",
+        ],
+    );
+    assert_eq!(rc, 2);
+    assert!(err.contains("conflict"), "{err}");
+}

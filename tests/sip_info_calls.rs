@@ -1,0 +1,146 @@
+//! The call path over SIP with keypad digits as SIP INFO, against a real
+//! gateway on loopback, driven by SIPp.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Gateway, scenario, sipp};
+
+const CODE: &str = "047110815";
+
+async fn attempts(db: &str) -> Vec<(String, String)> {
+    let store = dialgate::store::Store::open(db).await.expect("open store");
+    store
+        .list_attempts()
+        .await
+        .expect("attempt log")
+        .into_iter()
+        .map(|(_, _, stage, outcome)| (stage, outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn right_code_by_sip_info_stays_in_the_room_until_the_callers_bye() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let code = format!("{CODE}#");
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info.xml"),
+        "+15550100",
+        &[("code", &code), ("hold_ms", "3000")],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "SIPp failed:\n{}\n--- gateway log ---\n{}",
+        run.output,
+        gw.log()
+    );
+    let log = gw.log();
+    assert!(log.contains("joined room"), "{log}");
+    assert!(log.contains("outcome=\"admitted\""), "{log}");
+    assert!(
+        !log.contains(CODE),
+        "the access code must never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn wrong_code_three_times_by_sip_info_gets_bye_with_reason() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info_refused.xml"),
+        "+15550100",
+        &[("code", "1111#2222#3333#")],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "SIPp failed:\n{}\n--- gateway log ---\n{}",
+        run.output,
+        gw.log()
+    );
+    let log = gw.log();
+    assert!(!log.contains("joined room"), "{log}");
+    let wrong = ("access".to_owned(), "wrong".to_owned());
+    assert_eq!(
+        attempts(&gw.db).await,
+        vec![wrong.clone(), wrong.clone(), wrong]
+    );
+}
+
+#[tokio::test]
+async fn unknown_number_gets_404() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_unknown_number.xml"),
+        "+15550999",
+        &[],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "SIPp failed:\n{}\n--- gateway log ---\n{}",
+        run.output,
+        gw.log()
+    );
+}
+
+#[tokio::test]
+async fn cancel_before_answer_gets_487() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &["--answer-delay", "3s"]).await;
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_cancel.xml"),
+        "+15550100",
+        &[],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "SIPp failed:\n{}\n--- gateway log ---\n{}",
+        run.output,
+        gw.log()
+    );
+    assert!(gw.log().contains("caller gave up before answer"));
+}
+
+#[tokio::test]
+async fn attempt_log_keeps_outcomes_not_codes() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db.clone(), &["--max-attempts", "1"]).await;
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info_refused.xml"),
+        "+15550100",
+        &[("code", "99#")],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "SIPp failed:\n{}\n--- gateway log ---\n{}",
+        run.output,
+        gw.log()
+    );
+    assert_eq!(
+        attempts(&db).await,
+        vec![("access".to_owned(), "wrong".to_owned())]
+    );
+}

@@ -1,0 +1,151 @@
+//! SIP on the wire against a real gateway: OPTIONS, methods it does not
+//! take, malformed messages, a flood of garbage, and TCP framing.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Gateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+fn request(method: &str, branch: &str, local: &str, transport: &str) -> String {
+    format!(
+        "{method} sip:+15550100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/{transport} {local};branch=z9hG4bK{branch};rport\r\n\
+From: <sip:tester@127.0.0.1>;tag=t{branch}\r\n\
+To: <sip:+15550100@127.0.0.1>\r\n\
+Call-ID: {branch}@wire\r\n\
+CSeq: 1 {method}\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
+async fn exchange(sock: &UdpSocket, target: &str, msg: &[u8]) -> String {
+    sock.send_to(msg, target).await.expect("send");
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .expect("recv");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn options_405_501_and_400_over_udp() {
+    let (dir, db) = Gateway::provisioned("1234");
+    let gw = Gateway::start(dir, db, &[]).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap().to_string();
+
+    let ok = exchange(
+        &sock,
+        &gw.sip,
+        request("OPTIONS", "o1", &local, "UDP").as_bytes(),
+    )
+    .await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert!(
+        ok.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
+        "{ok}"
+    );
+    assert!(ok.contains("received=127.0.0.1"), "{ok}");
+
+    let r = exchange(
+        &sock,
+        &gw.sip,
+        request("SUBSCRIBE", "s1", &local, "UDP").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("SIP/2.0 405 "), "{r}");
+    assert!(r.contains("Allow: "), "{r}");
+
+    let r = exchange(
+        &sock,
+        &gw.sip,
+        request("FROBNICATE", "f1", &local, "UDP").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("SIP/2.0 501 "), "{r}");
+
+    let broken =
+        request("OPTIONS", "b1", &local, "UDP").replace("Max-Forwards: 70", "Max-Forwards 70");
+    let r = exchange(&sock, &gw.sip, broken.as_bytes()).await;
+    assert!(r.starts_with("SIP/2.0 400 "), "{r}");
+
+    let bye = request("BYE", "x1", &local, "UDP").replace(
+        "To: <sip:+15550100@127.0.0.1>",
+        "To: <sip:+15550100@127.0.0.1>;tag=none",
+    );
+    let r = exchange(&sock, &gw.sip, bye.as_bytes()).await;
+    assert!(r.starts_with("SIP/2.0 481 "), "{r}");
+}
+
+#[tokio::test]
+async fn garbage_flood_is_survived_and_the_gateway_still_answers() {
+    let (dir, db) = Gateway::provisioned("1234");
+    let gw = Gateway::start(dir, db, &[]).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap().to_string();
+    let valid = request("OPTIONS", "g", &local, "UDP");
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    // Bounded: 5,000 datagrams of mutated SIP and noise.
+    for i in 0..5_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut b = valid.as_bytes().to_vec();
+        for k in 0..4 {
+            let pos = ((x >> (k * 11)) as usize) % b.len();
+            b[pos] = (x >> (k * 7)) as u8;
+        }
+        if i % 3 == 0 {
+            b.truncate((x as usize) % b.len());
+        }
+        let _ = sock.send_to(&b, &gw.sip).await;
+    }
+    // Drain whatever answers came, then check the gateway still works.
+    let mut buf = vec![0u8; 65536];
+    while tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf))
+        .await
+        .is_ok()
+    {}
+    let ok = exchange(
+        &sock,
+        &gw.sip,
+        request("OPTIONS", "after", &local, "UDP").as_bytes(),
+    )
+    .await;
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn tcp_messages_are_framed_by_content_length() {
+    let (dir, db) = Gateway::provisioned("1234");
+    let gw = Gateway::start(dir, db, &[]).await;
+    let mut tcp = TcpStream::connect(&gw.sip).await.unwrap();
+    let local = tcp.local_addr().unwrap().to_string();
+    // Two requests in one write, the second split across writes.
+    let a = request("OPTIONS", "t1", &local, "TCP");
+    let b = request("OPTIONS", "t2", &local, "TCP");
+    let (b1, b2) = b.split_at(40);
+    tcp.write_all(format!("{a}{b1}").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(b2.as_bytes()).await.unwrap();
+    let mut got = String::new();
+    let mut buf = vec![0u8; 8192];
+    while got.matches("SIP/2.0 200 OK").count() < 2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("answers within 5 s")
+            .unwrap();
+        assert!(n > 0, "connection closed early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        got.contains("branch=z9hG4bKt1") && got.contains("branch=z9hG4bKt2"),
+        "{got}"
+    );
+}

@@ -1,0 +1,217 @@
+//! Test support: a real `dialgate serve` on loopback with its own database,
+//! SIP port and RTP range, plus helpers to run SIPp and the CLI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command as AsyncCommand};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    repo().join("sip-fixtures/scenarios").join(name)
+}
+
+static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
+
+/// A distinct RTP range per gateway in this process (the pool also skips busy ports).
+fn rtp_range() -> String {
+    let slot = NEXT_RANGE.fetch_add(1, Ordering::Relaxed) % 40;
+    let base = 30_000 + (std::process::id() % 20) as u16 * 1000 + slot * 24;
+    format!("{}-{}", base, base + 22)
+}
+
+/// Runs a provisioning command against `db`; returns (exit code, stdout, stderr).
+pub fn cli(db: &str, args: &[&str]) -> (i32, String, String) {
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--database", db]);
+    let out = Command::new(BIN)
+        .args(&full)
+        .output()
+        .expect("run dialgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub db: String,
+    pub sip: String,
+    child: Child,
+}
+
+impl Gateway {
+    /// A database with tenant `acme`, number +15550100 and room `main` with `code`.
+    pub fn provisioned(code: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("sqlite://{}", dir.path().join("dialgate.db").display());
+        for args in [
+            vec!["tenant", "add", "acme"],
+            vec!["number", "add", "+15550100", "--tenant", "acme"],
+            vec![
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "main",
+                "--access-code",
+                code,
+            ],
+        ] {
+            let (rc, _, err) = cli(&db, &args);
+            assert_eq!(rc, 0, "{args:?}: {err}");
+        }
+        (dir, db)
+    }
+
+    /// Starts `serve` on a provisioned database and waits for its ready line.
+    pub async fn start(dir: tempfile::TempDir, db: String, extra: &[&str]) -> Gateway {
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let mut child = AsyncCommand::new(BIN)
+            .args([
+                "serve",
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--rtp-ports",
+                &rtp_range(),
+                "--database",
+                &db,
+                "--prompts",
+            ])
+            .arg(repo().join("prompts"))
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn dialgate serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("gateway ready within 30 s")
+            .expect("read stdout")
+            .expect("a ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["event"], "ready");
+        let sip = ready["sip"].as_str().expect("sip address").to_owned();
+        Gateway {
+            dir,
+            db,
+            sip,
+            child,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Stops the gateway with SIGINT (Ctrl-C) and waits for it to exit.
+    pub async fn interrupt(&mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("gateway exits within 15 s of Ctrl-C")
+            .expect("wait")
+    }
+}
+
+/// An even UDP port pair free right now on loopback, for SIPp's `-mp`.
+pub fn free_media_port() -> u16 {
+    for _ in 0..200 {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind probe");
+        let port = probe.local_addr().expect("addr").port() & !1;
+        drop(probe);
+        if port > 1024
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free media port");
+}
+
+pub struct SippRun {
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+/// Runs one SIPp UAC call of `scenario` against `target`, bounded by `limit`.
+pub async fn sipp(
+    target: &str,
+    scenario: &Path,
+    service: &str,
+    keys: &[(&str, &str)],
+    limit: Duration,
+) -> SippRun {
+    assert!(
+        Command::new("sipp")
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok(),
+        "SIPp is not installed: run the tests through ./dev test (it installs sip-tester)"
+    );
+    let mp = free_media_port().to_string();
+    let secs = format!("{}s", limit.as_secs());
+    let mut cmd = AsyncCommand::new("sipp");
+    cmd.arg(target)
+        .arg("-sf")
+        .arg(scenario)
+        .args([
+            "-s",
+            service,
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-mp",
+            &mp,
+        ])
+        .args(["-timeout", &secs, "-timeout_error", "-nostdin"]);
+    for (k, v) in keys {
+        cmd.args(["-key", k, v]);
+    }
+    let out = tokio::time::timeout(
+        limit + Duration::from_secs(15),
+        cmd.kill_on_drop(true).output(),
+    )
+    .await
+    .expect("SIPp finishes in time")
+    .expect("run sipp");
+    SippRun {
+        code: out.status.code(),
+        output: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
