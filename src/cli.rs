@@ -40,6 +40,73 @@ pub enum Command {
     /// Conference rooms.
     #[command(subcommand)]
     Room(RoomCommand),
+    /// Test fixtures: what a caller sends, as files SIPp can play.
+    #[command(subcommand)]
+    Fixture(FixtureCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FixtureCommand {
+    /// A pcap of RTP keying CODE as RFC 4733 telephone-events between G.711 silence.
+    KeypadPcap {
+        /// Keys to press, e.g. 123456789#
+        #[arg(long)]
+        code: String,
+        /// Output file
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// telephone-event payload type
+        #[arg(long, default_value_t = 101)]
+        event_payload_type: u8,
+        /// How long each key is held, e.g. 100ms
+        #[arg(long, default_value = "100ms")]
+        press: String,
+    },
+}
+
+/// Writes a fixture file.
+pub fn run_fixture(command: FixtureCommand) -> ExitCode {
+    let FixtureCommand::KeypadPcap {
+        code,
+        out,
+        event_payload_type,
+        press,
+    } = command;
+    let press = match crate::config::parse_duration(&press) {
+        Ok(p) if !p.is_zero() => p,
+        _ => {
+            eprintln!("error: invalid press: use a duration such as 100ms");
+            return ExitCode::from(2);
+        }
+    };
+    let keying = crate::replay::synth::Keying {
+        event_payload_type,
+        press,
+        ..Default::default()
+    };
+    let packets = match crate::replay::synth::keyed_code(&code, &keying) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: invalid code: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let file = match std::fs::File::create(&out) {
+        Ok(f) => std::io::BufWriter::new(f),
+        Err(e) => {
+            eprintln!("error: cannot create {}: {e}", out.display());
+            return ExitCode::from(1);
+        }
+    };
+    let src = "127.0.0.1:40000".parse().expect("literal address");
+    let dst = "127.0.0.1:20000".parse().expect("literal address");
+    match crate::replay::pcap::write_udp(file, src, dst, 1_700_000_000, &packets) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing {}: {e}", out.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -123,7 +190,7 @@ fn fail(e: ProvisionError) -> ExitCode {
 /// Runs a provisioning command.
 pub async fn run_provisioning(command: Command) -> ExitCode {
     let common = match &command {
-        Command::Serve { .. } => return ExitCode::from(2),
+        Command::Serve { .. } | Command::Fixture(_) => return ExitCode::from(2),
         Command::Tenant(TenantCommand::Add { common, .. })
         | Command::Number(NumberCommand::Add { common, .. } | NumberCommand::List { common })
         | Command::Room(RoomCommand::Add { common, .. } | RoomCommand::List { common }) => {
@@ -140,7 +207,7 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
     let p = Provisioner::new(store);
     let json = common.json;
     let result = match command {
-        Command::Serve { .. } => return ExitCode::from(2),
+        Command::Serve { .. } | Command::Fixture(_) => return ExitCode::from(2),
         Command::Tenant(TenantCommand::Add { name, .. }) => p
             .add_tenant(&name)
             .await

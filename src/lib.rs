@@ -19,5 +19,6 @@ pub mod gateway;
 pub mod ivr;
 pub mod media;
 pub mod provision;
+pub mod replay;
 pub mod sip;
 pub mod store;

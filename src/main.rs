@@ -43,6 +43,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Fixture(fixture) => dialgate::cli::run_fixture(fixture),
         other => runtime.block_on(dialgate::cli::run_provisioning(other)),
     }
 }

@@ -1,6 +1,7 @@
 //! One call, from INVITE to hang-up: route the dialled number, negotiate
-//! SDP, answer, run the IVR machine (prompts out over RTP, digits in from
-//! SIP INFO), look codes up, join the room, and end with BYE.
+//! SDP, answer, run the IVR machine (prompts out over RTP; digits in from
+//! RFC 4733 telephone-events and SIP INFO, one stream), look codes up, join
+//! the room, and end with BYE.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::player::Player;
 use super::{Shared, SipCommand};
 use crate::access::{AccessCode, E164, Outcome, Stage};
+use crate::dtmf::rfc4733;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::ivr::{Action, Event, LookupResult, Machine};
 use crate::media::g711::FRAME_SAMPLES;
 use crate::media::ports::RtpPort;
-use crate::media::rtp::{Latch, Outbound};
+use crate::media::rtp::{self, Latch, Outbound};
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpError};
@@ -198,7 +200,9 @@ impl Call {
         let mut ivr = Machine::new(self.shared.settings.ivr.clone());
         let mut player = Player::default();
         let mut out = Outbound::new(negotiated.codec, negotiated.payload_type);
-        let latch = Latch::new(negotiated.remote_rtp);
+        let mut latch = Latch::new(negotiated.remote_rtp);
+        let mut keypad = rfc4733::Receiver::new();
+        let mut rtp_buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut frame = [0i16; FRAME_SAMPLES];
@@ -244,6 +248,20 @@ impl Call {
                     if let Some(dest) = latch.destination() {
                         let packet = out.packet(&frame);
                         let _ = socket.send_to(&packet, dest).await;
+                    }
+                }
+                received = socket.recv_from(&mut rtp_buf) => {
+                    let Ok((len, source)) = received else { continue };
+                    let Some((header, payload)) = rtp::read(&rtp_buf[..len]) else { continue };
+                    let now = Instant::now().into_std();
+                    if header.payload_type == negotiated.payload_type {
+                        latch.on_media(now, source);
+                    } else if Some(header.payload_type) == negotiated.telephone_event {
+                        latch.on_media(now, source);
+                        if let Some(key) = keypad.on_packet(now, header.timestamp, header.marker, payload) {
+                            tracing::debug!(source = "rfc4733", "key");
+                            ivr.handle(now, Event::Digit(key));
+                        }
                     }
                 }
                 ev = events.recv() => match ev {

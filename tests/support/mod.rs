@@ -215,3 +215,4 @@ pub async fn sipp(
         ),
     }
 }
+pub mod caller;

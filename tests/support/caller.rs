@@ -1,0 +1,307 @@
+//! A small SIP/RTP test caller: dials over UDP, keys codes as RFC 4733,
+//! sends and receives G.711, answers the gateway's BYE. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dialgate::media::g711;
+use dialgate::media::rtp::{self, Header};
+use dialgate::replay::synth::{Keying, keyed_code};
+use dialgate::sip::message::{self, Message, Method, StartLine};
+use dialgate::sip::sdp::Codec;
+use tokio::net::UdpSocket;
+use tokio::time::{Instant, sleep_until, timeout};
+
+pub struct Caller {
+    pub sip: UdpSocket,
+    pub rtp: UdpSocket,
+    gateway: SocketAddr,
+    call_id: String,
+    from_tag: String,
+    pub to: String,
+    pub invite_status: u16,
+    cseq: u32,
+    /// Where the gateway's SDP answer says to send media.
+    pub gateway_rtp: Option<SocketAddr>,
+    pub codec: Codec,
+    pub payload_type: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+}
+
+pub struct Dial<'a> {
+    pub number: &'a str,
+    pub codecs: &'a [Codec],
+    /// Port written in our SDP (default: the real RTP port) — to test latching.
+    pub advertised_rtp_port: Option<u16>,
+}
+
+impl Default for Dial<'_> {
+    fn default() -> Self {
+        Dial {
+            number: "+15550100",
+            codecs: &[Codec::Pcmu],
+            advertised_rtp_port: None,
+        }
+    }
+}
+
+async fn recv_sip(sock: &UdpSocket, limit: Duration) -> Option<Message> {
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = timeout(limit, sock.recv_from(&mut buf)).await.ok()?.ok()?;
+    message::parse(&buf[..n]).ok()
+}
+
+impl Caller {
+    pub async fn dial(gateway: &str, dial: Dial<'_>) -> Caller {
+        let gateway: SocketAddr = gateway.parse().expect("gateway address");
+        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip socket");
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+        let local = sip.local_addr().expect("addr");
+        let rtp_port = dial
+            .advertised_rtp_port
+            .unwrap_or(rtp.local_addr().expect("addr").port());
+        let pts: Vec<String> = dial
+            .codecs
+            .iter()
+            .map(|c| c.payload_type().to_string())
+            .collect();
+        let maps: String = dial
+            .codecs
+            .iter()
+            .map(|c| {
+                format!(
+                    "a=rtpmap:{} {}/8000\r\n",
+                    c.payload_type(),
+                    c.encoding_name()
+                )
+            })
+            .collect();
+        let sdp = format!(
+            "v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {rtp_port} RTP/AVP {} 101\r\n{maps}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            pts.join(" ")
+        );
+        let call_id = format!("{}@tester", rand::random::<u64>());
+        let from_tag = format!("{:x}", rand::random::<u32>());
+        let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
+        let invite = format!(
+            "INVITE sip:{num}@{gateway} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+From: <sip:tester@127.0.0.1>;tag={from_tag}\r\nTo: <sip:{num}@{gateway}>\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:tester@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len(),
+            num = dial.number,
+        );
+        sip.send_to(invite.as_bytes(), gateway)
+            .await
+            .expect("send INVITE");
+        let mut caller = Caller {
+            sip,
+            rtp,
+            gateway,
+            call_id,
+            from_tag,
+            to: String::new(),
+            invite_status: 0,
+            cseq: 1,
+            gateway_rtp: None,
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            seq: 1,
+            ts: 0,
+            ssrc: rand::random(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let resp = recv_sip(&caller.sip, left)
+                .await
+                .expect("a final response to INVITE within 10 s");
+            let Some(status) = resp.status() else {
+                continue;
+            };
+            if status.0 < 200 {
+                continue;
+            }
+            caller.invite_status = status.0;
+            caller.to = resp.header("To").unwrap_or_default().to_owned();
+            let ack_branch = if status.0 < 300 {
+                format!("z9hG4bK{:x}", rand::random::<u64>())
+            } else {
+                branch.clone()
+            };
+            let ack = caller.request("ACK", 1, &ack_branch, "");
+            caller
+                .sip
+                .send_to(ack.as_bytes(), gateway)
+                .await
+                .expect("send ACK");
+            if status.0 < 300 {
+                caller.read_answer(&String::from_utf8_lossy(&resp.body));
+            }
+            return caller;
+        }
+    }
+
+    fn read_answer(&mut self, sdp: &str) {
+        let mut ip = None;
+        let mut port = None;
+        for line in sdp.lines() {
+            if let Some(c) = line.strip_prefix("c=IN IP4 ") {
+                ip = c.trim().parse::<std::net::IpAddr>().ok();
+            }
+            if let Some(m) = line.strip_prefix("m=audio ") {
+                let mut it = m.split_whitespace();
+                port = it.next().and_then(|p| p.parse::<u16>().ok());
+                let pt = it.nth(1).and_then(|p| p.parse::<u8>().ok()).unwrap_or(0);
+                self.payload_type = pt;
+                self.codec = if pt == 8 { Codec::Pcma } else { Codec::Pcmu };
+            }
+        }
+        self.gateway_rtp = ip.zip(port).map(|(i, p)| SocketAddr::new(i, p));
+    }
+
+    fn request(&self, method: &str, cseq: u32, branch: &str, extra: &str) -> String {
+        let local = self.sip.local_addr().expect("addr");
+        format!(
+            "{method} sip:dialgate@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+From: <sip:tester@127.0.0.1>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n\
+Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
+            gw = self.gateway,
+            tag = self.from_tag,
+            to = self.to,
+            cid = self.call_id
+        )
+    }
+
+    /// Keys `code` as RFC 4733 events (G.711 silence around), paced in real time.
+    pub async fn key_rfc4733(&mut self, code: &str) {
+        let dest = self.gateway_rtp.expect("gateway RTP address");
+        let keying = Keying {
+            audio_payload_type: self.payload_type,
+            ssrc: self.ssrc,
+            first_sequence: self.seq,
+            first_timestamp: self.ts,
+            lead: Duration::from_millis(200),
+            ..Keying::default()
+        };
+        let packets = keyed_code(code, &keying).expect("keypad code");
+        let start = Instant::now();
+        for p in &packets {
+            sleep_until(start + p.at).await;
+            self.rtp.send_to(&p.bytes, dest).await.expect("send RTP");
+        }
+        self.seq = self.seq.wrapping_add(packets.len() as u16);
+        self.ts = self.ts.wrapping_add(160 * packets.len() as u32);
+    }
+
+    /// Sends `frames` 20 ms frames of `pcm_for(frame_index)`, paced in real time,
+    /// while collecting what arrives; returns the received packets.
+    pub async fn talk_and_listen(
+        &mut self,
+        frames: usize,
+        mut pcm_for: impl FnMut(usize) -> Vec<i16>,
+    ) -> Vec<(Header, Vec<i16>)> {
+        let dest = self.gateway_rtp.expect("gateway RTP address");
+        let mut received = Vec::new();
+        let start = Instant::now();
+        let mut buf = vec![0u8; 2048];
+        let mut payload = Vec::new();
+        for i in 0..frames {
+            let pcm = pcm_for(i);
+            g711::encode(self.codec, &pcm, &mut payload);
+            let packet = rtp_rs::RtpPacketBuilder::new()
+                .payload_type(self.payload_type)
+                .ssrc(self.ssrc)
+                .sequence(rtp_rs::Seq::from(self.seq))
+                .timestamp(self.ts)
+                .payload(&payload)
+                .build()
+                .expect("rtp packet");
+            self.seq = self.seq.wrapping_add(1);
+            self.ts = self.ts.wrapping_add(160);
+            self.rtp.send_to(&packet, dest).await.expect("send RTP");
+            let next = start + Duration::from_millis(20 * (i as u64 + 1));
+            while let Ok(Ok((n, _))) = timeout(
+                next.saturating_duration_since(Instant::now()),
+                self.rtp.recv_from(&mut buf),
+            )
+            .await
+            {
+                if let Some((h, p)) = rtp::read(&buf[..n]) {
+                    let mut pcm = Vec::new();
+                    g711::decode(self.codec, p, &mut pcm);
+                    received.push((h, pcm));
+                }
+            }
+        }
+        received
+    }
+
+    /// Waits for the gateway's BYE, answers 200 and returns it.
+    pub async fn wait_bye(&self, limit: Duration) -> Option<Message> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = recv_sip(&self.sip, left).await?;
+            if msg.method() == Some(&Method::Bye) {
+                let mut ok = String::from("SIP/2.0 200 OK\r\n");
+                for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                    for v in msg.headers_named(h) {
+                        ok.push_str(&format!("{h}: {v}\r\n"));
+                    }
+                }
+                ok.push_str("Content-Length: 0\r\n\r\n");
+                let _ = self.sip.send_to(ok.as_bytes(), self.gateway).await;
+                return Some(msg);
+            }
+        }
+    }
+
+    /// Hangs up; returns the status the BYE got.
+    pub async fn hang_up(&mut self) -> Option<u16> {
+        self.cseq += 1;
+        let bye = self.request(
+            "BYE",
+            self.cseq,
+            &format!("z9hG4bK{:x}", rand::random::<u64>()),
+            "",
+        );
+        self.sip.send_to(bye.as_bytes(), self.gateway).await.ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = recv_sip(&self.sip, left).await?;
+            if let StartLine::Response { status } = msg.start
+                && msg.cseq().map(|(_, m)| m) == Some(Method::Bye)
+            {
+                return Some(status.0);
+            }
+        }
+    }
+}
+
+/// Goertzel power of `freq` Hz in 8 kHz samples, normalised per sample.
+pub fn tone_power(samples: &[i16], freq: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - k * s1 * s2) / (samples.len().max(1) as f64).powi(2)
+}
+
+/// A sine at `freq` Hz, amplitude `amp`, for 20 ms frame `index`.
+pub fn sine_frame(freq: f64, amp: f64, index: usize) -> Vec<i16> {
+    (0..160)
+        .map(|n| {
+            let t = (index * 160 + n) as f64 / 8000.0;
+            (amp * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+        })
+        .collect()
+}
