@@ -1,17 +1,71 @@
-//! Conference rooms: who is in which room.
+//! Conference rooms: membership and the room's audio on its own clock.
 //!
-//! This slice keeps membership only (join, leave, a room empties itself when
-//! its last member leaves). The N-1 mixer on its own 20 ms clock joins in the
-//! next slice; roles, waiting room and keypad controls come with issue 5.
+//! A room exists while it has members. Its task ticks every 20 ms
+//! (`tokio::time::interval`, anchored, so it does not drift): it takes one
+//! frame from each member's inbox, computes the N-1 mixes ([`mixer`]) and
+//! sends each member its mix through the member's [`Leg`], which keeps one
+//! SSRC and continuous sequence numbers and timestamps after the prompts.
+//!
+//! Inboxes hold at most [`INBOX_FRAMES`] frames: a sender running fast loses
+//! its oldest audio instead of growing a queue (a real jitter buffer comes
+//! with issue 5). Roles, waiting room, lock and keypad controls: issue 5.
 
-use std::collections::{HashMap, HashSet};
+pub mod mixer;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::time::MissedTickBehavior;
+
+use crate::media::leg::Leg;
 use crate::sip::endpoint::CallRef;
+use mixer::Frame;
 
+/// Frames a member may have queued for the mixer (60 ms).
+pub const INBOX_FRAMES: usize = 3;
+
+/// One caller in a room.
+#[derive(Debug)]
+pub struct Member {
+    pub call: CallRef,
+    leg: Arc<Leg>,
+    inbox: Mutex<VecDeque<Frame>>,
+}
+
+impl Member {
+    pub fn new(call: CallRef, leg: Arc<Leg>) -> Arc<Member> {
+        Arc::new(Member {
+            call,
+            leg,
+            inbox: Mutex::new(VecDeque::with_capacity(INBOX_FRAMES)),
+        })
+    }
+
+    /// Queues one decoded 20 ms frame of the caller's audio for the mixer.
+    pub fn push_audio(&self, frame: Frame) {
+        if let Ok(mut q) = self.inbox.lock() {
+            if q.len() >= INBOX_FRAMES {
+                q.pop_front();
+            }
+            q.push_back(frame);
+        }
+    }
+
+    fn take_frame(&self) -> Option<Frame> {
+        self.inbox.lock().ok()?.pop_front()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    members: Vec<Arc<Member>>,
+}
+
+/// Every live room of this gateway.
 #[derive(Clone, Debug, Default)]
 pub struct Rooms {
-    inner: Arc<Mutex<HashMap<i64, HashSet<CallRef>>>>,
+    inner: Arc<Mutex<HashMap<i64, Arc<Mutex<Room>>>>>,
 }
 
 impl Rooms {
@@ -19,14 +73,20 @@ impl Rooms {
         Rooms::default()
     }
 
-    /// Adds `call` to `room_id`; returns the member count after joining.
-    pub fn join(&self, room_id: i64, call: CallRef) -> usize {
+    /// Adds `member` to room `room_id`, starting the room's mixer if it was
+    /// empty. Returns the member count after joining. Call inside a tokio runtime.
+    pub fn join(&self, room_id: i64, member: Arc<Member>) -> usize {
         let Ok(mut rooms) = self.inner.lock() else {
             return 0;
         };
-        let members = rooms.entry(room_id).or_default();
-        members.insert(call);
-        members.len()
+        let room = rooms.entry(room_id).or_insert_with(|| {
+            let room = Arc::new(Mutex::new(Room::default()));
+            tokio::spawn(run_room(self.clone(), room_id, room.clone()));
+            room
+        });
+        let Ok(mut room) = room.lock() else { return 0 };
+        room.members.push(member);
+        room.members.len()
     }
 
     /// Removes `call`; the room disappears with its last member.
@@ -34,37 +94,102 @@ impl Rooms {
         let Ok(mut rooms) = self.inner.lock() else {
             return;
         };
-        if let Some(members) = rooms.get_mut(&room_id) {
-            members.remove(&call);
-            if members.is_empty() {
-                rooms.remove(&room_id);
+        let empty = match rooms.get(&room_id).map(|r| r.lock()) {
+            Some(Ok(mut room)) => {
+                room.members.retain(|m| m.call != call);
+                room.members.is_empty()
             }
+            _ => false,
+        };
+        if empty {
+            rooms.remove(&room_id);
         }
     }
 
     pub fn members(&self, room_id: i64) -> usize {
-        self.inner
-            .lock()
-            .map_or(0, |r| r.get(&room_id).map_or(0, HashSet::len))
+        let Ok(rooms) = self.inner.lock() else {
+            return 0;
+        };
+        rooms
+            .get(&room_id)
+            .and_then(|r| r.lock().ok().map(|r| r.members.len()))
+            .unwrap_or(0)
     }
 
     pub fn room_count(&self) -> usize {
         self.inner.lock().map_or(0, |r| r.len())
     }
+
+    fn is_live(&self, room_id: i64, room: &Arc<Mutex<Room>>) -> bool {
+        self.inner
+            .lock()
+            .is_ok_and(|rooms| rooms.get(&room_id).is_some_and(|r| Arc::ptr_eq(r, room)))
+    }
+}
+
+/// The room's 20 ms clock; ends when the room has been removed.
+async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut members: Vec<Arc<Member>> = Vec::new();
+    let mut inputs: Vec<Option<Frame>> = Vec::new();
+    let mut outputs: Vec<Frame> = Vec::new();
+    tracing::debug!(room_id, "room mixer started");
+    loop {
+        tick.tick().await;
+        if !rooms.is_live(room_id, &room) {
+            break;
+        }
+        members.clear();
+        if let Ok(r) = room.lock() {
+            members.extend(r.members.iter().cloned());
+        }
+        inputs.clear();
+        inputs.extend(members.iter().map(|m| m.take_frame()));
+        mixer::mix_minus(&inputs, &mut outputs);
+        for (member, mix) in members.iter().zip(&outputs) {
+            member.leg.send_frame(mix);
+        }
+    }
+    tracing::debug!(room_id, "room mixer stopped");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::rtp::{Latch, Outbound};
+    use crate::sip::sdp::Codec;
 
-    #[test]
-    fn room_empties_itself_when_the_last_member_leaves() {
+    async fn member(call: u64) -> Arc<Member> {
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let leg = Arc::new(Leg::new(
+            socket,
+            Outbound::new(Codec::Pcmu, 0),
+            Latch::new(None),
+        ));
+        Member::new(CallRef(call), leg)
+    }
+
+    #[tokio::test]
+    async fn room_empties_itself_when_the_last_member_leaves() {
         let rooms = Rooms::new();
-        assert_eq!(rooms.join(1, CallRef(1)), 1);
-        assert_eq!(rooms.join(1, CallRef(2)), 2);
+        assert_eq!(rooms.join(1, member(1).await), 1);
+        assert_eq!(rooms.join(1, member(2).await), 2);
         rooms.leave(1, CallRef(1));
         assert_eq!(rooms.members(1), 1);
         rooms.leave(1, CallRef(2));
         assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn inbox_keeps_only_the_newest_frames() {
+        let m = member(1).await;
+        for v in 0..5i16 {
+            m.push_audio([v; 160]);
+        }
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(2));
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(3));
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(4));
+        assert_eq!(m.take_frame(), None);
     }
 }

@@ -14,10 +14,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::player::Player;
 use super::{Shared, SipCommand};
 use crate::access::{AccessCode, E164, Outcome, Stage};
+use crate::conference::Member;
 use crate::dtmf::rfc4733;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::ivr::{Action, Event, LookupResult, Machine};
-use crate::media::g711::FRAME_SAMPLES;
+use crate::media::g711::{self, FRAME_SAMPLES};
+use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
@@ -199,14 +201,19 @@ impl Call {
         };
         let mut ivr = Machine::new(self.shared.settings.ivr.clone());
         let mut player = Player::default();
-        let mut out = Outbound::new(negotiated.codec, negotiated.payload_type);
-        let mut latch = Latch::new(negotiated.remote_rtp);
+        let socket = Arc::new(socket);
+        let leg = Arc::new(Leg::new(
+            socket.clone(),
+            Outbound::new(negotiated.codec, negotiated.payload_type),
+            Latch::new(negotiated.remote_rtp),
+        ));
+        let mut decoded = Vec::with_capacity(FRAME_SAMPLES);
         let mut keypad = rfc4733::Receiver::new();
         let mut rtp_buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut frame = [0i16; FRAME_SAMPLES];
-        let mut room: Option<i64> = None;
+        let mut room: Option<(i64, Arc<Member>)> = None;
         let mut admitted_to: Option<i64> = None;
 
         let end = 'call: loop {
@@ -226,16 +233,17 @@ impl Call {
                         self.record(stage, outcome, room_id).await;
                     }
                     Action::Join { room_id } => {
-                        let members = self.shared.rooms.join(room_id, self.call);
+                        let member = Member::new(self.call, leg.clone());
+                        let members = self.shared.rooms.join(room_id, member.clone());
                         tracing::info!(room_id, members, "joined room");
-                        room = Some(room_id);
+                        room = Some((room_id, member));
                     }
                     Action::Hangup(outcome) => break 'call End::HangUp(outcome),
                 }
             }
             let deadline = ivr.poll_timeout().map(Instant::from_std);
             tokio::select! {
-                _ = tick.tick() => {
+                _ = tick.tick(), if room.is_none() => {
                     let playing = player.next_frame(&self.shared.prompts, &mut frame);
                     match playing {
                         Ok(true) => {}
@@ -245,19 +253,23 @@ impl Call {
                             ivr.handle(Instant::now().into_std(), Event::PlayDone(done));
                         }
                     }
-                    if let Some(dest) = latch.destination() {
-                        let packet = out.packet(&frame);
-                        let _ = socket.send_to(&packet, dest).await;
-                    }
+                    leg.send_frame(&frame);
                 }
                 received = socket.recv_from(&mut rtp_buf) => {
                     let Ok((len, source)) = received else { continue };
                     let Some((header, payload)) = rtp::read(&rtp_buf[..len]) else { continue };
                     let now = Instant::now().into_std();
                     if header.payload_type == negotiated.payload_type {
-                        latch.on_media(now, source);
+                        leg.on_media(now, source);
+                        if let Some((_, member)) = &room {
+                            g711::decode(negotiated.codec, payload, &mut decoded);
+                            let mut frame = [0i16; FRAME_SAMPLES];
+                            let n = decoded.len().min(FRAME_SAMPLES);
+                            frame[..n].copy_from_slice(&decoded[..n]);
+                            member.push_audio(frame);
+                        }
                     } else if Some(header.payload_type) == negotiated.telephone_event {
-                        latch.on_media(now, source);
+                        leg.on_media(now, source);
                         if let Some(key) = keypad.on_packet(now, header.timestamp, header.marker, payload) {
                             tracing::debug!(source = "rfc4733", "key");
                             ivr.handle(now, Event::Digit(key));
@@ -287,7 +299,7 @@ impl Call {
                 }
             }
         };
-        if let Some(room_id) = room {
+        if let Some((room_id, _)) = room {
             self.shared.rooms.leave(room_id, self.call);
             tracing::info!(room_id, "left room");
         }

@@ -2,12 +2,14 @@
 //!
 //! - [`prompts`]: every prompt decoded once with symphonia, resampled to 8 kHz.
 //! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
-//! - [`rtp`]: one call's RTP socket: symmetric RTP, paced sending.
+//! - [`rtp`]: RTP packets in and out, symmetric RTP.
+//! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
 //!
 //! Left out for now: Opus, G.722, jitter buffer, RTCP (issue 5).
 
 pub mod g711;
+pub mod leg;
 pub mod ports;
 pub mod prompts;
 pub mod rtp;

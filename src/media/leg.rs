@@ -1,0 +1,56 @@
+//! One call's outbound media, shared by the call task (prompts) and the
+//! room's mixer (the mix): the socket, the RTP stream state (one SSRC,
+//! continuous sequence and timestamp whoever sends) and the symmetric-RTP
+//! latch. Sends never wait: a full socket buffer drops the frame, as a
+//! network would.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use super::rtp::{Latch, Outbound};
+
+#[derive(Debug)]
+struct State {
+    outbound: Outbound,
+    latch: Latch,
+}
+
+#[derive(Debug)]
+pub struct Leg {
+    socket: Arc<UdpSocket>,
+    state: Mutex<State>,
+}
+
+impl Leg {
+    pub fn new(socket: Arc<UdpSocket>, outbound: Outbound, latch: Latch) -> Leg {
+        Leg {
+            socket,
+            state: Mutex::new(State { outbound, latch }),
+        }
+    }
+
+    /// Media of the call's payload types arrived from `source`.
+    pub fn on_media(&self, now: Instant, source: SocketAddr) {
+        if let Ok(mut s) = self.state.lock() {
+            s.latch.on_media(now, source);
+        }
+    }
+
+    /// Encodes and sends one 20 ms frame, if the far end's address is known.
+    pub fn send_frame(&self, pcm: &[i16]) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let Some(dest) = s.latch.destination() else {
+            return;
+        };
+        let packet = s.outbound.packet(pcm);
+        drop(s);
+        if let Err(e) = self.socket.try_send_to(&packet, dest)
+            && e.kind() != std::io::ErrorKind::WouldBlock
+        {
+            tracing::debug!(%e, %dest, "RTP send failed");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Two callers in one room: each hears the other, never itself. The test
+//! callers send tones at different frequencies and look for them by Goertzel
+//! power in the G.711 they receive.
+
+mod support;
+
+use dialgate::sip::sdp::Codec;
+use support::Gateway;
+use support::caller::{Caller, Dial, sine_frame, tone_power};
+
+const CODE: &str = "5550123";
+const TONE_A: f64 = 697.0;
+const TONE_B: f64 = 1477.0;
+
+fn tail_samples(heard: &[(dialgate::media::rtp::Header, Vec<i16>)], frames: usize) -> Vec<i16> {
+    let start = heard.len().saturating_sub(frames);
+    heard[start..]
+        .iter()
+        .flat_map(|(_, pcm)| pcm.iter().copied())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_callers_hear_each_other_and_not_themselves() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let mut a = Caller::dial(&gw.sip, Dial::default()).await;
+    let mut b = Caller::dial(
+        &gw.sip,
+        Dial {
+            codecs: &[Codec::Pcma],
+            ..Dial::default()
+        },
+    )
+    .await;
+    assert_eq!((a.invite_status, b.invite_status), (200, 200));
+    assert_eq!(
+        (a.codec, b.codec),
+        (Codec::Pcmu, Codec::Pcma),
+        "one leg on each G.711 law"
+    );
+    let code = format!("{CODE}#");
+    tokio::join!(a.key_rfc4733(&code), b.key_rfc4733(&code));
+
+    // 6 s of tones: the first ~2 s overlap the "joining" prompt.
+    let (heard_a, heard_b) = tokio::join!(
+        a.talk_and_listen(300, |i| sine_frame(TONE_A, 8000.0, i)),
+        b.talk_and_listen(300, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    assert_eq!(gw.log().matches("joined room").count(), 2, "{}", gw.log());
+    let at_a = tail_samples(&heard_a, 75);
+    let at_b = tail_samples(&heard_b, 75);
+    assert!(
+        at_a.len() >= 60 * 160 && at_b.len() >= 60 * 160,
+        "both receive the mix"
+    );
+
+    let (a_hears_b, a_hears_a) = (tone_power(&at_a, TONE_B), tone_power(&at_a, TONE_A));
+    let (b_hears_a, b_hears_b) = (tone_power(&at_b, TONE_A), tone_power(&at_b, TONE_B));
+    eprintln!(
+        "A hears B {a_hears_b:.0}, itself {a_hears_a:.0}; B hears A {b_hears_a:.0}, itself {b_hears_b:.0}"
+    );
+    // A full-scale sine of amplitude 8000 gives power ≈ (8000/2)² = 1.6e7.
+    assert!(a_hears_b > 1e6, "A hears B's tone");
+    assert!(b_hears_a > 1e6, "B hears A's tone");
+    assert!(a_hears_a < a_hears_b / 1000.0, "A does not hear itself");
+    assert!(b_hears_b < b_hears_a / 1000.0, "B does not hear itself");
+
+    assert_eq!(a.hang_up().await, Some(200));
+    assert_eq!(b.hang_up().await, Some(200));
+}
