@@ -149,3 +149,111 @@ async fn tcp_messages_are_framed_by_content_length() {
         "{got}"
     );
 }
+
+fn invite_with_sdp(local: &str, branch: &str, formats: &str, rtpmaps: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP {formats}\r\n{rtpmaps}"
+    );
+    format!(
+        "INVITE sip:+15550100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+From: <sip:tester@127.0.0.1>;tag=t{branch}\r\n\
+To: <sip:+15550100@127.0.0.1>\r\n\
+Call-ID: {branch}@wire\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:tester@{local}>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+async fn final_response(sock: &UdpSocket) -> String {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("a response within 5 s")
+            .expect("recv");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+#[tokio::test]
+async fn offer_without_a_common_codec_gets_488() {
+    let (dir, db) = Gateway::provisioned("1234");
+    let gw = Gateway::start(dir, db, &[]).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap().to_string();
+    let g729_only = invite_with_sdp(&local, "c1", "18", "a=rtpmap:18 G729/8000\r\n");
+    sock.send_to(g729_only.as_bytes(), &gw.sip).await.unwrap();
+    let r = final_response(&sock).await;
+    assert!(r.starts_with("SIP/2.0 488 "), "{r}");
+}
+
+#[tokio::test]
+async fn missing_ack_ends_the_call_with_bye_after_64_t1() {
+    let (dir, db) = Gateway::provisioned("1234");
+    // T1 = 50 ms: the 2xx is retransmitted at 50, 150, 350 ms … and BYE follows at 3.2 s.
+    let gw = Gateway::start(dir, db, &["--sip-t1", "50ms"]).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap().to_string();
+    let invite = invite_with_sdp(&local, "n1", "0", "a=rtpmap:0 PCMU/8000\r\n");
+    sock.send_to(invite.as_bytes(), &gw.sip).await.unwrap();
+    let mut oks = 0;
+    let mut buf = vec![0u8; 65536];
+    let started = tokio::time::Instant::now();
+    let bye = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+            .await
+            .expect("traffic within 10 s")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 200") {
+            oks += 1;
+        } else if text.starts_with("BYE ") {
+            break text;
+        }
+    };
+    let elapsed = started.elapsed();
+    assert!(
+        oks >= 5,
+        "the 200 is retransmitted while unacknowledged ({oks} copies)"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(3000) && elapsed < Duration::from_secs(6),
+        "BYE after 64·T1 = 3.2 s, got {elapsed:?}"
+    );
+    assert!(bye.contains("Call-ID: n1@wire"), "{bye}");
+}
+
+#[tokio::test]
+async fn missing_prompt_stops_start_up_naming_the_file() {
+    let (dir, db) = Gateway::provisioned("1234");
+    let prompts = dir.path().join("prompts/en");
+    std::fs::create_dir_all(&prompts).unwrap();
+    for f in std::fs::read_dir(support::repo().join("prompts/en")).unwrap() {
+        let f = f.unwrap().path();
+        if f.file_stem().is_some_and(|s| s != "goodbye") {
+            std::fs::copy(&f, prompts.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = std::process::Command::new(support::BIN)
+        .args([
+            "serve",
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--prompts",
+        ])
+        .arg(dir.path().join("prompts"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("goodbye"), "{err}");
+}

@@ -56,6 +56,14 @@ impl Gateway {
     pub fn provisioned(code: &str) -> (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("sqlite://{}", dir.path().join("dialgate.db").display());
+        provision(&db, code);
+        (dir, db)
+    }
+}
+
+/// Tenant `acme`, number +15550100 and room `main` with `code`, through the CLI.
+pub fn provision(db: &str, code: &str) {
+    {
         for args in [
             vec!["tenant", "add", "acme"],
             vec!["number", "add", "+15550100", "--tenant", "acme"],
@@ -70,12 +78,13 @@ impl Gateway {
                 code,
             ],
         ] {
-            let (rc, _, err) = cli(&db, &args);
+            let (rc, _, err) = cli(db, &args);
             assert_eq!(rc, 0, "{args:?}: {err}");
         }
-        (dir, db)
     }
+}
 
+impl Gateway {
     /// Starts `serve` on a provisioned database and waits for its ready line.
     pub async fn start(dir: tempfile::TempDir, db: String, extra: &[&str]) -> Gateway {
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
@@ -216,3 +225,4 @@ pub async fn sipp(
     }
 }
 pub mod caller;
+pub mod postgres;

@@ -1,0 +1,40 @@
+//! The same gateway on PostgreSQL: provisioning through the CLI, a call
+//! admitted by SIP INFO, the attempt log written.
+
+mod support;
+
+use std::time::Duration;
+
+use support::postgres::PgServer;
+use support::{Gateway, provision, scenario, sipp};
+
+#[tokio::test]
+async fn call_is_admitted_with_a_postgres_store() {
+    let pg = PgServer::start();
+    provision(&pg.url, "0099");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = Gateway::start(dir, pg.url.clone(), &[]).await;
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info.xml"),
+        "+15550100",
+        &[("code", "0099#"), ("hold_ms", "2000")],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "SIPp failed:\n{}\n--- gateway log ---\n{}",
+        run.output,
+        gw.log()
+    );
+    let store = dialgate::store::Store::open(&pg.url).await.expect("open");
+    let attempts = store.list_attempts().await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].2.as_str(), attempts[0].3.as_str()),
+        ("access", "admitted")
+    );
+    drop(gw);
+}
