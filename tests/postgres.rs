@@ -22,13 +22,7 @@ async fn call_is_admitted_with_a_postgres_store() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     let store = dialgate::store::Store::open(&pg.url).await.expect("open");
     let attempts = store.list_attempts().await.expect("attempts");
     assert_eq!(attempts.len(), 1);

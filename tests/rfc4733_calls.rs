@@ -42,13 +42,7 @@ async fn right_code_by_rfc4733_stays_in_the_room_until_the_callers_bye() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     let log = gw.log();
     assert!(log.contains("joined room"), "{log}");
     assert!(
@@ -71,13 +65,7 @@ async fn wrong_code_three_times_by_rfc4733_gets_bye() {
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     assert_eq!(
         gw.log().matches("outcome=\"wrong\"").count(),
         4,

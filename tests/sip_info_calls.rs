@@ -33,13 +33,7 @@ async fn right_code_by_sip_info_stays_in_the_room_until_the_callers_bye() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     let log = gw.log();
     assert!(log.contains("joined room"), "{log}");
     assert!(log.contains("outcome=\"admitted\""), "{log}");
@@ -61,13 +55,7 @@ async fn wrong_code_three_times_by_sip_info_gets_bye_with_reason() {
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     let log = gw.log();
     assert!(!log.contains("joined room"), "{log}");
     let wrong = ("access".to_owned(), "wrong".to_owned());
@@ -89,13 +77,7 @@ async fn unknown_number_gets_404() {
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
 }
 
 #[tokio::test]
@@ -110,13 +92,7 @@ async fn cancel_before_answer_gets_487() {
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     assert!(gw.log().contains("caller gave up before answer"));
 }
 
@@ -132,13 +108,7 @@ async fn attempt_log_keeps_outcomes_not_codes() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "SIPp failed:\n{}\n--- gateway log ---\n{}",
-        run.output,
-        gw.log()
-    );
+    run.assert_ok(&gw);
     assert_eq!(
         attempts(&db).await,
         vec![("access".to_owned(), "wrong".to_owned())]

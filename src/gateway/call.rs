@@ -43,7 +43,9 @@ struct Call {
 
 /// Why the media loop ended.
 enum End {
-    /// The caller hung up or the dialog is gone.
+    /// The caller hung up.
+    CallerLeft,
+    /// The dialog ended from our side (shutdown) or was lost.
     Gone,
     /// The gateway hangs up with this outcome.
     HangUp(Outcome),
@@ -57,9 +59,16 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
             sdp,
         });
     };
-    let Some(number) = route(&shared, &incoming).await else {
-        respond(StatusCode::NOT_FOUND, None);
-        return;
+    let number = match route(&shared, &incoming).await {
+        Ok(Some(number)) => number,
+        Ok(None) => {
+            respond(StatusCode::NOT_FOUND, None);
+            return;
+        }
+        Err(()) => {
+            respond(StatusCode::SERVICE_UNAVAILABLE, None);
+            return;
+        }
     };
     let port = match shared.ports.allocate() {
         Ok(p) => p,
@@ -89,7 +98,10 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
                         tracing::info!("caller gave up before answer");
                         return;
                     }
-                    Some(_) => {}
+                    Some(CallEvent::Info { tx, .. }) => {
+                        let _ = shared.sip.send(SipCommand::Respond { tx, status: StatusCode::OK });
+                    }
+                    Some(CallEvent::Ack | CallEvent::AckTimeout) => {}
                 },
             }
         }
@@ -128,21 +140,25 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
     call.run_media(port, negotiated, events).await;
 }
 
-/// The dialled number's row, if the number is provisioned.
-async fn route(shared: &Shared, incoming: &IncomingCall) -> Option<NumberRow> {
-    let dialled = incoming
+/// The dialled number's row if the number is provisioned; `Err` when the
+/// store cannot tell.
+async fn route(shared: &Shared, incoming: &IncomingCall) -> Result<Option<NumberRow>, ()> {
+    let Some(dialled) = incoming
         .dialled
         .as_deref()
-        .and_then(|d| E164::parse(d).ok())?;
+        .and_then(|d| E164::parse(d).ok())
+    else {
+        return Ok(None);
+    };
     match shared.store.number_by_e164(dialled.as_str()).await {
-        Ok(Some(n)) => Some(n),
+        Ok(Some(n)) => Ok(Some(n)),
         Ok(None) => {
             tracing::info!(number = %dialled, "number not provisioned");
-            None
+            Ok(None)
         }
         Err(e) => {
             tracing::error!(%e, "number lookup failed");
-            None
+            Err(())
         }
     }
 }
@@ -209,6 +225,7 @@ impl Call {
         ));
         let mut decoded = Vec::with_capacity(FRAME_SAMPLES);
         let mut keypad = rfc4733::Receiver::new();
+        let mut keypad_ssrc: Option<u32> = None;
         let mut rtp_buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -259,8 +276,13 @@ impl Call {
                     let Ok((len, source)) = received else { continue };
                     let Some((header, payload)) = rtp::read(&rtp_buf[..len]) else { continue };
                     let now = Instant::now().into_std();
+                    let ours = header.payload_type == negotiated.payload_type
+                        || Some(header.payload_type) == negotiated.telephone_event;
+                    // Media from anywhere but the latched source is dropped (RTP bleed).
+                    if !ours || !leg.on_media(now, source) {
+                        continue;
+                    }
                     if header.payload_type == negotiated.payload_type {
-                        leg.on_media(now, source);
                         if let Some((_, member)) = &room {
                             g711::decode(negotiated.codec, payload, &mut decoded);
                             let mut frame = [0i16; FRAME_SAMPLES];
@@ -268,8 +290,12 @@ impl Call {
                             frame[..n].copy_from_slice(&decoded[..n]);
                             member.push_audio(frame);
                         }
-                    } else if Some(header.payload_type) == negotiated.telephone_event {
-                        leg.on_media(now, source);
+                    } else {
+                        if keypad_ssrc != Some(header.ssrc) {
+                            // A new stream: its event timestamps start afresh.
+                            keypad = rfc4733::Receiver::new();
+                            keypad_ssrc = Some(header.ssrc);
+                        }
                         if let Some(key) = keypad.on_packet(now, header.timestamp, header.marker, payload) {
                             tracing::debug!(source = "rfc4733", "key");
                             ivr.handle(now, Event::Digit(key));
@@ -292,7 +318,8 @@ impl Call {
                         let _ = self.shared.sip.send(SipCommand::Respond { tx, status });
                     }
                     Some(CallEvent::AckTimeout | CallEvent::Ack) => {}
-                    Some(CallEvent::Bye | CallEvent::Cancelled | CallEvent::Ended) | None => break 'call End::Gone,
+                    Some(CallEvent::Bye | CallEvent::Cancelled) => break 'call End::CallerLeft,
+                    Some(CallEvent::Ended) | None => break 'call End::Gone,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     ivr.handle_timeout(Instant::now().into_std());
@@ -304,7 +331,8 @@ impl Call {
             tracing::info!(room_id, "left room");
         }
         match end {
-            End::Gone => {
+            End::Gone => tracing::info!("call ended by the gateway"),
+            End::CallerLeft => {
                 ivr.handle(Instant::now().into_std(), Event::CallerGone);
                 while let Some(action) = ivr.poll_action() {
                     if let Action::Attempt { stage, outcome } = action {
@@ -329,8 +357,15 @@ impl Call {
         });
         let wait = tokio::time::timeout(BYE_WAIT, async {
             while let Some(ev) = events.recv().await {
-                if matches!(ev, CallEvent::Ended | CallEvent::Bye) {
-                    return;
+                match ev {
+                    CallEvent::Ended | CallEvent::Bye => return,
+                    CallEvent::Info { tx, .. } => {
+                        let _ = self.shared.sip.send(SipCommand::Respond {
+                            tx,
+                            status: StatusCode::CALL_DOES_NOT_EXIST,
+                        });
+                    }
+                    _ => {}
                 }
             }
         });

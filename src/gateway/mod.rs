@@ -96,13 +96,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         addr: settings.sip_listen,
         source,
     })?;
-    if settings.demo {
-        let room = Provisioner::new(store.clone()).seed_demo().await?;
-        eprintln!(
-            "demo: call sip:+15550100@{local} (e.g. sipp, see README), key access code {} then #",
-            room.access_code
-        );
-    }
+    let demo = if settings.demo {
+        Some(Provisioner::new(store.clone()).seed_demo().await?)
+    } else {
+        None
+    };
     let (transport, inbound) = transport::spawn(sockets);
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let ports = PortPool::new(
@@ -129,6 +127,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":null,\"rtp_ports\":\"{}-{}\"}}",
         shared.settings.rtp_ports.0, shared.settings.rtp_ports.1
     );
+    if let Some(room) = demo {
+        // For the person at the terminal, after the machine-readable line.
+        println!(
+            "demo: call sip:+15550100@{local} (e.g. with SIPp, see README) and key {} then #",
+            room.access_code
+        );
+    }
     tracing::info!(sip = %local, "dialgate ready");
     run_endpoint(endpoint, transport, inbound, sip_rx, shared).await;
     Ok(())

@@ -80,7 +80,7 @@ pub enum Action {
     Hangup(Outcome),
 }
 
-#[derive(Debug)]
+// No Debug: the states hold the digits typed so far.
 enum State {
     Collecting {
         digits: String,
@@ -102,8 +102,8 @@ enum State {
     Done,
 }
 
-/// One caller's journey from answer to room (or goodbye).
-#[derive(Debug)]
+/// One caller's journey from answer to room (or goodbye). Not `Debug`: it
+/// holds the digits typed so far.
 pub struct Machine {
     config: IvrConfig,
     state: State,
@@ -195,6 +195,8 @@ impl Machine {
     fn on_digit(&mut self, now: Instant, key: Key) {
         let inter_digit = self.config.inter_digit_timeout;
         match &mut self.state {
+            // A–D are not part of any code: they neither stop a prompt nor count.
+            _ if matches!(key, Key::A | Key::B | Key::C | Key::D) => {}
             State::Collecting {
                 digits,
                 prompt,
@@ -209,7 +211,6 @@ impl Machine {
                         self.prompt_for_code(vec![PromptId::EnterAccessCode])
                     }
                     Key::Pound => self.submit(),
-                    Key::A | Key::B | Key::C | Key::D => {}
                     digit => {
                         digits.push(digit.to_char());
                         *deadline = Some(now + inter_digit);

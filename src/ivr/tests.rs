@@ -277,3 +277,18 @@ fn overlong_entry_is_submitted_and_refused_not_grown_forever() {
     let a = h.keys(&"9".repeat(MAX_CODE_LEN));
     assert_eq!(looked_up(&a).map(|c| c.len()), Some(MAX_CODE_LEN));
 }
+
+#[test]
+fn keys_a_to_d_neither_stop_the_prompt_nor_count() {
+    let mut h = Harness::new();
+    let first = h.drain();
+    assert!(h.keys("A").is_empty(), "A does not barge in");
+    // The prompt still finishes and arms the first-digit timer.
+    h.finish_play(&first);
+    assert_eq!(
+        h.m.poll_timeout(),
+        Some(h.now + IvrConfig::default().first_digit_timeout)
+    );
+    let a = h.keys("1B2#");
+    assert_eq!(looked_up(&a).as_deref(), Some("12"));
+}

@@ -32,11 +32,13 @@ impl Leg {
         }
     }
 
-    /// Media of the call's payload types arrived from `source`.
-    pub fn on_media(&self, now: Instant, source: SocketAddr) {
-        if let Ok(mut s) = self.state.lock() {
-            s.latch.on_media(now, source);
-        }
+    /// Media of the call's payload types arrived from `source`; `false`
+    /// means it is not from the latched source and must be dropped.
+    #[must_use]
+    pub fn on_media(&self, now: Instant, source: SocketAddr) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|mut s| s.latch.on_media(now, source))
     }
 
     /// Encodes and sends one 20 ms frame, if the far end's address is known.

@@ -110,12 +110,21 @@ impl Latch {
         }
     }
 
-    /// A valid packet of the call's negotiated payload types came from `source`.
-    pub fn on_media(&mut self, now: Instant, source: SocketAddr) {
+    /// A valid packet of the call's negotiated payload types came from
+    /// `source`. Returns whether it comes from the latched source (after
+    /// latching to it if none is active); others are to be dropped.
+    #[must_use]
+    pub fn on_media(&mut self, now: Instant, source: SocketAddr) -> bool {
         match &mut self.latched {
-            Some((addr, seen)) if *addr == source => *seen = now,
-            Some((_, seen)) if now.duration_since(*seen) < RELATCH_AFTER => {}
-            _ => self.latched = Some((source, now)),
+            Some((addr, seen)) if *addr == source => {
+                *seen = now;
+                true
+            }
+            Some((_, seen)) if now.duration_since(*seen) < RELATCH_AFTER => false,
+            _ => {
+                self.latched = Some((source, now));
+                true
+            }
         }
     }
 
@@ -159,15 +168,18 @@ mod tests {
         let stray: SocketAddr = "127.0.0.1:9999".parse().unwrap();
         let mut l = Latch::new(Some(sdp));
         assert_eq!(l.destination(), Some(sdp));
-        l.on_media(t0, real);
+        assert!(l.on_media(t0, real));
         assert_eq!(l.destination(), Some(real));
-        l.on_media(t0 + Duration::from_millis(20), stray);
+        assert!(
+            !l.on_media(t0 + Duration::from_millis(20), stray),
+            "stray media is dropped"
+        );
         assert_eq!(
             l.destination(),
             Some(real),
             "a stray packet does not steal the stream"
         );
-        l.on_media(t0 + Duration::from_secs(2), stray);
+        assert!(l.on_media(t0 + Duration::from_secs(2), stray));
         assert_eq!(
             l.destination(),
             Some(stray),

@@ -108,6 +108,8 @@ pub struct Endpoint {
     client: HashMap<String, ClientEntry>,
     dialogs: HashMap<CallRef, Dialog>,
     by_id: HashMap<(String, String), CallRef>,
+    /// The latest re-INVITE per dialog, whose 2xx its ACK stops.
+    reinvites: HashMap<CallRef, TxKey>,
     next_call: u64,
     out: VecDeque<Output>,
 }
@@ -121,6 +123,7 @@ impl Endpoint {
             client: HashMap::new(),
             dialogs: HashMap::new(),
             by_id: HashMap::new(),
+            reinvites: HashMap::new(),
             next_call: 1,
             out: VecDeque::new(),
         }
@@ -132,6 +135,11 @@ impl Endpoint {
 
     pub fn active_dialogs(&self) -> usize {
         self.dialogs.len()
+    }
+
+    /// Live transactions, server and client.
+    pub fn transactions(&self) -> usize {
+        self.server.len() + self.client.len()
     }
 
     fn transmit(&mut self, flow: Flow, bytes: Bytes) {
@@ -146,9 +154,11 @@ impl Endpoint {
             Err(err) => {
                 tracing::debug!(remote = %flow.remote, %err, "unparseable SIP message");
                 if let Some(req) = message::salvage_for_400(buf) {
-                    let mut resp = response(&req, StatusCode::BAD_REQUEST, None, flow.remote);
+                    let tag = random_token();
+                    let mut resp = response(&req, StatusCode::BAD_REQUEST, Some(&tag), flow.remote);
+                    // A fixed text: the offending bytes are never echoed.
                     resp.headers
-                        .push(("Warning".into(), format!("399 dialgate \"{err}\"")));
+                        .push(("Warning".into(), format!("399 dialgate \"{}\"", err.kind())));
                     self.transmit(flow, resp.to_bytes());
                 }
             }
@@ -159,7 +169,7 @@ impl Endpoint {
     fn answer(&mut self, now: Instant, flow: Flow, req: &Message, method: &Method, resp: Message) {
         let status = resp.status().map_or(500, |s| s.0);
         let bytes = resp.to_bytes();
-        let mut tx = ServerTx::new(false, flow.transport.is_reliable(), self.timers);
+        let mut tx = ServerTx::new(now, false, flow.transport.is_reliable(), self.timers);
         tx.send_response(now, status, bytes.clone());
         self.server.insert(
             TxKey::of(req, method),
@@ -232,7 +242,7 @@ impl Endpoint {
         self.next_call += 1;
         let dialog = Dialog::from_invite(&req, flow);
         let trying = response(&req, StatusCode::TRYING, None, flow.remote).to_bytes();
-        let mut tx = ServerTx::new(true, flow.transport.is_reliable(), self.timers);
+        let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
         tx.send_response(now, 100, trying.clone());
         self.server.insert(
             TxKey::of(&req, &Method::Invite),
@@ -296,7 +306,7 @@ impl Endpoint {
                 self.server.insert(
                     key.clone(),
                     ServerEntry {
-                        tx: ServerTx::new(false, flow.transport.is_reliable(), self.timers),
+                        tx: ServerTx::new(now, false, flow.transport.is_reliable(), self.timers),
                         flow,
                         request: Some(req.clone()),
                         call: Some(call),
@@ -327,8 +337,9 @@ impl Endpoint {
                     resp.body = sdp;
                 }
                 let bytes = resp.to_bytes();
-                let mut tx = ServerTx::new(true, flow.transport.is_reliable(), self.timers);
+                let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
                 tx.send_response(now, 200, bytes.clone());
+                self.reinvites.insert(call, TxKey::of(&req, &method));
                 self.server.insert(
                     TxKey::of(&req, &method),
                     ServerEntry {
@@ -357,7 +368,7 @@ impl Endpoint {
             .get(&key)
             .is_some_and(|e| e.tx.state() == ServerState::Proceeding);
         if pending {
-            self.respond_invite(now, call, status, Vec::new(), None);
+            self.answer_invite(now, call, status, Vec::new(), None);
         }
     }
 
@@ -380,7 +391,7 @@ impl Endpoint {
         let ok = response(req, StatusCode::OK, tag.as_deref(), flow.remote);
         self.answer(now, flow, req, &Method::Cancel, ok);
         if let (Some(call), true) = (call, pending) {
-            self.respond_invite(now, call, StatusCode::REQUEST_TERMINATED, Vec::new(), None);
+            self.answer_invite(now, call, StatusCode::REQUEST_TERMINATED, Vec::new(), None);
             self.out.push_back(Output::Call(call, CallEvent::Cancelled));
         }
     }
@@ -398,6 +409,12 @@ impl Endpoint {
         let Some(call) = self.dialog_of(req) else {
             return;
         };
+        if let Some(key) = self.reinvites.remove(&call) {
+            if let Some(entry) = self.server.get_mut(&key) {
+                entry.tx.recv_ack(now);
+            }
+            return;
+        }
         let Some(invite_key) = self.invite_key(call) else {
             return;
         };
@@ -426,8 +443,24 @@ impl Endpoint {
     }
 
     /// Answers the call's INVITE. 1xx/2xx carry our tag and Contact; a 2xx
-    /// confirms the dialog, anything ≥ 300 ends it.
+    /// confirms the dialog, anything ≥ 300 ends it (and `CallEvent::Ended`
+    /// follows, so the shell can forget the call).
     pub fn respond_invite(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        extra: Vec<(String, String)>,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let known = self.dialogs.contains_key(&call);
+        self.answer_invite(now, call, status, extra, sdp);
+        if known && status.0 >= 300 {
+            self.out.push_back(Output::Call(call, CallEvent::Ended));
+        }
+    }
+
+    fn answer_invite(
         &mut self,
         now: Instant,
         call: CallRef,
@@ -535,6 +568,7 @@ impl Endpoint {
     }
 
     fn forget(&mut self, call: CallRef) {
+        self.reinvites.remove(&call);
         if let Some(d) = self.dialogs.remove(&call) {
             self.by_id.remove(&(d.call_id, d.local_tag));
         }
@@ -549,6 +583,7 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut done = Vec::new();
         let mut events = Vec::new();
+        let mut unanswered = Vec::new();
         for (key, entry) in &mut self.server {
             if entry.tx.poll_timeout().is_some_and(|t| t <= now) {
                 match entry.tx.handle_timeout(now) {
@@ -562,6 +597,12 @@ impl Endpoint {
                             events.push((call, CallEvent::AckTimeout));
                         }
                     }
+                    TimerOutput::Unanswered => match entry.call {
+                        // An INVITE nobody answered: refuse it ourselves.
+                        Some(call) if entry.tx.is_invite() => unanswered.push(call),
+                        // An INFO nobody answered: forget it.
+                        _ => done.push(key.clone()),
+                    },
                     TimerOutput::Terminated | TimerOutput::RequestTimeout => done.push(key.clone()),
                     TimerOutput::Nothing => {}
                 }
@@ -569,6 +610,10 @@ impl Endpoint {
         }
         for key in done {
             self.server.remove(&key);
+        }
+        for call in unanswered {
+            tracing::warn!("INVITE left unanswered: 500");
+            self.respond_invite(now, call, StatusCode::SERVER_ERROR, Vec::new(), None);
         }
         let mut done = Vec::new();
         for (branch, entry) in &mut self.client {
@@ -582,7 +627,9 @@ impl Endpoint {
                         done.push(branch.clone());
                         events.push((entry.call, CallEvent::Ended));
                     }
-                    TimerOutput::Terminated | TimerOutput::AckTimeout => done.push(branch.clone()),
+                    TimerOutput::Terminated | TimerOutput::AckTimeout | TimerOutput::Unanswered => {
+                        done.push(branch.clone())
+                    }
                     TimerOutput::Nothing => {}
                 }
             }

@@ -215,6 +215,9 @@ fn canonical(name: &str) -> String {
         .map_or_else(|| name.to_owned(), |k| (*k).to_owned())
 }
 
+/// The largest body accepted (SIP over UDP cannot carry more anyway).
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// Splits a stream buffer: returns the length of the first whole message
 /// (headers plus Content-Length body), or `None` if more bytes are needed.
 /// Used to frame SIP over TCP (RFC 3261 §18.3). Leading CRLF keep-alives are
@@ -270,11 +273,10 @@ fn content_length(head: &str) -> Result<Option<usize>, ParseError> {
         if let Some((name, value)) = line.split_once(':')
             && canonical(name.trim()) == "Content-Length"
         {
-            return value
-                .trim()
-                .parse::<usize>()
-                .map(Some)
-                .map_err(|_| ParseError::BadContentLength);
+            return match value.trim().parse::<usize>() {
+                Ok(len) if len <= MAX_BODY => Ok(Some(len)),
+                _ => Err(ParseError::BadContentLength),
+            };
         }
     }
     Ok(None)
@@ -412,6 +414,20 @@ pub fn salvage_for_400(buf: &[u8]) -> Option<Message> {
         msg.header(h)?;
     }
     Some(msg)
+}
+
+impl ParseError {
+    /// A short fixed description, safe to put on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::NoHeaderEnd => "no end of headers",
+            ParseError::NotUtf8 => "headers not UTF-8",
+            ParseError::BadContentLength => "bad Content-Length",
+            ParseError::TruncatedBody => "body shorter than Content-Length",
+            ParseError::MissingHeader(h) => h,
+            ParseError::Syntax(_) => "malformed message",
+        }
+    }
 }
 
 impl Message {

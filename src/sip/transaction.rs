@@ -61,7 +61,15 @@ pub enum Timer {
     F,
     /// Absorb response retransmissions (non-INVITE client).
     K,
+    /// Absorb INVITE retransmissions after the 2xx was acknowledged (RFC 6026).
+    L,
+    /// Guard: the TU never answered the request (ours, not RFC 3261's).
+    Unanswered,
 }
+
+/// How long a request may wait for the TU's final answer before the
+/// transaction answers it itself (INVITE: 500; others: dropped).
+pub const UNANSWERED_INVITE: Duration = Duration::from_secs(180);
 
 /// What a fired timer asks the shell to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +81,8 @@ pub enum TimerOutput {
     AckTimeout,
     /// A client transaction got no final response.
     RequestTimeout,
+    /// The TU never gave a final response to this request.
+    Unanswered,
     /// The transaction is over; drop it.
     Terminated,
     Nothing,
@@ -112,7 +122,12 @@ pub struct ServerTx {
 }
 
 impl ServerTx {
-    pub fn new(invite: bool, reliable: bool, timers: TimerConfig) -> ServerTx {
+    pub fn new(now: Instant, invite: bool, reliable: bool, timers: TimerConfig) -> ServerTx {
+        let guard = if invite {
+            UNANSWERED_INVITE
+        } else {
+            64 * timers.t1
+        };
         ServerTx {
             invite,
             reliable,
@@ -120,12 +135,19 @@ impl ServerTx {
             state: ServerState::Proceeding,
             last_response: None,
             resend: None,
-            deadline: None,
+            deadline: Some(Pending {
+                timer: Timer::Unanswered,
+                at: now + guard,
+            }),
         }
     }
 
     pub fn state(&self) -> ServerState {
         self.state
+    }
+
+    pub fn is_invite(&self) -> bool {
+        self.invite
     }
 
     /// The response to send again when the request is retransmitted.
@@ -185,8 +207,11 @@ impl ServerTx {
         match self.state {
             ServerState::Accepted => {
                 self.resend = None;
-                self.deadline = None;
-                self.state = ServerState::Terminated;
+                self.state = ServerState::Confirmed;
+                self.deadline = Some(Pending {
+                    timer: Timer::L,
+                    at: now + 64 * self.timers.t1,
+                });
             }
             ServerState::Completed => {
                 self.resend = None;
@@ -221,6 +246,10 @@ impl ServerTx {
         {
             let timer = d.timer;
             self.deadline = None;
+            if timer == Timer::Unanswered {
+                // Still Proceeding: the TU (or the endpoint for it) may answer now.
+                return TimerOutput::Unanswered;
+            }
             self.resend = None;
             let was_accepted = self.state == ServerState::Accepted;
             self.state = ServerState::Terminated;
@@ -246,6 +275,7 @@ impl ServerTx {
 /// A non-INVITE client transaction (the BYE the gateway sends).
 #[derive(Debug)]
 pub struct ClientTx {
+    reliable: bool,
     request: Bytes,
     timers: TimerConfig,
     resend: Option<Resend>,
@@ -257,6 +287,7 @@ impl ClientTx {
     /// Starts the transaction; the shell sends `request` once now.
     pub fn new(now: Instant, request: Bytes, reliable: bool, timers: TimerConfig) -> ClientTx {
         ClientTx {
+            reliable,
             request,
             timers,
             resend: (!reliable).then_some(Resend {
@@ -277,6 +308,7 @@ impl ClientTx {
             // Provisional: keep retransmitting at T2 (§17.1.2.2).
             if let Some(r) = &mut self.resend {
                 r.interval = self.timers.t2;
+                r.at = r.at.min(now + self.timers.t2);
             }
             return false;
         }
@@ -285,9 +317,14 @@ impl ClientTx {
         }
         self.completed = true;
         self.resend = None;
+        let wait = if self.reliable {
+            Duration::ZERO
+        } else {
+            self.timers.t4
+        };
         self.deadline = Pending {
             timer: Timer::K,
-            at: now + self.timers.t4,
+            at: now + wait,
         };
         true
     }
@@ -339,7 +376,7 @@ mod tests {
     #[test]
     fn ok_is_retransmitted_from_t1_doubling_to_t2_until_timer_h() {
         let t0 = Instant::now();
-        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        let mut tx = ServerTx::new(t0, true, false, TimerConfig::default());
         tx.send_response(t0, 200, Bytes::from_static(b"200"));
         let fired = run_until(&mut tx, t0, t0 + Duration::from_secs(60));
         let resend_ms: Vec<u128> = fired
@@ -363,21 +400,36 @@ mod tests {
     #[test]
     fn ack_stops_the_2xx_retransmissions() {
         let t0 = Instant::now();
-        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        let mut tx = ServerTx::new(t0, true, false, TimerConfig::default());
         tx.send_response(t0, 200, Bytes::from_static(b"200"));
         assert!(matches!(
             tx.handle_timeout(t0 + Duration::from_millis(500)),
             TimerOutput::Retransmit(_)
         ));
         tx.recv_ack(t0 + Duration::from_millis(600));
-        assert_eq!(tx.state(), ServerState::Terminated);
-        assert_eq!(tx.poll_timeout(), None);
+        assert_eq!(tx.state(), ServerState::Confirmed);
+        // Only Timer L is left: it ends the transaction 64·T1 after the ACK.
+        let l = t0 + Duration::from_millis(600) + Duration::from_secs(32);
+        assert_eq!(tx.poll_timeout(), Some(l));
+        assert_eq!(tx.handle_timeout(l), TimerOutput::Terminated);
+    }
+
+    #[test]
+    fn unanswered_invite_is_reported_after_the_guard() {
+        let t0 = Instant::now();
+        let mut tx = ServerTx::new(t0, true, false, TimerConfig::default());
+        tx.send_response(t0, 100, Bytes::from_static(b"100"));
+        assert_eq!(tx.poll_timeout(), Some(t0 + UNANSWERED_INVITE));
+        assert_eq!(
+            tx.handle_timeout(t0 + UNANSWERED_INVITE),
+            TimerOutput::Unanswered
+        );
     }
 
     #[test]
     fn retransmitted_invite_gets_the_same_response() {
         let t0 = Instant::now();
-        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        let mut tx = ServerTx::new(t0, true, false, TimerConfig::default());
         tx.send_response(t0, 100, Bytes::from_static(b"100"));
         assert_eq!(tx.on_request_retransmission().as_deref(), Some(&b"100"[..]));
         tx.send_response(t0, 200, Bytes::from_static(b"200"));
@@ -387,7 +439,7 @@ mod tests {
     #[test]
     fn error_response_waits_for_ack_then_absorbs_for_t4() {
         let t0 = Instant::now();
-        let mut tx = ServerTx::new(true, false, TimerConfig::default());
+        let mut tx = ServerTx::new(t0, true, false, TimerConfig::default());
         tx.send_response(t0, 487, Bytes::from_static(b"487"));
         assert_eq!(tx.state(), ServerState::Completed);
         tx.recv_ack(t0 + Duration::from_millis(10));
@@ -406,7 +458,7 @@ mod tests {
     #[test]
     fn error_response_on_tcp_is_not_retransmitted() {
         let t0 = Instant::now();
-        let mut tx = ServerTx::new(true, true, TimerConfig::default());
+        let mut tx = ServerTx::new(t0, true, true, TimerConfig::default());
         tx.send_response(t0, 404, Bytes::from_static(b"404"));
         let fired = run_until(&mut tx, t0, t0 + Duration::from_secs(40));
         assert_eq!(
@@ -418,7 +470,7 @@ mod tests {
     #[test]
     fn non_invite_server_keeps_its_answer_for_timer_j() {
         let t0 = Instant::now();
-        let mut tx = ServerTx::new(false, false, TimerConfig::default());
+        let mut tx = ServerTx::new(t0, false, false, TimerConfig::default());
         tx.send_response(t0, 200, Bytes::from_static(b"200"));
         assert_eq!(tx.on_request_retransmission().as_deref(), Some(&b"200"[..]));
         assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));

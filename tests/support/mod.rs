@@ -226,3 +226,16 @@ pub async fn sipp(
 }
 pub mod caller;
 pub mod postgres;
+
+impl SippRun {
+    /// Asserts SIPp exited 0, showing SIPp's output and the gateway's log if not.
+    pub fn assert_ok(&self, gw: &Gateway) {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "SIPp failed:\n{}\n--- gateway log ---\n{}",
+            self.output,
+            gw.log()
+        );
+    }
+}

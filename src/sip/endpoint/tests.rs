@@ -293,3 +293,120 @@ fn garbage_with_enough_headers_gets_400_and_pure_noise_is_dropped() {
     ep.handle_input(Instant::now(), flow(), b"\x00\x01hello");
     assert_eq!(statuses(&drain(&mut ep)), vec![400]);
 }
+
+/// Runs every timer up to `until`; returns what came out.
+fn run_timers(ep: &mut Endpoint, until: Instant) -> Drained {
+    let mut all = Drained::default();
+    while let Some(t) = ep.poll_timeout() {
+        if t > until {
+            break;
+        }
+        ep.handle_timeout(t);
+        let d = drain(ep);
+        all.sent.extend(d.sent);
+        all.events.extend(d.events);
+    }
+    all
+}
+
+#[test]
+fn answered_and_acknowledged_call_leaves_no_transaction_behind() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (_, tag) = invite(&mut ep, t0);
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-ack", 1, Some(&tag)).as_bytes(),
+    );
+    ep.handle_input(
+        t0,
+        flow(),
+        request("BYE", "z9hG4bK-bye", 2, Some(&tag)).as_bytes(),
+    );
+    drain(&mut ep);
+    run_timers(&mut ep, t0 + Duration::from_secs(3600));
+    assert_eq!(ep.transactions(), 0);
+    assert_eq!(ep.active_dialogs(), 0);
+    assert_eq!(ep.poll_timeout(), None);
+}
+
+#[test]
+fn refusing_an_invite_reports_the_call_ended() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_input(
+        t0,
+        flow(),
+        request("INVITE", "z9hG4bK-inv", 1, None).as_bytes(),
+    );
+    let call = drain(&mut ep).incoming[0].call;
+    ep.respond_invite(t0, call, StatusCode::NOT_FOUND, Vec::new(), None);
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![404]);
+    assert!(matches!(d.events.as_slice(), [(c, CallEvent::Ended)] if *c == call));
+    assert_eq!(ep.active_dialogs(), 0);
+}
+
+#[test]
+fn an_invite_nobody_answers_gets_500_and_ends() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_input(
+        t0,
+        flow(),
+        request("INVITE", "z9hG4bK-inv", 1, None).as_bytes(),
+    );
+    let call = drain(&mut ep).incoming[0].call;
+    let d = run_timers(&mut ep, t0 + crate::sip::transaction::UNANSWERED_INVITE);
+    assert_eq!(statuses(&d).first(), Some(&500));
+    assert!(
+        d.events
+            .iter()
+            .any(|(c, e)| *c == call && matches!(e, CallEvent::Ended))
+    );
+    assert_eq!(ep.active_dialogs(), 0);
+    run_timers(&mut ep, t0 + Duration::from_secs(3600));
+    assert_eq!(ep.transactions(), 0);
+}
+
+#[test]
+fn ack_to_a_reinvite_stops_its_200() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (_, tag) = invite(&mut ep, t0);
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-ack", 1, Some(&tag)).as_bytes(),
+    );
+    ep.handle_input(
+        t0,
+        flow(),
+        request("INVITE", "z9hG4bK-re", 2, Some(&tag)).as_bytes(),
+    );
+    assert_eq!(statuses(&drain(&mut ep)), vec![200]);
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-ack2", 2, Some(&tag)).as_bytes(),
+    );
+    let d = run_timers(&mut ep, t0 + Duration::from_secs(5));
+    assert!(
+        d.sent.is_empty(),
+        "no 200 after the re-INVITE's ACK: {:?}",
+        statuses(&d)
+    );
+}
+
+#[test]
+fn huge_content_length_is_refused() {
+    let mut ep = endpoint();
+    let raw = request("OPTIONS", "z9hG4bK-big", 1, None)
+        .replace("Content-Length: 0", "Content-Length: 99999999999");
+    assert!(message::frame_len(raw.as_bytes()).is_err());
+    ep.handle_input(Instant::now(), flow(), raw.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![400]);
+    assert!(d.sent[0].tag("To").is_some(), "400 carries a To tag");
+}
