@@ -53,7 +53,6 @@ pub struct IncomingCall {
     pub p_asserted_identity: Option<String>,
     /// The packet's source address.
     pub source: SocketAddr,
-    /// Top Via sent-by and received, for trusted-peer handling later.
     pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
