@@ -215,6 +215,8 @@ impl Call {
                 return;
             }
         };
+        // The number's language, English where it has no prompts.
+        let prompts = self.shared.prompts.for_language(&self.number.language);
         let mut ivr = Machine::new(self.shared.settings.ivr.clone());
         let mut player = Player::default();
         let socket = Arc::new(socket);
@@ -261,7 +263,7 @@ impl Call {
             let deadline = ivr.poll_timeout().map(Instant::from_std);
             tokio::select! {
                 _ = tick.tick(), if room.is_none() => {
-                    let playing = player.next_frame(&self.shared.prompts, &mut frame);
+                    let playing = player.next_frame(prompts, &mut frame);
                     match playing {
                         Ok(true) => {}
                         Ok(false) => frame.fill(0),

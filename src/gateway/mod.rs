@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::conference::Rooms;
 use crate::config::Settings;
 use crate::media::ports::PortPool;
-use crate::media::prompts::{PromptError, PromptSet};
+use crate::media::prompts::{PromptError, PromptLibrary};
 use crate::provision::{ProvisionError, Provisioner};
 use crate::sip::dialog::LocalAddr;
 use crate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
@@ -65,7 +65,7 @@ pub(crate) enum SipCommand {
 pub(crate) struct Shared {
     pub settings: Settings,
     pub store: Store,
-    pub prompts: PromptSet,
+    pub prompts: PromptLibrary,
     pub ports: PortPool,
     pub rooms: Rooms,
     pub sip: mpsc::UnboundedSender<SipCommand>,
@@ -84,7 +84,8 @@ pub fn init_logging() {
 
 /// Runs the gateway until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
-    let prompts = PromptSet::load(&settings.prompts, "en")?;
+    let prompts = PromptLibrary::load(&settings.prompts)?;
+    tracing::info!(languages = ?prompts.languages(), "prompts loaded");
     let store = Store::open(&settings.database).await?;
     let sockets = SipSockets::bind(settings.sip_listen)
         .await

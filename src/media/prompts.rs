@@ -346,5 +346,50 @@ fn f32_to_i16(sample: f32) -> i16 {
         .clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16
 }
 
+/// The language every gateway must have, and the fallback for the others.
+pub const DEFAULT_LANGUAGE: &str = "en";
+
+/// Every language folder under the prompt directory, each complete.
+#[derive(Clone)]
+pub struct PromptLibrary {
+    languages: std::collections::HashMap<String, PromptSet>,
+    default: PromptSet,
+}
+
+impl PromptLibrary {
+    /// Loads `<dir>/<language>/` for every sub-folder; `en` must exist, and
+    /// any language folder with a missing prompt is an error naming it.
+    pub fn load(dir: &Path) -> Result<PromptLibrary, PromptError> {
+        let default = PromptSet::load(dir, DEFAULT_LANGUAGE)?;
+        let mut languages = std::collections::HashMap::new();
+        let entries = std::fs::read_dir(dir).map_err(|source| PromptError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name == DEFAULT_LANGUAGE || !entry.path().is_dir() {
+                continue;
+            }
+            languages.insert(name.clone(), PromptSet::load(dir, &name)?);
+        }
+        Ok(PromptLibrary { languages, default })
+    }
+
+    /// The prompts for `language`, or English when that language has none.
+    pub fn for_language(&self, language: &str) -> &PromptSet {
+        self.languages.get(language).unwrap_or(&self.default)
+    }
+
+    /// Languages loaded, English first.
+    pub fn languages(&self) -> Vec<&str> {
+        let mut others: Vec<&str> = self.languages.keys().map(String::as_str).collect();
+        others.sort_unstable();
+        std::iter::once(DEFAULT_LANGUAGE).chain(others).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -348,3 +348,34 @@ fn shipped_english_prompts_all_load() {
         assert!(rms(set.get(id)) > 500.0, "{id:?} is nearly silent");
     }
 }
+
+#[test]
+fn library_falls_back_to_english_and_loads_other_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    for lang in ["en", "de"] {
+        std::fs::create_dir_all(dir.path().join(lang)).unwrap();
+        for id in PromptId::ALL {
+            let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prompts/en")
+                .join(format!("{}.wav", id.file_stem()));
+            std::fs::copy(
+                src,
+                dir.path()
+                    .join(lang)
+                    .join(format!("{}.wav", id.file_stem())),
+            )
+            .unwrap();
+        }
+    }
+    let lib = PromptLibrary::load(dir.path()).unwrap();
+    assert_eq!(lib.languages(), vec!["en", "de"]);
+    assert!(
+        !lib.for_language("fr").get(PromptId::Welcome).is_empty(),
+        "fr falls back to en"
+    );
+    std::fs::remove_file(dir.path().join("de/goodbye.wav")).unwrap();
+    let err = PromptLibrary::load(dir.path())
+        .err()
+        .expect("incomplete language refused");
+    assert!(err.to_string().contains("goodbye"), "{err}");
+}
