@@ -25,6 +25,10 @@ prompts=(
     "goodbye|Goodbye."
     "joining|You are joining the conference."
     "only_person|You are the only person in this conference."
+    "not_started|This meeting has not started yet. The code works from 15 minutes before the start."
+    "meeting_ended|This meeting has ended."
+    "enter_security_code|Please enter the security code, followed by the pound key."
+    "too_many_attempts|There have been too many attempts. Please try again later."
 )
 
 for entry in "${prompts[@]}"; do

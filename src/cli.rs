@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::{DEFAULT_DATABASE, ServeOptions};
-use crate::provision::{ProvisionError, Provisioner};
+use crate::provision::{MeetingView, ProvisionError, Provisioner, Schedule, TenantSettings};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
@@ -40,6 +40,9 @@ pub enum Command {
     /// Conference rooms.
     #[command(subcommand)]
     Room(RoomCommand),
+    /// Scheduled meetings with one-time codes.
+    #[command(subcommand)]
+    Meeting(MeetingCommand),
     /// Test fixtures: what a caller sends, as files SIPp can play.
     #[command(subcommand)]
     Fixture(FixtureCommand),
@@ -127,6 +130,69 @@ pub enum TenantCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Change a tenant's meeting settings (effective for the next call).
+    Set {
+        name: String,
+        /// Scheduled meetings get a one-time code unless told otherwise
+        #[arg(long)]
+        one_time_default: Option<bool>,
+        /// One-time codes admit from this long before the start, e.g. 15m
+        #[arg(long)]
+        early_join: Option<String>,
+        /// … and until this long after the end, e.g. 5m
+        #[arg(long)]
+        grace: Option<String>,
+        /// Digits in new one-time codes (6-12)
+        #[arg(long)]
+        code_length: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MeetingCommand {
+    /// Schedule a meeting on a room.
+    Schedule {
+        /// Room id or name
+        #[arg(long)]
+        room: String,
+        /// Tenant, when several have a room of this name
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Start, RFC 3339 with any offset
+        #[arg(long)]
+        start: String,
+        /// Length, e.g. 45m or 1h30m
+        #[arg(long, conflicts_with = "end")]
+        duration: Option<String>,
+        /// End, RFC 3339
+        #[arg(long)]
+        end: Option<String>,
+        /// Give the meeting a one-time access code
+        #[arg(long, conflicts_with = "no_one_time")]
+        one_time: bool,
+        /// Use the room's regular code instead
+        #[arg(long)]
+        no_one_time: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List meetings (of one room).
+    List {
+        #[arg(long)]
+        room: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Cancel a meeting: its one-time code stops working at once.
+    Cancel {
+        id: i64,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,6 +245,19 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     }
 }
 
+fn meeting_line(m: &MeetingView) -> String {
+    format!(
+        "meeting {} room={} {}..{} active_from={} one_time_code={}{}\n",
+        m.id,
+        m.room,
+        m.starts_at,
+        m.ends_at,
+        m.active_from,
+        m.one_time_code.as_deref().unwrap_or("-"),
+        if m.cancelled { " cancelled" } else { "" }
+    )
+}
+
 fn fail(e: ProvisionError) -> ExitCode {
     eprintln!("error: {e}");
     match e {
@@ -191,7 +270,12 @@ fn fail(e: ProvisionError) -> ExitCode {
 pub async fn run_provisioning(command: Command) -> ExitCode {
     let common = match &command {
         Command::Serve { .. } | Command::Fixture(_) => return ExitCode::from(2),
-        Command::Tenant(TenantCommand::Add { common, .. })
+        Command::Tenant(TenantCommand::Add { common, .. } | TenantCommand::Set { common, .. })
+        | Command::Meeting(
+            MeetingCommand::Schedule { common, .. }
+            | MeetingCommand::List { common, .. }
+            | MeetingCommand::Cancel { common, .. },
+        )
         | Command::Number(NumberCommand::Add { common, .. } | NumberCommand::List { common })
         | Command::Room(RoomCommand::Add { common, .. } | RoomCommand::List { common }) => {
             common.clone()
@@ -212,6 +296,70 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             .add_tenant(&name)
             .await
             .map(|t| print(json, &t, |t| format!("tenant {} {}\n", t.id, t.name))),
+        Command::Tenant(TenantCommand::Set {
+            name,
+            one_time_default,
+            early_join,
+            grace,
+            code_length,
+            ..
+        }) => {
+            let settings = TenantSettings {
+                one_time_default,
+                early_join: early_join.as_deref(),
+                grace: grace.as_deref(),
+                code_length,
+            };
+            p.set_tenant(&name, &settings).await.map(|t| {
+                print(json, &t, |t| {
+                    format!(
+                        "tenant {} {} one_time_default={} early_join={}s grace={}s code_length={}\n",
+                        t.id,
+                        t.name,
+                        t.one_time_default != 0,
+                        t.early_join_secs,
+                        t.grace_secs,
+                        t.code_length
+                    )
+                })
+            })
+        }
+        Command::Meeting(MeetingCommand::Schedule {
+            room,
+            tenant,
+            start,
+            duration,
+            end,
+            one_time,
+            no_one_time,
+            ..
+        }) => {
+            let req = Schedule {
+                room: &room,
+                tenant: tenant.as_deref(),
+                start: &start,
+                duration: duration.as_deref(),
+                end: end.as_deref(),
+                one_time: if one_time {
+                    Some(true)
+                } else if no_one_time {
+                    Some(false)
+                } else {
+                    None
+                },
+            };
+            p.schedule_meeting(&req, chrono::Utc::now())
+                .await
+                .map(|m| print(json, &m, meeting_line))
+        }
+        Command::Meeting(MeetingCommand::List { room, tenant, .. }) => p
+            .list_meetings(room.as_deref().map(|r| (r, tenant.as_deref())))
+            .await
+            .map(|ms| print(json, &ms, |ms| ms.iter().map(meeting_line).collect())),
+        Command::Meeting(MeetingCommand::Cancel { id, .. }) => p
+            .cancel_meeting(id, chrono::Utc::now())
+            .await
+            .map(|m| print(json, &m, meeting_line)),
         Command::Number(NumberCommand::Add {
             number,
             tenant,

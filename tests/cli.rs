@@ -160,3 +160,62 @@ fn duplicate_access_code_in_a_tenant_is_a_conflict() {
     assert_eq!(rc, 2);
     assert!(err.contains("conflict"), "{err}");
 }
+
+#[test]
+fn a_room_code_that_prefixes_another_is_a_conflict() {
+    let (_d, db) = db();
+    assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
+    assert_eq!(
+        cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "a",
+                "--access-code",
+                "1234"
+            ]
+        )
+        .0,
+        0
+    );
+    for code in ["12", "123456"] {
+        let (rc, _, err) = cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "b",
+                "--access-code",
+                code,
+            ],
+        );
+        assert_eq!(rc, 2, "{code}: {err}");
+        assert!(err.contains("prefix"), "{err}");
+    }
+    // Another tenant may use it: codes are unique within a tenant.
+    assert_eq!(cli(&db, &["tenant", "add", "other"]).0, 0);
+    assert_eq!(
+        cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "other",
+                "--name",
+                "b",
+                "--access-code",
+                "12"
+            ]
+        )
+        .0,
+        0
+    );
+}

@@ -4,10 +4,16 @@
 //!
 //! Codes are strings of digits — leading zeros are data, never integers.
 //! Generation uses the thread-local CSPRNG (`rand::rng`, ChaCha-based).
-//! Scheduled meetings, one-time windows, security codes and lockouts build on
-//! this module (issue 3); this slice knows regular room codes only.
+//! - [`window`]: one-time codes' validity windows (`start − early_join`
+//!   until `end + grace`), time as an argument.
+//! - [`codes`]: drawing codes that collide with no live code or prefix.
+//!
+//! Security codes, personal codes and lockouts are still to come (issue 3).
 
+pub mod codes;
 mod number;
+pub mod resolve;
+pub mod window;
 
 pub use number::{E164, NumberError};
 

@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::player::Player;
 use super::{Shared, SipCommand};
+use crate::access::resolve::{Decision, resolve};
 use crate::access::{AccessCode, E164, Outcome, Stage};
 use crate::conference::Member;
 use crate::dtmf::rfc4733;
@@ -375,14 +376,16 @@ impl Call {
     }
 
     async fn lookup(&self, code: &AccessCode) -> LookupResult {
-        match self
-            .shared
-            .store
-            .room_by_code(self.number.tenant_id, code.as_str())
-            .await
-        {
-            Ok(Some(room)) => LookupResult::Admitted { room_id: room.id },
-            Ok(None) => LookupResult::Refused(Outcome::Wrong),
+        let decision = resolve(
+            &self.shared.store,
+            self.number.tenant_id,
+            code.as_str(),
+            chrono::Utc::now(),
+        )
+        .await;
+        match decision {
+            Ok(Decision::Admit { room_id, .. }) => LookupResult::Admitted { room_id },
+            Ok(Decision::Refuse(outcome)) => LookupResult::Refused(outcome),
             Err(e) => {
                 // The caller is refused rather than left waiting; the
                 // operator sees the error.

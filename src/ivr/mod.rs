@@ -102,6 +102,15 @@ enum State {
     Done,
 }
 
+/// What a caller hears when a code is refused for `outcome`.
+fn refusal_prompt(outcome: Outcome) -> PromptId {
+    match outcome {
+        Outcome::NotStarted => PromptId::NotStarted,
+        Outcome::Ended => PromptId::MeetingEnded,
+        _ => PromptId::InvalidCode,
+    }
+}
+
 /// One caller's journey from answer to room (or goodbye). Not `Debug`: it
 /// holds the digits typed so far.
 pub struct Machine {
@@ -292,7 +301,7 @@ impl Machine {
                 });
                 self.fail(
                     outcome,
-                    vec![PromptId::InvalidCode, PromptId::EnterAccessCode],
+                    vec![refusal_prompt(outcome), PromptId::EnterAccessCode],
                 );
                 for key in typed_ahead {
                     self.on_digit(now, key);
@@ -307,7 +316,7 @@ impl Machine {
         if self.failures >= self.config.max_attempts {
             let mut bye = Vec::new();
             if outcome != Outcome::Timeout {
-                bye.push(PromptId::InvalidCode);
+                bye.push(refusal_prompt(outcome));
             }
             bye.push(PromptId::Goodbye);
             let play = self.play(bye);

@@ -292,3 +292,29 @@ fn keys_a_to_d_neither_stop_the_prompt_nor_count() {
     let a = h.keys("1B2#");
     assert_eq!(looked_up(&a).as_deref(), Some("12"));
 }
+
+#[test]
+fn not_started_and_ended_have_their_own_prompts_and_count_as_failures() {
+    let mut h = Harness::with(IvrConfig {
+        max_attempts: 2,
+        ..IvrConfig::default()
+    });
+    h.drain();
+    h.keys("123#");
+    let a = h.lookup(LookupResult::Refused(Outcome::NotStarted));
+    assert!(a.contains(&Action::Attempt {
+        stage: Stage::Access,
+        outcome: Outcome::NotStarted
+    }));
+    assert_eq!(
+        prompts_of(&a),
+        vec![PromptId::NotStarted, PromptId::EnterAccessCode]
+    );
+    h.keys("123#");
+    let a = h.lookup(LookupResult::Refused(Outcome::Ended));
+    assert_eq!(
+        prompts_of(&a),
+        vec![PromptId::MeetingEnded, PromptId::Goodbye]
+    );
+    assert_eq!(h.finish_play(&a), vec![Action::Hangup(Outcome::Ended)]);
+}

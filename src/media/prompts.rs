@@ -56,17 +56,25 @@ pub enum PromptId {
     Goodbye,
     Joining,
     OnlyPerson,
+    NotStarted,
+    MeetingEnded,
+    EnterSecurityCode,
+    TooManyAttempts,
 }
 
 impl PromptId {
     /// Every prompt, in declaration order.
-    pub const ALL: [PromptId; 6] = [
+    pub const ALL: [PromptId; 10] = [
         PromptId::Welcome,
         PromptId::EnterAccessCode,
         PromptId::InvalidCode,
         PromptId::Goodbye,
         PromptId::Joining,
         PromptId::OnlyPerson,
+        PromptId::NotStarted,
+        PromptId::MeetingEnded,
+        PromptId::EnterSecurityCode,
+        PromptId::TooManyAttempts,
     ];
 
     /// The file name without extension, e.g. `"enter_access_code"`.
@@ -78,6 +86,10 @@ impl PromptId {
             PromptId::Goodbye => "goodbye",
             PromptId::Joining => "joining",
             PromptId::OnlyPerson => "only_person",
+            PromptId::NotStarted => "not_started",
+            PromptId::MeetingEnded => "meeting_ended",
+            PromptId::EnterSecurityCode => "enter_security_code",
+            PromptId::TooManyAttempts => "too_many_attempts",
         }
     }
 

@@ -4,6 +4,10 @@
 //! rule lives here once. Input is parsed into types at the edge (`E164`,
 //! `AccessCode`); a failure changes nothing and names the field.
 
+mod meetings;
+
+pub use meetings::{MeetingView, Schedule, TenantSettings};
+
 use chrono::Utc;
 
 use crate::access::{AccessCode, E164};
@@ -33,7 +37,7 @@ impl From<StoreError> for ProvisionError {
     }
 }
 
-fn invalid(field: &'static str, reason: impl ToString) -> ProvisionError {
+pub(crate) fn invalid(field: &'static str, reason: impl ToString) -> ProvisionError {
     ProvisionError::Invalid {
         field,
         reason: reason.to_string(),
@@ -69,7 +73,7 @@ impl Provisioner {
         Ok(self.store.insert_tenant(name.trim(), Utc::now()).await?)
     }
 
-    async fn tenant(&self, name: &str) -> Result<Tenant, ProvisionError> {
+    pub(crate) async fn tenant(&self, name: &str) -> Result<Tenant, ProvisionError> {
         self.store
             .tenant_by_name(name)
             .await?
@@ -120,31 +124,41 @@ impl Provisioner {
             .transpose()
             .map_err(|e| invalid("access_code", e))?;
         let tenant = self.tenant(tenant).await?;
-        let code = match code {
-            Some(code) => code,
-            None => self.unused_code(tenant.id).await?,
-        };
+        let code = self.unused_code(tenant.id, code).await?;
         Ok(self
             .store
             .insert_room(&tenant, name.trim(), code.as_str(), Utc::now())
             .await?)
     }
 
-    async fn unused_code(&self, tenant_id: i64) -> Result<AccessCode, ProvisionError> {
-        // 10^9 codes: a collision is rare; a few draws settle it.
-        for _ in 0..16 {
-            let code = AccessCode::generate(GENERATED_CODE_LEN);
-            if !self
-                .store
-                .access_code_taken(tenant_id, code.as_str())
-                .await?
-            {
-                return Ok(code);
-            }
+    /// Every code of the tenant that is live now or later (regular room
+    /// codes and one-time codes of meetings not over yet).
+    async fn live_codes(&self, tenant_id: i64) -> Result<Vec<String>, ProvisionError> {
+        Ok(self
+            .store
+            .tenant_codes(tenant_id, Utc::now())
+            .await?
+            .into_iter()
+            .map(|(code, _)| code)
+            .collect())
+    }
+
+    /// A room's regular code is always live: it may neither equal nor
+    /// prefix (or be prefixed by) any other code of the tenant.
+    async fn unused_code(
+        &self,
+        tenant_id: i64,
+        wanted: Option<AccessCode>,
+    ) -> Result<AccessCode, ProvisionError> {
+        let live = self.live_codes(tenant_id).await?;
+        match wanted {
+            Some(code) if crate::access::codes::acceptable(code.as_str(), &live) => Ok(code),
+            Some(_) => Err(ProvisionError::Conflict(
+                "access code equals, or is a prefix of, a code in use in this tenant (or the reverse)".into(),
+            )),
+            None => crate::access::codes::draw(GENERATED_CODE_LEN, &live, 64)
+                .ok_or_else(|| ProvisionError::Conflict("could not draw an unused access code".into())),
         }
-        Err(ProvisionError::Conflict(
-            "could not draw an unused access code".into(),
-        ))
     }
 
     pub async fn list_rooms(&self) -> Result<Vec<RoomRow>, ProvisionError> {

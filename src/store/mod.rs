@@ -11,6 +11,7 @@
 //! A SQLite file is created when absent and switched to WAL. Access codes are
 //! never written to the attempt log.
 
+mod meetings;
 mod rows;
 
 use std::str::FromStr;
@@ -19,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
-pub use rows::{Attempt, NumberRow, RoomRow, Tenant};
+pub use rows::{Attempt, MeetingRow, NumberRow, RoomRow, Tenant};
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +113,8 @@ impl Store {
         self.backend
     }
 
+    const TENANT_SELECT: &str = "SELECT id, name, created_at, one_time_default, early_join_secs, grace_secs, code_length FROM tenants";
+
     pub async fn insert_tenant(
         &self,
         name: &str,
@@ -124,20 +127,41 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(map_unique("tenant with this name"))?;
-        Ok(Tenant {
-            id: row.try_get(0)?,
-            name: name.to_owned(),
-            created_at: format_time(now),
-        })
+        let id: i64 = row.try_get(0)?;
+        self.tenant_by_id(id)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
+        let sql = format!("{} WHERE id = $1", Self::TENANT_SELECT);
+        Ok(sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, Tenant>("SELECT id, name, created_at FROM tenants WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
+        let sql = format!("{} WHERE name = $1", Self::TENANT_SELECT);
+        Ok(sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Writes a tenant's meeting settings.
+    pub async fn update_tenant_settings(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tenants SET one_time_default = $1, early_join_secs = $2, grace_secs = $3, code_length = $4 WHERE id = $5",
         )
+        .bind(tenant.one_time_default)
+        .bind(tenant.early_join_secs)
+        .bind(tenant.grace_secs)
+        .bind(tenant.code_length)
+        .bind(tenant.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn insert_number(
@@ -210,7 +234,7 @@ impl Store {
         })
     }
 
-    const ROOM_SELECT: &str = "SELECT r.id AS id, r.tenant_id AS tenant_id, t.name AS tenant, r.name AS name, r.access_code AS access_code \
+    pub(crate) const ROOM_SELECT: &str = "SELECT r.id AS id, r.tenant_id AS tenant_id, t.name AS tenant, r.name AS name, r.access_code AS access_code \
          FROM rooms r JOIN tenants t ON t.id = r.tenant_id";
 
     pub async fn list_rooms(&self) -> Result<Vec<RoomRow>, StoreError> {
@@ -251,10 +275,6 @@ impl Store {
             .bind(code)
             .fetch_optional(&self.pool)
             .await?)
-    }
-
-    pub async fn access_code_taken(&self, tenant_id: i64, code: &str) -> Result<bool, StoreError> {
-        Ok(self.room_by_code(tenant_id, code).await?.is_some())
     }
 
     /// Appends to the attempt log. The code itself is never passed here.

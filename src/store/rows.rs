@@ -8,6 +8,33 @@ pub struct Tenant {
     pub id: i64,
     pub name: String,
     pub created_at: String,
+    /// Scheduled meetings get a one-time code unless asked otherwise (0/1).
+    #[serde(serialize_with = "as_bool")]
+    pub one_time_default: i64,
+    /// One-time codes admit from this long before the start.
+    pub early_join_secs: i64,
+    /// … until this long after the end.
+    pub grace_secs: i64,
+    /// Digits in generated one-time codes (6–12).
+    pub code_length: i64,
+}
+
+fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(*v != 0)
+}
+
+/// A scheduled meeting on a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct MeetingRow {
+    pub id: i64,
+    pub room_id: i64,
+    pub room: String,
+    pub tenant_id: i64,
+    pub starts_at: String,
+    pub ends_at: String,
+    /// Readable back, like a meeting ID; `None` when the room's regular code is used.
+    pub one_time_code: Option<String>,
+    pub cancelled_at: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
