@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::{DEFAULT_DATABASE, ServeOptions};
+use crate::access::secret::Secret;
+use crate::config::{DEFAULT_DATABASE, DEFAULT_SECRET_FILE, ServeOptions};
 use crate::provision::{MeetingView, ProvisionError, Provisioner, Schedule, TenantSettings};
 use crate::store::Store;
 
@@ -120,6 +121,9 @@ pub struct Common {
     /// One JSON object or array on stdout
     #[arg(long)]
     pub json: bool,
+    /// Server key for hashing security codes (created when absent)
+    #[arg(long, default_value = DEFAULT_SECRET_FILE)]
+    pub secret_file: std::path::PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,6 +149,9 @@ pub enum TenantCommand {
         /// Digits in new one-time codes (6-12)
         #[arg(long)]
         code_length: Option<usize>,
+        /// Security code one-time meetings ask for by default ("" clears it)
+        #[arg(long)]
+        default_security_code: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -175,6 +182,9 @@ pub enum MeetingCommand {
         /// Use the room's regular code instead
         #[arg(long)]
         no_one_time: bool,
+        /// Asked for after the one-time code (needs a one-time code)
+        #[arg(long)]
+        security_code: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -224,6 +234,9 @@ pub enum RoomCommand {
         name: String,
         #[arg(long)]
         access_code: Option<String>,
+        /// A standing security code asked for after the access code
+        #[arg(long)]
+        security_code: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -288,7 +301,14 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let p = Provisioner::new(store);
+    let secret = match Secret::load_or_create(&common.secret_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let p = Provisioner::new(store).with_secret(secret);
     let json = common.json;
     let result = match command {
         Command::Serve { .. } | Command::Fixture(_) => return ExitCode::from(2),
@@ -302,6 +322,7 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             early_join,
             grace,
             code_length,
+            default_security_code,
             ..
         }) => {
             let settings = TenantSettings {
@@ -309,6 +330,7 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
                 early_join: early_join.as_deref(),
                 grace: grace.as_deref(),
                 code_length,
+                default_security_code: default_security_code.as_deref(),
             };
             p.set_tenant(&name, &settings).await.map(|t| {
                 print(json, &t, |t| {
@@ -332,9 +354,11 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             end,
             one_time,
             no_one_time,
+            security_code,
             ..
         }) => {
             let req = Schedule {
+                security_code: security_code.as_deref(),
                 room: &room,
                 tenant: tenant.as_deref(),
                 start: &start,
@@ -384,9 +408,15 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             tenant,
             name,
             access_code,
+            security_code,
             ..
         }) => p
-            .add_room(&tenant, &name, access_code.as_deref())
+            .add_room(
+                &tenant,
+                &name,
+                access_code.as_deref(),
+                security_code.as_deref(),
+            )
             .await
             .map(|r| {
                 print(json, &r, |r| {

@@ -15,6 +15,7 @@ pub const DEFAULT_SIP_LISTEN: &str = "127.0.0.1:5060";
 pub const DEFAULT_RTP_PORTS: &str = "20000-29999";
 pub const DEFAULT_DATABASE: &str = "sqlite://dialgate.db";
 pub const DEFAULT_PROMPTS: &str = "./prompts";
+pub const DEFAULT_SECRET_FILE: &str = "dialgate.secret";
 
 #[derive(thiserror::Error, Debug)]
 pub enum ConfigError {
@@ -58,6 +59,9 @@ pub struct ServeOptions {
     /// Prompt folder (one sub-folder per language) [default: ./prompts]
     #[arg(long)]
     pub prompts: Option<PathBuf>,
+    /// Server key hashing security codes, shared by all nodes (created when absent) [default: dialgate.secret]
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
     /// Seed tenant, number +15550100 and room `demo` (code 123456789) where absent
     #[arg(long)]
     #[serde(default)]
@@ -87,6 +91,7 @@ pub struct Settings {
     pub rtp_ports: (u16, u16),
     pub database: String,
     pub prompts: PathBuf,
+    pub secret_file: PathBuf,
     pub demo: bool,
     pub ivr: IvrConfig,
     pub answer_delay: Duration,
@@ -161,6 +166,7 @@ impl ServeOptions {
             rtp_ports: self.rtp_ports.or(base.rtp_ports),
             database: self.database.or(base.database),
             prompts: self.prompts.or(base.prompts),
+            secret_file: self.secret_file.or(base.secret_file),
             demo: self.demo || base.demo,
             first_digit_timeout: self.first_digit_timeout.or(base.first_digit_timeout),
             inter_digit_timeout: self.inter_digit_timeout.or(base.inter_digit_timeout),
@@ -233,6 +239,9 @@ impl ServeOptions {
             prompts: self
                 .prompts
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PROMPTS)),
+            secret_file: self
+                .secret_file
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRET_FILE)),
             demo: self.demo,
             ivr,
             answer_delay: dur("answer-delay", self.answer_delay, Duration::ZERO)?,

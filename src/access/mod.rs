@@ -13,6 +13,7 @@
 pub mod codes;
 mod number;
 pub mod resolve;
+pub mod secret;
 pub mod window;
 
 pub use number::{E164, NumberError};

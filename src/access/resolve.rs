@@ -1,6 +1,8 @@
 //! Which room a keyed access code opens, now: a room's regular code always;
-//! a meeting's one-time code only inside its window. The decision is pure
-//! ([`decide`]); [`resolve`] fetches what it needs from the store.
+//! a meeting's one-time code only inside its window. Either may bring a
+//! security code to ask for next (the room's standing one; the meeting's,
+//! else the tenant default). The decision is pure ([`decide`]); [`resolve`]
+//! fetches what it needs from the store.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -9,28 +11,41 @@ use super::window::{Window, WindowCheck, check_any};
 use crate::store::{Store, StoreError, Tenant};
 
 /// What a code means at one instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
+    /// The access code is right now; `security` is the keyed hash of the
+    /// security code still to be asked for, if any.
     Admit {
         room_id: i64,
         meeting_id: Option<i64>,
+        security: Option<String>,
     },
     Refuse(Outcome),
 }
 
 /// A meeting that carries the keyed code.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Candidate {
     pub room_id: i64,
     pub meeting_id: i64,
     pub window: Window,
+    /// The meeting's security code hash, else the tenant default's.
+    pub security: Option<String>,
 }
 
-pub fn decide(now: DateTime<Utc>, regular_room: Option<i64>, meetings: &[Candidate]) -> Decision {
-    if let Some(room_id) = regular_room {
+/// A room whose regular code was keyed, with its standing security code hash.
+#[derive(Clone, Debug)]
+pub struct Regular {
+    pub room_id: i64,
+    pub security: Option<String>,
+}
+
+pub fn decide(now: DateTime<Utc>, regular: Option<Regular>, meetings: &[Candidate]) -> Decision {
+    if let Some(room) = regular {
         return Decision::Admit {
-            room_id,
+            room_id: room.room_id,
             meeting_id: None,
+            security: room.security,
         };
     }
     match check_any(meetings.iter().map(|m| m.window), now) {
@@ -38,6 +53,7 @@ pub fn decide(now: DateTime<Utc>, regular_room: Option<i64>, meetings: &[Candida
             Some(m) => Decision::Admit {
                 room_id: m.room_id,
                 meeting_id: Some(m.meeting_id),
+                security: m.security.clone(),
             },
             None => Decision::Refuse(Outcome::Wrong),
         },
@@ -71,7 +87,11 @@ pub async fn resolve(
     now: DateTime<Utc>,
 ) -> Result<Decision, StoreError> {
     if let Some(room) = store.room_by_code(tenant_id, code).await? {
-        return Ok(decide(now, Some(room.id), &[]));
+        let regular = Regular {
+            room_id: room.id,
+            security: room.security_code_hash,
+        };
+        return Ok(decide(now, Some(regular), &[]));
     }
     let meetings = store.meetings_by_code(tenant_id, code).await?;
     if meetings.is_empty() {
@@ -87,6 +107,10 @@ pub async fn resolve(
                 room_id: m.room_id,
                 meeting_id: m.id,
                 window: meeting_window(&tenant, &m.starts_at, &m.ends_at)?,
+                security: m
+                    .security_code_hash
+                    .clone()
+                    .or_else(|| tenant.default_security_code_hash.clone()),
             })
         })
         .collect();
@@ -107,22 +131,28 @@ mod tests {
             room_id: 3,
             meeting_id: 9,
             window: Window::of_meeting(t(start), t(end), DEFAULT_EARLY_JOIN, Duration::zero()),
+            security: Some("meeting-hash".into()),
         }
     }
 
     #[test]
-    fn regular_code_always_admits() {
+    fn regular_code_always_admits_with_the_rooms_security_code() {
+        let regular = Regular {
+            room_id: 5,
+            security: Some("room-hash".into()),
+        };
         assert_eq!(
-            decide(t("2026-01-01T00:00:00Z"), Some(5), &[]),
+            decide(t("2026-01-01T00:00:00Z"), Some(regular), &[]),
             Decision::Admit {
                 room_id: 5,
-                meeting_id: None
+                meeting_id: None,
+                security: Some("room-hash".into())
             }
         );
     }
 
     #[test]
-    fn one_time_code_follows_its_window() {
+    fn one_time_code_follows_its_window_and_brings_its_security_code() {
         let m = [candidate("2026-11-23T10:00:00Z", "2026-11-23T10:45:00Z")];
         assert_eq!(
             decide(t("2026-11-23T09:44:59Z"), None, &m),
@@ -132,7 +162,8 @@ mod tests {
             decide(t("2026-11-23T09:45:00Z"), None, &m),
             Decision::Admit {
                 room_id: 3,
-                meeting_id: Some(9)
+                meeting_id: Some(9),
+                security: Some("meeting-hash".into())
             }
         );
         assert_eq!(

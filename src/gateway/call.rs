@@ -23,6 +23,7 @@ use crate::media::g711::{self, FRAME_SAMPLES};
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
 use crate::media::rtp::{self, Latch, Outbound};
+use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpError};
@@ -235,15 +236,33 @@ impl Call {
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut room: Option<(i64, Arc<Member>)> = None;
         let mut admitted_to: Option<i64> = None;
+        // The keyed hash of the security code the access code brought.
+        let mut security: Option<String> = None;
 
         let end = 'call: loop {
             while let Some(action) = ivr.poll_action() {
                 match action {
                     Action::Play { id, prompts } => player.play(id, prompts),
                     Action::StopPlay => player.stop(),
+                    Action::VerifySecurity(code) => {
+                        let right = security.as_deref().is_some_and(|stored| {
+                            self.shared.secret.verify(SECURITY, code.as_str(), stored)
+                        });
+                        let result = if right {
+                            LookupResult::Admitted {
+                                room_id: admitted_to.unwrap_or_default(),
+                            }
+                        } else {
+                            LookupResult::Refused(Outcome::Wrong)
+                        };
+                        ivr.handle(Instant::now().into_std(), Event::Lookup(result));
+                    }
                     Action::Lookup(code) => {
-                        let result = self.lookup(&code).await;
-                        if let LookupResult::Admitted { room_id } = result {
+                        let (result, needs) = self.lookup(&code).await;
+                        security = needs;
+                        if let LookupResult::Admitted { room_id }
+                        | LookupResult::NeedSecurity { room_id } = result
+                        {
                             admitted_to = Some(room_id);
                         }
                         ivr.handle(Instant::now().into_std(), Event::Lookup(result));
@@ -375,7 +394,8 @@ impl Call {
         let _ = wait.await;
     }
 
-    async fn lookup(&self, code: &AccessCode) -> LookupResult {
+    /// The IVR's answer for an access code, and the security code hash to ask for next.
+    async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<String>) {
         let decision = resolve(
             &self.shared.store,
             self.number.tenant_id,
@@ -384,13 +404,18 @@ impl Call {
         )
         .await;
         match decision {
-            Ok(Decision::Admit { room_id, .. }) => LookupResult::Admitted { room_id },
-            Ok(Decision::Refuse(outcome)) => LookupResult::Refused(outcome),
+            Ok(Decision::Admit {
+                room_id,
+                security: Some(hash),
+                ..
+            }) => (LookupResult::NeedSecurity { room_id }, Some(hash)),
+            Ok(Decision::Admit { room_id, .. }) => (LookupResult::Admitted { room_id }, None),
+            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None),
             Err(e) => {
                 // The caller is refused rather than left waiting; the
                 // operator sees the error.
                 tracing::error!(%e, "access code lookup failed");
-                LookupResult::Refused(Outcome::Wrong)
+                (LookupResult::Refused(Outcome::Wrong), None)
             }
         }
     }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::access::secret::{Secret, SecretError};
 use crate::conference::Rooms;
 use crate::config::Settings;
 use crate::media::ports::PortPool;
@@ -39,6 +40,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("prompts: {0}")]
     Prompts(#[from] PromptError),
+    #[error("secret: {0}")]
+    Secret(#[from] SecretError),
     #[error("demo data: {0}")]
     Demo(#[from] ProvisionError),
 }
@@ -66,6 +69,7 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub store: Store,
     pub prompts: PromptLibrary,
+    pub secret: Secret,
     pub ports: PortPool,
     pub rooms: Rooms,
     pub sip: mpsc::UnboundedSender<SipCommand>,
@@ -87,6 +91,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let prompts = PromptLibrary::load(&settings.prompts)?;
     tracing::info!(languages = ?prompts.languages(), "prompts loaded");
     let store = Store::open(&settings.database).await?;
+    let secret = Secret::load_or_create(&settings.secret_file)?;
     let sockets = SipSockets::bind(settings.sip_listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -121,6 +126,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         settings,
         store,
         prompts,
+        secret,
         ports,
         sip: sip_tx,
     });

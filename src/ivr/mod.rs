@@ -16,8 +16,14 @@
 //!
 //! Timers: the first-digit timeout runs once the prompt has finished and
 //! nothing is typed; the inter-digit timeout runs after each digit. A timeout
-//! counts as a failed attempt (`timeout`). Keys A–D are ignored. The security
-//! code stage (issue 3) and in-room keypad (issue 5) extend this machine.
+//! counts as a failed attempt (`timeout`). Keys A–D are ignored.
+//!
+//! When the access code brings a security code (`LookupResult::NeedSecurity`),
+//! the same collection runs again for it — "enter the security code", its
+//! own attempt counter, `VerifySecurity` instead of `Lookup` — and only its
+//! success joins the room. Attempts are logged per stage; an access code
+//! followed by a security stage logs only the security stage's end. The
+//! in-room keypad (issue 5) extends this machine.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -47,10 +53,16 @@ impl Default for IvrConfig {
     }
 }
 
-/// What the shell learnt from the store about a submitted code.
+/// What the shell learnt about a submitted code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LookupResult {
-    Admitted { room_id: i64 },
+    Admitted {
+        room_id: i64,
+    },
+    /// The access code is right; a security code must follow.
+    NeedSecurity {
+        room_id: i64,
+    },
     Refused(Outcome),
 }
 
@@ -58,6 +70,7 @@ pub enum LookupResult {
 pub enum Event {
     Digit(Key),
     PlayDone(PlayId),
+    /// The answer to `Lookup` or `VerifySecurity`.
     Lookup(LookupResult),
     /// The caller hung up (or the call failed) before the IVR finished.
     CallerGone,
@@ -70,8 +83,11 @@ pub enum Action {
     Play { id: PlayId, prompts: Vec<PromptId> },
     /// Stop the current prompt (barge-in).
     StopPlay,
-    /// Look the code up; answer with `Event::Lookup`.
+    /// Look the access code up; answer with `Event::Lookup`.
     Lookup(AccessCode),
+    /// Check the security code; answer with `Event::Lookup`
+    /// (`Admitted` or `Refused`).
+    VerifySecurity(AccessCode),
     /// Record one attempt in the attempt log.
     Attempt { stage: Stage, outcome: Outcome },
     /// Bridge the caller into the room.
@@ -116,7 +132,11 @@ fn refusal_prompt(outcome: Outcome) -> PromptId {
 pub struct Machine {
     config: IvrConfig,
     state: State,
+    stage: Stage,
+    /// Failed attempts in the current stage.
     failures: u32,
+    /// The room the access code opened, while the security code is asked for.
+    pending_room: Option<i64>,
     next_play: u32,
     actions: VecDeque<Action>,
 }
@@ -127,16 +147,13 @@ impl Machine {
         let mut m = Machine {
             config,
             state: State::Done,
+            stage: Stage::Access,
             failures: 0,
+            pending_room: None,
             next_play: 0,
             actions: VecDeque::new(),
         };
-        let prompt = m.play(vec![PromptId::Welcome, PromptId::EnterAccessCode]);
-        m.state = State::Collecting {
-            digits: String::new(),
-            prompt: Some(prompt),
-            deadline: None,
-        };
+        m.prompt_for_code(vec![PromptId::Welcome, PromptId::EnterAccessCode]);
         m
     }
 
@@ -161,6 +178,11 @@ impl Machine {
         matches!(self.state, State::InRoom)
     }
 
+    /// The code being asked for now.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
     pub fn handle(&mut self, now: Instant, event: Event) {
         match event {
             Event::Digit(key) => self.on_digit(now, key),
@@ -178,10 +200,18 @@ impl Machine {
             && now >= d
         {
             self.actions.push_back(Action::Attempt {
-                stage: Stage::Access,
+                stage: self.stage,
                 outcome: Outcome::Timeout,
             });
-            self.fail(Outcome::Timeout, vec![PromptId::EnterAccessCode]);
+            let prompt = self.code_prompt();
+            self.fail(Outcome::Timeout, vec![prompt]);
+        }
+    }
+
+    fn code_prompt(&self) -> PromptId {
+        match self.stage {
+            Stage::Access => PromptId::EnterAccessCode,
+            Stage::Security => PromptId::EnterSecurityCode,
         }
     }
 
@@ -203,6 +233,7 @@ impl Machine {
 
     fn on_digit(&mut self, now: Instant, key: Key) {
         let inter_digit = self.config.inter_digit_timeout;
+        let reprompt = self.code_prompt();
         match &mut self.state {
             // A–D are not part of any code: they neither stop a prompt nor count.
             _ if matches!(key, Key::A | Key::B | Key::C | Key::D) => {}
@@ -215,10 +246,8 @@ impl Machine {
                     self.actions.push_back(Action::StopPlay);
                 }
                 match key {
-                    Key::Star => self.prompt_for_code(vec![PromptId::EnterAccessCode]),
-                    Key::Pound if digits.is_empty() => {
-                        self.prompt_for_code(vec![PromptId::EnterAccessCode])
-                    }
+                    Key::Star => self.prompt_for_code(vec![reprompt]),
+                    Key::Pound if digits.is_empty() => self.prompt_for_code(vec![reprompt]),
                     Key::Pound => self.submit(),
                     digit => {
                         digits.push(digit.to_char());
@@ -245,7 +274,10 @@ impl Machine {
         let entered = std::mem::take(digits);
         match AccessCode::parse(&entered) {
             Ok(code) => {
-                self.actions.push_back(Action::Lookup(code));
+                self.actions.push_back(match self.stage {
+                    Stage::Access => Action::Lookup(code),
+                    Stage::Security => Action::VerifySecurity(code),
+                });
                 self.state = State::Looking {
                     typed_ahead: Vec::new(),
                 };
@@ -287,22 +319,35 @@ impl Machine {
         let typed_ahead = std::mem::take(typed_ahead);
         match result {
             LookupResult::Admitted { room_id } => {
+                let room_id = self.pending_room.take().unwrap_or(room_id);
                 self.actions.push_back(Action::Attempt {
-                    stage: Stage::Access,
+                    stage: self.stage,
                     outcome: Outcome::Admitted,
                 });
                 let play = self.play(vec![PromptId::Joining]);
                 self.state = State::Joining { play, room_id };
             }
-            LookupResult::Refused(outcome) => {
+            LookupResult::NeedSecurity { room_id } if self.stage == Stage::Access => {
+                self.stage = Stage::Security;
+                self.failures = 0;
+                self.pending_room = Some(room_id);
+                self.prompt_for_code(vec![PromptId::EnterSecurityCode]);
+                for key in typed_ahead {
+                    self.on_digit(now, key);
+                }
+            }
+            // A security code cannot ask for another: refuse, never admit.
+            LookupResult::NeedSecurity { .. } | LookupResult::Refused(_) => {
+                let outcome = match result {
+                    LookupResult::Refused(outcome) => outcome,
+                    _ => Outcome::Wrong,
+                };
                 self.actions.push_back(Action::Attempt {
-                    stage: Stage::Access,
+                    stage: self.stage,
                     outcome,
                 });
-                self.fail(
-                    outcome,
-                    vec![refusal_prompt(outcome), PromptId::EnterAccessCode],
-                );
+                let prompt = self.code_prompt();
+                self.fail(outcome, vec![refusal_prompt(outcome), prompt]);
                 for key in typed_ahead {
                     self.on_digit(now, key);
                 }
@@ -329,7 +374,7 @@ impl Machine {
     fn on_caller_gone(&mut self) {
         if matches!(self.state, State::Collecting { .. } | State::Looking { .. }) {
             self.actions.push_back(Action::Attempt {
-                stage: Stage::Access,
+                stage: self.stage,
                 outcome: Outcome::Abandoned,
             });
         }

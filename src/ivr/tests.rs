@@ -318,3 +318,84 @@ fn not_started_and_ended_have_their_own_prompts_and_count_as_failures() {
     );
     assert_eq!(h.finish_play(&a), vec![Action::Hangup(Outcome::Ended)]);
 }
+
+#[test]
+fn security_code_is_asked_after_a_right_access_code_and_admits() {
+    let mut h = Harness::new();
+    h.drain();
+    h.keys("777#");
+    let a = h.lookup(LookupResult::NeedSecurity { room_id: 4 });
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Attempt { .. })),
+        "the access stage logs nothing yet"
+    );
+    assert_eq!(prompts_of(&a), vec![PromptId::EnterSecurityCode]);
+    assert_eq!(h.m.stage(), Stage::Security);
+    let a = h.keys("0042#");
+    assert_eq!(
+        a.iter().find_map(|x| match x {
+            Action::VerifySecurity(c) => Some(c.as_str().to_owned()),
+            _ => None,
+        }),
+        Some("0042".to_owned())
+    );
+    let a = h.lookup(LookupResult::Admitted { room_id: 0 });
+    assert!(a.contains(&Action::Attempt {
+        stage: Stage::Security,
+        outcome: Outcome::Admitted
+    }));
+    let a = h.finish_play(&a);
+    assert_eq!(
+        a,
+        vec![Action::Join { room_id: 4 }],
+        "the room comes from the access code"
+    );
+}
+
+#[test]
+fn wrong_security_code_has_its_own_counter_then_goodbye() {
+    let mut h = Harness::with(IvrConfig {
+        max_attempts: 2,
+        ..IvrConfig::default()
+    });
+    h.drain();
+    // One wrong access code first: it must not eat into the security attempts.
+    h.keys("1#");
+    h.lookup(LookupResult::Refused(Outcome::Wrong));
+    h.keys("777#");
+    h.lookup(LookupResult::NeedSecurity { room_id: 4 });
+    h.keys("9#");
+    let a = h.lookup(LookupResult::Refused(Outcome::Wrong));
+    assert!(a.contains(&Action::Attempt {
+        stage: Stage::Security,
+        outcome: Outcome::Wrong
+    }));
+    assert_eq!(
+        prompts_of(&a),
+        vec![PromptId::InvalidCode, PromptId::EnterSecurityCode]
+    );
+    h.keys("9#");
+    let a = h.lookup(LookupResult::Refused(Outcome::Wrong));
+    assert_eq!(
+        prompts_of(&a),
+        vec![PromptId::InvalidCode, PromptId::Goodbye]
+    );
+    assert_eq!(h.finish_play(&a), vec![Action::Hangup(Outcome::Wrong)]);
+}
+
+#[test]
+fn security_stage_timeout_and_star_reprompt_for_the_security_code() {
+    let mut h = Harness::new();
+    h.drain();
+    h.keys("777#");
+    let _ = h.lookup(LookupResult::NeedSecurity { room_id: 4 });
+    let a = h.keys("12*");
+    assert_eq!(prompts_of(&a), vec![PromptId::EnterSecurityCode]);
+    h.finish_play(&a);
+    let a = h.advance(IvrConfig::default().first_digit_timeout);
+    assert!(a.contains(&Action::Attempt {
+        stage: Stage::Security,
+        outcome: Outcome::Timeout
+    }));
+    assert_eq!(prompts_of(&a), vec![PromptId::EnterSecurityCode]);
+}

@@ -10,6 +10,7 @@ pub use meetings::{MeetingView, Schedule, TenantSettings};
 
 use chrono::Utc;
 
+use crate::access::secret::Secret;
 use crate::access::{AccessCode, E164};
 use crate::store::{NumberRow, RoomRow, Store, StoreError, Tenant};
 
@@ -48,7 +49,11 @@ pub(crate) fn invalid(field: &'static str, reason: impl ToString) -> ProvisionEr
 #[derive(Clone, Debug)]
 pub struct Provisioner {
     store: Store,
+    secret: Option<Secret>,
 }
+
+/// The HMAC purpose for security codes.
+pub const SECURITY: &str = "security";
 
 fn check_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
     let ok = !name.trim().is_empty() && name.len() <= 100 && name.chars().all(|c| !c.is_control());
@@ -61,7 +66,31 @@ fn check_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
 
 impl Provisioner {
     pub fn new(store: Store) -> Provisioner {
-        Provisioner { store }
+        Provisioner {
+            store,
+            secret: None,
+        }
+    }
+
+    /// With the server key, so security codes can be set.
+    pub fn with_secret(mut self, secret: Secret) -> Provisioner {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Validates a security code and returns its keyed hash.
+    pub(crate) fn hash_security_code(
+        &self,
+        field: &'static str,
+        code: &str,
+    ) -> Result<String, ProvisionError> {
+        let code = AccessCode::parse(code)
+            .map_err(|e| invalid(field, e.to_string().replace("access code", "security code")))?;
+        let secret = self
+            .secret
+            .as_ref()
+            .ok_or_else(|| invalid(field, "no secret file loaded to hash it"))?;
+        Ok(secret.hash(SECURITY, code.as_str()))
     }
 
     pub fn store(&self) -> &Store {
@@ -117,17 +146,27 @@ impl Provisioner {
         tenant: &str,
         name: &str,
         access_code: Option<&str>,
+        security_code: Option<&str>,
     ) -> Result<RoomRow, ProvisionError> {
         check_name("name", name)?;
         let code = access_code
             .map(AccessCode::parse)
             .transpose()
             .map_err(|e| invalid("access_code", e))?;
+        let security = security_code
+            .map(|c| self.hash_security_code("security_code", c))
+            .transpose()?;
         let tenant = self.tenant(tenant).await?;
         let code = self.unused_code(tenant.id, code).await?;
         Ok(self
             .store
-            .insert_room(&tenant, name.trim(), code.as_str(), Utc::now())
+            .insert_room(
+                &tenant,
+                name.trim(),
+                code.as_str(),
+                security.as_deref(),
+                Utc::now(),
+            )
             .await?)
     }
 
@@ -177,7 +216,7 @@ impl Provisioner {
         }
         match self.store.room_by_name(tenant.id, "demo").await? {
             Some(room) => Ok(room),
-            None => self.add_room("demo", "demo", Some("123456789")).await,
+            None => self.add_room("demo", "demo", Some("123456789"), None).await,
         }
     }
 }

@@ -7,7 +7,7 @@ use super::{MeetingRow, RoomRow, Store, StoreError, format_time};
 
 const MEETING_SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, r.name AS room, r.tenant_id AS tenant_id, \
      m.starts_at AS starts_at, m.ends_at AS ends_at, m.one_time_code AS one_time_code, \
-     m.cancelled_at AS cancelled_at FROM meetings m JOIN rooms r ON r.id = m.room_id";
+     m.cancelled_at AS cancelled_at, m.security_code_hash AS security_code_hash FROM meetings m JOIN rooms r ON r.id = m.room_id";
 
 impl Store {
     pub async fn room_by_id(&self, id: i64) -> Result<Option<RoomRow>, StoreError> {
@@ -33,16 +33,18 @@ impl Store {
         starts_at: DateTime<Utc>,
         ends_at: DateTime<Utc>,
         one_time_code: Option<&str>,
+        security_code_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<MeetingRow, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO meetings (room_id, starts_at, ends_at, one_time_code, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO meetings (room_id, starts_at, ends_at, one_time_code, security_code_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(room_id)
         .bind(format_time(starts_at))
         .bind(format_time(ends_at))
         .bind(one_time_code)
+        .bind(security_code_hash)
         .bind(format_time(now))
         .fetch_one(&self.pool)
         .await?;

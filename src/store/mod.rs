@@ -113,7 +113,8 @@ impl Store {
         self.backend
     }
 
-    const TENANT_SELECT: &str = "SELECT id, name, created_at, one_time_default, early_join_secs, grace_secs, code_length FROM tenants";
+    const TENANT_SELECT: &str = "SELECT id, name, created_at, one_time_default, early_join_secs, grace_secs, code_length, \
+         default_security_code_hash FROM tenants";
 
     pub async fn insert_tenant(
         &self,
@@ -152,12 +153,14 @@ impl Store {
     /// Writes a tenant's meeting settings.
     pub async fn update_tenant_settings(&self, tenant: &Tenant) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE tenants SET one_time_default = $1, early_join_secs = $2, grace_secs = $3, code_length = $4 WHERE id = $5",
+            "UPDATE tenants SET one_time_default = $1, early_join_secs = $2, grace_secs = $3, code_length = $4, \
+             default_security_code_hash = $5 WHERE id = $6",
         )
         .bind(tenant.one_time_default)
         .bind(tenant.early_join_secs)
         .bind(tenant.grace_secs)
         .bind(tenant.code_length)
+        .bind(tenant.default_security_code_hash.as_deref())
         .bind(tenant.id)
         .execute(&self.pool)
         .await?;
@@ -213,14 +216,17 @@ impl Store {
         tenant: &Tenant,
         name: &str,
         access_code: &str,
+        security_code_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<RoomRow, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO rooms (tenant_id, name, access_code, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO rooms (tenant_id, name, access_code, security_code_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(tenant.id)
         .bind(name)
         .bind(access_code)
+        .bind(security_code_hash)
         .bind(format_time(now))
         .fetch_one(&self.pool)
         .await
@@ -231,11 +237,12 @@ impl Store {
             tenant: tenant.name.clone(),
             name: name.to_owned(),
             access_code: access_code.to_owned(),
+            security_code_hash: security_code_hash.map(str::to_owned),
         })
     }
 
-    pub(crate) const ROOM_SELECT: &str = "SELECT r.id AS id, r.tenant_id AS tenant_id, t.name AS tenant, r.name AS name, r.access_code AS access_code \
-         FROM rooms r JOIN tenants t ON t.id = r.tenant_id";
+    pub(crate) const ROOM_SELECT: &str = "SELECT r.id AS id, r.tenant_id AS tenant_id, t.name AS tenant, r.name AS name, r.access_code AS access_code, \
+         r.security_code_hash AS security_code_hash FROM rooms r JOIN tenants t ON t.id = r.tenant_id";
 
     pub async fn list_rooms(&self) -> Result<Vec<RoomRow>, StoreError> {
         let sql = format!("{} ORDER BY r.id", Self::ROOM_SELECT);
@@ -333,7 +340,7 @@ mod tests {
             .await
             .expect("tenant");
         store
-            .insert_room(&t, "r", "000123", Utc::now())
+            .insert_room(&t, "r", "000123", None, Utc::now())
             .await
             .expect("room");
         let room = store
@@ -353,11 +360,11 @@ mod tests {
             .await
             .expect("tenant");
         store
-            .insert_room(&t, "a", "111", Utc::now())
+            .insert_room(&t, "a", "111", None, Utc::now())
             .await
             .expect("room");
         let err = store
-            .insert_room(&t, "b", "111", Utc::now())
+            .insert_room(&t, "b", "111", None, Utc::now())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");

@@ -17,6 +17,9 @@ pub struct Tenant {
     pub grace_secs: i64,
     /// Digits in generated one-time codes (6–12).
     pub code_length: i64,
+    /// Keyed hash of the security code one-time meetings ask for by default.
+    #[serde(skip)]
+    pub default_security_code_hash: Option<String>,
 }
 
 fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -35,6 +38,8 @@ pub struct MeetingRow {
     /// Readable back, like a meeting ID; `None` when the room's regular code is used.
     pub one_time_code: Option<String>,
     pub cancelled_at: Option<String>,
+    #[serde(skip)]
+    pub security_code_hash: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -55,6 +60,9 @@ pub struct RoomRow {
     pub name: String,
     /// Digits as a string: leading zeros are data.
     pub access_code: String,
+    /// Keyed hash of the room's standing security code.
+    #[serde(skip)]
+    pub security_code_hash: Option<String>,
 }
 
 /// One line of the attempt log: who, when, which number, the outcome — never the code.

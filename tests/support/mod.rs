@@ -29,10 +29,20 @@ fn rtp_range() -> String {
     format!("{}-{}", base, base + 22)
 }
 
+/// The server key file of the test database `db` (one per database, in the temp dir).
+pub fn secret_file(db: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    db.hash(&mut h);
+    std::env::temp_dir().join(format!("dialgate-test-{:016x}.secret", h.finish()))
+}
+
 /// Runs a provisioning command against `db`; returns (exit code, stdout, stderr).
 pub fn cli(db: &str, args: &[&str]) -> (i32, String, String) {
+    let secret = secret_file(db);
+    let secret = secret.to_string_lossy();
     let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--database", db]);
+    full.extend(["--database", db, "--secret-file", &secret]);
     let out = Command::new(BIN)
         .args(&full)
         .output()
@@ -100,6 +110,8 @@ impl Gateway {
                 "--prompts",
             ])
             .arg(repo().join("prompts"))
+            .arg("--secret-file")
+            .arg(secret_file(&db))
             .args(extra)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())

@@ -1,0 +1,164 @@
+//! Security codes: asked for after a right access code, with their own
+//! attempt counter; stored only as keyed hashes.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use support::{Gateway, cli, scenario, sipp};
+
+const ACCESS: &str = "31415926";
+const SECURITY: &str = "0042";
+
+async fn attempts(db: &str) -> Vec<(String, String)> {
+    let store = dialgate::store::Store::open(db).await.expect("open store");
+    store
+        .list_attempts()
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (a.2, a.3))
+        .collect()
+}
+
+fn secured_room() -> (tempfile::TempDir, String) {
+    let (dir, db) = Gateway::provisioned("1");
+    let (rc, _, err) = cli(
+        &db,
+        &[
+            "room",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "vault",
+            "--access-code",
+            ACCESS,
+            "--security-code",
+            SECURITY,
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    (dir, db)
+}
+
+#[tokio::test]
+async fn right_access_then_right_security_code_admits() {
+    let (dir, db) = secured_room();
+    let gw = Gateway::start(dir, db, &[]).await;
+    // Typed ahead in one go: the security digits arrive while the access code is checked.
+    let keys = format!("{ACCESS}#{SECURITY}#");
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info.xml"),
+        "+15550100",
+        &[("code", &keys), ("hold_ms", "2500")],
+        Duration::from_secs(30),
+    )
+    .await;
+    run.assert_ok(&gw);
+    assert_eq!(
+        attempts(&gw.db).await,
+        vec![("security".to_owned(), "admitted".to_owned())]
+    );
+    let log = gw.log();
+    assert!(log.contains("joined room"), "{log}");
+    assert!(
+        !log.contains(ACCESS) && !log.contains(SECURITY),
+        "codes never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn wrong_security_code_three_times_gets_bye() {
+    let (dir, db) = secured_room();
+    let gw = Gateway::start(dir, db, &[]).await;
+    let keys = format!("{ACCESS}#42#0043#9#");
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info_refused.xml"),
+        "+15550100",
+        &[("code", &keys)],
+        Duration::from_secs(60),
+    )
+    .await;
+    run.assert_ok(&gw);
+    let wrong = ("security".to_owned(), "wrong".to_owned());
+    assert_eq!(
+        attempts(&gw.db).await,
+        vec![wrong.clone(), wrong.clone(), wrong]
+    );
+    assert!(!gw.log().contains("joined room"));
+}
+
+#[tokio::test]
+async fn meeting_security_code_and_tenant_default_apply_to_one_time_codes() {
+    let (dir, db) = Gateway::provisioned("1");
+    let start =
+        (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    // The rule: a scheduled meeting's security code needs a one-time code.
+    let (rc, _, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "schedule",
+            "--room",
+            "main",
+            "--start",
+            &start,
+            "--duration",
+            "30m",
+            "--no-one-time",
+            "--security-code",
+            "55",
+        ],
+    );
+    assert_eq!(rc, 2);
+    assert!(err.contains("only together with a one-time code"), "{err}");
+    // The tenant default applies to a one-time meeting without its own code.
+    let (rc, _, err) = cli(
+        &db,
+        &["tenant", "set", "acme", "--default-security-code", "7788"],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let (rc, out, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "schedule",
+            "--room",
+            "main",
+            "--start",
+            &start,
+            "--duration",
+            "30m",
+            "--one-time",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    assert!(!out.contains("7788"), "security codes are never shown back");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let code = m["one_time_code"].as_str().unwrap().to_owned();
+    // Nothing stores the digits in plain text.
+    let path = db.trim_start_matches("sqlite://");
+    let mut db_bytes = std::fs::read(path).unwrap();
+    db_bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+    assert!(!db_bytes.windows(4).any(|w| w == b"7788"));
+    let gw = Gateway::start(dir, db, &[]).await;
+    let keys = format!("{code}#7788#");
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info.xml"),
+        "+15550100",
+        &[("code", &keys), ("hold_ms", "2500")],
+        Duration::from_secs(30),
+    )
+    .await;
+    run.assert_ok(&gw);
+    assert_eq!(
+        attempts(&gw.db).await,
+        vec![("security".to_owned(), "admitted".to_owned())]
+    );
+}
