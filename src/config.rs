@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::access::lockout::LockoutPolicy;
 use crate::ivr::IvrConfig;
 use crate::sip::transaction::TimerConfig;
 
@@ -81,6 +82,15 @@ pub struct ServeOptions {
     /// RFC 3261 T1, the base of every SIP retransmission timer [default: 500ms]
     #[arg(long)]
     pub sip_t1: Option<String>,
+    /// Failed attempts per caller-ID or source IP that lock it out [default: 10]
+    #[arg(long)]
+    pub lockout_attempts: Option<u32>,
+    /// Sliding window the failures are counted in; the lock lifts as they age out [default: 15m]
+    #[arg(long)]
+    pub lockout_window: Option<String>,
+    /// Failures per dialled number in the window that raise an alarm and slow answers [default: 100]
+    #[arg(long)]
+    pub number_alarm_attempts: Option<u32>,
 }
 
 /// Resolved settings for one gateway.
@@ -96,6 +106,7 @@ pub struct Settings {
     pub ivr: IvrConfig,
     pub answer_delay: Duration,
     pub sip_timers: TimerConfig,
+    pub lockout: LockoutPolicy,
 }
 
 /// Parses `90s`, `1h30m`, `500ms`, `2m`.
@@ -173,6 +184,9 @@ impl ServeOptions {
             max_attempts: self.max_attempts.or(base.max_attempts),
             answer_delay: self.answer_delay.or(base.answer_delay),
             sip_t1: self.sip_t1.or(base.sip_t1),
+            lockout_attempts: self.lockout_attempts.or(base.lockout_attempts),
+            lockout_window: self.lockout_window.or(base.lockout_window),
+            number_alarm_attempts: self.number_alarm_attempts.or(base.number_alarm_attempts),
         }
     }
 
@@ -231,7 +245,29 @@ impl ServeOptions {
             t2: defaults_t.t2.max(t1),
             t4: defaults_t.t4,
         };
+        let default_lockout = LockoutPolicy::default();
+        let lockout_window = dur(
+            "lockout-window",
+            self.lockout_window,
+            default_lockout
+                .window
+                .to_std()
+                .unwrap_or(Duration::from_secs(900)),
+        )?;
+        let lockout = LockoutPolicy {
+            attempts: match self.lockout_attempts {
+                Some(0) => return Err(invalid("lockout-attempts", "must be at least 1")),
+                Some(n) => n,
+                None => default_lockout.attempts,
+            },
+            window: chrono::Duration::from_std(lockout_window)
+                .map_err(|_| invalid("lockout-window", "too long"))?,
+            number_alarm: self
+                .number_alarm_attempts
+                .unwrap_or(default_lockout.number_alarm),
+        };
         Ok(Settings {
+            lockout,
             sip_listen,
             advertise,
             rtp_ports,

@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::player::Player;
 use super::{Shared, SipCommand};
+use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Decision, resolve};
 use crate::access::{AccessCode, E164, Outcome, Stage};
 use crate::conference::Member;
@@ -29,6 +30,9 @@ use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpError};
 use crate::store::{Attempt, NumberRow};
 
+/// Extra wait before each answer while a number is being probed.
+const PROBED_NUMBER_DELAY: Duration = Duration::from_secs(2);
+
 /// How long the gateway waits for the answer to its BYE before giving up.
 const BYE_WAIT: Duration = Duration::from_secs(40);
 
@@ -41,6 +45,7 @@ struct Call {
     number: NumberRow,
     caller_id: String,
     source: String,
+    source_ip: String,
 }
 
 /// Why the media loop ended.
@@ -134,6 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
     let call = Call {
         caller_id: caller_id(&incoming),
         source: incoming.source.to_string(),
+        source_ip: incoming.source.ip().to_string(),
         shared,
         call: incoming.call,
         call_id: incoming.call_id,
@@ -219,7 +225,13 @@ impl Call {
         };
         // The number's language, English where it has no prompts.
         let prompts = self.shared.prompts.for_language(&self.number.language);
-        let mut ivr = Machine::new(self.shared.settings.ivr.clone());
+        let mut ivr = match self.verdict().await {
+            Verdict::Locked => {
+                tracing::info!("caller locked out");
+                Machine::locked(self.shared.settings.ivr.clone())
+            }
+            Verdict::Open | Verdict::Alarm => Machine::new(self.shared.settings.ivr.clone()),
+        };
         let mut player = Player::default();
         let socket = Arc::new(socket);
         let leg = Arc::new(Leg::new(
@@ -395,7 +407,38 @@ impl Call {
     }
 
     /// The IVR's answer for an access code, and the security code hash to ask for next.
+    /// Whether this caller may try a code now, from the failures in the window.
+    async fn verdict(&self) -> Verdict {
+        let policy = &self.shared.settings.lockout;
+        let since = chrono::Utc::now() - policy.window;
+        let caller = countable_caller_id(&self.caller_id).then_some(self.caller_id.as_str());
+        match self
+            .shared
+            .store
+            .failures_since(caller, &self.source_ip, &self.number.number, since)
+            .await
+        {
+            Ok(failures) => {
+                let verdict = policy.verdict(failures);
+                if verdict == Verdict::Alarm {
+                    tracing::warn!(number = %self.number.number, failures = failures.number, "number probed: answers slowed");
+                }
+                verdict
+            }
+            Err(e) => {
+                tracing::error!(%e, "cannot count failed attempts");
+                Verdict::Open
+            }
+        }
+    }
+
     async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<String>) {
+        // Parallel calls from one source must not outrun the lockout.
+        match self.verdict().await {
+            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None),
+            Verdict::Alarm => tokio::time::sleep(PROBED_NUMBER_DELAY).await,
+            Verdict::Open => {}
+        }
         let decision = resolve(
             &self.shared.store,
             self.number.tenant_id,
@@ -426,6 +469,7 @@ impl Call {
             number: self.number.number.clone(),
             caller_id: self.caller_id.clone(),
             source: self.source.clone(),
+            source_ip: self.source_ip.clone(),
             stage: stage.as_str(),
             outcome: outcome.as_str(),
             room_id,

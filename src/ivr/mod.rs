@@ -123,6 +123,7 @@ fn refusal_prompt(outcome: Outcome) -> PromptId {
     match outcome {
         Outcome::NotStarted => PromptId::NotStarted,
         Outcome::Ended => PromptId::MeetingEnded,
+        Outcome::Locked => PromptId::TooManyAttempts,
         _ => PromptId::InvalidCode,
     }
 }
@@ -154,6 +155,30 @@ impl Machine {
             actions: VecDeque::new(),
         };
         m.prompt_for_code(vec![PromptId::Welcome, PromptId::EnterAccessCode]);
+        m
+    }
+
+    /// A machine for a caller who is locked out: "too many attempts",
+    /// goodbye, hang up — no code is asked for or checked.
+    pub fn locked(config: IvrConfig) -> Machine {
+        let mut m = Machine {
+            config,
+            state: State::Done,
+            stage: Stage::Access,
+            failures: 0,
+            pending_room: None,
+            next_play: 0,
+            actions: VecDeque::new(),
+        };
+        m.actions.push_back(Action::Attempt {
+            stage: Stage::Access,
+            outcome: Outcome::Locked,
+        });
+        let play = m.play(vec![PromptId::TooManyAttempts, PromptId::Goodbye]);
+        m.state = State::Goodbye {
+            play,
+            outcome: Outcome::Locked,
+        };
         m
     }
 
@@ -358,7 +383,8 @@ impl Machine {
     /// Counts a failed attempt; re-prompts with `prompts` or says goodbye.
     fn fail(&mut self, outcome: Outcome, prompts: Vec<PromptId>) {
         self.failures += 1;
-        if self.failures >= self.config.max_attempts {
+        // A lockout ends the call at once, whatever attempts are left.
+        if self.failures >= self.config.max_attempts || outcome == Outcome::Locked {
             let mut bye = Vec::new();
             if outcome != Outcome::Timeout {
                 bye.push(refusal_prompt(outcome));

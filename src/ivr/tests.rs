@@ -399,3 +399,39 @@ fn security_stage_timeout_and_star_reprompt_for_the_security_code() {
     }));
     assert_eq!(prompts_of(&a), vec![PromptId::EnterSecurityCode]);
 }
+
+#[test]
+fn a_locked_caller_hears_too_many_attempts_and_is_hung_up_without_a_code() {
+    let mut m = Machine::locked(IvrConfig::default());
+    let a: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert_eq!(
+        a[0],
+        Action::Attempt {
+            stage: Stage::Access,
+            outcome: Outcome::Locked
+        }
+    );
+    assert_eq!(
+        prompts_of(&a),
+        vec![PromptId::TooManyAttempts, PromptId::Goodbye]
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::Lookup(_))));
+    let id = last_play(&a).unwrap();
+    m.handle(Instant::now(), Event::Digit(Key::D1));
+    m.handle(Instant::now(), Event::PlayDone(id));
+    let a: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert_eq!(a, vec![Action::Hangup(Outcome::Locked)]);
+}
+
+#[test]
+fn a_lockout_during_entry_ends_the_call_even_with_attempts_left() {
+    let mut h = Harness::new();
+    h.drain();
+    h.keys("1#");
+    let a = h.lookup(LookupResult::Refused(Outcome::Locked));
+    assert_eq!(
+        prompts_of(&a),
+        vec![PromptId::TooManyAttempts, PromptId::Goodbye]
+    );
+    assert_eq!(h.finish_play(&a), vec![Action::Hangup(Outcome::Locked)]);
+}

@@ -287,13 +287,14 @@ impl Store {
     /// Appends to the attempt log. The code itself is never passed here.
     pub async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO attempts (at, number, caller_id, source, stage, outcome, room_id, call_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO attempts (at, number, caller_id, source, source_ip, stage, outcome, room_id, call_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(format_time(attempt.at))
         .bind(&attempt.number)
         .bind(&attempt.caller_id)
         .bind(&attempt.source)
+        .bind(&attempt.source_ip)
         .bind(attempt.stage)
         .bind(attempt.outcome)
         .bind(attempt.room_id)
@@ -301,6 +302,48 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Failed attempts since `since` by this caller-ID (if countable), this
+    /// source IP and to this number.
+    pub async fn failures_since(
+        &self,
+        caller_id: Option<&str>,
+        source_ip: &str,
+        number: &str,
+        since: DateTime<Utc>,
+    ) -> Result<crate::access::lockout::Failures, StoreError> {
+        let outcomes: Vec<String> = crate::access::lockout::FAILURES
+            .iter()
+            .map(|o| format!("'{}'", o.as_str()))
+            .collect();
+        let outcomes = outcomes.join(", ");
+        let since = format_time(since);
+        let count = |column: &'static str, value: String| {
+            // Column names and outcomes are constants of ours, never input.
+            let sql = format!(
+                "SELECT COUNT(*) FROM attempts WHERE {column} = $1 AND at > $2 AND outcome IN ({outcomes})"
+            );
+            let since = since.clone();
+            async move {
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(value)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let n: i64 = row.try_get(0)?;
+                Ok::<u32, StoreError>(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+        };
+        let caller_id = match caller_id {
+            Some(c) => count("caller_id", c.to_owned()).await?,
+            None => 0,
+        };
+        Ok(crate::access::lockout::Failures {
+            caller_id,
+            source: count("source_ip", source_ip.to_owned()).await?,
+            number: count("number", number.to_owned()).await?,
+        })
     }
 
     /// The attempt log, newest last.

@@ -72,6 +72,8 @@ pub struct Attempt {
     pub number: String,
     pub caller_id: String,
     pub source: String,
+    /// The source's IP alone, for per-source lockouts.
+    pub source_ip: String,
     pub stage: &'static str,
     pub outcome: &'static str,
     pub room_id: Option<i64>,

@@ -1,0 +1,72 @@
+//! Lockouts against guessing: after N failures from one caller-ID/source the
+//! caller is refused even with the right code, across a gateway restart.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Gateway, scenario, sipp};
+
+const CODE: &str = "8675309";
+const FLAGS: &[&str] = &["--lockout-attempts", "2", "--max-attempts", "1"];
+
+async fn outcomes(db: &str) -> Vec<String> {
+    let store = dialgate::store::Store::open(db).await.expect("open store");
+    store
+        .list_attempts()
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| a.3)
+        .collect()
+}
+
+async fn refused_call(gw: &Gateway, keys: &str) {
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info_refused.xml"),
+        "+15550100",
+        &[("code", keys)],
+        Duration::from_secs(40),
+    )
+    .await;
+    run.assert_ok(gw);
+}
+
+#[tokio::test]
+async fn after_two_wrong_codes_the_right_code_is_refused_even_after_a_restart() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let mut gw = Gateway::start(dir, db.clone(), FLAGS).await;
+    refused_call(&gw, "1111#").await;
+    refused_call(&gw, "2222#").await;
+    assert_eq!(outcomes(&db).await, vec!["wrong", "wrong"]);
+    // The lockout lives in the database: a new gateway process keeps it.
+    let status = gw.interrupt().await;
+    assert!(status.success());
+    let Gateway { dir, .. } = gw;
+    let gw = Gateway::start(dir, db.clone(), FLAGS).await;
+    refused_call(&gw, &format!("{CODE}#")).await;
+    assert_eq!(outcomes(&db).await, vec!["wrong", "wrong", "locked"]);
+    let log = gw.log();
+    assert!(log.contains("caller locked out"), "{log}");
+    assert!(!log.contains("joined room"), "{log}");
+    assert!(!log.contains(CODE));
+}
+
+#[tokio::test]
+async fn under_the_threshold_the_right_code_still_admits() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db.clone(), FLAGS).await;
+    refused_call(&gw, "1111#").await;
+    let keys = format!("{CODE}#");
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info.xml"),
+        "+15550100",
+        &[("code", &keys), ("hold_ms", "2000")],
+        Duration::from_secs(30),
+    )
+    .await;
+    run.assert_ok(&gw);
+    assert_eq!(outcomes(&db).await, vec!["wrong", "admitted"]);
+}
