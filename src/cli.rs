@@ -44,6 +44,9 @@ pub enum Command {
     /// Scheduled meetings with one-time codes.
     #[command(subcommand)]
     Meeting(MeetingCommand),
+    /// Meeting invitees.
+    #[command(subcommand)]
+    Invitee(InviteeCommand),
     /// Test fixtures: what a caller sends, as files SIPp can play.
     #[command(subcommand)]
     Fixture(FixtureCommand),
@@ -203,6 +206,29 @@ pub enum MeetingCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Invite a person: prints their personal single-use code (shown once).
+    Invite {
+        #[arg(long)]
+        meeting: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InviteeCommand {
+    /// Revoke an invitee: their personal code fails at once.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -287,8 +313,10 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
         | Command::Meeting(
             MeetingCommand::Schedule { common, .. }
             | MeetingCommand::List { common, .. }
-            | MeetingCommand::Cancel { common, .. },
+            | MeetingCommand::Cancel { common, .. }
+            | MeetingCommand::Invite { common, .. },
         )
+        | Command::Invitee(InviteeCommand::Revoke { common, .. })
         | Command::Number(NumberCommand::Add { common, .. } | NumberCommand::List { common })
         | Command::Room(RoomCommand::Add { common, .. } | RoomCommand::List { common }) => {
             common.clone()
@@ -380,6 +408,33 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             .list_meetings(room.as_deref().map(|r| (r, tenant.as_deref())))
             .await
             .map(|ms| print(json, &ms, |ms| ms.iter().map(meeting_line).collect())),
+        Command::Meeting(MeetingCommand::Invite {
+            meeting,
+            name,
+            phone,
+            email,
+            ..
+        }) => p
+            .invite(
+                meeting,
+                &name,
+                phone.as_deref(),
+                email.as_deref(),
+                chrono::Utc::now(),
+            )
+            .await
+            .map(|i| {
+                print(json, &i, |i| {
+                    format!(
+                        "invitee {} meeting={} {} personal_code={}\n",
+                        i.id, i.meeting_id, i.name, i.personal_code
+                    )
+                })
+            }),
+        Command::Invitee(InviteeCommand::Revoke { id, .. }) => p
+            .revoke_invitee(id, chrono::Utc::now())
+            .await
+            .map(|i| print(json, &i, |i| format!("invitee {} revoked\n", i.id))),
         Command::Meeting(MeetingCommand::Cancel { id, .. }) => p
             .cancel_meeting(id, chrono::Utc::now())
             .await

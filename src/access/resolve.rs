@@ -7,6 +7,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Outcome;
+use super::lockout::countable_caller_id;
+use super::secret::{PERSONAL, Secret};
 use super::window::{Window, WindowCheck, check_any};
 use crate::store::{Store, StoreError, Tenant};
 
@@ -19,6 +21,8 @@ pub enum Decision {
         room_id: i64,
         meeting_id: Option<i64>,
         security: Option<String>,
+        /// The invitee whose personal code it was.
+        invitee: Option<i64>,
     },
     Refuse(Outcome),
 }
@@ -46,6 +50,7 @@ pub fn decide(now: DateTime<Utc>, regular: Option<Regular>, meetings: &[Candidat
             room_id: room.room_id,
             meeting_id: None,
             security: room.security,
+            invitee: None,
         };
     }
     match check_any(meetings.iter().map(|m| m.window), now) {
@@ -54,6 +59,7 @@ pub fn decide(now: DateTime<Utc>, regular: Option<Regular>, meetings: &[Candidat
                 room_id: m.room_id,
                 meeting_id: Some(m.meeting_id),
                 security: m.security.clone(),
+                invitee: None,
             },
             None => Decision::Refuse(Outcome::Wrong),
         },
@@ -79,11 +85,20 @@ pub fn meeting_window(tenant: &Tenant, starts_at: &str, ends_at: &str) -> Option
     ))
 }
 
-/// Looks `code` up for a call to a number of `tenant_id` at `now`.
+/// Who is calling, for personal codes (rejoin by the same caller-ID).
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub caller_id: &'a str,
+}
+
+/// Looks `code` up for a call to a number of `tenant_id` at `now`: a room's
+/// regular code, a meeting's one-time code, then an invitee's personal code.
 pub async fn resolve(
     store: &Store,
+    secret: &Secret,
     tenant_id: i64,
     code: &str,
+    caller: Caller<'_>,
     now: DateTime<Utc>,
 ) -> Result<Decision, StoreError> {
     if let Some(room) = store.room_by_code(tenant_id, code).await? {
@@ -93,28 +108,104 @@ pub async fn resolve(
         };
         return Ok(decide(now, Some(regular), &[]));
     }
-    let meetings = store.meetings_by_code(tenant_id, code).await?;
-    if meetings.is_empty() {
-        return Ok(Decision::Refuse(Outcome::Wrong));
-    }
     let Some(tenant) = store.tenant_by_id(tenant_id).await? else {
         return Ok(Decision::Refuse(Outcome::Wrong));
     };
-    let candidates: Vec<Candidate> = meetings
-        .iter()
-        .filter_map(|m| {
-            Some(Candidate {
-                room_id: m.room_id,
-                meeting_id: m.id,
-                window: meeting_window(&tenant, &m.starts_at, &m.ends_at)?,
-                security: m
-                    .security_code_hash
-                    .clone()
-                    .or_else(|| tenant.default_security_code_hash.clone()),
+    let meetings = store.meetings_by_code(tenant_id, code).await?;
+    if !meetings.is_empty() {
+        let candidates: Vec<Candidate> = meetings
+            .iter()
+            .filter_map(|m| {
+                Some(Candidate {
+                    room_id: m.room_id,
+                    meeting_id: m.id,
+                    window: meeting_window(&tenant, &m.starts_at, &m.ends_at)?,
+                    security: m
+                        .security_code_hash
+                        .clone()
+                        .or_else(|| tenant.default_security_code_hash.clone()),
+                })
             })
-        })
-        .collect();
-    Ok(decide(now, None, &candidates))
+            .collect();
+        return Ok(decide(now, None, &candidates));
+    }
+    personal(store, secret, &tenant, code, caller, now).await
+}
+
+/// A personal code: admits once (the same caller-ID may rejoin), inside
+/// its meeting's window, unless revoked.
+async fn personal(
+    store: &Store,
+    secret: &Secret,
+    tenant: &Tenant,
+    code: &str,
+    caller: Caller<'_>,
+    now: DateTime<Utc>,
+) -> Result<Decision, StoreError> {
+    let hash = secret.hash(PERSONAL, code);
+    let Some(invitee) = store.invitee_by_code(tenant.id, &hash).await? else {
+        return Ok(Decision::Refuse(Outcome::Wrong));
+    };
+    if invitee.revoked_at.is_some() {
+        return Ok(Decision::Refuse(Outcome::Revoked));
+    }
+    let Some(meeting) = store.meeting(invitee.meeting_id).await? else {
+        return Ok(Decision::Refuse(Outcome::Wrong));
+    };
+    let Some(window) = meeting_window(tenant, &meeting.starts_at, &meeting.ends_at) else {
+        return Ok(Decision::Refuse(Outcome::Wrong));
+    };
+    match window.check(now) {
+        WindowCheck::NotStarted => return Ok(Decision::Refuse(Outcome::NotStarted)),
+        WindowCheck::Ended => return Ok(Decision::Refuse(Outcome::Ended)),
+        WindowCheck::Open => {}
+    }
+    let rejoin = |used_by: Option<&str>| {
+        used_by == Some(caller.caller_id) && countable_caller_id(caller.caller_id)
+    };
+    let admitted = match invitee.used_by_caller_id.as_deref() {
+        Some(used_by) => rejoin(Some(used_by)),
+        None => {
+            store
+                .claim_invitee(invitee.id, caller.caller_id, now)
+                .await?
+                || {
+                    // Someone claimed it first, or it was revoked meanwhile.
+                    let now_row = store.invitee(invitee.id).await?;
+                    now_row.is_some_and(|r| {
+                        r.revoked_at.is_none() && rejoin(r.used_by_caller_id.as_deref())
+                    })
+                }
+        }
+    };
+    if !admitted {
+        let revoked = store
+            .invitee(invitee.id)
+            .await?
+            .is_some_and(|r| r.revoked_at.is_some());
+        return Ok(Decision::Refuse(if revoked {
+            Outcome::Revoked
+        } else {
+            Outcome::Used
+        }));
+    }
+    Ok(Decision::Admit {
+        room_id: meeting.room_id,
+        meeting_id: Some(meeting.id),
+        security: meeting
+            .security_code_hash
+            .or_else(|| tenant.default_security_code_hash.clone()),
+        invitee: Some(invitee.id),
+    })
+}
+
+/// Whether the invitee `id` is still allowed in (not revoked) — checked
+/// again when a security code follows a personal code.
+pub async fn invitee_still_valid(store: &Store, id: i64) -> Result<bool, StoreError> {
+    Ok(store
+        .invitee(id)
+        .await?
+        .is_some_and(|r| r.revoked_at.is_none()))
 }
 
 #[cfg(test)]
@@ -146,7 +237,8 @@ mod tests {
             Decision::Admit {
                 room_id: 5,
                 meeting_id: None,
-                security: Some("room-hash".into())
+                security: Some("room-hash".into()),
+                invitee: None
             }
         );
     }
@@ -163,7 +255,8 @@ mod tests {
             Decision::Admit {
                 room_id: 3,
                 meeting_id: Some(9),
-                security: Some("meeting-hash".into())
+                security: Some("meeting-hash".into()),
+                invitee: None
             }
         );
         assert_eq!(

@@ -15,6 +15,10 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// HMAC purposes: the same digits hash differently as a security code and as a personal code.
+pub const SECURITY: &str = "security";
+pub const PERSONAL: &str = "personal";
+
 /// The server key.
 #[derive(Clone)]
 pub struct Secret {

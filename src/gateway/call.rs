@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::player::Player;
 use super::{Shared, SipCommand};
 use crate::access::lockout::{Verdict, countable_caller_id};
-use crate::access::resolve::{Decision, resolve};
+use crate::access::resolve::{Caller, Decision, invitee_still_valid, resolve};
 use crate::access::{AccessCode, E164, Outcome, Stage};
 use crate::conference::Member;
 use crate::dtmf::rfc4733;
@@ -250,6 +250,8 @@ impl Call {
         let mut admitted_to: Option<i64> = None;
         // The keyed hash of the security code the access code brought.
         let mut security: Option<String> = None;
+        // The invitee whose personal code opened the room, if any.
+        let mut invitee: Option<i64> = None;
 
         let end = 'call: loop {
             while let Some(action) = ivr.poll_action() {
@@ -260,7 +262,16 @@ impl Call {
                         let right = security.as_deref().is_some_and(|stored| {
                             self.shared.secret.verify(SECURITY, code.as_str(), stored)
                         });
-                        let result = if right {
+                        // A personal code revoked while its holder keys the security code fails now.
+                        let revoked = match invitee {
+                            Some(id) => !invitee_still_valid(&self.shared.store, id)
+                                .await
+                                .unwrap_or(false),
+                            None => false,
+                        };
+                        let result = if revoked {
+                            LookupResult::Refused(Outcome::Revoked)
+                        } else if right {
                             LookupResult::Admitted {
                                 room_id: admitted_to.unwrap_or_default(),
                             }
@@ -270,8 +281,9 @@ impl Call {
                         ivr.handle(Instant::now().into_std(), Event::Lookup(result));
                     }
                     Action::Lookup(code) => {
-                        let (result, needs) = self.lookup(&code).await;
+                        let (result, needs, personal) = self.lookup(&code).await;
                         security = needs;
+                        invitee = personal;
                         if let LookupResult::Admitted { room_id }
                         | LookupResult::NeedSecurity { room_id } = result
                         {
@@ -432,17 +444,24 @@ impl Call {
         }
     }
 
-    async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<String>) {
+    /// The IVR's answer for an access code, the security code hash to ask
+    /// for next, and the invitee whose personal code it was.
+    async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<String>, Option<i64>) {
         // Parallel calls from one source must not outrun the lockout.
         match self.verdict().await {
-            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None),
+            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None, None),
             Verdict::Alarm => tokio::time::sleep(PROBED_NUMBER_DELAY).await,
             Verdict::Open => {}
         }
+        let caller = Caller {
+            caller_id: &self.caller_id,
+        };
         let decision = resolve(
             &self.shared.store,
+            &self.shared.secret,
             self.number.tenant_id,
             code.as_str(),
+            caller,
             chrono::Utc::now(),
         )
         .await;
@@ -450,15 +469,18 @@ impl Call {
             Ok(Decision::Admit {
                 room_id,
                 security: Some(hash),
+                invitee,
                 ..
-            }) => (LookupResult::NeedSecurity { room_id }, Some(hash)),
-            Ok(Decision::Admit { room_id, .. }) => (LookupResult::Admitted { room_id }, None),
-            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None),
+            }) => (LookupResult::NeedSecurity { room_id }, Some(hash), invitee),
+            Ok(Decision::Admit {
+                room_id, invitee, ..
+            }) => (LookupResult::Admitted { room_id }, None, invitee),
+            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None, None),
             Err(e) => {
                 // The caller is refused rather than left waiting; the
                 // operator sees the error.
                 tracing::error!(%e, "access code lookup failed");
-                (LookupResult::Refused(Outcome::Wrong), None)
+                (LookupResult::Refused(Outcome::Wrong), None, None)
             }
         }
     }

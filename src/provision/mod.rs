@@ -4,8 +4,10 @@
 //! rule lives here once. Input is parsed into types at the edge (`E164`,
 //! `AccessCode`); a failure changes nothing and names the field.
 
+mod invitees;
 mod meetings;
 
+pub use invitees::InviteView;
 pub use meetings::{MeetingView, Schedule, TenantSettings};
 
 use chrono::Utc;
@@ -52,10 +54,9 @@ pub struct Provisioner {
     secret: Option<Secret>,
 }
 
-/// The HMAC purpose for security codes.
-pub const SECURITY: &str = "security";
+pub use crate::access::secret::{PERSONAL, SECURITY};
 
-fn check_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
     let ok = !name.trim().is_empty() && name.len() <= 100 && name.chars().all(|c| !c.is_control());
     if ok {
         Ok(())

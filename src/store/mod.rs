@@ -11,6 +11,7 @@
 //! A SQLite file is created when absent and switched to WAL. Access codes are
 //! never written to the attempt log.
 
+mod invitees;
 mod meetings;
 mod rows;
 
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub use invitees::InviteeRow;
 pub use rows::{Attempt, MeetingRow, NumberRow, RoomRow, Tenant};
 
 /// Which database a URL names.

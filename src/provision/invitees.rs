@@ -1,0 +1,136 @@
+//! Inviting people to a meeting with personal single-use codes, and revoking them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{PERSONAL, ProvisionError, Provisioner, invalid};
+use crate::access::codes;
+use crate::store::StoreError;
+
+/// What `meeting invite` prints: the personal code is shown this once and
+/// stored only as a keyed hash.
+#[derive(Clone, Debug, Serialize)]
+pub struct InviteView {
+    pub id: i64,
+    pub meeting_id: i64,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub personal_code: String,
+}
+
+fn optional(
+    field: &'static str,
+    v: Option<&str>,
+    ok: impl Fn(char) -> bool,
+) -> Result<Option<String>, ProvisionError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.len() <= 100 && v.chars().all(&ok) => Ok(Some(v.to_owned())),
+        Some(_) => Err(invalid(field, "unexpected characters or too long")),
+    }
+}
+
+impl Provisioner {
+    pub async fn invite(
+        &self,
+        meeting_id: i64,
+        name: &str,
+        phone: Option<&str>,
+        email: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<InviteView, ProvisionError> {
+        super::check_name("name", name)?;
+        let phone = optional("phone", phone, |c| {
+            c.is_ascii_digit() || "+-() .".contains(c)
+        })?;
+        let email = optional("email", email, |c| !c.is_control() && !c.is_whitespace())?;
+        if email.as_deref().is_some_and(|e| !e.contains('@')) {
+            return Err(invalid("email", "must contain @"));
+        }
+        let meeting =
+            self.store
+                .meeting(meeting_id)
+                .await?
+                .ok_or_else(|| ProvisionError::NotFound {
+                    what: "meeting",
+                    name: meeting_id.to_string(),
+                })?;
+        if meeting.cancelled_at.is_some() {
+            return Err(invalid("meeting", "the meeting is cancelled"));
+        }
+        let tenant = self
+            .store
+            .tenant_by_id(meeting.tenant_id)
+            .await?
+            .ok_or_else(|| invalid("meeting", "meeting without a tenant"))?;
+        let secret = self
+            .secret
+            .as_ref()
+            .ok_or_else(|| invalid("meeting", "no secret file loaded to hash the personal code"))?;
+        let live: Vec<String> = self
+            .store
+            .tenant_codes(tenant.id, now)
+            .await?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let len = usize::try_from(tenant.code_length).unwrap_or(9);
+        // A clash with another personal code shows as a unique-hash conflict: draw again.
+        for _ in 0..8 {
+            let code = codes::draw(len, &live, 64).ok_or_else(|| {
+                ProvisionError::Conflict("no free personal code: try a longer code length".into())
+            })?;
+            let hash = secret.hash(PERSONAL, code.as_str());
+            match self
+                .store
+                .insert_invitee(
+                    meeting.id,
+                    name.trim(),
+                    phone.as_deref(),
+                    email.as_deref(),
+                    &hash,
+                    now,
+                )
+                .await
+            {
+                Ok(row) => {
+                    return Ok(InviteView {
+                        id: row.id,
+                        meeting_id: row.meeting_id,
+                        name: row.name,
+                        phone: row.phone,
+                        email: row.email,
+                        personal_code: code.as_str().to_owned(),
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ProvisionError::Conflict(
+            "could not draw an unused personal code".into(),
+        ))
+    }
+
+    /// Revokes an invitee: their code fails from the next check on.
+    pub async fn revoke_invitee(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::InviteeRow, ProvisionError> {
+        if !self.store.revoke_invitee(id, now).await? {
+            return Err(ProvisionError::NotFound {
+                what: "unrevoked invitee",
+                name: id.to_string(),
+            });
+        }
+        self.store
+            .invitee(id)
+            .await?
+            .ok_or_else(|| ProvisionError::NotFound {
+                what: "invitee",
+                name: id.to_string(),
+            })
+    }
+}

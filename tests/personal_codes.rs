@@ -1,0 +1,162 @@
+//! Personal single-use codes: admit once (the same caller-ID may rejoin),
+//! refuse anyone else, and stop at once when the invitee is revoked.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use support::caller::{Caller, Dial};
+use support::{Gateway, cli, scenario, sipp};
+
+async fn outcomes(db: &str) -> Vec<(String, String)> {
+    let store = dialgate::store::Store::open(db).await.expect("open store");
+    store
+        .list_attempts()
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (a.2, a.3))
+        .collect()
+}
+
+/// A meeting starting in 5 minutes (optionally with a security code) and one invitee.
+fn meeting_with_invitee(db: &str, security: Option<&str>) -> (String, String) {
+    let start =
+        (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut args = vec![
+        "meeting",
+        "schedule",
+        "--room",
+        "main",
+        "--start",
+        &start,
+        "--duration",
+        "30m",
+        "--one-time",
+        "--json",
+    ];
+    if let Some(s) = security {
+        args.extend(["--security-code", s]);
+    }
+    let (rc, out, err) = cli(db, &args);
+    assert_eq!(rc, 0, "{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = m["id"].to_string();
+    let (rc, out, err) = cli(
+        db,
+        &[
+            "meeting",
+            "invite",
+            "--meeting",
+            &id,
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            "ada@example.com",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let code = inv["personal_code"]
+        .as_str()
+        .expect("personal code")
+        .to_owned();
+    (inv["id"].to_string(), code)
+}
+
+fn pair(stage: &str, outcome: &str) -> (String, String) {
+    (stage.to_owned(), outcome.to_owned())
+}
+
+#[tokio::test]
+async fn personal_code_admits_once_rejoins_by_caller_id_and_refuses_others() {
+    let (dir, db) = Gateway::provisioned("1");
+    let (_, code) = meeting_with_invitee(&db, None);
+    let gw = Gateway::start(dir, db.clone(), &["--max-attempts", "1"]).await;
+    let keys = format!("{code}#");
+    for _ in 0..2 {
+        // SIPp's caller-ID is "sipp" both times: the second call is a rejoin.
+        let run = sipp(
+            &gw.sip,
+            &scenario("uac_info.xml"),
+            "+15550100",
+            &[("code", &keys), ("hold_ms", "2000")],
+            Duration::from_secs(30),
+        )
+        .await;
+        run.assert_ok(&gw);
+    }
+    // Another caller-ID with the same code is refused as used.
+    let mut other = Caller::dial(&gw.sip, Dial::default()).await;
+    other.key_rfc4733(&keys).await;
+    let bye = other
+        .wait_bye(Duration::from_secs(20))
+        .await
+        .expect("the gateway hangs up");
+    assert!(
+        bye.header("Reason")
+            .is_some_and(|r| r.contains("text=\"used\"")),
+        "{bye:?}"
+    );
+    assert_eq!(
+        outcomes(&db).await,
+        vec![
+            pair("access", "admitted"),
+            pair("access", "admitted"),
+            pair("access", "used")
+        ]
+    );
+    assert!(
+        !gw.log().contains(&code),
+        "personal codes never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn revoking_the_invitee_fails_the_code_even_mid_entry() {
+    let (dir, db) = Gateway::provisioned("1");
+    let (invitee, code) = meeting_with_invitee(&db, Some("2468"));
+    let gw = Gateway::start(dir, db.clone(), &["--max-attempts", "1"]).await;
+    let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
+    caller.key_rfc4733(&format!("{code}#")).await;
+    // Listen a second while the gateway takes the code and asks for the security code.
+    caller.talk_and_listen(50, |_| vec![0; 160]).await;
+    let (rc, _, err) = cli(&db, &["invitee", "revoke", &invitee]);
+    assert_eq!(rc, 0, "{err}");
+    caller.key_rfc4733("2468#").await;
+    let bye = caller
+        .wait_bye(Duration::from_secs(20))
+        .await
+        .expect("the gateway hangs up");
+    assert!(
+        bye.header("Reason")
+            .is_some_and(|r| r.contains("text=\"revoked\"")),
+        "{bye:?}"
+    );
+    assert_eq!(outcomes(&db).await, vec![pair("security", "revoked")]);
+    // And a new call with the revoked code is refused at the access stage.
+    let mut again = Caller::dial(&gw.sip, Dial::default()).await;
+    again.key_rfc4733(&format!("{code}#")).await;
+    again
+        .wait_bye(Duration::from_secs(20))
+        .await
+        .expect("hung up");
+    assert_eq!(outcomes(&db).await.last(), Some(&pair("access", "revoked")));
+}
+
+#[test]
+fn personal_codes_are_stored_only_as_hashes() {
+    let (_dir, db) = Gateway::provisioned("1");
+    let (_, code) = meeting_with_invitee(&db, None);
+    let path = db.trim_start_matches("sqlite://");
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+    assert!(!bytes.windows(code.len()).any(|w| w == code.as_bytes()));
+    let (rc, _, err) = cli(
+        &db,
+        &["meeting", "invite", "--meeting", "999", "--name", "x"],
+    );
+    assert_eq!(rc, 2, "{err}");
+}
