@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::access::secret::Secret;
 use crate::config::{DEFAULT_DATABASE, DEFAULT_SECRET_FILE, ServeOptions};
-use crate::provision::{MeetingView, ProvisionError, Provisioner, Schedule, TenantSettings};
+use crate::provision::{
+    MeetingView, ProvisionError, Provisioner, Schedule, TenantSettings, summarise,
+};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
@@ -47,6 +49,25 @@ pub enum Command {
     /// Meeting invitees.
     #[command(subcommand)]
     Invitee(InviteeCommand),
+    /// The attempt log (never any code): rows, or failure counts with --summary.
+    Attempts {
+        /// Only attempts newer than this, e.g. 1h
+        #[arg(long)]
+        since: Option<String>,
+        /// Only calls to this number
+        #[arg(long)]
+        number: Option<String>,
+        /// Only attempts that named this room (id or name)
+        #[arg(long)]
+        room: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Failure counts per room and per number instead of rows
+        #[arg(long)]
+        summary: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Test fixtures: what a caller sends, as files SIPp can play.
     #[command(subcommand)]
     Fixture(FixtureCommand),
@@ -271,6 +292,17 @@ pub enum RoomCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Give a room a new regular access code (random unless given).
+    RotateCode {
+        #[arg(long)]
+        room: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        access_code: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
@@ -317,6 +349,8 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             | MeetingCommand::Invite { common, .. },
         )
         | Command::Invitee(InviteeCommand::Revoke { common, .. })
+        | Command::Attempts { common, .. }
+        | Command::Room(RoomCommand::RotateCode { common, .. })
         | Command::Number(NumberCommand::Add { common, .. } | NumberCommand::List { common })
         | Command::Room(RoomCommand::Add { common, .. } | RoomCommand::List { common }) => {
             common.clone()
@@ -429,6 +463,58 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
                         "invitee {} meeting={} {} personal_code={}\n",
                         i.id, i.meeting_id, i.name, i.personal_code
                     )
+                })
+            }),
+        Command::Attempts {
+            since,
+            number,
+            room,
+            tenant,
+            summary,
+            ..
+        } => p
+            .attempts(
+                since.as_deref(),
+                number.as_deref(),
+                room.as_deref().map(|r| (r, tenant.as_deref())),
+            )
+            .await
+            .map(|rows| {
+                if summary {
+                    print(json, &summarise(&rows), |s| {
+                        let mut out = format!("attempts {} failures {}\n", s.attempts, s.failures);
+                        for (room, n) in &s.failures_by_room {
+                            out.push_str(&format!("room {room}: {n} failures\n"));
+                        }
+                        for (number, n) in &s.failures_by_number {
+                            out.push_str(&format!("number {number}: {n} failures\n"));
+                        }
+                        out
+                    })
+                } else {
+                    print(json, &rows, |rows| {
+                        rows.iter()
+                            .map(|r| {
+                                format!(
+                                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                                    r.at, r.number, r.caller_id, r.source, r.stage, r.outcome
+                                )
+                            })
+                            .collect()
+                    })
+                }
+            }),
+        Command::Room(RoomCommand::RotateCode {
+            room,
+            tenant,
+            access_code,
+            ..
+        }) => p
+            .rotate_room_code(&room, tenant.as_deref(), access_code.as_deref())
+            .await
+            .map(|r| {
+                print(json, &r, |r| {
+                    format!("room {} {} access_code={}\n", r.id, r.name, r.access_code)
                 })
             }),
         Command::Invitee(InviteeCommand::Revoke { id, .. }) => p

@@ -219,3 +219,69 @@ fn a_room_code_that_prefixes_another_is_a_conflict() {
         0
     );
 }
+
+#[test]
+fn rotating_a_room_code_replaces_it_and_keeps_the_rules() {
+    let (_d, db) = db();
+    assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
+    assert_eq!(
+        cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "a",
+                "--access-code",
+                "1234"
+            ]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        cli(
+            &db,
+            &[
+                "room",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "b",
+                "--access-code",
+                "5678"
+            ]
+        )
+        .0,
+        0
+    );
+    let (rc, out, err) = cli(&db, &["room", "rotate-code", "--room", "a", "--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let new = r["access_code"].as_str().unwrap();
+    assert_eq!(new.len(), 9);
+    assert_ne!(new, "1234");
+    // A given code that prefixes another room's code is refused; the old code is free again.
+    let (rc, _, err) = cli(
+        &db,
+        &["room", "rotate-code", "--room", "a", "--access-code", "56"],
+    );
+    assert_eq!(rc, 2, "{err}");
+    let (rc, _, err) = cli(
+        &db,
+        &[
+            "room",
+            "rotate-code",
+            "--room",
+            "b",
+            "--access-code",
+            "1234",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = cli(&db, &["attempts", "--since", "forever"]);
+    assert_eq!(rc, 2, "{err}");
+}

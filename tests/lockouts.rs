@@ -47,6 +47,34 @@ async fn after_two_wrong_codes_the_right_code_is_refused_even_after_a_restart() 
     let gw = Gateway::start(dir, db.clone(), FLAGS).await;
     refused_call(&gw, &format!("{CODE}#")).await;
     assert_eq!(outcomes(&db).await, vec!["wrong", "wrong", "locked"]);
+    // The attempt log through the CLI: rows with outcomes, and the failure summary.
+    let (rc, out, err) = support::cli(
+        &db,
+        &[
+            "attempts",
+            "--since",
+            "1h",
+            "--number",
+            "+15550100",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec!["wrong", "wrong", "locked"]);
+    assert_eq!(rows[0]["caller_id"], "sipp");
+    let (rc, out, err) = support::cli(&db, &["attempts", "--summary", "--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["failures"], 2, "locked is not a failure: {summary}");
+    assert_eq!(summary["failures_by_number"]["+15550100"], 2);
+    assert_eq!(summary["by_outcome"]["locked"], 1);
     let log = gw.log();
     assert!(log.contains("caller locked out"), "{log}");
     assert!(!log.contains("joined room"), "{log}");

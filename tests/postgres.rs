@@ -53,5 +53,12 @@ async fn call_is_admitted_with_a_postgres_store() {
         (attempts[0].2.as_str(), attempts[0].3.as_str()),
         ("access", "admitted")
     );
+    let (rc, out, err) = support::cli(
+        &pg.url,
+        &["attempts", "--since", "1h", "--room", "main", "--json"],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("attempts JSON");
+    assert_eq!(rows[0]["outcome"], "admitted");
     drop(gw);
 }

@@ -4,8 +4,11 @@
 //! rule lives here once. Input is parsed into types at the edge (`E164`,
 //! `AccessCode`); a failure changes nothing and names the field.
 
+mod attempts;
 mod invitees;
 mod meetings;
+
+pub use attempts::{AttemptSummary, summarise};
 
 pub use invitees::InviteView;
 pub use meetings::{MeetingView, Schedule, TenantSettings};
@@ -158,7 +161,7 @@ impl Provisioner {
             .map(|c| self.hash_security_code("security_code", c))
             .transpose()?;
         let tenant = self.tenant(tenant).await?;
-        let code = self.unused_code(tenant.id, code).await?;
+        let code = self.unused_code(tenant.id, code, None).await?;
         Ok(self
             .store
             .insert_room(
@@ -189,8 +192,19 @@ impl Provisioner {
         &self,
         tenant_id: i64,
         wanted: Option<AccessCode>,
+        replacing: Option<&str>,
     ) -> Result<AccessCode, ProvisionError> {
-        let live = self.live_codes(tenant_id).await?;
+        let mut live = self.live_codes(tenant_id).await?;
+        if let Some(old) = replacing {
+            // The code being replaced is retired: it does not block itself.
+            live.retain(|c| c != old);
+            if wanted.as_ref().is_some_and(|w| w.as_str() == old) {
+                return Err(invalid(
+                    "access_code",
+                    "the new code must differ from the old one",
+                ));
+            }
+        }
         match wanted {
             Some(code) if crate::access::codes::acceptable(code.as_str(), &live) => Ok(code),
             Some(_) => Err(ProvisionError::Conflict(

@@ -22,7 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub use invitees::InviteeRow;
-pub use rows::{Attempt, MeetingRow, NumberRow, RoomRow, Tenant};
+pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,6 +346,36 @@ impl Store {
             source: count("source_ip", source_ip.to_owned()).await?,
             number: count("number", number.to_owned()).await?,
         })
+    }
+
+    /// Attempt-log rows, oldest first, filtered by time, number and room.
+    pub async fn query_attempts(
+        &self,
+        since: Option<DateTime<Utc>>,
+        number: Option<&str>,
+        room_id: Option<i64>,
+    ) -> Result<Vec<AttemptRow>, StoreError> {
+        Ok(sqlx::query_as::<_, AttemptRow>(
+            "SELECT id, at, number, caller_id, source, stage, outcome, room_id, call_id FROM attempts \
+             WHERE ($1 IS NULL OR at > $1) AND ($2 IS NULL OR number = $2) AND ($3 IS NULL OR room_id = $3) \
+             ORDER BY id",
+        )
+        .bind(since.map(format_time))
+        .bind(number)
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Sets a room's regular access code.
+    pub async fn update_room_code(&self, room_id: i64, code: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rooms SET access_code = $1 WHERE id = $2")
+            .bind(code)
+            .bind(room_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_unique("access code in use in this tenant"))?;
+        Ok(())
     }
 
     /// The attempt log, newest last.

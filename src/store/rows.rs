@@ -79,3 +79,17 @@ pub struct Attempt {
     pub room_id: Option<i64>,
     pub call_id: String,
 }
+
+/// One attempt-log row as read back (no code in it, ever).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub at: String,
+    pub number: String,
+    pub caller_id: String,
+    pub source: String,
+    pub stage: String,
+    pub outcome: String,
+    pub room_id: Option<i64>,
+    pub call_id: String,
+}

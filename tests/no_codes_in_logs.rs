@@ -1,0 +1,116 @@
+//! Everything the gateway logs during calls that key every kind of code —
+//! regular, security, one-time, personal, wrong — holds none of them.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use support::{Gateway, cli, scenario, sipp};
+
+#[tokio::test]
+async fn no_code_of_any_kind_reaches_the_log() {
+    let (dir, db) = Gateway::provisioned("97531864");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (rc, out, err) = cli(&db, args);
+        assert_eq!(rc, 0, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    json(&[
+        "room",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "vault",
+        "--access-code",
+        "24681357",
+        "--security-code",
+        "8642",
+        "--json",
+    ]);
+    let start =
+        (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let meeting = json(&[
+        "meeting",
+        "schedule",
+        "--room",
+        "main",
+        "--start",
+        &start,
+        "--duration",
+        "30m",
+        "--one-time",
+        "--json",
+    ]);
+    let one_time = meeting["one_time_code"].as_str().unwrap().to_owned();
+    let id = meeting["id"].to_string();
+    let invite = json(&[
+        "meeting",
+        "invite",
+        "--meeting",
+        &id,
+        "--name",
+        "Grace",
+        "--json",
+    ]);
+    let personal = invite["personal_code"].as_str().unwrap().to_owned();
+
+    let gw = Gateway::start(dir, db.clone(), &[]).await;
+    let admitted = [
+        "97531864#".to_owned(),
+        "24681357#8642#".to_owned(),
+        format!("{one_time}#"),
+        format!("{personal}#"),
+    ];
+    for keys in &admitted {
+        let run = sipp(
+            &gw.sip,
+            &scenario("uac_info.xml"),
+            "+15550100",
+            &[("code", keys), ("hold_ms", "2000")],
+            Duration::from_secs(30),
+        )
+        .await;
+        run.assert_ok(&gw);
+    }
+    let run = sipp(
+        &gw.sip,
+        &scenario("uac_info_refused.xml"),
+        "+15550100",
+        &[("code", "13579#24680#11223#")],
+        Duration::from_secs(60),
+    )
+    .await;
+    run.assert_ok(&gw);
+
+    let log = gw.log();
+    assert_eq!(log.matches("joined room").count(), 4, "{log}");
+    for code in [
+        "97531864",
+        "24681357",
+        "8642",
+        one_time.as_str(),
+        personal.as_str(),
+        "13579",
+        "24680",
+        "11223",
+    ] {
+        assert!(!log.contains(code), "code {code} found in the gateway log");
+    }
+    // The attempt log has who and what happened, not the digits.
+    let (_, attempts, _) = cli(&db, &["attempts", "--json"]);
+    for code in [
+        "97531864",
+        "24681357",
+        "8642",
+        one_time.as_str(),
+        personal.as_str(),
+        "13579",
+    ] {
+        assert!(
+            !attempts.contains(code),
+            "code {code} found in the attempt log"
+        );
+    }
+}
