@@ -176,6 +176,9 @@ pub enum TenantCommand {
         /// Security code one-time meetings ask for by default ("" clears it)
         #[arg(long)]
         default_security_code: Option<String>,
+        /// URL personal codes are POSTed to as JSON ("" clears it)
+        #[arg(long)]
+        invite_webhook: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -385,6 +388,7 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             grace,
             code_length,
             default_security_code,
+            invite_webhook,
             ..
         }) => {
             let settings = TenantSettings {
@@ -393,6 +397,7 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
                 grace: grace.as_deref(),
                 code_length,
                 default_security_code: default_security_code.as_deref(),
+                invite_webhook: invite_webhook.as_deref(),
             };
             p.set_tenant(&name, &settings).await.map(|t| {
                 print(json, &t, |t| {
@@ -460,8 +465,8 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             .map(|i| {
                 print(json, &i, |i| {
                     format!(
-                        "invitee {} meeting={} {} personal_code={}\n",
-                        i.id, i.meeting_id, i.name, i.personal_code
+                        "invitee {} meeting={} {} personal_code={} webhook={:?}\n",
+                        i.id, i.meeting_id, i.name, i.personal_code, i.webhook
                     )
                 })
             }),

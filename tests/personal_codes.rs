@@ -160,3 +160,126 @@ fn personal_codes_are_stored_only_as_hashes() {
     );
     assert_eq!(rc, 2, "{err}");
 }
+
+/// A one-shot HTTP server on loopback: answers each request with the next
+/// status in `statuses`, returns the bodies it received.
+fn webhook_server(statuses: Vec<u16>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/invites", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for status in statuses {
+            let Ok((stream, _)) = listener.accept() else {
+                break;
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            bodies.push(String::from_utf8_lossy(&body).into_owned());
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+        }
+        bodies
+    });
+    (url, handle)
+}
+
+#[test]
+fn personal_code_is_posted_to_the_webhook_with_retries() {
+    let (_dir, db) = Gateway::provisioned("1");
+    let (url, server) = webhook_server(vec![503, 200]);
+    let (rc, _, err) = cli(&db, &["tenant", "set", "acme", "--invite-webhook", &url]);
+    assert_eq!(rc, 0, "{err}");
+    let start = (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let (rc, out, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "schedule",
+            "--room",
+            "main",
+            "--start",
+            &start,
+            "--duration",
+            "30m",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].to_string();
+    let (rc, out, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "invite",
+            "--meeting",
+            &id,
+            "--name",
+            "Ada",
+            "--phone",
+            "+44 20 7946 0000",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let invite: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(invite["webhook"], "delivered");
+    let bodies = server.join().unwrap();
+    assert_eq!(bodies.len(), 2, "one failed try, then delivered");
+    let posted: serde_json::Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(posted["event"], "invitee.created");
+    assert_eq!(posted["invitee"]["personal_code"], invite["personal_code"]);
+    assert_eq!(posted["invitee"]["phone"], "+44 20 7946 0000");
+
+    // An unreachable webhook: the invite stands, the code is printed, delivery failed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/x", dead.local_addr().unwrap());
+    drop(dead);
+    assert_eq!(
+        cli(
+            &db,
+            &["tenant", "set", "acme", "--invite-webhook", &dead_url]
+        )
+        .0,
+        0
+    );
+    let (rc, out, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "invite",
+            "--meeting",
+            &id,
+            "--name",
+            "Bob",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let invite: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(invite["webhook"], "failed");
+    assert!(invite["personal_code"].is_string());
+    let (rc, _, _) = cli(
+        &db,
+        &["tenant", "set", "acme", "--invite-webhook", "ftp://x"],
+    );
+    assert_eq!(rc, 2);
+}

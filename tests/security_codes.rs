@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use support::{Gateway, cli, scenario, sipp};
 
 const ACCESS: &str = "31415926";
-const SECURITY: &str = "0042";
+const SECURITY: &str = "00428571";
 
 async fn attempts(db: &str) -> Vec<(String, String)> {
     let store = dialgate::store::Store::open(db).await.expect("open store");
@@ -119,7 +119,13 @@ async fn meeting_security_code_and_tenant_default_apply_to_one_time_codes() {
     // The tenant default applies to a one-time meeting without its own code.
     let (rc, _, err) = cli(
         &db,
-        &["tenant", "set", "acme", "--default-security-code", "7788"],
+        &[
+            "tenant",
+            "set",
+            "acme",
+            "--default-security-code",
+            "77881293",
+        ],
     );
     assert_eq!(rc, 0, "{err}");
     let (rc, out, err) = cli(
@@ -138,16 +144,19 @@ async fn meeting_security_code_and_tenant_default_apply_to_one_time_codes() {
         ],
     );
     assert_eq!(rc, 0, "{err}");
-    assert!(!out.contains("7788"), "security codes are never shown back");
+    assert!(
+        !out.contains("77881293"),
+        "security codes are never shown back"
+    );
     let m: serde_json::Value = serde_json::from_str(&out).unwrap();
     let code = m["one_time_code"].as_str().unwrap().to_owned();
     // Nothing stores the digits in plain text.
     let path = db.trim_start_matches("sqlite://");
     let mut db_bytes = std::fs::read(path).unwrap();
     db_bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
-    assert!(!db_bytes.windows(4).any(|w| w == b"7788"));
+    assert!(!db_bytes.windows(8).any(|w| w == b"77881293"));
     let gw = Gateway::start(dir, db, &[]).await;
-    let keys = format!("{code}#7788#");
+    let keys = format!("{code}#77881293#");
     let run = sipp(
         &gw.sip,
         &scenario("uac_info.xml"),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::webhook::{Delivery, deliver};
 use super::{PERSONAL, ProvisionError, Provisioner, invalid};
 use crate::access::codes;
 use crate::store::StoreError;
@@ -17,6 +18,8 @@ pub struct InviteView {
     pub phone: Option<String>,
     pub email: Option<String>,
     pub personal_code: String,
+    /// Whether the tenant's invite webhook took it.
+    pub webhook: Delivery,
 }
 
 fn optional(
@@ -95,14 +98,31 @@ impl Provisioner {
                 .await
             {
                 Ok(row) => {
-                    return Ok(InviteView {
+                    let mut view = InviteView {
                         id: row.id,
                         meeting_id: row.meeting_id,
                         name: row.name,
                         phone: row.phone,
                         email: row.email,
                         personal_code: code.as_str().to_owned(),
-                    });
+                        webhook: Delivery::None,
+                    };
+                    if let Some(url) = tenant.invite_webhook.clone() {
+                        let payload = serde_json::json!({
+                            "event": "invitee.created",
+                            "tenant": tenant.name,
+                            "meeting_id": meeting.id,
+                            "room": meeting.room,
+                            "starts_at": meeting.starts_at,
+                            "ends_at": meeting.ends_at,
+                            "invitee": &view,
+                        })
+                        .to_string();
+                        view.webhook = tokio::task::spawn_blocking(move || deliver(&url, &payload))
+                            .await
+                            .unwrap_or(Delivery::Failed);
+                    }
+                    return Ok(view);
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),

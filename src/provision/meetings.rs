@@ -50,6 +50,8 @@ pub struct TenantSettings<'a> {
     pub code_length: Option<usize>,
     /// Security code one-time meetings ask for by default; `""` clears it.
     pub default_security_code: Option<&'a str>,
+    /// Where personal codes are POSTed; `""` clears it.
+    pub invite_webhook: Option<&'a str>,
 }
 
 fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, ProvisionError> {
@@ -265,6 +267,19 @@ impl Provisioner {
                 return Err(invalid("code_length", "must be 6 to 12 digits"));
             }
             tenant.code_length = i64::try_from(len).unwrap_or(9);
+        }
+        match s.invite_webhook {
+            Some("") => tenant.invite_webhook = None,
+            Some(url) if super::webhook::valid_url(url) => {
+                tenant.invite_webhook = Some(url.to_owned())
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "invite_webhook",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            None => {}
         }
         match s.default_security_code {
             Some("") => tenant.default_security_code_hash = None,

@@ -7,6 +7,7 @@
 mod attempts;
 mod invitees;
 mod meetings;
+pub mod webhook;
 
 pub use attempts::{AttemptSummary, summarise};
 

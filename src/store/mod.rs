@@ -116,7 +116,7 @@ impl Store {
     }
 
     const TENANT_SELECT: &str = "SELECT id, name, created_at, one_time_default, early_join_secs, grace_secs, code_length, \
-         default_security_code_hash FROM tenants";
+         default_security_code_hash, invite_webhook FROM tenants";
 
     pub async fn insert_tenant(
         &self,
@@ -156,13 +156,14 @@ impl Store {
     pub async fn update_tenant_settings(&self, tenant: &Tenant) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE tenants SET one_time_default = $1, early_join_secs = $2, grace_secs = $3, code_length = $4, \
-             default_security_code_hash = $5 WHERE id = $6",
+             default_security_code_hash = $5, invite_webhook = $6 WHERE id = $7",
         )
         .bind(tenant.one_time_default)
         .bind(tenant.early_join_secs)
         .bind(tenant.grace_secs)
         .bind(tenant.code_length)
         .bind(tenant.default_security_code_hash.as_deref())
+        .bind(tenant.invite_webhook.as_deref())
         .bind(tenant.id)
         .execute(&self.pool)
         .await?;

@@ -20,6 +20,8 @@ pub struct Tenant {
     /// Keyed hash of the security code one-time meetings ask for by default.
     #[serde(skip)]
     pub default_security_code_hash: Option<String>,
+    /// Where personal codes are POSTed (JSON), if anywhere.
+    pub invite_webhook: Option<String>,
 }
 
 fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
