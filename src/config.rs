@@ -91,6 +91,9 @@ pub struct ServeOptions {
     /// Failures per dialled number in the window that raise an alarm and slow answers [default: 100]
     #[arg(long)]
     pub number_alarm_attempts: Option<u32>,
+    /// Proxies/SBCs in front, comma-separated IPs: their P-Asserted-Identity and Vias are believed
+    #[arg(long)]
+    pub trusted_peers: Option<String>,
 }
 
 /// Resolved settings for one gateway.
@@ -107,6 +110,7 @@ pub struct Settings {
     pub answer_delay: Duration,
     pub sip_timers: TimerConfig,
     pub lockout: LockoutPolicy,
+    pub trusted_peers: Vec<IpAddr>,
 }
 
 /// Parses `90s`, `1h30m`, `500ms`, `2m`.
@@ -187,6 +191,7 @@ impl ServeOptions {
             lockout_attempts: self.lockout_attempts.or(base.lockout_attempts),
             lockout_window: self.lockout_window.or(base.lockout_window),
             number_alarm_attempts: self.number_alarm_attempts.or(base.number_alarm_attempts),
+            trusted_peers: self.trusted_peers.or(base.trusted_peers),
         }
     }
 
@@ -266,7 +271,20 @@ impl ServeOptions {
                 .number_alarm_attempts
                 .unwrap_or(default_lockout.number_alarm),
         };
+        let trusted_peers = self
+            .trusted_peers
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpAddr>()
+                    .map_err(|_| invalid("trusted-peers", format!("{p:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Settings {
+            trusted_peers,
             lockout,
             sip_listen,
             advertise,
@@ -345,6 +363,22 @@ mod tests {
             wild.resolve(),
             Err(ConfigError::Invalid {
                 key: "advertise",
+                ..
+            })
+        ));
+        let peers = ServeOptions {
+            trusted_peers: Some("10.0.0.1, ::1".into()),
+            ..ServeOptions::default()
+        };
+        assert_eq!(peers.resolve().unwrap().trusted_peers.len(), 2);
+        let bad_peers = ServeOptions {
+            trusted_peers: Some("kamailio.local".into()),
+            ..ServeOptions::default()
+        };
+        assert!(matches!(
+            bad_peers.resolve(),
+            Err(ConfigError::Invalid {
+                key: "trusted-peers",
                 ..
             })
         ));

@@ -11,6 +11,7 @@
 //! Security codes, personal codes and lockouts are still to come (issue 3).
 
 pub mod codes;
+pub mod identity;
 pub mod lockout;
 mod number;
 pub mod resolve;

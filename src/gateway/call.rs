@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::player::Player;
 use super::{Shared, SipCommand};
+use crate::access::identity::identify;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, Decision, invitee_still_valid, resolve};
 use crate::access::{AccessCode, E164, Outcome, Stage};
@@ -136,10 +137,17 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
             }
         }
     }
+    let who = identify(
+        &shared.settings.trusted_peers,
+        incoming.source,
+        &incoming.vias,
+        incoming.p_asserted_identity.as_deref(),
+        &incoming.from_user,
+    );
     let call = Call {
-        caller_id: caller_id(&incoming),
-        source: incoming.source.to_string(),
-        source_ip: incoming.source.ip().to_string(),
+        caller_id: who.caller_id,
+        source: who.source,
+        source_ip: who.source_ip.to_string(),
         shared,
         call: incoming.call,
         call_id: incoming.call_id,
@@ -200,16 +208,6 @@ fn negotiate(
             _ => StatusCode::BAD_REQUEST,
         }
     })
-}
-
-/// P-Asserted-Identity's user if present, else the From user.
-fn caller_id(incoming: &IncomingCall) -> String {
-    incoming
-        .p_asserted_identity
-        .as_deref()
-        .and_then(|p| crate::sip::message::uri_user(crate::sip::message::uri_of(p)))
-        .unwrap_or(&incoming.from_user)
-        .to_owned()
 }
 
 impl Call {

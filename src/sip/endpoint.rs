@@ -51,6 +51,8 @@ pub struct IncomingCall {
     pub dialled: Option<String>,
     pub from_user: String,
     pub p_asserted_identity: Option<String>,
+    /// Via header values, top first, for trusted-peer identity.
+    pub vias: Vec<String>,
     /// The packet's source address.
     pub source: SocketAddr,
     pub content_type: Option<String>,
@@ -263,6 +265,7 @@ impl Endpoint {
                 .unwrap_or("anonymous")
                 .to_owned(),
             p_asserted_identity: req.header("P-Asserted-Identity").map(str::to_owned),
+            vias: req.headers_named("Via").map(str::to_owned).collect(),
             source: flow.remote,
             content_type: req.content_type().map(str::to_owned),
             body: req.body.clone(),
