@@ -49,6 +49,9 @@ pub enum Command {
     /// Meeting invitees.
     #[command(subcommand)]
     Invitee(InviteeCommand),
+    /// Bearer tokens for the REST API.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The attempt log (never any code): rows, or failure counts with --summary.
     Attempts {
         /// Only attempts newer than this, e.g. 1h
@@ -246,6 +249,23 @@ pub enum MeetingCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once ({"token": …} with --json).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum InviteeCommand {
     /// Revoke an invitee: their personal code fails at once.
     Revoke {
@@ -353,6 +373,9 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
         )
         | Command::Invitee(InviteeCommand::Revoke { common, .. })
         | Command::Attempts { common, .. }
+        | Command::Token(
+            TokenCommand::Create { common, .. } | TokenCommand::Revoke { common, .. },
+        )
         | Command::Room(RoomCommand::RotateCode { common, .. })
         | Command::Number(NumberCommand::Add { common, .. } | NumberCommand::List { common })
         | Command::Room(RoomCommand::Add { common, .. } | RoomCommand::List { common }) => {
@@ -522,6 +545,22 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
                     format!("room {} {} access_code={}\n", r.id, r.name, r.access_code)
                 })
             }),
+        Command::Token(TokenCommand::Create { name, .. }) => {
+            p.create_token(&name, chrono::Utc::now()).await.map(|t| {
+                print(json, &t, |t| {
+                    format!("token {} {}: {}\n", t.id, t.name, t.token)
+                })
+            })
+        }
+        Command::Token(TokenCommand::Revoke { id, .. }) => {
+            p.revoke_token(id, chrono::Utc::now()).await.map(|()| {
+                print(
+                    json,
+                    &serde_json::json!({"id": id, "revoked": true}),
+                    |_| format!("token {id} revoked\n"),
+                )
+            })
+        }
         Command::Invitee(InviteeCommand::Revoke { id, .. }) => p
             .revoke_invitee(id, chrono::Utc::now())
             .await

@@ -13,6 +13,7 @@ use crate::ivr::IvrConfig;
 use crate::sip::transaction::TimerConfig;
 
 pub const DEFAULT_SIP_LISTEN: &str = "127.0.0.1:5060";
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RTP_PORTS: &str = "20000-29999";
 pub const DEFAULT_DATABASE: &str = "sqlite://dialgate.db";
 pub const DEFAULT_PROMPTS: &str = "./prompts";
@@ -48,6 +49,9 @@ pub struct ServeOptions {
     /// SIP address, UDP and TCP on the same port [default: 127.0.0.1:5060]
     #[arg(long)]
     pub sip_listen: Option<String>,
+    /// Operator REST API address [default: 127.0.0.1:8080]
+    #[arg(long)]
+    pub api_listen: Option<String>,
     /// Address written in SDP c=, Contact and Via [default: the SIP listen address]
     #[arg(long)]
     pub advertise: Option<String>,
@@ -100,6 +104,7 @@ pub struct ServeOptions {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub sip_listen: SocketAddr,
+    pub api_listen: SocketAddr,
     pub advertise: IpAddr,
     pub rtp_ports: (u16, u16),
     pub database: String,
@@ -178,6 +183,7 @@ impl ServeOptions {
         ServeOptions {
             sip_listen: self.sip_listen.or(base.sip_listen),
             advertise: self.advertise.or(base.advertise),
+            api_listen: self.api_listen.or(base.api_listen),
             rtp_ports: self.rtp_ports.or(base.rtp_ports),
             database: self.database.or(base.database),
             prompts: self.prompts.or(base.prompts),
@@ -283,7 +289,14 @@ impl ServeOptions {
                     .map_err(|_| invalid("trusted-peers", format!("{p:?} is not an IP address")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let api_listen: SocketAddr = self
+            .api_listen
+            .as_deref()
+            .unwrap_or(DEFAULT_API_LISTEN)
+            .parse()
+            .map_err(|e| invalid("api-listen", e))?;
         Ok(Settings {
+            api_listen,
             trusted_peers,
             lockout,
             sip_listen,

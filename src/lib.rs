@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod api;
 pub mod cli;
 pub mod conference;
 pub mod config;

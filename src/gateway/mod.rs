@@ -4,7 +4,7 @@
 //! The endpoint task owns the sans-IO [`Endpoint`]; call tasks talk to it
 //! through [`SipCommand`]s and hear back through [`CallEvent`]s. Once
 //! listening, `serve` prints one JSON line on stdout:
-//! `{"event":"ready","sip":"127.0.0.1:P","api":null,"rtp_ports":"L-H"}`.
+//! `{"event":"ready","sip":"127.0.0.1:P","api":"127.0.0.1:A","rtp_ports":"L-H"}`.
 
 mod call;
 mod player;
@@ -107,6 +107,25 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     } else {
         None
     };
+    let api_socket = tokio::net::TcpListener::bind(settings.api_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.api_listen,
+            source,
+        })?;
+    let api_local = api_socket.local_addr().map_err(|source| ServeError::Bind {
+        addr: settings.api_listen,
+        source,
+    })?;
+    let api = crate::api::router(crate::api::ApiState {
+        provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
+        prompts_loaded: true,
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(api_socket, api).await {
+            tracing::error!(%e, "API server stopped");
+        }
+    });
     let (transport, inbound) = transport::spawn(sockets);
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let ports = PortPool::new(
@@ -131,7 +150,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         sip: sip_tx,
     });
     println!(
-        "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":null,\"rtp_ports\":\"{}-{}\"}}",
+        "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":\"{api_local}\",\"rtp_ports\":\"{}-{}\"}}",
         shared.settings.rtp_ports.0, shared.settings.rtp_ports.1
     );
     if let Some(room) = demo {

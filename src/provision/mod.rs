@@ -7,12 +7,14 @@
 mod attempts;
 mod invitees;
 mod meetings;
+mod tokens;
 pub mod webhook;
 
 pub use attempts::{AttemptSummary, summarise};
 
 pub use invitees::InviteView;
 pub use meetings::{MeetingView, Schedule, TenantSettings};
+pub use tokens::NewToken;
 
 use chrono::Utc;
 

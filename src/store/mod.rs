@@ -14,6 +14,7 @@
 mod invitees;
 mod meetings;
 mod rows;
+mod tokens;
 
 use std::str::FromStr;
 
@@ -134,6 +135,13 @@ impl Store {
         self.tenant_by_id(id)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let sql = format!("{} ORDER BY id", Self::TENANT_SELECT);
+        Ok(sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {

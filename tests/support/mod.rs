@@ -58,6 +58,8 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub db: String,
     pub sip: String,
+    /// The REST API's `host:port`.
+    pub api: String,
     child: Child,
 }
 
@@ -103,6 +105,8 @@ impl Gateway {
                 "serve",
                 "--sip-listen",
                 "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
                 "--rtp-ports",
                 &rtp_range(),
                 "--database",
@@ -130,7 +134,9 @@ impl Gateway {
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
         assert_eq!(ready["event"], "ready");
         let sip = ready["sip"].as_str().expect("sip address").to_owned();
+        let api = ready["api"].as_str().expect("api address").to_owned();
         Gateway {
+            api,
             dir,
             db,
             sip,

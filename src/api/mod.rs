@@ -1,0 +1,266 @@
+//! The operator REST API (axum), over the same service layer as the CLI
+//! (`provision`): JSON in and out, bearer tokens on every route but
+//! `/healthz`, errors as `{"error": …, "field": …}` with 400/401/404/409/422.
+//!
+//! This slice serves tenants, numbers and rooms (create, list with
+//! `?limit=&offset=`), `/healthz` and `/readyz`. Meetings, invitees,
+//! attempts, live calls, `/metrics` and the OpenAPI document are still to
+//! come (issue 4).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::provision::{ProvisionError, Provisioner};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub provisioner: Provisioner,
+    /// Whether the prompts loaded (they always have once `serve` is up).
+    pub prompts_loaded: bool,
+}
+
+/// An API error: status plus `{"error", "field"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: String,
+    field: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: &self.error,
+            field: self.field,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> Self {
+        let (status, field) = match &e {
+            ProvisionError::Invalid { field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(*field))
+            }
+            ProvisionError::NotFound { .. } => (StatusCode::NOT_FOUND, None),
+            ProvisionError::Conflict(_) => (StatusCode::CONFLICT, None),
+            ProvisionError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "API store error");
+        }
+        ApiError {
+            status,
+            error: e.to_string(),
+            field,
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = match r {
+            // Well-formed JSON of the wrong shape (missing or mistyped field).
+            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            error: r.body_text(),
+            field: None,
+        }
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        error: "missing or invalid bearer token".into(),
+        field: None,
+    }
+}
+
+async fn require_token(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token {
+        Some(t) => match state.provisioner.token_valid(t).await {
+            Ok(true) => next.run(request).await,
+            Ok(false) => unauthorized().into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        None => unauthorized().into_response(),
+    }
+}
+
+/// `?limit=&offset=` for lists (limit 1–1000, default 100).
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+fn page<T>(items: Vec<T>, p: &Page) -> Result<Vec<T>, ApiError> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "limit must be 1 to 1000".into(),
+            field: Some("limit"),
+        });
+    }
+    Ok(items
+        .into_iter()
+        .skip(p.offset.unwrap_or(0))
+        .take(limit)
+        .collect())
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+struct NewTenant {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct NewNumber {
+    number: String,
+    tenant: String,
+    language: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NewRoom {
+    tenant: String,
+    name: String,
+    access_code: Option<String>,
+    security_code: Option<String>,
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    let database = state.provisioner.store().list_tenants().await.is_ok();
+    let ok = database && state.prompts_loaded;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({"database": database, "prompts": state.prompts_loaded});
+    (status, Json(body)).into_response()
+}
+
+async fn list_tenants(
+    State(s): State<Arc<ApiState>>,
+    Query(p): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    let all = s
+        .provisioner
+        .store()
+        .list_tenants()
+        .await
+        .map_err(ProvisionError::from)?;
+    Ok(Json(page(all, &p)?))
+}
+
+async fn create_tenant(
+    State(s): State<Arc<ApiState>>,
+    body: Result<Json<NewTenant>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(t) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.provisioner.add_tenant(&t.name).await?),
+    ))
+}
+
+async fn list_numbers(
+    State(s): State<Arc<ApiState>>,
+    Query(p): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(page(s.provisioner.list_numbers().await?, &p)?))
+}
+
+async fn create_number(
+    State(s): State<Arc<ApiState>>,
+    body: Result<Json<NewNumber>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(n) = body?;
+    let language = n.language.as_deref().unwrap_or("en");
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.provisioner
+                .add_number(&n.number, &n.tenant, language)
+                .await?,
+        ),
+    ))
+}
+
+async fn list_rooms(
+    State(s): State<Arc<ApiState>>,
+    Query(p): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(page(s.provisioner.list_rooms().await?, &p)?))
+}
+
+async fn create_room(
+    State(s): State<Arc<ApiState>>,
+    body: Result<Json<NewRoom>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(r) = body?;
+    let room = s
+        .provisioner
+        .add_room(
+            &r.tenant,
+            &r.name,
+            r.access_code.as_deref(),
+            r.security_code.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(room)))
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    let state = Arc::new(state);
+    let protected = Router::new()
+        .route("/readyz", get(readyz))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/numbers", get(list_numbers).post(create_number))
+        .route("/v1/rooms", get(list_rooms).post(create_room))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .with_state(state)
+}

@@ -1,0 +1,187 @@
+//! The operator REST API against a real gateway: tokens, provisioning,
+//! validation errors, pagination.
+
+mod support;
+
+use support::{Gateway, cli};
+
+/// (status, JSON body) of one request; `token` is sent as a bearer token.
+async fn call(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("http://{api}{path}");
+    let (method, token, body) = (
+        method.to_owned(),
+        token.map(str::to_owned),
+        body.map(str::to_owned),
+    );
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let response = match method.as_str() {
+            "GET" => {
+                let mut r = agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = agent.post(&url).header("content-type", "application/json");
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r.send(body.unwrap_or_default())
+            }
+        };
+        let mut response = response.expect("HTTP exchange");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    })
+    .await
+    .expect("request thread")
+}
+
+#[tokio::test]
+async fn provisioning_through_the_api_with_a_token() {
+    let (dir, db) = Gateway::provisioned("1");
+    let (rc, out, err) = cli(&db, &["token", "create", "--name", "portal", "--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gw = Gateway::start(dir, db.clone(), &[]).await;
+    let api = gw.api.as_str();
+
+    // /healthz is open; everything else needs the token.
+    assert_eq!(call(api, "GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(call(api, "GET", "/v1/rooms", None, None).await.0, 401);
+    assert_eq!(
+        call(api, "GET", "/v1/rooms", Some("dg_wrong"), None)
+            .await
+            .0,
+        401
+    );
+    let (status, ready) = call(api, "GET", "/readyz", Some(&token), None).await;
+    assert_eq!(
+        (status, ready["database"].clone()),
+        (200, serde_json::json!(true))
+    );
+
+    let (status, t) = call(
+        api,
+        "POST",
+        "/v1/tenants",
+        Some(&token),
+        Some(r#"{"name":"globex"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{t}");
+    let (status, n) = call(
+        api,
+        "POST",
+        "/v1/numbers",
+        Some(&token),
+        Some(r#"{"number":"+1 555 0199","tenant":"globex"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, n["number"].clone()),
+        (201, serde_json::json!("+15550199"))
+    );
+    let (status, r) = call(
+        api,
+        "POST",
+        "/v1/rooms",
+        Some(&token),
+        Some(r#"{"tenant":"globex","name":"board"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["access_code"].as_str().map(str::len), Some(9));
+
+    // Validation: the field is named; nothing is written.
+    let (status, e) = call(
+        api,
+        "POST",
+        "/v1/numbers",
+        Some(&token),
+        Some(r#"{"number":"not a number","tenant":"globex"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].clone()),
+        (422, serde_json::json!("number")),
+        "{e}"
+    );
+    let (status, _) = call(
+        api,
+        "POST",
+        "/v1/rooms",
+        Some(&token),
+        Some(r#"{"tenant":"nobody","name":"x"}"#),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        api,
+        "POST",
+        "/v1/tenants",
+        Some(&token),
+        Some(r#"{"name":"globex"}"#),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = call(api, "POST", "/v1/tenants", Some(&token), Some("{not json")).await;
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        api,
+        "POST",
+        "/v1/tenants",
+        Some(&token),
+        Some(r#"{"nom":"x"}"#),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (_, numbers) = call(api, "GET", "/v1/numbers", Some(&token), None).await;
+    assert_eq!(numbers.as_array().map(Vec::len), Some(2), "{numbers}");
+
+    // Pagination.
+    let (_, page) = call(
+        api,
+        "GET",
+        "/v1/tenants?limit=1&offset=1",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        page.as_array().map(|a| a[0]["name"].clone()),
+        Some(serde_json::json!("globex"))
+    );
+    let (status, e) = call(api, "GET", "/v1/tenants?limit=0", Some(&token), None).await;
+    assert_eq!(
+        (status, e["field"].clone()),
+        (422, serde_json::json!("limit"))
+    );
+
+    // A revoked token stops working at once.
+    let id = "1";
+    assert_eq!(cli(&db, &["token", "revoke", id]).0, 0);
+    assert_eq!(
+        call(api, "GET", "/v1/rooms", Some(&token), None).await.0,
+        401
+    );
+}
