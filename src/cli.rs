@@ -52,6 +52,17 @@ pub enum Command {
     /// Bearer tokens for the REST API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Live calls of a running gateway, read through its REST API.
+    Calls {
+        /// The gateway's API address
+        #[arg(long, default_value = crate::config::DEFAULT_API_LISTEN)]
+        api: String,
+        /// Bearer token (or DIALGATE_TOKEN)
+        #[arg(long, env = "DIALGATE_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// The attempt log (never any code): rows, or failure counts with --summary.
     Attempts {
         /// Only attempts newer than this, e.g. 1h
@@ -93,6 +104,51 @@ pub enum FixtureCommand {
         #[arg(long, default_value = "100ms")]
         press: String,
     },
+}
+
+/// Lists live calls through the API of a running gateway.
+pub fn run_calls(api: &str, token: &str, json: bool) -> ExitCode {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("http://{api}/v1/calls?limit=1000");
+    let mut response = match agent
+        .get(&url)
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot reach the gateway API at {api}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 {
+        eprintln!("error: the API answered {status}: {}", body.trim());
+        return ExitCode::from(if status == 401 { 2 } else { 1 });
+    }
+    if json {
+        println!("{}", body.trim());
+        return ExitCode::SUCCESS;
+    }
+    let calls: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+    for c in calls {
+        println!(
+            "{}\t{}\t{}\t{}\troom={}\t{}\tsince {}",
+            c["id"],
+            c["number"].as_str().unwrap_or(""),
+            c["caller_id"].as_str().unwrap_or(""),
+            c["state"].as_str().unwrap_or(""),
+            c["room_id"],
+            c["codec"].as_str().unwrap_or(""),
+            c["since"].as_str().unwrap_or("")
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// Writes a fixture file.
@@ -363,7 +419,9 @@ fn fail(e: ProvisionError) -> ExitCode {
 /// Runs a provisioning command.
 pub async fn run_provisioning(command: Command) -> ExitCode {
     let common = match &command {
-        Command::Serve { .. } | Command::Fixture(_) => return ExitCode::from(2),
+        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } => {
+            return ExitCode::from(2);
+        }
         Command::Tenant(TenantCommand::Add { common, .. } | TenantCommand::Set { common, .. })
         | Command::Meeting(
             MeetingCommand::Schedule { common, .. }
@@ -399,7 +457,9 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
     let p = Provisioner::new(store).with_secret(secret);
     let json = common.json;
     let result = match command {
-        Command::Serve { .. } | Command::Fixture(_) => return ExitCode::from(2),
+        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } => {
+            return ExitCode::from(2);
+        }
         Command::Tenant(TenantCommand::Add { name, .. }) => p
             .add_tenant(&name)
             .await

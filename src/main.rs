@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Fixture(fixture) => dialgate::cli::run_fixture(fixture),
+        Command::Calls { api, token, json } => dialgate::cli::run_calls(&api, &token, json),
         other => runtime.block_on(dialgate::cli::run_provisioning(other)),
     }
 }

@@ -3,7 +3,9 @@
 
 mod support;
 
-use support::{Gateway, cli};
+use std::time::Duration;
+
+use support::{Gateway, cli, scenario, sipp};
 
 /// (status, JSON body) of one request; `token` is sent as a bearer token.
 async fn call(
@@ -26,6 +28,13 @@ async fn call(
             .into();
         let auth = token.map(|t| format!("Bearer {t}"));
         let response = match method.as_str() {
+            "DELETE" => {
+                let mut r = agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r.call()
+            }
             "GET" => {
                 let mut r = agent.get(&url);
                 if let Some(a) = &auth {
@@ -184,4 +193,137 @@ async fn provisioning_through_the_api_with_a_token() {
         call(api, "GET", "/v1/rooms", Some(&token), None).await.0,
         401
     );
+}
+
+#[tokio::test]
+async fn live_call_is_listed_muted_and_hung_up_through_the_api() {
+    let (dir, db) = Gateway::provisioned("64209753");
+    let (_, out, _) = cli(&db, &["token", "create", "--name", "ops", "--json"]);
+    let token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gw = Gateway::start(dir, db, &[]).await;
+    let (sip, api) = (gw.sip.clone(), gw.api.clone());
+    // The caller keys the right code, then waits (up to 60 s) for our BYE.
+    let caller = tokio::spawn(async move {
+        sipp(
+            &sip,
+            &scenario("uac_info_refused.xml"),
+            "+15550100",
+            &[("code", "64209753#")],
+            Duration::from_secs(60),
+        )
+        .await
+    });
+    // Bounded poll of the API until the call is in the room.
+    let mut live = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (_, calls) = call(&api, "GET", "/v1/calls", Some(&token), None).await;
+        if let Some(c) = calls
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["state"] == "in_room"))
+        {
+            live = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        live["state"],
+        "in_room",
+        "the call reached the room: {}",
+        gw.log()
+    );
+    assert_eq!(live["caller_id"], "sipp");
+    assert_eq!(live["codec"], "PCMU");
+    assert_eq!(live["dtmf_sources"], serde_json::json!(["sip_info"]));
+    let id = live["id"].as_u64().unwrap();
+    let room = live["room_id"].as_i64().unwrap();
+    let (_, participants) = call(
+        &api,
+        "GET",
+        &format!("/v1/rooms/{room}/participants"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(participants.as_array().map(Vec::len), Some(1));
+    // The CLI reads the same through the API.
+    let out = std::process::Command::new(support::BIN)
+        .args(["calls", "--api", &api, "--json"])
+        .env("DIALGATE_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["id"].as_u64(), Some(id));
+    let denied = std::process::Command::new(support::BIN)
+        .args(["calls", "--api", &api, "--token", "dg_nope"])
+        .output()
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(2));
+
+    let (status, muted) = call(
+        &api,
+        "POST",
+        &format!("/v1/calls/{id}/mute"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, muted["muted"].clone()),
+        (200, serde_json::json!(true))
+    );
+    let (status, unmuted) = call(
+        &api,
+        "POST",
+        &format!("/v1/calls/{id}/unmute"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, unmuted["muted"].clone()),
+        (200, serde_json::json!(false))
+    );
+    assert_eq!(
+        call(&api, "POST", "/v1/calls/999/mute", Some(&token), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(&api, "DELETE", "/v1/calls/999", Some(&token), None)
+            .await
+            .0,
+        404
+    );
+
+    assert_eq!(
+        call(
+            &api,
+            "DELETE",
+            &format!("/v1/calls/{id}"),
+            Some(&token),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let run = caller.await.expect("sipp task");
+    run.assert_ok(&gw);
+    // Gone from the list once the BYE is answered (bounded poll).
+    let mut left = false;
+    for _ in 0..100 {
+        let (_, calls) = call(&api, "GET", "/v1/calls", Some(&token), None).await;
+        if calls.as_array().is_some_and(Vec::is_empty) {
+            left = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left, "the call left the live list");
 }

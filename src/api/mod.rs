@@ -2,22 +2,25 @@
 //! (`provision`): JSON in and out, bearer tokens on every route but
 //! `/healthz`, errors as `{"error": …, "field": …}` with 400/401/404/409/422.
 //!
-//! This slice serves tenants, numbers and rooms (create, list with
-//! `?limit=&offset=`), `/healthz` and `/readyz`. Meetings, invitees,
-//! attempts, live calls, `/metrics` and the OpenAPI document are still to
-//! come (issue 4).
+//! Served: tenants, numbers and rooms (create, list with `?limit=&offset=`),
+//! live calls (`GET /v1/calls`, `GET /v1/rooms/{id}/participants`,
+//! `DELETE /v1/calls/{id}`, `POST /v1/calls/{id}/mute|unmute`), `/healthz`,
+//! `/readyz`. Meetings, invitees, attempts, `/metrics` and the OpenAPI
+//! document are still to come (issue 4).
 
 use std::sync::Arc;
 
+use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::gateway::live::{ControlError, LiveCall, LiveCalls};
 use crate::provision::{ProvisionError, Provisioner};
 
 /// What every handler shares.
@@ -26,6 +29,8 @@ pub struct ApiState {
     pub provisioner: Provisioner,
     /// Whether the prompts loaded (they always have once `serve` is up).
     pub prompts_loaded: bool,
+    /// The gateway's live calls (`None` when the API runs without one).
+    pub calls: Option<LiveCalls>,
 }
 
 /// An API error: status plus `{"error", "field"}`.
@@ -250,6 +255,75 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
+fn live(s: &ApiState) -> Result<&LiveCalls, ApiError> {
+    s.calls.as_ref().ok_or(ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        error: "no gateway running with this API".into(),
+        field: None,
+    })
+}
+
+fn control_error(e: ControlError, id: u64) -> ApiError {
+    match e {
+        ControlError::NotFound => ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: format!("call not found: {id}"),
+            field: None,
+        },
+        ControlError::NotInRoom => ApiError {
+            status: StatusCode::CONFLICT,
+            error: "the call is not in a room yet".into(),
+            field: None,
+        },
+    }
+}
+
+async fn list_calls(
+    State(s): State<Arc<ApiState>>,
+    Query(p): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(page(live(&s)?.list(), &p)?))
+}
+
+async fn room_participants(
+    State(s): State<Arc<ApiState>>,
+    Path(room_id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    let calls: Vec<LiveCall> = live(&s)?
+        .list()
+        .into_iter()
+        .filter(|c| c.room_id == Some(room_id))
+        .collect();
+    Ok(Json(calls))
+}
+
+async fn hang_up(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<u64>,
+) -> ApiResult<impl IntoResponse> {
+    live(&s)?.hang_up(id).map_err(|e| control_error(e, id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn mute(State(s): State<Arc<ApiState>>, Path(id): Path<u64>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        live(&s)?
+            .set_muted(id, true)
+            .map_err(|e| control_error(e, id))?,
+    ))
+}
+
+async fn unmute(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<u64>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        live(&s)?
+            .set_muted(id, false)
+            .map_err(|e| control_error(e, id))?,
+    ))
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
@@ -258,6 +332,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/numbers", get(list_numbers).post(create_number))
         .route("/v1/rooms", get(list_rooms).post(create_room))
+        .route("/v1/rooms/{id}/participants", get(room_participants))
+        .route("/v1/calls", get(list_calls))
+        .route("/v1/calls/{id}", delete(hang_up))
+        .route("/v1/calls/{id}/mute", post(mute))
+        .route("/v1/calls/{id}/unmute", post(unmute))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))

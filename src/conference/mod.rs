@@ -31,6 +31,8 @@ pub struct Member {
     pub call: CallRef,
     leg: Arc<Leg>,
     inbox: Mutex<VecDeque<Frame>>,
+    /// A muted member is heard by no one (it still hears the room).
+    muted: std::sync::atomic::AtomicBool,
 }
 
 impl Member {
@@ -39,6 +41,7 @@ impl Member {
             call,
             leg,
             inbox: Mutex::new(VecDeque::with_capacity(INBOX_FRAMES)),
+            muted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -53,7 +56,13 @@ impl Member {
     }
 
     fn take_frame(&self) -> Option<Frame> {
-        self.inbox.lock().ok()?.pop_front()
+        let frame = self.inbox.lock().ok()?.pop_front();
+        frame.filter(|_| !self.muted.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    pub fn set_muted(&self, muted: bool) {
+        self.muted
+            .store(muted, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -179,6 +188,17 @@ mod tests {
         assert_eq!(rooms.members(1), 1);
         rooms.leave(1, CallRef(2));
         assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_muted_member_contributes_nothing_to_the_mix() {
+        let m = member(1).await;
+        m.push_audio([5; 160]);
+        m.set_muted(true);
+        assert_eq!(m.take_frame(), None);
+        m.set_muted(false);
+        m.push_audio([6; 160]);
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(6));
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::live::{CallState, LiveCall};
 use super::player::Player;
 use super::{Shared, SipCommand};
 use crate::access::identity::identify;
@@ -221,6 +222,17 @@ impl Call {
                 return;
             }
         };
+        self.shared.live.add(LiveCall {
+            id: self.call.0,
+            number: self.number.number.clone(),
+            caller_id: self.caller_id.clone(),
+            state: CallState::Ivr,
+            room_id: None,
+            since: crate::store::format_time(chrono::Utc::now()),
+            codec: format!("{:?}", negotiated.codec).to_uppercase(),
+            dtmf_sources: Default::default(),
+            muted: false,
+        });
         // The number's language, English where it has no prompts.
         let prompts = self.shared.prompts.for_language(&self.number.language);
         let mut ivr = match self.verdict().await {
@@ -296,6 +308,9 @@ impl Call {
                     Action::Join { room_id } => {
                         let member = Member::new(self.call, leg.clone());
                         let members = self.shared.rooms.join(room_id, member.clone());
+                        self.shared
+                            .live
+                            .joined(self.call.0, room_id, member.clone());
                         tracing::info!(room_id, members, "joined room");
                         room = Some((room_id, member));
                     }
@@ -342,6 +357,7 @@ impl Call {
                         }
                         if let Some(key) = keypad.on_packet(now, header.timestamp, header.marker, payload) {
                             tracing::debug!(source = "rfc4733", "key");
+                            self.shared.live.dtmf_seen(self.call.0, "rfc4733");
                             ivr.handle(now, Event::Digit(key));
                         }
                     }
@@ -350,6 +366,7 @@ impl Call {
                     Some(CallEvent::Info { tx, content_type, body }) => {
                         let status = match parse_info(&content_type, &body) {
                             Ok(key) => {
+                                self.shared.live.dtmf_seen(self.call.0, "sip_info");
                                 ivr.handle(Instant::now().into_std(), Event::Digit(key));
                                 StatusCode::OK
                             }
@@ -370,6 +387,7 @@ impl Call {
                 }
             }
         };
+        self.shared.live.remove(self.call.0);
         if let Some((room_id, _)) = room {
             self.shared.rooms.leave(room_id, self.call);
             tracing::info!(room_id, "left room");

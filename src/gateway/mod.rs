@@ -7,6 +7,7 @@
 //! `{"event":"ready","sip":"127.0.0.1:P","api":"127.0.0.1:A","rtp_ports":"L-H"}`.
 
 mod call;
+pub mod live;
 mod player;
 
 use std::collections::HashMap;
@@ -73,6 +74,7 @@ pub(crate) struct Shared {
     pub ports: PortPool,
     pub rooms: Rooms,
     pub sip: mpsc::UnboundedSender<SipCommand>,
+    pub live: live::LiveCalls,
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
@@ -117,9 +119,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         addr: settings.api_listen,
         source,
     })?;
+    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+    let live_calls = live::LiveCalls::new(sip_tx.clone());
     let api = crate::api::router(crate::api::ApiState {
         provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
         prompts_loaded: true,
+        calls: Some(live_calls.clone()),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(api_socket, api).await {
@@ -127,7 +132,6 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         }
     });
     let (transport, inbound) = transport::spawn(sockets);
-    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let ports = PortPool::new(
         settings.sip_listen.ip(),
         settings.rtp_ports.0,
@@ -148,6 +152,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         secret,
         ports,
         sip: sip_tx,
+        live: live_calls,
     });
     println!(
         "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":\"{api_local}\",\"rtp_ports\":\"{}-{}\"}}",

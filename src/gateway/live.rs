@@ -1,0 +1,121 @@
+//! Live calls, for the operator: what each call is doing now, and handles
+//! to hang it up (through the SIP endpoint) or mute it (in its room's mix).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::SipCommand;
+use crate::conference::Member;
+use crate::sip::endpoint::CallRef;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Ivr,
+    InRoom,
+}
+
+/// One call as `GET /v1/calls` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveCall {
+    pub id: u64,
+    pub number: String,
+    pub caller_id: String,
+    pub state: CallState,
+    pub room_id: Option<i64>,
+    pub since: String,
+    pub codec: String,
+    /// DTMF sources seen so far: `rfc4733`, `sip_info`.
+    pub dtmf_sources: BTreeSet<&'static str>,
+    pub muted: bool,
+}
+
+struct Entry {
+    info: LiveCall,
+    member: Option<Arc<Member>>,
+}
+
+#[derive(Clone)]
+pub struct LiveCalls {
+    calls: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    sip: mpsc::UnboundedSender<SipCommand>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ControlError {
+    NotFound,
+    NotInRoom,
+}
+
+impl LiveCalls {
+    pub(crate) fn new(sip: mpsc::UnboundedSender<SipCommand>) -> LiveCalls {
+        LiveCalls {
+            calls: Arc::new(Mutex::new(BTreeMap::new())),
+            sip,
+        }
+    }
+
+    pub fn add(&self, info: LiveCall) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.insert(info.id, Entry { info, member: None });
+        }
+    }
+
+    pub fn remove(&self, id: u64) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.remove(&id);
+        }
+    }
+
+    pub fn joined(&self, id: u64, room_id: i64, member: Arc<Member>) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+        {
+            e.info.state = CallState::InRoom;
+            e.info.room_id = Some(room_id);
+            e.member = Some(member);
+        }
+    }
+
+    pub fn dtmf_seen(&self, id: u64, source: &'static str) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+        {
+            e.info.dtmf_sources.insert(source);
+        }
+    }
+
+    pub fn list(&self) -> Vec<LiveCall> {
+        self.calls
+            .lock()
+            .map(|c| c.values().map(|e| e.info.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, id: u64) -> Option<LiveCall> {
+        self.calls.lock().ok()?.get(&id).map(|e| e.info.clone())
+    }
+
+    /// Hangs the call up with BYE (the call task ends when it is answered).
+    pub fn hang_up(&self, id: u64) -> Result<(), ControlError> {
+        self.get(id).ok_or(ControlError::NotFound)?;
+        let _ = self.sip.send(SipCommand::Bye {
+            call: CallRef(id),
+            reason: Some("SIP;cause=200;text=\"hung up by operator\"".into()),
+        });
+        Ok(())
+    }
+
+    /// Mutes or unmutes a caller in its room's mix.
+    pub fn set_muted(&self, id: u64, muted: bool) -> Result<LiveCall, ControlError> {
+        let mut c = self.calls.lock().map_err(|_| ControlError::NotFound)?;
+        let e = c.get_mut(&id).ok_or(ControlError::NotFound)?;
+        let member = e.member.as_ref().ok_or(ControlError::NotInRoom)?;
+        member.set_muted(muted);
+        e.info.muted = muted;
+        Ok(e.info.clone())
+    }
+}
