@@ -49,6 +49,9 @@ pub struct ServeOptions {
     /// SIP address, UDP and TCP on the same port [default: 127.0.0.1:5060]
     #[arg(long)]
     pub sip_listen: Option<String>,
+    /// Log lines as `text` or `json` (one object per line) [default: text]
+    #[arg(long)]
+    pub log_format: Option<String>,
     /// Operator REST API address [default: 127.0.0.1:8080]
     #[arg(long)]
     pub api_listen: Option<String>,
@@ -103,6 +106,8 @@ pub struct ServeOptions {
 /// Resolved settings for one gateway.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// One JSON object per log line instead of text.
+    pub json_logs: bool,
     pub sip_listen: SocketAddr,
     pub api_listen: SocketAddr,
     pub advertise: IpAddr,
@@ -184,6 +189,7 @@ impl ServeOptions {
             sip_listen: self.sip_listen.or(base.sip_listen),
             advertise: self.advertise.or(base.advertise),
             api_listen: self.api_listen.or(base.api_listen),
+            log_format: self.log_format.or(base.log_format),
             rtp_ports: self.rtp_ports.or(base.rtp_ports),
             database: self.database.or(base.database),
             prompts: self.prompts.or(base.prompts),
@@ -295,7 +301,13 @@ impl ServeOptions {
             .unwrap_or(DEFAULT_API_LISTEN)
             .parse()
             .map_err(|e| invalid("api-listen", e))?;
+        let json_logs = match self.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(_) => return Err(invalid("log-format", "must be text or json")),
+        };
         Ok(Settings {
+            json_logs,
             api_listen,
             trusted_peers,
             lockout,

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            dialgate::gateway::init_logging();
+            dialgate::gateway::init_logging(settings.json_logs);
             match runtime.block_on(dialgate::gateway::serve(settings)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use support::{Gateway, cli, scenario, sipp};
 
-/// (status, JSON body) of one request; `token` is sent as a bearer token.
-async fn call(
+/// (status, body text) of one request; `token` is sent as a bearer token.
+async fn request(
     api: &str,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<&str>,
-) -> (u16, serde_json::Value) {
+) -> (u16, String) {
     let url = format!("http://{api}{path}");
     let (method, token, body) = (
         method.to_owned(),
@@ -53,13 +53,25 @@ async fn call(
         let mut response = response.expect("HTTP exchange");
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-        )
+        (status, text)
     })
     .await
     .expect("request thread")
+}
+
+/// (status, JSON body) of one request.
+async fn call(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (status, text) = request(api, method, path, token, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -71,7 +83,7 @@ async fn provisioning_through_the_api_with_a_token() {
         .as_str()
         .unwrap()
         .to_owned();
-    let gw = Gateway::start(dir, db.clone(), &[]).await;
+    let gw = Gateway::start(dir, db.clone(), &["--log-format", "json"]).await;
     let api = gw.api.as_str();
 
     // /healthz is open; everything else needs the token.
@@ -185,6 +197,15 @@ async fn provisioning_through_the_api_with_a_token() {
         (status, e["field"].clone()),
         (422, serde_json::json!("limit"))
     );
+
+    // --log-format json: every log line is one JSON object.
+    let log = gw.log();
+    assert!(log.lines().count() > 0);
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
 
     // A revoked token stops working at once.
     let id = "1";
@@ -326,4 +347,32 @@ async fn live_call_is_listed_muted_and_hung_up_through_the_api() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(left, "the call left the live list");
+
+    // The counters moved.
+    assert_eq!(request(&api, "GET", "/metrics", None, None).await.0, 401);
+    let (status, metrics) = request(&api, "GET", "/metrics", Some(&token), None).await;
+    assert_eq!(status, 200);
+    let value = |needle: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} missing in:\n{metrics}"))
+    };
+    assert_eq!(
+        value("dialgate_attempts_total{stage=\"access\",outcome=\"admitted\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("dialgate_dtmf_digits_total{source=\"sip_info\"}"),
+        9.0
+    );
+    assert!(value("dialgate_rtp_packets_total{direction=\"out\"}") > 100.0);
+    assert!(value("dialgate_mixer_tick_seconds_count") > 0.0);
+    assert_eq!(
+        value("dialgate_calls_total{outcome=\"ended_by_gateway\"}"),
+        1.0
+    );
+    assert_eq!(value("dialgate_calls_active{state=\"in_room\"}"), 0.0);
 }

@@ -8,6 +8,8 @@
 //! `/readyz`. Meetings, invitees, attempts, `/metrics` and the OpenAPI
 //! document are still to come (issue 4).
 
+pub mod metrics;
+
 use std::sync::Arc;
 
 use axum::extract::Path;
@@ -20,7 +22,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::live::{ControlError, LiveCall, LiveCalls};
+use crate::gateway::live::{CallState, ControlError, LiveCall, LiveCalls};
 use crate::provision::{ProvisionError, Provisioner};
 
 /// What every handler shares.
@@ -31,6 +33,8 @@ pub struct ApiState {
     pub prompts_loaded: bool,
     /// The gateway's live calls (`None` when the API runs without one).
     pub calls: Option<LiveCalls>,
+    /// Renders `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// An API error: status plus `{"error", "field"}`.
@@ -324,6 +328,34 @@ async fn unmute(
     ))
 }
 
+async fn render_metrics(State(s): State<Arc<ApiState>>) -> ApiResult<Response> {
+    let handle = s.metrics.as_ref().ok_or(ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        error: "metrics recorder not installed".into(),
+        field: None,
+    })?;
+    if let Some(calls) = &s.calls {
+        let all = calls.list();
+        for state in [CallState::Ivr, CallState::InRoom] {
+            let n = all.iter().filter(|c| c.state == state).count();
+            let label = match state {
+                CallState::Ivr => "ivr",
+                CallState::InRoom => "in_room",
+            };
+            ::metrics::gauge!("dialgate_calls_active", "state" => label).set(n as f64);
+        }
+    }
+    let text = handle.render();
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
@@ -334,6 +366,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/rooms", get(list_rooms).post(create_room))
         .route("/v1/rooms/{id}/participants", get(room_participants))
         .route("/v1/calls", get(list_calls))
+        .route("/metrics", get(render_metrics))
         .route("/v1/calls/{id}", delete(hang_up))
         .route("/v1/calls/{id}/mute", post(mute))
         .route("/v1/calls/{id}/unmute", post(unmute))

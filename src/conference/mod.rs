@@ -143,12 +143,14 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>) {
     let mut members: Vec<Arc<Member>> = Vec::new();
     let mut inputs: Vec<Option<Frame>> = Vec::new();
     let mut outputs: Vec<Frame> = Vec::new();
+    let tick_seconds = metrics::histogram!("dialgate_mixer_tick_seconds");
     tracing::debug!(room_id, "room mixer started");
     loop {
         tick.tick().await;
         if !rooms.is_live(room_id, &room) {
             break;
         }
+        let started = std::time::Instant::now();
         members.clear();
         if let Ok(r) = room.lock() {
             members.extend(r.members.iter().cloned());
@@ -159,6 +161,7 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>) {
         for (member, mix) in members.iter().zip(&outputs) {
             member.leg.send_frame(mix);
         }
+        tick_seconds.record(started.elapsed().as_secs_f64());
     }
     tracing::debug!(room_id, "room mixer stopped");
 }

@@ -252,6 +252,8 @@ impl Call {
         let mut decoded = Vec::with_capacity(FRAME_SAMPLES);
         let mut keypad = rfc4733::Receiver::new();
         let mut keypad_ssrc: Option<u32> = None;
+        // Handles looked up once, not per packet.
+        let rtp_in = metrics::counter!("dialgate_rtp_packets_total", "direction" => "in");
         let mut rtp_buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -334,6 +336,7 @@ impl Call {
                 received = socket.recv_from(&mut rtp_buf) => {
                     let Ok((len, source)) = received else { continue };
                     let Some((header, payload)) = rtp::read(&rtp_buf[..len]) else { continue };
+                    rtp_in.increment(1);
                     let now = Instant::now().into_std();
                     let ours = header.payload_type == negotiated.payload_type
                         || Some(header.payload_type) == negotiated.telephone_event;
@@ -388,6 +391,13 @@ impl Call {
             }
         };
         self.shared.live.remove(self.call.0);
+        let call_outcome = match &end {
+            End::HangUp(outcome) => outcome.as_str(),
+            End::CallerLeft if room.is_some() => "admitted",
+            End::CallerLeft => "abandoned",
+            End::Gone => "ended_by_gateway",
+        };
+        metrics::counter!("dialgate_calls_total", "outcome" => call_outcome).increment(1);
         if let Some((room_id, _)) = room {
             self.shared.rooms.leave(room_id, self.call);
             tracing::info!(room_id, "left room");
@@ -518,6 +528,8 @@ impl Call {
             outcome = attempt.outcome,
             "access attempt"
         );
+        metrics::counter!("dialgate_attempts_total", "stage" => attempt.stage, "outcome" => attempt.outcome)
+            .increment(1);
         if let Err(e) = self.shared.store.record_attempt(&attempt).await {
             tracing::error!(%e, "cannot write the attempt log");
         }

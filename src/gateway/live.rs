@@ -81,6 +81,7 @@ impl LiveCalls {
     }
 
     pub fn dtmf_seen(&self, id: u64, source: &'static str) {
+        metrics::counter!("dialgate_dtmf_digits_total", "source" => source).increment(1);
         if let Ok(mut c) = self.calls.lock()
             && let Some(e) = c.get_mut(&id)
         {

@@ -77,15 +77,21 @@ pub(crate) struct Shared {
     pub live: live::LiveCalls,
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
-pub fn init_logging() {
+/// Logs to stderr, as text or one JSON object per line; `RUST_LOG`
+/// filters (default `info`).
+pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM.
@@ -125,6 +131,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
         prompts_loaded: true,
         calls: Some(live_calls.clone()),
+        metrics: crate::api::metrics::install(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(api_socket, api).await {

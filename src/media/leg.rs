@@ -18,10 +18,18 @@ struct State {
     latch: Latch,
 }
 
-#[derive(Debug)]
 pub struct Leg {
     socket: Arc<UdpSocket>,
     state: Mutex<State>,
+    sent: metrics::Counter,
+}
+
+impl std::fmt::Debug for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leg")
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Leg {
@@ -29,6 +37,7 @@ impl Leg {
         Leg {
             socket,
             state: Mutex::new(State { outbound, latch }),
+            sent: metrics::counter!("dialgate_rtp_packets_total", "direction" => "out"),
         }
     }
 
@@ -49,6 +58,7 @@ impl Leg {
         };
         let packet = s.outbound.packet(pcm);
         drop(s);
+        self.sent.increment(1);
         if let Err(e) = self.socket.try_send_to(&packet, dest)
             && e.kind() != std::io::ErrorKind::WouldBlock
         {
