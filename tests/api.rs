@@ -198,6 +198,64 @@ async fn provisioning_through_the_api_with_a_token() {
         (422, serde_json::json!("limit"))
     );
 
+    // Meetings, invitees and attempts.
+    let start = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+    let body = format!(r#"{{"room":"board","start":"{start}","duration":"45m","one_time":true}}"#);
+    let (status, m) = call(api, "POST", "/v1/meetings", Some(&token), Some(&body)).await;
+    assert_eq!(status, 201, "{m}");
+    assert_eq!(m["one_time_code"].as_str().map(str::len), Some(9));
+    let bad = r#"{"room":"board","start":"tomorrow","duration":"45m"}"#;
+    let (status, e) = call(api, "POST", "/v1/meetings", Some(&token), Some(bad)).await;
+    assert_eq!(
+        (status, e["field"].clone()),
+        (422, serde_json::json!("start"))
+    );
+    let mid = m["id"].as_i64().unwrap();
+    let (status, inv) = call(
+        api,
+        "POST",
+        &format!("/v1/meetings/{mid}/invitees"),
+        Some(&token),
+        Some(r#"{"name":"Ada"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{inv}");
+    assert!(inv["personal_code"].is_string());
+    let iid = inv["id"].as_i64().unwrap();
+    let (status, revoked) = call(
+        api,
+        "DELETE",
+        &format!("/v1/invitees/{iid}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(revoked["revoked_at"].is_string());
+    let (status, _) = call(
+        api,
+        "DELETE",
+        &format!("/v1/meetings/{mid}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, meetings) = call(api, "GET", "/v1/meetings?room=board", Some(&token), None).await;
+    assert_eq!(meetings[0]["cancelled"], true);
+    let (status, rows) = call(api, "GET", "/v1/attempts?since=1h", Some(&token), None).await;
+    assert_eq!((status, rows.as_array().map(Vec::len)), (200, Some(0)));
+    let (status, summary) = call(api, "GET", "/v1/attempts/summary", Some(&token), None).await;
+    assert_eq!(
+        (status, summary["attempts"].clone()),
+        (200, serde_json::json!(0))
+    );
+    let (status, e) = call(api, "GET", "/v1/attempts?since=forever", Some(&token), None).await;
+    assert_eq!(
+        (status, e["field"].clone()),
+        (422, serde_json::json!("since"))
+    );
+
     // --log-format json: every log line is one JSON object.
     let log = gw.log();
     assert!(log.lines().count() > 0);

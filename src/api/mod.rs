@@ -172,6 +172,42 @@ struct NewRoom {
     security_code: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct NewMeeting {
+    room: String,
+    tenant: Option<String>,
+    start: String,
+    duration: Option<String>,
+    end: Option<String>,
+    one_time: Option<bool>,
+    security_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MeetingFilter {
+    room: Option<String>,
+    tenant: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct NewInvitee {
+    name: String,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AttemptFilter {
+    since: Option<String>,
+    number: Option<String>,
+    room: Option<String>,
+    tenant: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -356,6 +392,108 @@ async fn render_metrics(State(s): State<Arc<ApiState>>) -> ApiResult<Response> {
         .into_response())
 }
 
+async fn create_meeting(
+    State(s): State<Arc<ApiState>>,
+    body: Result<Json<NewMeeting>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(m) = body?;
+    let req = crate::provision::Schedule {
+        room: &m.room,
+        tenant: m.tenant.as_deref(),
+        start: &m.start,
+        duration: m.duration.as_deref(),
+        end: m.end.as_deref(),
+        one_time: m.one_time,
+        security_code: m.security_code.as_deref(),
+    };
+    let view = s
+        .provisioner
+        .schedule_meeting(&req, chrono::Utc::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_meetings(
+    State(s): State<Arc<ApiState>>,
+    Query(f): Query<MeetingFilter>,
+) -> ApiResult<impl IntoResponse> {
+    let room = f.room.as_deref().map(|r| (r, f.tenant.as_deref()));
+    let all = s.provisioner.list_meetings(room).await?;
+    Ok(Json(page(
+        all,
+        &Page {
+            limit: f.limit,
+            offset: f.offset,
+        },
+    )?))
+}
+
+async fn cancel_meeting(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        s.provisioner.cancel_meeting(id, chrono::Utc::now()).await?,
+    ))
+}
+
+async fn invite(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<i64>,
+    body: Result<Json<NewInvitee>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Json(i) = body?;
+    let view = s
+        .provisioner
+        .invite(
+            id,
+            &i.name,
+            i.phone.as_deref(),
+            i.email.as_deref(),
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn revoke_invitee(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        s.provisioner.revoke_invitee(id, chrono::Utc::now()).await?,
+    ))
+}
+
+async fn attempt_rows(s: &ApiState, f: &AttemptFilter) -> ApiResult<Vec<crate::store::AttemptRow>> {
+    let room = f.room.as_deref().map(|r| (r, f.tenant.as_deref()));
+    Ok(s.provisioner
+        .attempts(f.since.as_deref(), f.number.as_deref(), room)
+        .await?)
+}
+
+async fn list_attempts(
+    State(s): State<Arc<ApiState>>,
+    Query(f): Query<AttemptFilter>,
+) -> ApiResult<impl IntoResponse> {
+    let rows = attempt_rows(&s, &f).await?;
+    Ok(Json(page(
+        rows,
+        &Page {
+            limit: f.limit,
+            offset: f.offset,
+        },
+    )?))
+}
+
+async fn attempts_summary(
+    State(s): State<Arc<ApiState>>,
+    Query(f): Query<AttemptFilter>,
+) -> ApiResult<impl IntoResponse> {
+    let rows = attempt_rows(&s, &f).await?;
+    Ok(Json(crate::provision::summarise(&rows)))
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
@@ -365,6 +503,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/numbers", get(list_numbers).post(create_number))
         .route("/v1/rooms", get(list_rooms).post(create_room))
         .route("/v1/rooms/{id}/participants", get(room_participants))
+        .route("/v1/meetings", get(list_meetings).post(create_meeting))
+        .route("/v1/meetings/{id}", delete(cancel_meeting))
+        .route("/v1/meetings/{id}/invitees", post(invite))
+        .route("/v1/invitees/{id}", delete(revoke_invitee))
+        .route("/v1/attempts", get(list_attempts))
+        .route("/v1/attempts/summary", get(attempts_summary))
         .route("/v1/calls", get(list_calls))
         .route("/metrics", get(render_metrics))
         .route("/v1/calls/{id}", delete(hang_up))
