@@ -32,8 +32,9 @@ use crate::store::{Store, StoreError};
 
 #[derive(thiserror::Error, Debug)]
 pub enum ServeError {
-    #[error("cannot bind SIP on {addr}: {source}")]
+    #[error("cannot bind {what} on {addr}: {source}")]
     Bind {
+        what: &'static str,
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -103,10 +104,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let sockets = SipSockets::bind(settings.sip_listen)
         .await
         .map_err(|source| ServeError::Bind {
+            what: "SIP",
             addr: settings.sip_listen,
             source,
         })?;
     let local = sockets.local_addr().map_err(|source| ServeError::Bind {
+        what: "SIP",
         addr: settings.sip_listen,
         source,
     })?;
@@ -118,10 +121,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let api_socket = tokio::net::TcpListener::bind(settings.api_listen)
         .await
         .map_err(|source| ServeError::Bind {
+            what: "the API",
             addr: settings.api_listen,
             source,
         })?;
     let api_local = api_socket.local_addr().map_err(|source| ServeError::Bind {
+        what: "the API",
         addr: settings.api_listen,
         source,
     })?;
