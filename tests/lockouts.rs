@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::time::Duration;
-
-use support::{Gateway, scenario, sipp};
+use support::{Gateway, info_call, info_call_refused};
 
 const CODE: &str = "8675309";
 const FLAGS: &[&str] = &["--lockout-attempts", "2", "--max-attempts", "1"];
@@ -22,14 +20,7 @@ async fn outcomes(db: &str) -> Vec<String> {
 }
 
 async fn refused_call(gw: &Gateway, keys: &str) {
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", keys)],
-        Duration::from_secs(40),
-    )
-    .await;
+    let run = info_call_refused(gw, keys).await;
     run.assert_ok(gw);
 }
 
@@ -87,14 +78,7 @@ async fn under_the_threshold_the_right_code_still_admits() {
     let gw = Gateway::start(dir, db.clone(), FLAGS).await;
     refused_call(&gw, "1111#").await;
     let keys = format!("{CODE}#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info.xml"),
-        "+15550100",
-        &[("code", &keys), ("hold_ms", "2000")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call(&gw, &keys, "2000").await;
     run.assert_ok(&gw);
     assert_eq!(outcomes(&db).await, vec!["wrong", "admitted"]);
 }

@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chrono::{SecondsFormat, Utc};
-use support::{Gateway, cli, scenario, sipp};
+use support::{Gateway, cli, info_call, info_call_refused};
 
 fn schedule(db: &str, start_in_min: i64, extra: &[&str]) -> serde_json::Value {
     let start = (Utc::now() + chrono::Duration::minutes(start_in_min))
@@ -50,14 +48,7 @@ async fn one_time_code_of_a_meeting_starting_in_10_minutes_admits() {
     assert_eq!(code.len(), 9);
     let gw = Gateway::start(dir, db, &[]).await;
     let keys = format!("{code}#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info.xml"),
-        "+15550100",
-        &[("code", &keys), ("hold_ms", "2000")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call(&gw, &keys, "2000").await;
     run.assert_ok(&gw);
     assert_eq!(attempts(&gw.db).await, vec!["admitted"]);
     assert!(
@@ -76,14 +67,7 @@ async fn meeting_starting_in_20_minutes_is_not_started_yet() {
         .to_owned();
     let gw = Gateway::start(dir, db, &["--max-attempts", "1"]).await;
     let keys = format!("{code}#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", &keys)],
-        Duration::from_secs(40),
-    )
-    .await;
+    let run = info_call_refused(&gw, &keys).await;
     run.assert_ok(&gw);
     assert_eq!(attempts(&gw.db).await, vec!["not_started"]);
     assert!(
@@ -107,14 +91,7 @@ async fn a_cancelled_meetings_code_stops_working_for_the_next_call() {
     let (rc, _, err) = cli(&db, &["meeting", "cancel", &id]);
     assert_eq!(rc, 0, "{err}");
     let keys = format!("{code}#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", &keys)],
-        Duration::from_secs(40),
-    )
-    .await;
+    let run = info_call_refused(&gw, &keys).await;
     run.assert_ok(&gw);
     assert_eq!(attempts(&gw.db).await, vec!["wrong"]);
 }

@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chrono::{SecondsFormat, Utc};
-use support::{Gateway, cli, scenario, sipp};
+use support::{Gateway, cli, info_call, info_call_refused};
 
 #[tokio::test]
 async fn no_code_of_any_kind_reaches_the_log() {
@@ -64,24 +62,10 @@ async fn no_code_of_any_kind_reaches_the_log() {
         format!("{personal}#"),
     ];
     for keys in &admitted {
-        let run = sipp(
-            &gw.sip,
-            &scenario("uac_info.xml"),
-            "+15550100",
-            &[("code", keys), ("hold_ms", "2000")],
-            Duration::from_secs(30),
-        )
-        .await;
+        let run = info_call(&gw, keys, "2000").await;
         run.assert_ok(&gw);
     }
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", "71829364#56473829#39485761#")],
-        Duration::from_secs(60),
-    )
-    .await;
+    let run = info_call_refused(&gw, "71829364#56473829#39485761#").await;
     run.assert_ok(&gw);
 
     let log = gw.log();

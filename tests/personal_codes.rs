@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use support::caller::{Caller, Dial};
-use support::{Gateway, cli, scenario, sipp};
+use support::{Gateway, cli, info_call};
 
 async fn outcomes(db: &str) -> Vec<(String, String)> {
     let store = dialgate::store::Store::open(db).await.expect("open store");
@@ -78,14 +78,7 @@ async fn personal_code_admits_once_rejoins_by_caller_id_and_refuses_others() {
     let keys = format!("{code}#");
     for _ in 0..2 {
         // SIPp's caller-ID is "sipp" both times: the second call is a rejoin.
-        let run = sipp(
-            &gw.sip,
-            &scenario("uac_info.xml"),
-            "+15550100",
-            &[("code", &keys), ("hold_ms", "2000")],
-            Duration::from_secs(30),
-        )
-        .await;
+        let run = info_call(&gw, &keys, "2000").await;
         run.assert_ok(&gw);
     }
     // Another caller-ID with the same code is refused as used.

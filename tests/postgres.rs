@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::postgres::PgServer;
-use support::{Gateway, provision, scenario, sipp};
+use support::{Gateway, info_call, provision};
 
 #[tokio::test]
 async fn call_is_admitted_with_a_postgres_store() {
@@ -37,14 +35,7 @@ async fn call_is_admitted_with_a_postgres_store() {
     assert_eq!(listed[0]["one_time_code"], meeting["one_time_code"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = Gateway::start(dir, pg.url.clone(), &[]).await;
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info.xml"),
-        "+15550100",
-        &[("code", "0099#"), ("hold_ms", "2000")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call(&gw, "0099#", "2000").await;
     run.assert_ok(&gw);
     let store = dialgate::store::Store::open(&pg.url).await.expect("open");
     let attempts = store.list_attempts().await.expect("attempts");

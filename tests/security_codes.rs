@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chrono::{SecondsFormat, Utc};
-use support::{Gateway, cli, scenario, sipp};
+use support::{Gateway, cli, info_call, info_call_refused};
 
 const ACCESS: &str = "31415926";
 const SECURITY: &str = "00428571";
@@ -49,14 +47,7 @@ async fn right_access_then_right_security_code_admits() {
     let gw = Gateway::start(dir, db, &[]).await;
     // Typed ahead in one go: the security digits arrive while the access code is checked.
     let keys = format!("{ACCESS}#{SECURITY}#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info.xml"),
-        "+15550100",
-        &[("code", &keys), ("hold_ms", "2500")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call(&gw, &keys, "2500").await;
     run.assert_ok(&gw);
     assert_eq!(
         attempts(&gw.db).await,
@@ -75,14 +66,7 @@ async fn wrong_security_code_three_times_gets_bye() {
     let (dir, db) = secured_room();
     let gw = Gateway::start(dir, db, &[]).await;
     let keys = format!("{ACCESS}#42#0043#9#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", &keys)],
-        Duration::from_secs(60),
-    )
-    .await;
+    let run = info_call_refused(&gw, &keys).await;
     run.assert_ok(&gw);
     let wrong = ("security".to_owned(), "wrong".to_owned());
     assert_eq!(
@@ -157,14 +141,7 @@ async fn meeting_security_code_and_tenant_default_apply_to_one_time_codes() {
     assert!(!db_bytes.windows(8).any(|w| w == b"77881293"));
     let gw = Gateway::start(dir, db, &[]).await;
     let keys = format!("{code}#77881293#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info.xml"),
-        "+15550100",
-        &[("code", &keys), ("hold_ms", "2500")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call(&gw, &keys, "2500").await;
     run.assert_ok(&gw);
     assert_eq!(
         attempts(&gw.db).await,

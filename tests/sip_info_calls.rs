@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Gateway, scenario, sipp};
+use support::{Gateway, info_call, info_call_refused, scenario, sipp};
 
 const CODE: &str = "047110815";
 
@@ -25,14 +25,7 @@ async fn right_code_by_sip_info_stays_in_the_room_until_the_callers_bye() {
     let (dir, db) = Gateway::provisioned(CODE);
     let gw = Gateway::start(dir, db, &[]).await;
     let code = format!("{CODE}#");
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info.xml"),
-        "+15550100",
-        &[("code", &code), ("hold_ms", "3000")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call(&gw, &code, "3000").await;
     run.assert_ok(&gw);
     let log = gw.log();
     assert!(log.contains("joined room"), "{log}");
@@ -47,14 +40,7 @@ async fn right_code_by_sip_info_stays_in_the_room_until_the_callers_bye() {
 async fn wrong_code_three_times_by_sip_info_gets_bye_with_reason() {
     let (dir, db) = Gateway::provisioned(CODE);
     let gw = Gateway::start(dir, db, &[]).await;
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", "1111#2222#3333#")],
-        Duration::from_secs(60),
-    )
-    .await;
+    let run = info_call_refused(&gw, "1111#2222#3333#").await;
     run.assert_ok(&gw);
     let log = gw.log();
     assert!(!log.contains("joined room"), "{log}");
@@ -100,14 +86,7 @@ async fn cancel_before_answer_gets_487() {
 async fn attempt_log_keeps_outcomes_not_codes() {
     let (dir, db) = Gateway::provisioned(CODE);
     let gw = Gateway::start(dir, db.clone(), &["--max-attempts", "1"]).await;
-    let run = sipp(
-        &gw.sip,
-        &scenario("uac_info_refused.xml"),
-        "+15550100",
-        &[("code", "99#")],
-        Duration::from_secs(30),
-    )
-    .await;
+    let run = info_call_refused(&gw, "99#").await;
     run.assert_ok(&gw);
     assert_eq!(
         attempts(&db).await,

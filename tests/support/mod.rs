@@ -257,3 +257,29 @@ impl SippRun {
         );
     }
 }
+
+/// SIPp keys `keys` by SIP INFO to +15550100, expects to stay up `hold_ms`, then hangs up.
+pub async fn info_call(gw: &Gateway, keys: &str, hold_ms: &str) -> SippRun {
+    let keys = [("code", keys), ("hold_ms", hold_ms)];
+    sipp(
+        &gw.sip,
+        &scenario("uac_info.xml"),
+        "+15550100",
+        &keys,
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// SIPp keys `keys` by SIP INFO to +15550100 and expects the gateway's BYE (with a Reason).
+pub async fn info_call_refused(gw: &Gateway, keys: &str) -> SippRun {
+    let keys = [("code", keys)];
+    sipp(
+        &gw.sip,
+        &scenario("uac_info_refused.xml"),
+        "+15550100",
+        &keys,
+        Duration::from_secs(60),
+    )
+    .await
+}
