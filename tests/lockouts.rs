@@ -8,14 +8,12 @@ use support::{Gateway, info_call, info_call_refused};
 const CODE: &str = "8675309";
 const FLAGS: &[&str] = &["--lockout-attempts", "2", "--max-attempts", "1"];
 
+/// Outcomes only, oldest first.
 async fn outcomes(db: &str) -> Vec<String> {
-    let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .list_attempts()
+    support::attempt_log(db)
         .await
-        .expect("attempts")
         .into_iter()
-        .map(|a| a.3)
+        .map(|(_, outcome)| outcome)
         .collect()
 }
 

@@ -26,14 +26,12 @@ fn schedule(db: &str, start_in_min: i64, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).expect("meeting JSON")
 }
 
+/// Outcomes only, oldest first.
 async fn attempts(db: &str) -> Vec<String> {
-    let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .list_attempts()
+    support::attempt_log(db)
         .await
-        .expect("attempts")
         .into_iter()
-        .map(|a| a.3)
+        .map(|(_, outcome)| outcome)
         .collect()
 }
 

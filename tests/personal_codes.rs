@@ -10,14 +10,7 @@ use support::caller::{Caller, Dial};
 use support::{Gateway, cli, info_call};
 
 async fn outcomes(db: &str) -> Vec<(String, String)> {
-    let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .list_attempts()
-        .await
-        .expect("attempts")
-        .into_iter()
-        .map(|a| (a.2, a.3))
-        .collect()
+    support::attempt_log(db).await
 }
 
 /// A meeting starting in 5 minutes (optionally with a security code) and one invitee.

@@ -37,12 +37,9 @@ async fn call_is_admitted_with_a_postgres_store() {
     let gw = Gateway::start(dir, pg.url.clone(), &[]).await;
     let run = info_call(&gw, "0099#", "2000").await;
     run.assert_ok(&gw);
-    let store = dialgate::store::Store::open(&pg.url).await.expect("open");
-    let attempts = store.list_attempts().await.expect("attempts");
-    assert_eq!(attempts.len(), 1);
     assert_eq!(
-        (attempts[0].2.as_str(), attempts[0].3.as_str()),
-        ("access", "admitted")
+        support::attempt_log(&pg.url).await,
+        vec![("access".to_owned(), "admitted".to_owned())]
     );
     let (rc, out, err) = support::cli(
         &pg.url,

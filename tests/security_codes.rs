@@ -10,14 +10,7 @@ const ACCESS: &str = "31415926";
 const SECURITY: &str = "00428571";
 
 async fn attempts(db: &str) -> Vec<(String, String)> {
-    let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .list_attempts()
-        .await
-        .expect("attempts")
-        .into_iter()
-        .map(|a| (a.2, a.3))
-        .collect()
+    support::attempt_log(db).await
 }
 
 fn secured_room() -> (tempfile::TempDir, String) {

@@ -10,14 +10,7 @@ use support::{Gateway, info_call, info_call_refused, scenario, sipp};
 const CODE: &str = "047110815";
 
 async fn attempts(db: &str) -> Vec<(String, String)> {
-    let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .list_attempts()
-        .await
-        .expect("attempt log")
-        .into_iter()
-        .map(|(_, _, stage, outcome)| (stage, outcome))
-        .collect()
+    support::attempt_log(db).await
 }
 
 #[tokio::test]

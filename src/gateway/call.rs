@@ -50,6 +50,15 @@ struct Call {
     source_ip: String,
 }
 
+/// What a right access code granted, kept while a security code is asked for.
+struct Grant {
+    room_id: i64,
+    /// Keyed hash of the security code to ask for, if any.
+    security: Option<String>,
+    /// The invitee whose personal code it was.
+    invitee: Option<i64>,
+}
+
 /// Why the media loop ended.
 enum End {
     /// The caller hung up.
@@ -259,11 +268,8 @@ impl Call {
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut room: Option<(i64, Arc<Member>)> = None;
-        let mut admitted_to: Option<i64> = None;
-        // The keyed hash of the security code the access code brought.
-        let mut security: Option<String> = None;
-        // The invitee whose personal code opened the room, if any.
-        let mut invitee: Option<i64> = None;
+        // What the last right access code granted.
+        let mut grant: Option<Grant> = None;
 
         let end = 'call: loop {
             while let Some(action) = ivr.poll_action() {
@@ -271,40 +277,19 @@ impl Call {
                     Action::Play { id, prompts } => player.play(id, prompts),
                     Action::StopPlay => player.stop(),
                     Action::VerifySecurity(code) => {
-                        let right = security.as_deref().is_some_and(|stored| {
-                            self.shared.secret.verify(SECURITY, code.as_str(), stored)
-                        });
-                        // A personal code revoked while its holder keys the security code fails now.
-                        let revoked = match invitee {
-                            Some(id) => !invitee_still_valid(&self.shared.store, id)
-                                .await
-                                .unwrap_or(false),
-                            None => false,
-                        };
-                        let result = if revoked {
-                            LookupResult::Refused(Outcome::Revoked)
-                        } else if right {
-                            LookupResult::Admitted {
-                                room_id: admitted_to.unwrap_or_default(),
-                            }
-                        } else {
-                            LookupResult::Refused(Outcome::Wrong)
-                        };
+                        let result = self.verify_security(&code, grant.as_ref()).await;
                         ivr.handle(Instant::now().into_std(), Event::Lookup(result));
                     }
                     Action::Lookup(code) => {
-                        let (result, needs, personal) = self.lookup(&code).await;
-                        security = needs;
-                        invitee = personal;
-                        if let LookupResult::Admitted { room_id }
-                        | LookupResult::NeedSecurity { room_id } = result
-                        {
-                            admitted_to = Some(room_id);
-                        }
+                        let (result, granted) = self.lookup(&code).await;
+                        grant = granted;
                         ivr.handle(Instant::now().into_std(), Event::Lookup(result));
                     }
                     Action::Attempt { stage, outcome } => {
-                        let room_id = admitted_to.filter(|_| outcome == Outcome::Admitted);
+                        let room_id = grant
+                            .as_ref()
+                            .filter(|_| outcome == Outcome::Admitted)
+                            .map(|g| g.room_id);
                         self.record(stage, outcome, room_id).await;
                     }
                     Action::Join { room_id } => {
@@ -444,7 +429,6 @@ impl Call {
         let _ = wait.await;
     }
 
-    /// The IVR's answer for an access code, and the security code hash to ask for next.
     /// Whether this caller may try a code now, from the failures in the window.
     async fn verdict(&self) -> Verdict {
         let policy = &self.shared.settings.lockout;
@@ -470,12 +454,11 @@ impl Call {
         }
     }
 
-    /// The IVR's answer for an access code, the security code hash to ask
-    /// for next, and the invitee whose personal code it was.
-    async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<String>, Option<i64>) {
+    /// The IVR's answer for an access code, and what a right one granted.
+    async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<Grant>) {
         // Parallel calls from one source must not outrun the lockout.
         match self.verdict().await {
-            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None, None),
+            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None),
             Verdict::Alarm => tokio::time::sleep(PROBED_NUMBER_DELAY).await,
             Verdict::Open => {}
         }
@@ -494,20 +477,54 @@ impl Call {
         match decision {
             Ok(Decision::Admit {
                 room_id,
-                security: Some(hash),
+                security,
                 invitee,
                 ..
-            }) => (LookupResult::NeedSecurity { room_id }, Some(hash), invitee),
-            Ok(Decision::Admit {
-                room_id, invitee, ..
-            }) => (LookupResult::Admitted { room_id }, None, invitee),
-            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None, None),
+            }) => {
+                let result = match security {
+                    Some(_) => LookupResult::NeedSecurity { room_id },
+                    None => LookupResult::Admitted { room_id },
+                };
+                let grant = Grant {
+                    room_id,
+                    security,
+                    invitee,
+                };
+                (result, Some(grant))
+            }
+            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None),
             Err(e) => {
                 // The caller is refused rather than left waiting; the
                 // operator sees the error.
                 tracing::error!(%e, "access code lookup failed");
-                (LookupResult::Refused(Outcome::Wrong), None, None)
+                (LookupResult::Refused(Outcome::Wrong), None)
             }
+        }
+    }
+
+    /// The IVR's answer for a security code: right for the grant's hash, and
+    /// a personal code revoked meanwhile fails now.
+    async fn verify_security(&self, code: &AccessCode, grant: Option<&Grant>) -> LookupResult {
+        let Some(grant) = grant else {
+            return LookupResult::Refused(Outcome::Wrong);
+        };
+        if let Some(id) = grant.invitee
+            && !invitee_still_valid(&self.shared.store, id)
+                .await
+                .unwrap_or(false)
+        {
+            return LookupResult::Refused(Outcome::Revoked);
+        }
+        let right = grant
+            .security
+            .as_deref()
+            .is_some_and(|stored| self.shared.secret.verify(SECURITY, code.as_str(), stored));
+        if right {
+            LookupResult::Admitted {
+                room_id: grant.room_id,
+            }
+        } else {
+            LookupResult::Refused(Outcome::Wrong)
         }
     }
 

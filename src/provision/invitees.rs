@@ -71,13 +71,7 @@ impl Provisioner {
             .secret
             .as_ref()
             .ok_or_else(|| invalid("meeting", "no secret file loaded to hash the personal code"))?;
-        let live: Vec<String> = self
-            .store
-            .tenant_codes(tenant.id, now)
-            .await?
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect();
+        let live = self.live_codes(tenant.id).await?;
         let len = usize::try_from(tenant.code_length).unwrap_or(9);
         // A clash with another personal code shows as a unique-hash conflict: draw again.
         for _ in 0..8 {

@@ -179,7 +179,7 @@ impl Provisioner {
 
     /// Every code of the tenant that is live now or later (regular room
     /// codes and one-time codes of meetings not over yet).
-    async fn live_codes(&self, tenant_id: i64) -> Result<Vec<String>, ProvisionError> {
+    pub(crate) async fn live_codes(&self, tenant_id: i64) -> Result<Vec<String>, ProvisionError> {
         Ok(self
             .store
             .tenant_codes(tenant_id, Utc::now())

@@ -386,16 +386,6 @@ impl Store {
             .map_err(map_unique("access code in use in this tenant"))?;
         Ok(())
     }
-
-    /// The attempt log, newest last.
-    pub async fn list_attempts(&self) -> Result<Vec<(String, String, String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT at, number, stage, outcome FROM attempts ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -283,3 +283,15 @@ pub async fn info_call_refused(gw: &Gateway, keys: &str) -> SippRun {
     )
     .await
 }
+
+/// The attempt log of `db` as (stage, outcome), oldest first.
+pub async fn attempt_log(db: &str) -> Vec<(String, String)> {
+    let store = dialgate::store::Store::open(db).await.expect("open store");
+    store
+        .query_attempts(None, None, None)
+        .await
+        .expect("attempt log")
+        .into_iter()
+        .map(|a| (a.stage, a.outcome))
+        .collect()
+}
