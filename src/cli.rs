@@ -85,6 +85,8 @@ pub enum Command {
     /// Test fixtures: what a caller sends, as files SIPp can play.
     #[command(subcommand)]
     Fixture(FixtureCommand),
+    /// Prints the REST API's OpenAPI 3 document (as served at /v1/openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]
@@ -419,7 +421,7 @@ fn fail(e: ProvisionError) -> ExitCode {
 /// Runs a provisioning command.
 pub async fn run_provisioning(command: Command) -> ExitCode {
     let common = match &command {
-        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } => {
+        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } | Command::Openapi => {
             return ExitCode::from(2);
         }
         Command::Tenant(TenantCommand::Add { common, .. } | TenantCommand::Set { common, .. })
@@ -457,7 +459,7 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
     let p = Provisioner::new(store).with_secret(secret);
     let json = common.json;
     let result = match command {
-        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } => {
+        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } | Command::Openapi => {
             return ExitCode::from(2);
         }
         Command::Tenant(TenantCommand::Add { name, .. }) => p

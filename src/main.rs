@@ -45,6 +45,16 @@ fn main() -> ExitCode {
         }
         Command::Fixture(fixture) => dialgate::cli::run_fixture(fixture),
         Command::Calls { api, token, json } => dialgate::cli::run_calls(&api, &token, json),
+        Command::Openapi => match dialgate::api::openapi().to_pretty_json() {
+            Ok(doc) => {
+                println!("{doc}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         other => runtime.block_on(dialgate::cli::run_provisioning(other)),
     }
 }

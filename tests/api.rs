@@ -5,74 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use support::caller::{Caller, Dial};
+use support::http::{call, request};
 use support::{Gateway, cli, scenario, sipp};
-
-/// (status, body text) of one request; `token` is sent as a bearer token.
-async fn request(
-    api: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, String) {
-    let url = format!("http://{api}{path}");
-    let (method, token, body) = (
-        method.to_owned(),
-        token.map(str::to_owned),
-        body.map(str::to_owned),
-    );
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let response = match method.as_str() {
-            "DELETE" => {
-                let mut r = agent.delete(&url);
-                if let Some(a) = &auth {
-                    r = r.header("authorization", a);
-                }
-                r.call()
-            }
-            "GET" => {
-                let mut r = agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("authorization", a);
-                }
-                r.call()
-            }
-            _ => {
-                let mut r = agent.post(&url).header("content-type", "application/json");
-                if let Some(a) = &auth {
-                    r = r.header("authorization", a);
-                }
-                r.send(body.unwrap_or_default())
-            }
-        };
-        let mut response = response.expect("HTTP exchange");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, text)
-    })
-    .await
-    .expect("request thread")
-}
-
-/// (status, JSON body) of one request.
-async fn call(
-    api: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let (status, text) = request(api, method, path, token, body).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
-}
 
 #[tokio::test]
 async fn provisioning_through_the_api_with_a_token() {
@@ -433,4 +368,38 @@ async fn live_call_is_listed_muted_and_hung_up_through_the_api() {
         1.0
     );
     assert_eq!(value("dialgate_calls_active{state=\"in_room\"}"), 0.0);
+}
+
+/// One metric's value from a Prometheus text page.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in:\n{page}"))
+}
+
+#[tokio::test]
+async fn rtp_loss_and_database_latency_show_in_metrics() {
+    let (dir, db) = Gateway::provisioned("5309");
+    let token = support::http::token(&db);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
+    assert_eq!(caller.invite_status, 200);
+    caller.key_rfc4733("5309#").await;
+    caller.talk_and_listen(10, |_| vec![0; 160]).await;
+    caller.lose_packets(7);
+    caller.talk_and_listen(10, |_| vec![0; 160]).await;
+    assert_eq!(caller.hang_up().await, Some(200));
+
+    let (status, page) = request(&gw.api, "GET", "/metrics", Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&page, "dialgate_rtp_packets_lost_total"), 7.0);
+    for op in ["number", "failures", "resolve", "record_attempt"] {
+        let count = metric(
+            &page,
+            &format!("dialgate_db_query_seconds_count{{op=\"{op}\"}}"),
+        );
+        assert!(count >= 1.0, "{op} timed {count} times");
+    }
 }

@@ -3,8 +3,11 @@
 //! Names: `dialgate_calls_active{state}` (gauge, set from the live-call
 //! list at scrape time), `dialgate_calls_total{outcome}`,
 //! `dialgate_attempts_total{stage,outcome}`, `dialgate_dtmf_digits_total{source}`,
-//! `dialgate_rtp_packets_total{direction}`, `dialgate_mixer_tick_seconds`
-//! (histogram). Codes never appear in labels.
+//! `dialgate_rtp_packets_total{direction}`, `dialgate_rtp_packets_lost_total`
+//! (RFC 3550 A.3: expected − received), `dialgate_mixer_tick_seconds` and
+//! `dialgate_db_query_seconds{op}` (histograms; `op` is the call path's
+//! query: `number`, `failures`, `resolve`, `invitee`, `record_attempt`).
+//! Codes never appear in labels.
 
 use std::sync::OnceLock;
 
@@ -23,6 +26,13 @@ pub fn install() -> Option<PrometheusHandle> {
                     ),
                     &[
                         0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.02,
+                    ],
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("dialgate_db_query_seconds".into()),
+                    &[
+                        0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                     ],
                 )
                 .ok()?;

@@ -2,27 +2,37 @@
 //! (`provision`): JSON in and out, bearer tokens on every route but
 //! `/healthz`, errors as `{"error": …, "field": …}` with 400/401/404/409/422.
 //!
-//! Served: tenants, numbers and rooms (create, list with `?limit=&offset=`),
-//! live calls (`GET /v1/calls`, `GET /v1/rooms/{id}/participants`,
-//! `DELETE /v1/calls/{id}`, `POST /v1/calls/{id}/mute|unmute`), `/healthz`,
-//! `/readyz`. Meetings, invitees, attempts, `/metrics` and the OpenAPI
-//! document are still to come (issue 4).
+//! Every route is declared with `#[utoipa::path]` and registered through
+//! `utoipa_axum`'s router, so the OpenAPI 3 document served at
+//! `/v1/openapi.json` is built from the same declarations axum routes by:
+//! a route cannot exist without its entry in the document.
+//!
+//! Resources: tenants, numbers, rooms (`catalog`); meetings, invitees, the
+//! attempt log (`meetings`); live calls (`calls`); `/healthz`, `/readyz`,
+//! `/metrics` (`health`). The attempt log is read-only: it is the audit
+//! trail.
 
+mod calls;
+mod catalog;
+mod health;
+mod meetings;
 pub mod metrics;
 
 use std::sync::Arc;
 
-use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::gateway::live::{CallState, ControlError, LiveCall, LiveCalls};
+use crate::gateway::live::LiveCalls;
 use crate::provision::{ProvisionError, Provisioner};
 
 /// What every handler shares.
@@ -37,28 +47,46 @@ pub struct ApiState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+pub(crate) type Shared = State<Arc<ApiState>>;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The request field at fault, where one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 /// An API error: status plus `{"error", "field"}`.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    error: String,
-    field: Option<&'static str>,
+    body: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'static str>,
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                field: None,
+            },
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, error: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error);
+        e.body.field = Some(field.to_owned());
+        e
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: &self.error,
-            field: self.field,
-        };
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body)).into_response()
     }
 }
 
@@ -75,11 +103,9 @@ impl From<ProvisionError> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "API store error");
         }
-        ApiError {
-            status,
-            error: e.to_string(),
-            field,
-        }
+        let mut out = ApiError::new(status, e.to_string());
+        out.body.field = field.map(str::to_owned);
+        out
     }
 }
 
@@ -90,58 +116,49 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError {
-            status,
-            error: r.body_text(),
-            field: None,
-        }
+        ApiError::new(status, r.body_text())
     }
 }
 
-fn unauthorized() -> ApiError {
-    ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        error: "missing or invalid bearer token".into(),
-        field: None,
-    }
-}
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-async fn require_token(
-    State(state): State<Arc<ApiState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// A JSON request body whose rejection is one of our JSON errors.
+pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
+
+async fn require_token(State(state): Shared, request: Request, next: Next) -> Response {
     let token = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    let unauthorized = || {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token").into_response()
+    };
     match token {
         Some(t) => match state.provisioner.token_valid(t).await {
             Ok(true) => next.run(request).await,
-            Ok(false) => unauthorized().into_response(),
+            Ok(false) => unauthorized(),
             Err(e) => ApiError::from(e).into_response(),
         },
-        None => unauthorized().into_response(),
+        None => unauthorized(),
     }
 }
 
-/// `?limit=&offset=` for lists (limit 1–1000, default 100).
-#[derive(Debug, Deserialize)]
+/// `?limit=&offset=` for lists.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Items per page, 1 to 1000 (default 100).
     limit: Option<usize>,
+    /// Items to skip (default 0).
     offset: Option<usize>,
 }
 
-fn page<T>(items: Vec<T>, p: &Page) -> Result<Vec<T>, ApiError> {
+pub(crate) fn page<T>(items: Vec<T>, p: &Page) -> Result<Vec<T>, ApiError> {
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            error: "limit must be 1 to 1000".into(),
-            field: Some("limit"),
-        });
+        return Err(ApiError::invalid("limit", "limit must be 1 to 1000"));
     }
     Ok(items
         .into_iter()
@@ -150,373 +167,146 @@ fn page<T>(items: Vec<T>, p: &Page) -> Result<Vec<T>, ApiError> {
         .collect())
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+struct BearerAuth;
 
-#[derive(Deserialize)]
-struct NewTenant {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct NewNumber {
-    number: String,
-    tenant: String,
-    language: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct NewRoom {
-    tenant: String,
-    name: String,
-    access_code: Option<String>,
-    security_code: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct NewMeeting {
-    room: String,
-    tenant: Option<String>,
-    start: String,
-    duration: Option<String>,
-    end: Option<String>,
-    one_time: Option<bool>,
-    security_code: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MeetingFilter {
-    room: Option<String>,
-    tenant: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct NewInvitee {
-    name: String,
-    phone: Option<String>,
-    email: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AttemptFilter {
-    since: Option<String>,
-    number: Option<String>,
-    room: Option<String>,
-    tenant: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
-}
-
-async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    let database = state.provisioner.store().list_tenants().await.is_ok();
-    let ok = database && state.prompts_loaded;
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({"database": database, "prompts": state.prompts_loaded});
-    (status, Json(body)).into_response()
-}
-
-async fn list_tenants(
-    State(s): State<Arc<ApiState>>,
-    Query(p): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
-    let all = s
-        .provisioner
-        .store()
-        .list_tenants()
-        .await
-        .map_err(ProvisionError::from)?;
-    Ok(Json(page(all, &p)?))
-}
-
-async fn create_tenant(
-    State(s): State<Arc<ApiState>>,
-    body: Result<Json<NewTenant>, JsonRejection>,
-) -> ApiResult<impl IntoResponse> {
-    let Json(t) = body?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.provisioner.add_tenant(&t.name).await?),
-    ))
-}
-
-async fn list_numbers(
-    State(s): State<Arc<ApiState>>,
-    Query(p): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(page(s.provisioner.list_numbers().await?, &p)?))
-}
-
-async fn create_number(
-    State(s): State<Arc<ApiState>>,
-    body: Result<Json<NewNumber>, JsonRejection>,
-) -> ApiResult<impl IntoResponse> {
-    let Json(n) = body?;
-    let language = n.language.as_deref().unwrap_or("en");
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            s.provisioner
-                .add_number(&n.number, &n.tenant, language)
-                .await?,
-        ),
-    ))
-}
-
-async fn list_rooms(
-    State(s): State<Arc<ApiState>>,
-    Query(p): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(page(s.provisioner.list_rooms().await?, &p)?))
-}
-
-async fn create_room(
-    State(s): State<Arc<ApiState>>,
-    body: Result<Json<NewRoom>, JsonRejection>,
-) -> ApiResult<impl IntoResponse> {
-    let Json(r) = body?;
-    let room = s
-        .provisioner
-        .add_room(
-            &r.tenant,
-            &r.name,
-            r.access_code.as_deref(),
-            r.security_code.as_deref(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(room)))
-}
-
-fn live(s: &ApiState) -> Result<&LiveCalls, ApiError> {
-    s.calls.as_ref().ok_or(ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        error: "no gateway running with this API".into(),
-        field: None,
-    })
-}
-
-fn control_error(e: ControlError, id: u64) -> ApiError {
-    match e {
-        ControlError::NotFound => ApiError {
-            status: StatusCode::NOT_FOUND,
-            error: format!("call not found: {id}"),
-            field: None,
-        },
-        ControlError::NotInRoom => ApiError {
-            status: StatusCode::CONFLICT,
-            error: "the call is not in a room yet".into(),
-            field: None,
-        },
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
-async fn list_calls(
-    State(s): State<Arc<ApiState>>,
-    Query(p): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(page(live(&s)?.list(), &p)?))
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dialgate operator API",
+        description = "Provision tenants, dial-in numbers, rooms and meetings; read the attempt log; watch and control live calls. Every route but /healthz needs `Authorization: Bearer <token>` (`dialgate token create`).",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "catalog", description = "Tenants, dial-in numbers and rooms"),
+        (name = "meetings", description = "Scheduled meetings, invitees and the attempt log"),
+        (name = "calls", description = "Live calls"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    ),
+)]
+struct ApiDoc;
+
+/// The document, rendered once, as `/v1/openapi.json` serves it.
+#[derive(Clone)]
+struct Document(Arc<String>);
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json"),
+              (status = 401, body = ErrorBody)))]
+async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
+        .into_response()
 }
 
-async fn room_participants(
-    State(s): State<Arc<ApiState>>,
-    Path(room_id): Path<i64>,
-) -> ApiResult<impl IntoResponse> {
-    let calls: Vec<LiveCall> = live(&s)?
-        .list()
-        .into_iter()
-        .filter(|c| c.room_id == Some(room_id))
-        .collect();
-    Ok(Json(calls))
+fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(catalog::list_tenants, catalog::create_tenant))
+        .routes(routes!(
+            catalog::get_tenant,
+            catalog::update_tenant,
+            catalog::delete_tenant
+        ))
+        .routes(routes!(catalog::list_numbers, catalog::create_number))
+        .routes(routes!(
+            catalog::get_number,
+            catalog::update_number,
+            catalog::delete_number
+        ))
+        .routes(routes!(catalog::list_rooms, catalog::create_room))
+        .routes(routes!(
+            catalog::get_room,
+            catalog::update_room,
+            catalog::delete_room
+        ))
+        .routes(routes!(calls::room_participants))
+        .routes(routes!(meetings::list_meetings, meetings::create_meeting))
+        .routes(routes!(
+            meetings::get_meeting,
+            meetings::reschedule_meeting,
+            meetings::cancel_meeting
+        ))
+        .routes(routes!(meetings::list_invitees, meetings::invite))
+        .routes(routes!(meetings::get_invitee, meetings::revoke_invitee))
+        .routes(routes!(meetings::list_attempts))
+        .routes(routes!(meetings::attempts_summary))
+        .routes(routes!(calls::list_calls))
+        .routes(routes!(calls::hang_up))
+        .routes(routes!(calls::mute))
+        .routes(routes!(calls::unmute))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::render_metrics))
+        .routes(routes!(openapi_json))
 }
 
-async fn hang_up(
-    State(s): State<Arc<ApiState>>,
-    Path(id): Path<u64>,
-) -> ApiResult<impl IntoResponse> {
-    live(&s)?.hang_up(id).map_err(|e| control_error(e, id))?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn mute(State(s): State<Arc<ApiState>>, Path(id): Path<u64>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        live(&s)?
-            .set_muted(id, true)
-            .map_err(|e| control_error(e, id))?,
-    ))
-}
-
-async fn unmute(
-    State(s): State<Arc<ApiState>>,
-    Path(id): Path<u64>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        live(&s)?
-            .set_muted(id, false)
-            .map_err(|e| control_error(e, id))?,
-    ))
-}
-
-async fn render_metrics(State(s): State<Arc<ApiState>>) -> ApiResult<Response> {
-    let handle = s.metrics.as_ref().ok_or(ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        error: "metrics recorder not installed".into(),
-        field: None,
-    })?;
-    if let Some(calls) = &s.calls {
-        let all = calls.list();
-        for state in [CallState::Ivr, CallState::InRoom] {
-            let n = all.iter().filter(|c| c.state == state).count();
-            let label = match state {
-                CallState::Ivr => "ivr",
-                CallState::InRoom => "in_room",
-            };
-            ::metrics::gauge!("dialgate_calls_active", "state" => label).set(n as f64);
+/// The OpenAPI 3 document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = routes().routes(routes!(health::healthz)).into_openapi();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            // /healthz is for probes and load balancers: no token.
+            if path == "/healthz" {
+                op.security = Some(vec![
+                    utoipa::openapi::security::SecurityRequirement::default(),
+                ]);
+            }
+            describe_responses(op);
         }
     }
-    let text = handle.render();
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    )
-        .into_response())
+    doc
 }
 
-async fn create_meeting(
-    State(s): State<Arc<ApiState>>,
-    body: Result<Json<NewMeeting>, JsonRejection>,
-) -> ApiResult<impl IntoResponse> {
-    let Json(m) = body?;
-    let req = crate::provision::Schedule {
-        room: &m.room,
-        tenant: m.tenant.as_deref(),
-        start: &m.start,
-        duration: m.duration.as_deref(),
-        end: m.end.as_deref(),
-        one_time: m.one_time,
-        security_code: m.security_code.as_deref(),
-    };
-    let view = s
-        .provisioner
-        .schedule_meeting(&req, chrono::Utc::now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(view)))
-}
-
-async fn list_meetings(
-    State(s): State<Arc<ApiState>>,
-    Query(f): Query<MeetingFilter>,
-) -> ApiResult<impl IntoResponse> {
-    let room = f.room.as_deref().map(|r| (r, f.tenant.as_deref()));
-    let all = s.provisioner.list_meetings(room).await?;
-    Ok(Json(page(
-        all,
-        &Page {
-            limit: f.limit,
-            offset: f.offset,
-        },
-    )?))
-}
-
-async fn cancel_meeting(
-    State(s): State<Arc<ApiState>>,
-    Path(id): Path<i64>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.provisioner.cancel_meeting(id, chrono::Utc::now()).await?,
-    ))
-}
-
-async fn invite(
-    State(s): State<Arc<ApiState>>,
-    Path(id): Path<i64>,
-    body: Result<Json<NewInvitee>, JsonRejection>,
-) -> ApiResult<impl IntoResponse> {
-    let Json(i) = body?;
-    let view = s
-        .provisioner
-        .invite(
-            id,
-            &i.name,
-            i.phone.as_deref(),
-            i.email.as_deref(),
-            chrono::Utc::now(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(view)))
-}
-
-async fn revoke_invitee(
-    State(s): State<Arc<ApiState>>,
-    Path(id): Path<i64>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.provisioner.revoke_invitee(id, chrono::Utc::now()).await?,
-    ))
-}
-
-async fn attempt_rows(s: &ApiState, f: &AttemptFilter) -> ApiResult<Vec<crate::store::AttemptRow>> {
-    let room = f.room.as_deref().map(|r| (r, f.tenant.as_deref()));
-    Ok(s.provisioner
-        .attempts(f.since.as_deref(), f.number.as_deref(), room)
-        .await?)
-}
-
-async fn list_attempts(
-    State(s): State<Arc<ApiState>>,
-    Query(f): Query<AttemptFilter>,
-) -> ApiResult<impl IntoResponse> {
-    let rows = attempt_rows(&s, &f).await?;
-    Ok(Json(page(
-        rows,
-        &Page {
-            limit: f.limit,
-            offset: f.offset,
-        },
-    )?))
-}
-
-async fn attempts_summary(
-    State(s): State<Arc<ApiState>>,
-    Query(f): Query<AttemptFilter>,
-) -> ApiResult<impl IntoResponse> {
-    let rows = attempt_rows(&s, &f).await?;
-    Ok(Json(crate::provision::summarise(&rows)))
+/// OpenAPI requires a description on every response: where a route gave
+/// none, the status's reason phrase.
+fn describe_responses(op: &mut utoipa::openapi::path::Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let utoipa::openapi::RefOr::T(r) = response
+            && r.description.is_empty()
+        {
+            r.description = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|code| StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason())
+                .unwrap_or("Response")
+                .to_owned();
+        }
+    }
 }
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
-    let protected = Router::new()
-        .route("/readyz", get(readyz))
-        .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/v1/numbers", get(list_numbers).post(create_number))
-        .route("/v1/rooms", get(list_rooms).post(create_room))
-        .route("/v1/rooms/{id}/participants", get(room_participants))
-        .route("/v1/meetings", get(list_meetings).post(create_meeting))
-        .route("/v1/meetings/{id}", delete(cancel_meeting))
-        .route("/v1/meetings/{id}/invitees", post(invite))
-        .route("/v1/invitees/{id}", delete(revoke_invitee))
-        .route("/v1/attempts", get(list_attempts))
-        .route("/v1/attempts/summary", get(attempts_summary))
-        .route("/v1/calls", get(list_calls))
-        .route("/metrics", get(render_metrics))
-        .route("/v1/calls/{id}", delete(hang_up))
-        .route("/v1/calls/{id}/mute", post(mute))
-        .route("/v1/calls/{id}/unmute", post(unmute))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(protected)
+    let rendered = openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let (protected, _) = routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .split_for_parts();
+    let (open, _) = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .split_for_parts();
+    open.merge(protected)
+        .layer(Extension(Document(Arc::new(rendered))))
         .with_state(state)
 }

@@ -30,7 +30,7 @@ use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpError};
-use crate::store::{Attempt, NumberRow};
+use crate::store::{Attempt, NumberRow, timed};
 
 /// Extra wait before each answer while a number is being probed.
 const PROBED_NUMBER_DELAY: Duration = Duration::from_secs(2);
@@ -176,7 +176,7 @@ async fn route(shared: &Shared, incoming: &IncomingCall) -> Result<Option<Number
     else {
         return Ok(None);
     };
-    match shared.store.number_by_e164(dialled.as_str()).await {
+    match timed("number", shared.store.number_by_e164(dialled.as_str())).await {
         Ok(Some(n)) => Ok(Some(n)),
         Ok(None) => {
             tracing::info!(number = %dialled, "number not provisioned");
@@ -263,6 +263,8 @@ impl Call {
         let mut keypad_ssrc: Option<u32> = None;
         // Handles looked up once, not per packet.
         let rtp_in = metrics::counter!("dialgate_rtp_packets_total", "direction" => "in");
+        let rtp_lost = metrics::counter!("dialgate_rtp_packets_lost_total");
+        let mut reception = crate::media::reception::Reception::new();
         let mut rtp_buf = vec![0u8; 2048];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -328,6 +330,10 @@ impl Call {
                     // Media from anywhere but the latched source is dropped (RTP bleed).
                     if !ours || !leg.on_media(now, source) {
                         continue;
+                    }
+                    let lost = reception.on_packet(header.ssrc, header.sequence);
+                    if lost > 0 {
+                        rtp_lost.increment(lost);
                     }
                     if header.payload_type == negotiated.payload_type {
                         if let Some((_, member)) = &room {
@@ -434,12 +440,9 @@ impl Call {
         let policy = &self.shared.settings.lockout;
         let since = chrono::Utc::now() - policy.window;
         let caller = countable_caller_id(&self.caller_id).then_some(self.caller_id.as_str());
-        match self
-            .shared
-            .store
-            .failures_since(caller, &self.source_ip, &self.number.number, since)
-            .await
-        {
+        let store = &self.shared.store;
+        let counted = store.failures_since(caller, &self.source_ip, &self.number.number, since);
+        match timed("failures", counted).await {
             Ok(failures) => {
                 let verdict = policy.verdict(failures);
                 if verdict == Verdict::Alarm {
@@ -465,13 +468,16 @@ impl Call {
         let caller = Caller {
             caller_id: &self.caller_id,
         };
-        let decision = resolve(
-            &self.shared.store,
-            &self.shared.secret,
-            self.number.tenant_id,
-            code.as_str(),
-            caller,
-            chrono::Utc::now(),
+        let decision = timed(
+            "resolve",
+            resolve(
+                &self.shared.store,
+                &self.shared.secret,
+                self.number.tenant_id,
+                code.as_str(),
+                caller,
+                chrono::Utc::now(),
+            ),
         )
         .await;
         match decision {
@@ -509,7 +515,7 @@ impl Call {
             return LookupResult::Refused(Outcome::Wrong);
         };
         if let Some(id) = grant.invitee
-            && !invitee_still_valid(&self.shared.store, id)
+            && !timed("invitee", invitee_still_valid(&self.shared.store, id))
                 .await
                 .unwrap_or(false)
         {
@@ -547,7 +553,7 @@ impl Call {
         );
         metrics::counter!("dialgate_attempts_total", "stage" => attempt.stage, "outcome" => attempt.outcome)
             .increment(1);
-        if let Err(e) = self.shared.store.record_attempt(&attempt).await {
+        if let Err(e) = timed("record_attempt", self.shared.store.record_attempt(&attempt)).await {
             tracing::error!(%e, "cannot write the attempt log");
         }
     }

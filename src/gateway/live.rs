@@ -11,7 +11,7 @@ use super::SipCommand;
 use crate::conference::Member;
 use crate::sip::endpoint::CallRef;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     Ivr,
@@ -19,7 +19,7 @@ pub enum CallState {
 }
 
 /// One call as `GET /v1/calls` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveCall {
     pub id: u64,
     pub number: String,
@@ -29,6 +29,7 @@ pub struct LiveCall {
     pub since: String,
     pub codec: String,
     /// DTMF sources seen so far: `rfc4733`, `sip_info`.
+    #[schema(value_type = Vec<String>)]
     pub dtmf_sources: BTreeSet<&'static str>,
     pub muted: bool,
 }

@@ -3,6 +3,7 @@
 //! - [`prompts`]: every prompt decoded once with symphonia, resampled to 8 kHz.
 //! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
 //! - [`rtp`]: RTP packets in and out, symmetric RTP.
+//! - [`reception`]: inbound sequence accounting (packets lost).
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
 //!
@@ -12,4 +13,5 @@ pub mod g711;
 pub mod leg;
 pub mod ports;
 pub mod prompts;
+pub mod reception;
 pub mod rtp;

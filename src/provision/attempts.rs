@@ -12,7 +12,7 @@ use crate::config::parse_duration;
 use crate::store::{AttemptRow, RoomRow};
 
 /// Failures per room and per dialled number (probing shows up here).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct AttemptSummary {
     pub attempts: usize,
     pub failures: usize,

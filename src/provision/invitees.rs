@@ -10,7 +10,7 @@ use crate::store::StoreError;
 
 /// What `meeting invite` prints: the personal code is shown this once and
 /// stored only as a keyed hash.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct InviteView {
     pub id: i64,
     pub meeting_id: i64,

@@ -14,7 +14,7 @@ use crate::store::{MeetingRow, RoomRow, format_time};
 const MAX_MEETING: Duration = Duration::days(7);
 
 /// A meeting as the CLI and API show it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MeetingView {
     pub id: i64,
     pub room_id: i64,
@@ -70,6 +70,37 @@ fn parse_span(field: &'static str, s: &str) -> Result<Duration, ProvisionError> 
     Duration::from_std(d).map_err(|_| invalid(field, "too long"))
 }
 
+/// Start and end from `start` plus exactly one of `duration` and `end`,
+/// checked: end after start, at most 7 days long, not over at `now`.
+pub(super) fn meeting_span(
+    start: &str,
+    duration: Option<&str>,
+    end: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ProvisionError> {
+    let start_at = parse_time("start", start)?;
+    let end = match (duration, end) {
+        (Some(d), None) => start_at + parse_span("duration", d)?,
+        (None, Some(e)) => parse_time("end", e)?,
+        _ => {
+            return Err(invalid(
+                "duration",
+                "give exactly one of --duration and --end",
+            ));
+        }
+    };
+    if end <= start_at {
+        return Err(invalid("end", "must be after the start"));
+    }
+    if end - start_at > MAX_MEETING {
+        return Err(invalid("duration", "at most 7 days"));
+    }
+    if end <= now {
+        return Err(invalid("end", "the meeting would already be over"));
+    }
+    Ok((start_at, end))
+}
+
 impl Provisioner {
     /// A room by numeric id or by name (`tenant` settles a name several tenants use).
     pub async fn find_room(
@@ -98,7 +129,7 @@ impl Provisioner {
         }
     }
 
-    fn view(&self, m: MeetingRow, window: Option<Window>) -> MeetingView {
+    pub(super) fn view(&self, m: MeetingRow, window: Option<Window>) -> MeetingView {
         MeetingView {
             id: m.id,
             room_id: m.room_id,
@@ -111,6 +142,27 @@ impl Provisioner {
         }
     }
 
+    /// The tenant's codes that admit at some moment of `window`: every
+    /// regular room code, and the one-time codes whose windows overlap it.
+    pub(super) async fn codes_live_during(
+        &self,
+        tenant: &crate::store::Tenant,
+        window: &Window,
+        except: Option<i64>,
+    ) -> Result<Vec<String>, ProvisionError> {
+        Ok(self
+            .store
+            .tenant_codes(tenant.id, window.active_from, except)
+            .await?
+            .into_iter()
+            .filter(|(_, when)| match when {
+                None => true,
+                Some((s, e)) => meeting_window(tenant, s, e).is_none_or(|w| w.overlaps(window)),
+            })
+            .map(|(c, _)| c)
+            .collect())
+    }
+
     /// Schedules a meeting; with a one-time code drawn to collide with no
     /// code live at the same time (nor be a prefix of one).
     pub async fn schedule_meeting(
@@ -118,26 +170,7 @@ impl Provisioner {
         req: &Schedule<'_>,
         now: DateTime<Utc>,
     ) -> Result<MeetingView, ProvisionError> {
-        let start = parse_time("start", req.start)?;
-        let end = match (req.duration, req.end) {
-            (Some(d), None) => start + parse_span("duration", d)?,
-            (None, Some(e)) => parse_time("end", e)?,
-            _ => {
-                return Err(invalid(
-                    "duration",
-                    "give exactly one of --duration and --end",
-                ));
-            }
-        };
-        if end <= start {
-            return Err(invalid("end", "must be after the start"));
-        }
-        if end - start > MAX_MEETING {
-            return Err(invalid("duration", "at most 7 days"));
-        }
-        if end <= now {
-            return Err(invalid("end", "the meeting would already be over"));
-        }
+        let (start, end) = meeting_span(req.start, req.duration, req.end, now)?;
         let room = self.find_room(req.room, req.tenant).await?;
         let tenant = self
             .store
@@ -163,19 +196,7 @@ impl Provisioner {
             Duration::seconds(tenant.grace_secs),
         );
         let code = if one_time {
-            let live: Vec<String> = self
-                .store
-                .tenant_codes(tenant.id, window.active_from)
-                .await?
-                .into_iter()
-                .filter(|(_, when)| match when {
-                    None => true,
-                    Some((s, e)) => {
-                        meeting_window(&tenant, s, e).is_none_or(|w| w.overlaps(&window))
-                    }
-                })
-                .map(|(c, _)| c)
-                .collect();
+            let live = self.codes_live_during(&tenant, &window, None).await?;
             let len = usize::try_from(tenant.code_length).unwrap_or(9);
             let code = codes::draw(len, &live, 64).ok_or_else(|| {
                 ProvisionError::Conflict("no free one-time code: try a longer code length".into())
@@ -245,6 +266,17 @@ impl Provisioner {
         s: &TenantSettings<'_>,
     ) -> Result<crate::store::Tenant, ProvisionError> {
         let mut tenant = self.tenant(name).await?;
+        self.apply_settings(&mut tenant, s)?;
+        self.store.update_tenant(&tenant).await?;
+        Ok(tenant)
+    }
+
+    /// Checks every setting in `s` and writes them into `tenant` (in memory).
+    pub(crate) fn apply_settings(
+        &self,
+        tenant: &mut crate::store::Tenant,
+        s: &TenantSettings<'_>,
+    ) -> Result<(), ProvisionError> {
         if let Some(v) = s.one_time_default {
             tenant.one_time_default = i64::from(v);
         }
@@ -289,8 +321,7 @@ impl Provisioner {
             }
             None => {}
         }
-        self.store.update_tenant_settings(&tenant).await?;
-        Ok(tenant)
+        Ok(())
     }
 }
 

@@ -5,15 +5,19 @@
 //! `AccessCode`); a failure changes nothing and names the field.
 
 mod attempts;
+mod catalog;
 mod invitees;
 mod meetings;
+mod reschedule;
 mod tokens;
 pub mod webhook;
 
 pub use attempts::{AttemptSummary, summarise};
+pub use catalog::{NumberChange, RoomChange, TenantChange};
 
 pub use invitees::InviteView;
 pub use meetings::{MeetingView, Schedule, TenantSettings};
+pub use reschedule::Reschedule;
 pub use tokens::NewToken;
 
 use chrono::Utc;
@@ -126,16 +130,7 @@ impl Provisioner {
         language: &str,
     ) -> Result<NumberRow, ProvisionError> {
         let e164 = E164::parse(number).map_err(|e| invalid("number", e))?;
-        let lang_ok = (2..=8).contains(&language.len())
-            && language
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !lang_ok {
-            return Err(invalid(
-                "language",
-                "must be a language tag such as en or en-GB",
-            ));
-        }
+        catalog::check_language(language)?;
         let tenant = self.tenant(tenant).await?;
         Ok(self
             .store
@@ -182,7 +177,7 @@ impl Provisioner {
     pub(crate) async fn live_codes(&self, tenant_id: i64) -> Result<Vec<String>, ProvisionError> {
         Ok(self
             .store
-            .tenant_codes(tenant_id, Utc::now())
+            .tenant_codes(tenant_id, Utc::now(), None)
             .await?
             .into_iter()
             .map(|(code, _)| code)

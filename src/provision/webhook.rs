@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 /// How delivery went, as `meeting invite` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// The tenant has no webhook.

@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::{Store, StoreError, format_time, map_unique};
 
 /// An invitee as stored; the code itself is not.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct InviteeRow {
     pub id: i64,
     pub meeting_id: i64,
@@ -57,6 +57,15 @@ impl Store {
         Ok(sqlx::query_as::<_, InviteeRow>(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// A meeting's invitees, in the order they were invited.
+    pub async fn invitees_of(&self, meeting_id: i64) -> Result<Vec<InviteeRow>, StoreError> {
+        let sql = format!("{INVITEE_SELECT} WHERE i.meeting_id = $1 ORDER BY i.id");
+        Ok(sqlx::query_as::<_, InviteeRow>(sqlx::AssertSqlSafe(sql))
+            .bind(meeting_id)
+            .fetch_all(&self.pool)
             .await?)
     }
 

@@ -73,6 +73,24 @@ impl Store {
             .await?)
     }
 
+    /// Moves a meeting that is not cancelled; false if there is none.
+    pub async fn reschedule_meeting(
+        &self,
+        id: i64,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE meetings SET starts_at = $1, ends_at = $2 WHERE id = $3 AND cancelled_at IS NULL",
+        )
+        .bind(format_time(starts_at))
+        .bind(format_time(ends_at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks a meeting cancelled; false if there is no such live meeting.
     pub async fn cancel_meeting(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = sqlx::query(
@@ -103,11 +121,13 @@ impl Store {
 
     /// Every code of the tenant that is or may become live: the rooms'
     /// regular codes and the one-time codes of meetings not yet over by
-    /// `after` (the caller filters on exact window overlap).
+    /// `after` (the caller filters on exact window overlap), leaving out
+    /// meeting `except` (one being rescheduled).
     pub async fn tenant_codes(
         &self,
         tenant_id: i64,
         after: DateTime<Utc>,
+        except: Option<i64>,
     ) -> Result<Vec<(String, Option<(String, String)>)>, StoreError> {
         let regular = sqlx::query("SELECT access_code FROM rooms WHERE tenant_id = $1")
             .bind(tenant_id)
@@ -119,10 +139,12 @@ impl Store {
         }
         let one_time = sqlx::query(
             "SELECT m.one_time_code, m.starts_at, m.ends_at FROM meetings m JOIN rooms r ON r.id = m.room_id \
-             WHERE r.tenant_id = $1 AND m.one_time_code IS NOT NULL AND m.cancelled_at IS NULL AND m.ends_at > $2",
+             WHERE r.tenant_id = $1 AND m.one_time_code IS NOT NULL AND m.cancelled_at IS NULL AND m.ends_at > $2 \
+             AND ($3 IS NULL OR m.id <> $3)",
         )
         .bind(tenant_id)
         .bind(format_time(after))
+        .bind(except)
         .fetch_all(&self.pool)
         .await?;
         for r in &one_time {

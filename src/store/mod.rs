@@ -11,6 +11,7 @@
 //! A SQLite file is created when absent and switched to WAL. Access codes are
 //! never written to the attempt log.
 
+mod catalog;
 mod invitees;
 mod meetings;
 mod rows;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub use catalog::TenantUse;
 pub use invitees::InviteeRow;
 pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};
 
@@ -49,6 +51,16 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+}
+
+/// Awaits `work` (database queries) and records how long it took in the
+/// `dialgate_db_query_seconds{op}` histogram.
+pub async fn timed<T>(op: &'static str, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    metrics::histogram!("dialgate_db_query_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    out
 }
 
 /// Formats a time the way every table stores it.
@@ -158,24 +170,6 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?)
-    }
-
-    /// Writes a tenant's meeting settings.
-    pub async fn update_tenant_settings(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tenants SET one_time_default = $1, early_join_secs = $2, grace_secs = $3, code_length = $4, \
-             default_security_code_hash = $5, invite_webhook = $6 WHERE id = $7",
-        )
-        .bind(tenant.one_time_default)
-        .bind(tenant.early_join_secs)
-        .bind(tenant.grace_secs)
-        .bind(tenant.code_length)
-        .bind(tenant.default_security_code_hash.as_deref())
-        .bind(tenant.invite_webhook.as_deref())
-        .bind(tenant.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     pub async fn insert_number(

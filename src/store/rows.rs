@@ -3,13 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: i64,
     pub name: String,
     pub created_at: String,
     /// Scheduled meetings get a one-time code unless asked otherwise (0/1).
     #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
     pub one_time_default: i64,
     /// One-time codes admit from this long before the start.
     pub early_join_secs: i64,
@@ -44,7 +45,7 @@ pub struct MeetingRow {
     pub security_code_hash: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NumberRow {
     pub id: i64,
     /// E.164, e.g. `+15550100`.
@@ -54,7 +55,7 @@ pub struct NumberRow {
     pub language: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RoomRow {
     pub id: i64,
     pub tenant_id: i64,
@@ -83,7 +84,7 @@ pub struct Attempt {
 }
 
 /// One attempt-log row as read back (no code in it, ever).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AttemptRow {
     pub id: i64,
     pub at: String,

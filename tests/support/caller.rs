@@ -198,6 +198,13 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
         self.ts = self.ts.wrapping_add(160 * packets.len() as u32);
     }
 
+    /// Moves sequence number and timestamp on as if `n` packets were sent
+    /// and lost on the way.
+    pub fn lose_packets(&mut self, n: u16) {
+        self.seq = self.seq.wrapping_add(n);
+        self.ts = self.ts.wrapping_add(160 * u32::from(n));
+    }
+
     /// Sends `frames` 20 ms frames of `pcm_for(frame_index)`, paced in real time,
     /// while collecting what arrives; returns the received packets.
     pub async fn talk_and_listen(

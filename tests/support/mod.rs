@@ -243,7 +243,9 @@ pub async fn sipp(
     }
 }
 pub mod caller;
+pub mod http;
 pub mod postgres;
+pub mod schema;
 
 impl SippRun {
     /// Asserts SIPp exited 0, showing SIPp's output and the gateway's log if not.

@@ -1,0 +1,84 @@
+//! Live calls: list them, list a room's participants, hang up, mute.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use super::{ApiError, ApiResult, ApiState, ErrorBody, Page, Shared, page};
+use crate::gateway::live::{ControlError, LiveCall, LiveCalls};
+
+fn live(s: &ApiState) -> Result<&LiveCalls, ApiError> {
+    s.calls.as_ref().ok_or(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no gateway running with this API",
+    ))
+}
+
+fn control_error(e: ControlError, id: u64) -> ApiError {
+    match e {
+        ControlError::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("call not found: {id}"))
+        }
+        ControlError::NotInRoom => {
+            ApiError::new(StatusCode::CONFLICT, "the call is not in a room yet")
+        }
+    }
+}
+
+const CALL_ID: &str = "Live call id (from GET /v1/calls)";
+
+/// Calls up now, in the IVR or in a room.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", params(Page),
+    responses((status = 200, body = Vec<LiveCall>), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_calls(State(s): Shared, Query(p): Query<Page>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(page(live(&s)?.list(), &p)?))
+}
+
+/// The calls in one room's mix.
+#[utoipa::path(get, path = "/v1/rooms/{id}/participants", tag = "calls",
+    params(("id" = i64, Path, description = "Room id")),
+    responses((status = 200, body = Vec<LiveCall>), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn room_participants(
+    State(s): Shared,
+    Path(room_id): Path<i64>,
+) -> ApiResult<Json<Vec<LiveCall>>> {
+    let calls = live(&s)?
+        .list()
+        .into_iter()
+        .filter(|c| c.room_id == Some(room_id))
+        .collect();
+    Ok(Json(calls))
+}
+
+/// Hangs a call up: the gateway sends BYE.
+#[utoipa::path(delete, path = "/v1/calls/{id}", tag = "calls", params(("id" = u64, Path, description = CALL_ID)),
+    responses((status = 204, description = "BYE sent"), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn hang_up(State(s): Shared, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+    live(&s)?.hang_up(id).map_err(|e| control_error(e, id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops mixing a caller's audio into the room.
+#[utoipa::path(post, path = "/v1/calls/{id}/mute", tag = "calls", params(("id" = u64, Path, description = CALL_ID)),
+    responses((status = 200, body = LiveCall), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn mute(State(s): Shared, Path(id): Path<u64>) -> ApiResult<Json<LiveCall>> {
+    let call = live(&s)?
+        .set_muted(id, true)
+        .map_err(|e| control_error(e, id))?;
+    Ok(Json(call))
+}
+
+/// Mixes a muted caller's audio again.
+#[utoipa::path(post, path = "/v1/calls/{id}/unmute", tag = "calls", params(("id" = u64, Path, description = CALL_ID)),
+    responses((status = 200, body = LiveCall), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn unmute(State(s): Shared, Path(id): Path<u64>) -> ApiResult<Json<LiveCall>> {
+    let call = live(&s)?
+        .set_muted(id, false)
+        .map_err(|e| control_error(e, id))?;
+    Ok(Json(call))
+}

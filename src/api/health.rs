@@ -1,0 +1,79 @@
+//! Liveness, readiness and the Prometheus scrape.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, ApiResult, ErrorBody, Shared};
+use crate::gateway::live::CallState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// The database answered a query.
+    database: bool,
+    /// The prompts are loaded.
+    prompts: bool,
+}
+
+/// The process is up (no token needed).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The gateway can take calls: database reachable, prompts loaded.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 401, body = ErrorBody),
+              (status = 503, body = Readiness, description = "Not ready")))]
+pub async fn readyz(State(state): Shared) -> Response {
+    let database = state.provisioner.store().list_tenants().await.is_ok();
+    let ready = Readiness {
+        database,
+        prompts: state.prompts_loaded,
+    };
+    let status = if database && state.prompts_loaded {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(ready)).into_response()
+}
+
+/// Prometheus text exposition of the gateway's metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn render_metrics(State(s): Shared) -> ApiResult<Response> {
+    let handle = s.metrics.as_ref().ok_or(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "metrics recorder not installed",
+    ))?;
+    if let Some(calls) = &s.calls {
+        let all = calls.list();
+        for (state, label) in [(CallState::Ivr, "ivr"), (CallState::InRoom, "in_room")] {
+            let n = all.iter().filter(|c| c.state == state).count();
+            ::metrics::gauge!("dialgate_calls_active", "state" => label).set(n as f64);
+        }
+    }
+    let text = handle.render();
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response())
+}
