@@ -13,6 +13,8 @@ use crate::ivr::IvrConfig;
 use crate::sip::transaction::TimerConfig;
 
 pub const DEFAULT_SIP_LISTEN: &str = "127.0.0.1:5060";
+/// Talkers mixed at once per room, as in most conference bridges.
+pub const DEFAULT_MAX_TALKERS: usize = 3;
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RTP_PORTS: &str = "20000-29999";
 pub const DEFAULT_DATABASE: &str = "sqlite://dialgate.db";
@@ -101,6 +103,9 @@ pub struct ServeOptions {
     /// Proxies/SBCs in front, comma-separated IPs: their P-Asserted-Identity and Vias are believed
     #[arg(long)]
     pub trusted_peers: Option<String>,
+    /// Most members mixed at once per room (the loudest; 1 to 16) [default: 3]
+    #[arg(long)]
+    pub max_talkers: Option<usize>,
 }
 
 /// Resolved settings for one gateway.
@@ -121,6 +126,8 @@ pub struct Settings {
     pub sip_timers: TimerConfig,
     pub lockout: LockoutPolicy,
     pub trusted_peers: Vec<IpAddr>,
+    /// Most members mixed at once per room.
+    pub max_talkers: usize,
 }
 
 /// Parses `90s`, `1h30m`, `500ms`, `2m`.
@@ -204,6 +211,7 @@ impl ServeOptions {
             lockout_window: self.lockout_window.or(base.lockout_window),
             number_alarm_attempts: self.number_alarm_attempts.or(base.number_alarm_attempts),
             trusted_peers: self.trusted_peers.or(base.trusted_peers),
+            max_talkers: self.max_talkers.or(base.max_talkers),
         }
     }
 
@@ -306,7 +314,13 @@ impl ServeOptions {
             Some("json") => true,
             Some(_) => return Err(invalid("log-format", "must be text or json")),
         };
+        let max_talkers = match self.max_talkers {
+            None => DEFAULT_MAX_TALKERS,
+            Some(n @ 1..=16) => n,
+            Some(_) => return Err(invalid("max-talkers", "must be 1 to 16")),
+        };
         Ok(Settings {
+            max_talkers,
             json_logs,
             api_listen,
             trusted_peers,

@@ -2,15 +2,18 @@
 //!
 //! A room exists while it has members. Its task ticks every 20 ms
 //! (`tokio::time::interval`, anchored, so it does not drift): it takes one
-//! frame from each member's inbox, computes the N-1 mixes ([`mixer`]) and
-//! sends each member its mix through the member's [`Leg`], which keeps one
-//! SSRC and continuous sequence numbers and timestamps after the prompts.
+//! frame from each member's inbox, picks the active speakers and makes the
+//! mixes ([`mixer`], [`speakers`]), encodes each distinct (mix, codec)
+//! pair once and sends every member its packet through the member's
+//! [`Leg`], which keeps one SSRC and continuous sequence numbers and
+//! timestamps after the prompts.
 //!
 //! Inboxes hold at most [`INBOX_FRAMES`] frames: a sender running fast loses
 //! its oldest audio instead of growing a queue (a real jitter buffer comes
 //! with issue 5). Roles, waiting room, lock and keypad controls: issue 5.
 
 pub mod mixer;
+pub mod speakers;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,8 +22,10 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use crate::media::leg::Leg;
+use crate::media::rtp::encode_frame;
 use crate::sip::endpoint::CallRef;
-use mixer::Frame;
+use crate::sip::sdp::Codec;
+use mixer::{Frame, Input, Mixer, Tick};
 
 /// Frames a member may have queued for the mixer (60 ms).
 pub const INBOX_FRAMES: usize = 3;
@@ -57,7 +62,11 @@ impl Member {
 
     fn take_frame(&self) -> Option<Frame> {
         let frame = self.inbox.lock().ok()?.pop_front();
-        frame.filter(|_| !self.muted.load(std::sync::atomic::Ordering::Relaxed))
+        frame.filter(|_| !self.is_muted())
+    }
+
+    fn is_muted(&self) -> bool {
+        self.muted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn set_muted(&self, muted: bool) {
@@ -72,14 +81,19 @@ struct Room {
 }
 
 /// Every live room of this gateway.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Rooms {
     inner: Arc<Mutex<HashMap<i64, Arc<Mutex<Room>>>>>,
+    max_talkers: usize,
 }
 
 impl Rooms {
-    pub fn new() -> Rooms {
-        Rooms::default()
+    /// Rooms that mix at most `max_talkers` members at once.
+    pub fn new(max_talkers: usize) -> Rooms {
+        Rooms {
+            inner: Arc::default(),
+            max_talkers,
+        }
     }
 
     /// Adds `member` to room `room_id`, starting the room's mixer if it was
@@ -90,7 +104,8 @@ impl Rooms {
         };
         let room = rooms.entry(room_id).or_insert_with(|| {
             let room = Arc::new(Mutex::new(Room::default()));
-            tokio::spawn(run_room(self.clone(), room_id, room.clone()));
+            let mixer = Mixer::new(self.max_talkers);
+            tokio::spawn(run_room(self.clone(), room_id, room.clone(), mixer));
             room
         });
         let Ok(mut room) = room.lock() else { return 0 };
@@ -137,13 +152,15 @@ impl Rooms {
 }
 
 /// The room's 20 ms clock; ends when the room has been removed.
-async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>) {
+async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer: Mixer) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut members: Vec<Arc<Member>> = Vec::new();
-    let mut inputs: Vec<Option<Frame>> = Vec::new();
-    let mut outputs: Vec<Frame> = Vec::new();
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut out = Tick::default();
+    let mut fanout = Fanout::default();
     let tick_seconds = metrics::histogram!("dialgate_mixer_tick_seconds");
+    let encodes = metrics::counter!("dialgate_mixer_encodes_total");
     tracing::debug!(room_id, "room mixer started");
     loop {
         tick.tick().await;
@@ -156,21 +173,54 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>) {
             members.extend(r.members.iter().cloned());
         }
         inputs.clear();
-        inputs.extend(members.iter().map(|m| m.take_frame()));
-        mixer::mix_minus(&inputs, &mut outputs);
-        for (member, mix) in members.iter().zip(&outputs) {
-            member.leg.send_frame(mix);
-        }
+        inputs.extend(members.iter().map(|m| Input {
+            key: m.call.0,
+            frame: m.take_frame(),
+            muted: m.is_muted(),
+        }));
+        mixer.tick(&inputs, &mut out);
+        let done = fanout.send(&members, &out);
+        encodes.increment(done as u64);
         tick_seconds.record(started.elapsed().as_secs_f64());
     }
     tracing::debug!(room_id, "room mixer stopped");
+}
+
+/// Encodes each distinct (mix, codec) pair of a tick once and sends every
+/// member the payload for its pair. Buffers are kept across ticks.
+#[derive(Debug, Default)]
+struct Fanout {
+    codecs: Vec<Option<Codec>>,
+    plan: Vec<(usize, Option<Codec>)>,
+    payloads: Vec<Vec<u8>>,
+}
+
+impl Fanout {
+    /// Returns the number of encodes done.
+    fn send(&mut self, members: &[Arc<Member>], tick: &Tick) -> usize {
+        self.codecs.clear();
+        self.codecs.extend(members.iter().map(|m| m.leg.codec()));
+        mixer::encode_plan(&tick.heard, &self.codecs, &mut self.plan);
+        self.payloads.resize_with(self.plan.len(), Vec::new);
+        for ((mix, codec), payload) in self.plan.iter().zip(&mut self.payloads) {
+            if let (Some(codec), Some(frame)) = (codec, tick.mixes.get(*mix)) {
+                encode_frame(*codec, frame, payload);
+            }
+        }
+        for ((member, mix), codec) in members.iter().zip(&tick.heard).zip(&self.codecs) {
+            let at = self.plan.iter().position(|p| *p == (*mix, *codec));
+            if let Some(payload) = at.and_then(|i| self.payloads.get(i)) {
+                member.leg.send_payload(payload);
+            }
+        }
+        self.plan.len()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media::rtp::{Latch, Outbound};
-    use crate::sip::sdp::Codec;
 
     async fn member(call: u64) -> Arc<Member> {
         let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
@@ -184,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn room_empties_itself_when_the_last_member_leaves() {
-        let rooms = Rooms::new();
+        let rooms = Rooms::new(3);
         assert_eq!(rooms.join(1, member(1).await), 1);
         assert_eq!(rooms.join(1, member(2).await), 2);
         rooms.leave(1, CallRef(1));

@@ -157,7 +157,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         settings.sip_timers,
     );
     let shared = Arc::new(Shared {
-        rooms: Rooms::new(),
+        rooms: Rooms::new(settings.max_talkers),
         settings,
         store,
         prompts,

@@ -50,6 +50,11 @@ impl Leg {
             .is_ok_and(|mut s| s.latch.on_media(now, source))
     }
 
+    /// The codec this leg sends.
+    pub fn codec(&self) -> Option<crate::sip::sdp::Codec> {
+        self.state.lock().ok().map(|s| s.outbound.codec())
+    }
+
     /// Encodes and sends one 20 ms frame, if the far end's address is known.
     pub fn send_frame(&self, pcm: &[i16]) {
         let Ok(mut s) = self.state.lock() else { return };
@@ -58,8 +63,24 @@ impl Leg {
         };
         let packet = s.outbound.packet(pcm);
         drop(s);
+        self.send(&packet, dest);
+    }
+
+    /// Sends one 20 ms payload already encoded in this leg's codec (the
+    /// room encodes each distinct mix once and fans it out).
+    pub fn send_payload(&self, payload: &[u8]) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let Some(dest) = s.latch.destination() else {
+            return;
+        };
+        let packet = s.outbound.packet_with(payload);
+        drop(s);
+        self.send(&packet, dest);
+    }
+
+    fn send(&self, packet: &[u8], dest: SocketAddr) {
         self.sent.increment(1);
-        if let Err(e) = self.socket.try_send_to(&packet, dest)
+        if let Err(e) = self.socket.try_send_to(packet, dest)
             && e.kind() != std::io::ErrorKind::WouldBlock
         {
             tracing::debug!(%e, %dest, "RTP send failed");

@@ -45,18 +45,28 @@ impl Outbound {
         self.ssrc
     }
 
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// Encodes one 20 ms frame (160 samples; shorter is padded with silence) into a packet.
     pub fn packet(&mut self, pcm: &[i16]) -> Vec<u8> {
-        g711::encode(self.codec, pcm, &mut self.payload);
-        self.payload
-            .resize(FRAME_SAMPLES, g711::silence(self.codec));
+        let mut payload = std::mem::take(&mut self.payload);
+        encode_frame(self.codec, pcm, &mut payload);
+        let packet = self.packet_with(&payload);
+        self.payload = payload;
+        packet
+    }
+
+    /// The next packet of this stream around an already encoded 20 ms payload.
+    pub fn packet_with(&mut self, payload: &[u8]) -> Vec<u8> {
         let built = RtpPacketBuilder::new()
             .payload_type(self.payload_type)
             .ssrc(self.ssrc)
             .sequence(Seq::from(self.seq))
             .timestamp(self.timestamp)
             .marked(self.first)
-            .payload(&self.payload)
+            .payload(payload)
             .build();
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
@@ -64,6 +74,12 @@ impl Outbound {
         // The builder only fails for >15 CSRCs or a bad payload type, neither possible here.
         built.unwrap_or_default()
     }
+}
+
+/// Encodes one 20 ms frame for `codec` (shorter is padded with silence).
+pub fn encode_frame(codec: Codec, pcm: &[i16], out: &mut Vec<u8>) {
+    g711::encode(codec, pcm, out);
+    out.resize(FRAME_SAMPLES, g711::silence(codec));
 }
 
 /// An inbound RTP packet's fields the call needs.
