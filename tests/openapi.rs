@@ -157,14 +157,28 @@ async fn every_documented_route_answers_as_documented() {
         )
         .await;
     assert_eq!(bad["field"], "early_join");
+    let unknown = api
+        .exercise(
+            "PATCH",
+            "/v1/tenants/{id}",
+            &tenant,
+            Some(json!({"colour": "red"})),
+            422,
+        )
+        .await;
+    assert_eq!(unknown["field"], "colour", "an unknown field is named");
     api.exercise(
         "PATCH",
         "/v1/tenants/{id}",
         &tenant,
-        Some(json!({"colour": "red"})),
+        Some(json!([null])),
         422,
     )
     .await;
+    let missing = api
+        .exercise("POST", "/v1/tenants", "/v1/tenants", Some(json!({})), 422)
+        .await;
+    assert_eq!(missing["field"], "name", "a missing field is named");
 
     // Numbers.
     let n = api
@@ -448,6 +462,21 @@ async fn every_documented_route_answers_as_documented() {
         "documented but not exercised: {missed:?}"
     );
     assert!(documented.len() >= 30, "{} operations", documented.len());
+
+    // An id that is no id, and a paging parameter out of range, get the
+    // documented JSON errors (404, and 422 naming the parameter).
+    for (method, path) in documented.iter().filter(|(_, p)| p.contains("{id}")) {
+        let concrete = path.replace("{id}", "9223372036854775808");
+        let body = matches!(method.as_str(), "POST" | "PATCH").then(|| json!({}));
+        let e = api.exercise(method, path, &concrete, body, 404).await;
+        assert!(e["error"].is_string(), "{method} {path}: {e}");
+    }
+    for path in ["/v1/tenants", "/v1/calls", "/v1/meetings", "/v1/attempts"] {
+        let e = api
+            .exercise("GET", path, &format!("{path}?offset=-1"), None, 422)
+            .await;
+        assert_eq!(e["field"], "offset", "{path}: {e}");
+    }
 
     // Without a token, every operation but /healthz answers 401, as documented.
     for (method, path) in &documented {

@@ -1,11 +1,11 @@
 //! Live calls: list them, list a room's participants, hang up, mute.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::{ApiError, ApiResult, ApiState, ErrorBody, Page, Shared, page};
+use super::{ApiError, ApiResult, ApiState, ErrorBody, Page, Path, Query, Shared, page};
 use crate::gateway::live::{ControlError, LiveCall, LiveCalls};
 
 fn live(s: &ApiState) -> Result<&LiveCalls, ApiError> {
@@ -39,7 +39,8 @@ pub async fn list_calls(State(s): Shared, Query(p): Query<Page>) -> ApiResult<im
 /// The calls in one room's mix.
 #[utoipa::path(get, path = "/v1/rooms/{id}/participants", tag = "calls",
     params(("id" = i64, Path, description = "Room id")),
-    responses((status = 200, body = Vec<LiveCall>), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Vec<LiveCall>), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn room_participants(
     State(s): Shared,
     Path(room_id): Path<i64>,

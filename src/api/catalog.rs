@@ -4,13 +4,13 @@
 //! security code or webhook set to `""` is removed.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiResult, Body, ErrorBody, Page, Shared, page};
+use super::{ApiError, ApiResult, Body, ErrorBody, Page, Path, Query, Shared, page};
 use crate::provision::{NumberChange, ProvisionError, RoomChange, TenantChange, TenantSettings};
 use crate::store::{NumberRow, RoomRow, Tenant};
 
@@ -32,6 +32,7 @@ pub struct TenantPatch {
     /// How long after the end they still admit, e.g. `5m` (at most 24h).
     grace: Option<String>,
     /// Digits in generated one-time codes, 6 to 12.
+    #[schema(minimum = 6, maximum = 12)]
     code_length: Option<usize>,
     /// Security code one-time meetings ask for by default; `""` removes it.
     default_security_code: Option<String>,
@@ -98,9 +99,9 @@ pub async fn list_tenants(State(s): Shared, Query(p): Query<Page>) -> ApiResult<
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_tenant(
     State(s): Shared,
-    body: Body<NewTenant>,
+    Body(body): Body<NewTenant>,
 ) -> ApiResult<impl IntoResponse> {
-    let Json(t) = body?;
+    let t = body;
     Ok((
         StatusCode::CREATED,
         Json(s.provisioner.add_tenant(&t.name).await?),
@@ -121,9 +122,9 @@ pub async fn get_tenant(State(s): Shared, Path(id): Path<i64>) -> ApiResult<Json
 pub async fn update_tenant(
     State(s): Shared,
     Path(id): Path<i64>,
-    body: Body<TenantPatch>,
+    Body(body): Body<TenantPatch>,
 ) -> ApiResult<Json<Tenant>> {
-    let Json(p) = body?;
+    let p = body;
     let change = TenantChange {
         name: p.name.as_deref(),
         settings: TenantSettings {
@@ -157,9 +158,9 @@ pub async fn list_numbers(State(s): Shared, Query(p): Query<Page>) -> ApiResult<
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_number(
     State(s): Shared,
-    body: Body<NewNumber>,
+    Body(body): Body<NewNumber>,
 ) -> ApiResult<impl IntoResponse> {
-    let Json(n) = body?;
+    let n = body;
     let language = n.language.as_deref().unwrap_or("en");
     let row = s
         .provisioner
@@ -182,9 +183,9 @@ pub async fn get_number(State(s): Shared, Path(id): Path<i64>) -> ApiResult<Json
 pub async fn update_number(
     State(s): Shared,
     Path(id): Path<i64>,
-    body: Body<NumberPatch>,
+    Body(body): Body<NumberPatch>,
 ) -> ApiResult<Json<NumberRow>> {
-    let Json(p) = body?;
+    let p = body;
     let change = NumberChange {
         tenant: p.tenant.as_deref(),
         language: p.language.as_deref(),
@@ -209,8 +210,11 @@ pub async fn list_rooms(State(s): Shared, Query(p): Query<Page>) -> ApiResult<im
 #[utoipa::path(post, path = "/v1/rooms", tag = "catalog", request_body = NewRoom,
     responses((status = 201, body = RoomRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_room(State(s): Shared, body: Body<NewRoom>) -> ApiResult<impl IntoResponse> {
-    let Json(r) = body?;
+pub async fn create_room(
+    State(s): Shared,
+    Body(body): Body<NewRoom>,
+) -> ApiResult<impl IntoResponse> {
+    let r = body;
     let room = s
         .provisioner
         .add_room(
@@ -237,9 +241,9 @@ pub async fn get_room(State(s): Shared, Path(id): Path<i64>) -> ApiResult<Json<R
 pub async fn update_room(
     State(s): Shared,
     Path(id): Path<i64>,
-    body: Body<RoomPatch>,
+    Body(body): Body<RoomPatch>,
 ) -> ApiResult<Json<RoomRow>> {
-    let Json(p) = body?;
+    let p = body;
     let change = RoomChange {
         name: p.name.as_deref(),
         access_code: p.access_code.as_deref(),

@@ -1,13 +1,13 @@
 //! Scheduled meetings, their invitees, and the attempt log (read-only).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiResult, Body, ErrorBody, Page, Shared, page};
+use super::{ApiResult, Body, ErrorBody, Page, Path, Query, Shared, page};
 use crate::provision::{AttemptSummary, InviteView, MeetingView, Reschedule, Schedule};
 use crate::store::{AttemptRow, InviteeRow};
 
@@ -49,9 +49,11 @@ pub struct MeetingFilter {
     /// Settles a room name several tenants use.
     tenant: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip.
-    offset: Option<usize>,
+    #[param(minimum = 0)]
+    offset: Option<i32>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -74,9 +76,11 @@ pub struct AttemptFilter {
     /// Settles a room name several tenants use.
     tenant: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip.
-    offset: Option<usize>,
+    #[param(minimum = 0)]
+    offset: Option<i32>,
 }
 
 const MEETING_ID: &str = "Meeting id";
@@ -87,9 +91,9 @@ const MEETING_ID: &str = "Meeting id";
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_meeting(
     State(s): Shared,
-    body: Body<NewMeeting>,
+    Body(body): Body<NewMeeting>,
 ) -> ApiResult<impl IntoResponse> {
-    let Json(m) = body?;
+    let m = body;
     let req = Schedule {
         room: &m.room,
         tenant: m.tenant.as_deref(),
@@ -138,9 +142,9 @@ pub async fn get_meeting(State(s): Shared, Path(id): Path<i64>) -> ApiResult<Jso
 pub async fn reschedule_meeting(
     State(s): Shared,
     Path(id): Path<i64>,
-    body: Body<MeetingTimes>,
+    Body(body): Body<MeetingTimes>,
 ) -> ApiResult<Json<MeetingView>> {
-    let Json(t) = body?;
+    let t = body;
     let req = Reschedule {
         start: &t.start,
         duration: t.duration.as_deref(),
@@ -172,9 +176,9 @@ pub async fn cancel_meeting(State(s): Shared, Path(id): Path<i64>) -> ApiResult<
 pub async fn invite(
     State(s): Shared,
     Path(id): Path<i64>,
-    body: Body<NewInvitee>,
+    Body(body): Body<NewInvitee>,
 ) -> ApiResult<impl IntoResponse> {
-    let Json(i) = body?;
+    let i = body;
     let view = s
         .provisioner
         .invite(

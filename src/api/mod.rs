@@ -20,7 +20,8 @@ pub mod metrics;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -109,6 +110,42 @@ impl From<ProvisionError> for ApiError {
     }
 }
 
+impl From<PathRejection> for ApiError {
+    /// A path segment that is not an id of the right type names nothing.
+    fn from(r: PathRejection) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such resource: {}", r.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        let text = r.body_text();
+        // serde names the parameter first: "…: limit: invalid digit …".
+        let field = text
+            .trim_start_matches("Failed to deserialize query string: ")
+            .split(':')
+            .next()
+            .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(str::to_owned);
+        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text);
+        e.body.field = field;
+        e
+    }
+}
+
+/// `axum`'s `Path`, rejecting with our JSON error (404).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(crate) struct Path<T>(pub T);
+
+/// `axum`'s `Query`, rejecting with our JSON error (422 naming the parameter).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct Query<T>(pub T);
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let status = match r {
@@ -122,8 +159,33 @@ impl From<JsonRejection> for ApiError {
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON request body whose rejection is one of our JSON errors.
-pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
+/// A JSON object request body. Anything else (not JSON, not an object, a
+/// field missing, mistyped or unknown) is refused with our JSON error,
+/// naming the field where serde does.
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value).map(Body).map_err(|e| {
+            let text = e.to_string();
+            // serde: "missing field `name`", "unknown field `colour`, expected …".
+            let field = text.split('`').nth(1).map(str::to_owned);
+            let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text);
+            err.body.field =
+                field.filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            err
+        })
+    }
+}
 
 async fn require_token(State(state): Shared, request: Request, next: Next) -> Response {
     let token = request
@@ -150,9 +212,11 @@ async fn require_token(State(state): Shared, request: Request, next: Next) -> Re
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Items to skip (default 0).
-    offset: Option<usize>,
+    #[param(minimum = 0)]
+    offset: Option<i32>,
 }
 
 pub(crate) fn page<T>(items: Vec<T>, p: &Page) -> Result<Vec<T>, ApiError> {
@@ -160,11 +224,9 @@ pub(crate) fn page<T>(items: Vec<T>, p: &Page) -> Result<Vec<T>, ApiError> {
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit must be 1 to 1000"));
     }
-    Ok(items
-        .into_iter()
-        .skip(p.offset.unwrap_or(0))
-        .take(limit)
-        .collect())
+    let offset = usize::try_from(p.offset.unwrap_or(0))
+        .map_err(|_| ApiError::invalid("offset", "offset must be 0 or more"))?;
+    Ok(items.into_iter().skip(offset).take(limit).collect())
 }
 
 struct BearerAuth;
