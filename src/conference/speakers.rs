@@ -42,8 +42,9 @@ pub fn rms(frame: &[i16]) -> f32 {
     if frame.is_empty() {
         return 0.0;
     }
-    let sum: f64 = frame.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
-    (sum / frame.len() as f64).sqrt() as f32
+    // At most 2^30 per sample: a frame of 2^33 samples could not overflow i64.
+    let sum: i64 = frame.iter().map(|s| i64::from(*s) * i64::from(*s)).sum();
+    ((sum as f64) / frame.len() as f64).sqrt() as f32
 }
 
 impl Selector {
@@ -58,17 +59,16 @@ impl Selector {
     /// this tick's frame, muted). Members not listed are forgotten.
     /// Returns whether each listed member is a talker, in the same order.
     pub fn update(&mut self, members: &[(u64, f32, bool)], talkers: &mut Vec<bool>) {
-        self.levels
-            .retain(|(key, _)| members.iter().any(|(k, _, _)| k == key));
-        for &(key, level, muted) in members {
-            let i = match self.levels.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    self.levels.push((key, Level::default()));
-                    self.levels.len() - 1
+        for (i, &(key, level, muted)) in members.iter().enumerate() {
+            // `levels` is kept in member order: only a join or a leave
+            // makes this search.
+            if self.levels.get(i).map(|(k, _)| *k) != Some(key) {
+                match self.levels.iter().skip(i).position(|(k, _)| *k == key) {
+                    Some(p) => self.levels.swap(i, i + p),
+                    None => self.levels.insert(i, (key, Level::default())),
                 }
-            };
-            // `i` indexes an existing entry (found, or just pushed).
+            }
+            // `i` indexes an existing entry (found and swapped, or inserted).
             let entry = &mut self.levels[i].1;
             entry.smoothed = if level > entry.smoothed {
                 0.5 * entry.smoothed + 0.5 * level
@@ -91,13 +91,11 @@ impl Selector {
                 }
             }
         }
+        // Whoever is left past the members has left the room.
+        self.levels.truncate(members.len());
         self.admit_newcomers();
         talkers.clear();
-        talkers.extend(members.iter().map(|(key, _, _)| {
-            self.levels
-                .iter()
-                .any(|(k, l)| k == key && l.talking_for.is_some())
-        }));
+        talkers.extend(self.levels.iter().map(|(_, l)| l.talking_for.is_some()));
     }
 
     fn admit_newcomers(&mut self) {
@@ -234,5 +232,29 @@ mod tests {
         run(&mut s, &[(1, 3000.0, false), (2, 0.0, false)], 5);
         let t = run(&mut s, &[(2, 500.0, false)], 3);
         assert_eq!(t, vec![true], "the floor freed when its talker left");
+    }
+
+    #[test]
+    fn flags_follow_members_through_a_leave_and_a_join() {
+        let mut s = Selector::new(2);
+        run(
+            &mut s,
+            &[(1, 0.0, false), (2, 3000.0, false), (3, 2000.0, false)],
+            5,
+        );
+        // 2 leaves from the middle, 4 joins at the end; 3 keeps its floor.
+        let t = run(
+            &mut s,
+            &[(1, 0.0, false), (3, 2000.0, false), (4, 0.0, false)],
+            1,
+        );
+        assert_eq!(t, vec![false, true, false]);
+        // Reordered members keep their own state.
+        let t = run(
+            &mut s,
+            &[(4, 0.0, false), (3, 2000.0, false), (1, 0.0, false)],
+            1,
+        );
+        assert_eq!(t, vec![false, true, false]);
     }
 }
