@@ -4,7 +4,9 @@
 //! list at scrape time), `dialgate_calls_total{outcome}`,
 //! `dialgate_attempts_total{stage,outcome}`, `dialgate_dtmf_digits_total{source}`,
 //! `dialgate_rtp_packets_total{direction}`, `dialgate_rtp_packets_lost_total`
-//! (RFC 3550 A.3: expected − received), `dialgate_mixer_tick_seconds` and
+//! (RFC 3550 A.3: expected − received),
+//! `dialgate_jitter_frames_total{event}` (lost, late, duplicate,
+//! drift_drop, underrun; added when a caller leaves its room), `dialgate_mixer_tick_seconds` and
 //! `dialgate_db_query_seconds{op}` (histograms; `op` is the call path's
 //! query: `number`, `failures`, `resolve`, `invitee`, `record_attempt`).
 //! Codes never appear in labels.

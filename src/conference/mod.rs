@@ -8,34 +8,44 @@
 //! [`Leg`], which keeps one SSRC and continuous sequence numbers and
 //! timestamps after the prompts.
 //!
-//! Inboxes hold at most [`INBOX_FRAMES`] frames: a sender running fast loses
-//! its oldest audio instead of growing a queue (a real jitter buffer comes
-//! with issue 5). Roles, waiting room, lock and keypad controls: issue 5.
+//! Each member's audio waits in its own adaptive jitter buffer
+//! ([`crate::media::jitter`]) until the room's tick takes a frame; a lost
+//! frame is concealed by repeating the last one at half the level each
+//! time, then silence. Roles, waiting room, lock and keypad controls: issue 5.
 
 pub mod mixer;
 pub mod speakers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use crate::media::jitter::{Jitter, Playout};
 use crate::media::leg::Leg;
-use crate::media::rtp::encode_frame;
+use crate::media::rtp::{Header, encode_frame};
 use crate::sip::endpoint::CallRef;
 use crate::sip::sdp::Codec;
 use mixer::{Frame, Input, Mixer, Tick};
 
-/// Frames a member may have queued for the mixer (60 ms).
-pub const INBOX_FRAMES: usize = 3;
+/// Lost frames in a row that are concealed before the member goes silent.
+pub const CONCEAL_FRAMES: u8 = 3;
+
+/// A member's inbound audio: the jitter buffer and the concealment state.
+#[derive(Debug)]
+struct Inbound {
+    jitter: Jitter<Frame>,
+    last: Option<Frame>,
+    concealed: u8,
+}
 
 /// One caller in a room.
 #[derive(Debug)]
 pub struct Member {
     pub call: CallRef,
     leg: Arc<Leg>,
-    inbox: Mutex<VecDeque<Frame>>,
+    inbound: Mutex<Inbound>,
     /// A muted member is heard by no one (it still hears the room).
     muted: std::sync::atomic::AtomicBool,
 }
@@ -45,24 +55,62 @@ impl Member {
         Arc::new(Member {
             call,
             leg,
-            inbox: Mutex::new(VecDeque::with_capacity(INBOX_FRAMES)),
+            inbound: Mutex::new(Inbound {
+                jitter: Jitter::new(8000),
+                last: None,
+                concealed: 0,
+            }),
             muted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Queues one decoded 20 ms frame of the caller's audio for the mixer.
-    pub fn push_audio(&self, frame: Frame) {
-        if let Ok(mut q) = self.inbox.lock() {
-            if q.len() >= INBOX_FRAMES {
-                q.pop_front();
-            }
-            q.push_back(frame);
+    /// One decoded 20 ms frame of the caller's audio arrived at `now`.
+    pub fn push_audio(&self, now: std::time::Instant, header: &Header, frame: Frame) {
+        if let Ok(mut i) = self.inbound.lock() {
+            i.jitter
+                .push(now, header.ssrc, header.sequence, header.timestamp, frame);
         }
     }
 
+    /// A packet of the caller's stream that is not audio (RFC 4733) arrived.
+    pub fn push_not_audio(&self, header: &Header) {
+        if let Ok(mut i) = self.inbound.lock() {
+            i.jitter.push_not_audio(header.ssrc, header.sequence);
+        }
+    }
+
+    /// This tick's frame: played, concealed, or none.
     fn take_frame(&self) -> Option<Frame> {
-        let frame = self.inbox.lock().ok()?.pop_front();
+        let mut i = self.inbound.lock().ok()?;
+        let frame = match i.jitter.pop() {
+            Playout::Frame(f) => {
+                i.concealed = 0;
+                i.last = Some(f);
+                Some(f)
+            }
+            // A loss, or the buffering that follows an underrun mid-stream.
+            Playout::Lost | Playout::Buffering
+                if i.last.is_some() && i.concealed < CONCEAL_FRAMES =>
+            {
+                i.concealed += 1;
+                let fade = i.concealed;
+                i.last.map(|mut f| {
+                    f.iter_mut().for_each(|s| *s >>= fade);
+                    f
+                })
+            }
+            Playout::Silence => {
+                i.concealed = CONCEAL_FRAMES;
+                None
+            }
+            Playout::Lost | Playout::Buffering => None,
+        };
         frame.filter(|_| !self.is_muted())
+    }
+
+    /// The member's jitter-buffer counters.
+    pub fn jitter_stats(&self) -> Option<crate::media::jitter::Stats> {
+        self.inbound.lock().ok().map(|i| i.jitter.stats())
     }
 
     fn is_muted(&self) -> bool {
@@ -243,26 +291,48 @@ mod tests {
         assert_eq!(rooms.room_count(), 0);
     }
 
+    fn header(seq: u16) -> Header {
+        Header {
+            payload_type: 0,
+            marker: false,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 42,
+        }
+    }
+
     #[tokio::test]
     async fn a_muted_member_contributes_nothing_to_the_mix() {
         let m = member(1).await;
-        m.push_audio([5; 160]);
+        let t0 = std::time::Instant::now();
+        m.push_audio(t0, &header(1), [5; 160]);
         m.set_muted(true);
         assert_eq!(m.take_frame(), None);
         m.set_muted(false);
-        m.push_audio([6; 160]);
+        m.push_audio(t0, &header(2), [6; 160]);
         assert_eq!(m.take_frame().map(|f| f[0]), Some(6));
     }
 
     #[tokio::test]
-    async fn inbox_keeps_only_the_newest_frames() {
+    async fn a_lost_frame_is_concealed_fading_then_silence() {
         let m = member(1).await;
-        for v in 0..5i16 {
-            m.push_audio([v; 160]);
-        }
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(2));
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(3));
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(4));
-        assert_eq!(m.take_frame(), None);
+        let t0 = std::time::Instant::now();
+        m.push_audio(t0, &header(1), [800; 160]);
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(800));
+        let concealed: Vec<Option<i16>> = (0..4).map(|_| m.take_frame().map(|f| f[0])).collect();
+        assert_eq!(concealed, vec![Some(400), Some(200), Some(100), None]);
+        assert_eq!(m.jitter_stats().map(|s| s.underruns), Some(1));
+    }
+
+    #[tokio::test]
+    async fn keypad_packets_between_audio_are_silence_not_loss() {
+        let m = member(1).await;
+        let t0 = std::time::Instant::now();
+        m.push_audio(t0, &header(1), [300; 160]);
+        m.push_not_audio(&header(2));
+        m.push_audio(t0, &header(3), [300; 160]);
+        let got: Vec<Option<i16>> = (0..3).map(|_| m.take_frame().map(|f| f[0])).collect();
+        assert_eq!(got, vec![Some(300), None, Some(300)]);
+        assert_eq!(m.jitter_stats().map(|s| s.lost), Some(0));
     }
 }

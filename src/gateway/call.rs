@@ -341,9 +341,13 @@ impl Call {
                             let mut frame = [0i16; FRAME_SAMPLES];
                             let n = decoded.len().min(FRAME_SAMPLES);
                             frame[..n].copy_from_slice(&decoded[..n]);
-                            member.push_audio(frame);
+                            member.push_audio(now, &header, frame);
                         }
                     } else {
+                        if let Some((_, member)) = &room {
+                            // Keypad packets share the stream: not audio, not loss.
+                            member.push_not_audio(&header);
+                        }
                         if keypad_ssrc != Some(header.ssrc) {
                             // A new stream: its event timestamps start afresh.
                             keypad = rfc4733::Receiver::new();
@@ -389,9 +393,21 @@ impl Call {
             End::Gone => "ended_by_gateway",
         };
         metrics::counter!("dialgate_calls_total", "outcome" => call_outcome).increment(1);
-        if let Some((room_id, _)) = room {
+        if let Some((room_id, member)) = room {
             self.shared.rooms.leave(room_id, self.call);
-            tracing::info!(room_id, "left room");
+            if let Some(stats) = member.jitter_stats() {
+                tracing::info!(room_id, ?stats, "left room");
+                for (event, n) in [
+                    ("lost", stats.lost),
+                    ("late", stats.late),
+                    ("duplicate", stats.duplicates),
+                    ("drift_drop", stats.drift_drops),
+                    ("underrun", stats.underruns),
+                ] {
+                    metrics::counter!("dialgate_jitter_frames_total", "event" => event)
+                        .increment(n);
+                }
+            }
         }
         match end {
             End::Gone => tracing::info!("call ended by the gateway"),

@@ -4,12 +4,14 @@
 //! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
 //! - [`rtp`]: RTP packets in and out, symmetric RTP.
 //! - [`reception`]: inbound sequence accounting (packets lost).
+//! - [`jitter`]: the adaptive jitter buffer in front of the room's mix.
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
 //!
 //! Left out for now: Opus, G.722, jitter buffer, RTCP (issue 5).
 
 pub mod g711;
+pub mod jitter;
 pub mod leg;
 pub mod ports;
 pub mod prompts;

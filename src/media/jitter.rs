@@ -1,0 +1,407 @@
+//! An adaptive jitter buffer for one inbound RTP audio stream of 20 ms
+//! packets.
+//!
+//! Packets go in as they arrive ([`Jitter::push`]); the room's 20 ms clock
+//! takes one frame out per tick ([`Jitter::pop`]). In between the buffer:
+//!
+//! - puts packets back in sequence order and drops duplicates and packets
+//!   that come after their turn was played (late);
+//! - holds back playout until `target` frames are buffered. The target
+//!   follows the RFC 3550 §A.8 interarrival-jitter estimate (three times the
+//!   jitter plus one frame, at least one and at most [`MAX_TARGET`] frames)
+//!   and rises by one after each underrun, sinking back one frame per
+//!   [`CALM_TICKS`] without one;
+//! - tells a missing packet ([`Playout::Lost`], for the decoder to conceal:
+//!   Opus PLC/FEC, G.711 repetition) from a sequence number the caller
+//!   marked as not audio (an RFC 4733 event, [`Playout::Silence`]);
+//! - absorbs sender clock drift: a sender running fast fills the buffer, and
+//!   a frame is dropped whenever more than `target + DRIFT_SLACK` are
+//!   queued; one running slow runs it dry, which is an underrun;
+//! - starts over on a new SSRC or a sequence jump (a restarted sender).
+//!
+//! Sans-IO: arrival times come in as `Instant`s; tests use simulated time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Frames of 20 ms.
+pub const FRAME: Duration = Duration::from_millis(20);
+/// Most frames held back before playout (200 ms).
+pub const MAX_TARGET: usize = 10;
+/// Frames queued beyond the target before one is dropped.
+pub const DRIFT_SLACK: usize = 3;
+/// Ticks without an underrun after which the underrun margin shrinks (10 s).
+pub const CALM_TICKS: u32 = 500;
+/// A sequence jump larger than this is a restart, not loss.
+const MAX_JUMP: u16 = 1000;
+
+/// What one tick plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout<T> {
+    /// The next packet's payload.
+    Frame(T),
+    /// The next packet is missing: conceal.
+    Lost,
+    /// The next sequence number was not audio (a telephone-event).
+    Silence,
+    /// Not playing (nothing received yet, or buffering after an underrun).
+    Buffering,
+}
+
+/// Counters, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub played: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub duplicates: u64,
+    /// Frames dropped because the sender ran fast.
+    pub drift_drops: u64,
+    pub underruns: u64,
+}
+
+#[derive(Debug)]
+enum Slot<T> {
+    Audio(T),
+    NotAudio,
+}
+
+/// The jitter buffer of one stream; `T` is the payload (bytes, or PCM).
+#[derive(Debug)]
+pub struct Jitter<T> {
+    clock_rate: u32,
+    ssrc: Option<u32>,
+    /// Extended sequence number → slot.
+    slots: BTreeMap<u64, Slot<T>>,
+    /// Extended sequence number of the highest packet seen.
+    highest: u64,
+    /// Next extended sequence number to play (kept while buffering after
+    /// an underrun, so what was played is never played again).
+    next: Option<u64>,
+    playing: bool,
+    /// RFC 3550 A.8 jitter estimate, in timestamp units.
+    jitter: f64,
+    /// (arrival, RTP timestamp) of the previous packet.
+    previous: Option<(Instant, u32)>,
+    /// Extra frames of target added by underruns.
+    margin: usize,
+    calm: u32,
+    stats: Stats,
+}
+
+impl<T> Jitter<T> {
+    /// A buffer for a stream whose RTP clock runs at `clock_rate` Hz.
+    pub fn new(clock_rate: u32) -> Jitter<T> {
+        Jitter {
+            clock_rate: clock_rate.max(1),
+            ssrc: None,
+            slots: BTreeMap::new(),
+            highest: 0,
+            next: None,
+            playing: false,
+            jitter: 0.0,
+            previous: None,
+            margin: 0,
+            calm: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Interarrival jitter (RFC 3550 A.8).
+    pub fn jitter(&self) -> Duration {
+        Duration::from_secs_f64(self.jitter / f64::from(self.clock_rate))
+    }
+
+    /// Frames held back before playout.
+    pub fn target(&self) -> usize {
+        let jitter_frames =
+            (3.0 * self.jitter().as_secs_f64() / FRAME.as_secs_f64()).ceil() as usize;
+        (1 + jitter_frames + self.margin).min(MAX_TARGET)
+    }
+
+    /// Frames waiting to be played.
+    pub fn buffered(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// An audio packet arrived at `now`.
+    pub fn push(&mut self, now: Instant, ssrc: u32, seq: u16, timestamp: u32, payload: T) {
+        let Some(ext) = self.extend(ssrc, seq) else {
+            return;
+        };
+        self.estimate_jitter(now, timestamp);
+        self.insert(ext, Slot::Audio(payload));
+    }
+
+    /// A packet of the same stream that is not audio (RFC 4733) arrived: its
+    /// sequence number plays as silence instead of counting as lost.
+    pub fn push_not_audio(&mut self, ssrc: u32, seq: u16) {
+        if let Some(ext) = self.extend(ssrc, seq) {
+            self.insert(ext, Slot::NotAudio);
+        }
+    }
+
+    fn insert(&mut self, ext: u64, slot: Slot<T>) {
+        if self.next.is_some_and(|n| ext < n) {
+            self.stats.late += 1;
+        } else if let std::collections::btree_map::Entry::Vacant(free) = self.slots.entry(ext) {
+            free.insert(slot);
+        } else {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    /// The extended sequence number of `seq`, restarting on a new SSRC or
+    /// a jump; `None` for a packet too old to place.
+    fn extend(&mut self, ssrc: u32, seq: u16) -> Option<u64> {
+        if self.ssrc != Some(ssrc) {
+            self.restart(ssrc, seq);
+            return Some(self.highest);
+        }
+        let low = (self.highest & 0xFFFF) as u16;
+        let ahead = seq.wrapping_sub(low);
+        let behind = low.wrapping_sub(seq);
+        if ahead <= MAX_JUMP {
+            self.highest += u64::from(ahead);
+            Some(self.highest)
+        } else if behind <= MAX_JUMP {
+            self.highest.checked_sub(u64::from(behind))
+        } else {
+            self.restart(ssrc, seq);
+            Some(self.highest)
+        }
+    }
+
+    fn restart(&mut self, ssrc: u32, seq: u16) {
+        self.ssrc = Some(ssrc);
+        self.slots.clear();
+        self.next = None;
+        self.playing = false;
+        self.previous = None;
+        // One cycle up, so packets just before the first cannot underflow.
+        self.highest = (1 << 16) + u64::from(seq);
+    }
+
+    fn estimate_jitter(&mut self, now: Instant, timestamp: u32) {
+        if let Some((arrived, ts)) = self.previous {
+            let transit_arrival =
+                now.saturating_duration_since(arrived).as_secs_f64() * f64::from(self.clock_rate);
+            let sent = f64::from(timestamp.wrapping_sub(ts) as i32);
+            let d = (transit_arrival - sent).abs();
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.previous = Some((now, timestamp));
+    }
+
+    /// What to play this tick.
+    pub fn pop(&mut self) -> Playout<T> {
+        self.calm += 1;
+        if self.calm >= CALM_TICKS {
+            self.calm = 0;
+            self.margin = self.margin.saturating_sub(1);
+        }
+        let next = match self.next {
+            Some(n) if self.playing => n,
+            _ => {
+                // Late packets were refused, so the first slot is not behind `next`.
+                let Some(first) = self.slots.keys().next().copied() else {
+                    return Playout::Buffering;
+                };
+                if self.slots.len() < self.target() {
+                    return Playout::Buffering;
+                }
+                self.playing = true;
+                first
+            }
+        };
+        // The sender runs fast: skip one frame to catch up.
+        let queued = self.highest.saturating_sub(next) as usize + 1;
+        let next = if queued > self.target() + DRIFT_SLACK {
+            self.slots.remove(&next);
+            self.stats.drift_drops += 1;
+            next + 1
+        } else {
+            next
+        };
+        if self.slots.is_empty() {
+            // Ran dry: buffer up again, a little deeper.
+            self.next = Some(next);
+            self.playing = false;
+            self.stats.underruns += 1;
+            self.stats.lost += 1;
+            self.margin = (self.margin + 1).min(MAX_TARGET);
+            self.calm = 0;
+            return Playout::Lost;
+        }
+        self.next = Some(next + 1);
+        match self.slots.remove(&next) {
+            Some(Slot::Audio(p)) => {
+                self.stats.played += 1;
+                Playout::Frame(p)
+            }
+            Some(Slot::NotAudio) => Playout::Silence,
+            None => {
+                self.stats.lost += 1;
+                Playout::Lost
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SSRC: u32 = 7;
+
+    /// Simulated arrivals: (ms after start, sequence number).
+    fn run(
+        j: &mut Jitter<u16>,
+        start: Instant,
+        arrivals: &[(u64, u16)],
+        ticks: usize,
+    ) -> Vec<Playout<u16>> {
+        let mut out = Vec::new();
+        let mut pending = arrivals.to_vec();
+        pending.sort_by_key(|(at, _)| *at);
+        let mut it = pending.into_iter().peekable();
+        for tick in 0..ticks as u64 {
+            let now_ms = tick * 20;
+            while let Some(&(at, seq)) = it.peek() {
+                if at > now_ms {
+                    break;
+                }
+                let ts = u32::from(seq.wrapping_sub(1000)) * 160;
+                j.push(start + Duration::from_millis(at), SSRC, seq, ts, seq);
+                it.next();
+            }
+            out.push(j.pop());
+        }
+        out
+    }
+
+    fn frames(out: &[Playout<u16>]) -> Vec<u16> {
+        out.iter()
+            .filter_map(|p| match p {
+                Playout::Frame(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn steady_stream_plays_every_frame_in_order() {
+        let mut j = Jitter::new(8000);
+        let arrivals: Vec<(u64, u16)> = (0..50).map(|i| (i * 20, 1000 + i as u16)).collect();
+        let out = run(&mut j, Instant::now(), &arrivals, 60);
+        assert_eq!(frames(&out), (1000..1050).collect::<Vec<_>>());
+        assert_eq!(j.stats().lost, 1, "only the run-out at the end");
+        assert_eq!(
+            j.target(),
+            2,
+            "no jitter: one frame plus the underrun margin"
+        );
+    }
+
+    #[test]
+    fn reordered_and_duplicated_packets_play_once_in_order() {
+        let mut j = Jitter::new(8000);
+        let mut arrivals: Vec<(u64, u16)> = (0..30).map(|i| (i * 20, 1000 + i as u16)).collect();
+        // 1005 overtakes 1004; 1010 arrives twice.
+        arrivals[4].0 = 95;
+        arrivals[5].0 = 85;
+        arrivals.push((205, 1010));
+        let out = run(&mut j, Instant::now(), &arrivals, 40);
+        assert_eq!(frames(&out), (1000..1030).collect::<Vec<_>>());
+        assert_eq!(j.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn a_missing_packet_is_lost_once_and_late_arrival_is_dropped() {
+        let mut j = Jitter::new(8000);
+        let mut arrivals: Vec<(u64, u16)> = (0..30).map(|i| (i * 20, 1000 + i as u16)).collect();
+        arrivals[10].0 = 2000; // 1010 comes far too late
+        let out = run(&mut j, Instant::now(), &arrivals, 28);
+        let lost_at = out
+            .iter()
+            .position(|p| *p == Playout::Lost)
+            .expect("a loss");
+        assert_eq!(out[lost_at - 1], Playout::Frame(1009));
+        let mut expected: Vec<u16> = (1000..1010).collect();
+        expected.extend(1011..1027);
+        assert_eq!(frames(&out), expected, "1010 is skipped, nothing else");
+        run(&mut j, Instant::now(), &[(0, 1010)], 1);
+        assert_eq!(j.stats().late, 1);
+    }
+
+    #[test]
+    fn telephone_event_sequence_numbers_play_as_silence_not_loss() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        j.push(t0, SSRC, 1000, 0, 1000);
+        j.push_not_audio(SSRC, 1001);
+        j.push(t0 + FRAME * 2, SSRC, 1002, 320, 1002);
+        let out: Vec<_> = (0..3).map(|_| j.pop()).collect();
+        assert_eq!(
+            out,
+            vec![Playout::Frame(1000), Playout::Silence, Playout::Frame(1002)]
+        );
+        assert_eq!(j.stats().lost, 0);
+    }
+
+    #[test]
+    fn jitter_raises_the_playout_delay() {
+        let mut j = Jitter::new(8000);
+        // Packets every 20 ms on average, arriving ±30 ms around it.
+        let arrivals: Vec<(u64, u16)> = (0..200u64)
+            .map(|i| (i * 20 + if i % 2 == 0 { 0 } else { 60 }, 1000 + i as u16))
+            .collect();
+        run(&mut j, Instant::now(), &arrivals, 100);
+        assert!(j.jitter() > Duration::from_millis(20), "{:?}", j.jitter());
+        assert!(j.target() >= 4, "target {}", j.target());
+    }
+
+    #[test]
+    fn a_fast_sender_is_caught_up_by_dropping_frames() {
+        let mut j = Jitter::new(8000);
+        // 2 % fast: 50 packets per 49 ticks' worth of time, for 20 s.
+        let arrivals: Vec<(u64, u16)> = (0..1000u64)
+            .map(|i| (i * 1960 / 100, 1000u16.wrapping_add(i as u16)))
+            .collect();
+        run(&mut j, Instant::now(), &arrivals, 980);
+        assert!(j.stats().drift_drops > 0);
+        assert!(
+            j.buffered() <= j.target() + DRIFT_SLACK + 1,
+            "{} buffered",
+            j.buffered()
+        );
+    }
+
+    #[test]
+    fn a_slow_sender_underruns_and_the_delay_grows() {
+        let mut j = Jitter::new(8000);
+        // 5 % slow: one packet every 21 ms.
+        let arrivals: Vec<(u64, u16)> = (0..300u64).map(|i| (i * 21, 1000 + i as u16)).collect();
+        let out = run(&mut j, Instant::now(), &arrivals, 300);
+        assert!(j.stats().underruns >= 1);
+        assert!(j.target() >= 2, "the delay grew to {}", j.target());
+        assert!(
+            frames(&out).windows(2).all(|w| w[1] == w[0] + 1),
+            "no frame skipped or repeated"
+        );
+    }
+
+    #[test]
+    fn a_new_ssrc_starts_over() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        j.push(t0, SSRC, 1000, 0, 1);
+        assert_eq!(j.pop(), Playout::Frame(1));
+        j.push(t0 + FRAME, 99, 5, 0, 2);
+        assert_eq!(j.pop(), Playout::Frame(2));
+    }
+}
