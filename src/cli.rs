@@ -32,7 +32,7 @@ pub enum Command {
         #[arg(long)]
         config: Option<std::path::PathBuf>,
         #[command(flatten)]
-        options: ServeOptions,
+        options: Box<ServeOptions>,
     },
     /// Tenants (accounts).
     #[command(subcommand)]

@@ -2,6 +2,7 @@
 //! keys, kebab-case) over built-in defaults, resolved once at start-up into
 //! [`Settings`]. Durations are written `90s`, `1h30m`, `500ms`.
 
+use crate::sip::sdp::{ALL_CODECS, Codec};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,6 +107,9 @@ pub struct ServeOptions {
     /// Most members mixed at once per room (the loudest; 1 to 16) [default: 3]
     #[arg(long)]
     pub max_talkers: Option<usize>,
+    /// Codecs we accept, most preferred first [default: opus,g722,pcmu,pcma]
+    #[arg(long)]
+    pub codecs: Option<String>,
 }
 
 /// Resolved settings for one gateway.
@@ -128,6 +132,29 @@ pub struct Settings {
     pub trusted_peers: Vec<IpAddr>,
     /// Most members mixed at once per room.
     pub max_talkers: usize,
+    /// Codecs we accept, most preferred first.
+    pub codecs: Vec<Codec>,
+}
+
+/// `opus,g722,pcmu,pcma`: known names, each once, at least one.
+fn parse_codecs(list: &str) -> Result<Vec<Codec>, ConfigError> {
+    let mut codecs = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let codec = Codec::from_name(name).ok_or_else(|| {
+            invalid(
+                "codecs",
+                format!("{name:?} is not one of opus, g722, pcmu, pcma"),
+            )
+        })?;
+        if codecs.contains(&codec) {
+            return Err(invalid("codecs", format!("{name} is listed twice")));
+        }
+        codecs.push(codec);
+    }
+    if codecs.is_empty() {
+        return Err(invalid("codecs", "list at least one codec"));
+    }
+    Ok(codecs)
 }
 
 /// Parses `90s`, `1h30m`, `500ms`, `2m`.
@@ -212,6 +239,7 @@ impl ServeOptions {
             number_alarm_attempts: self.number_alarm_attempts.or(base.number_alarm_attempts),
             trusted_peers: self.trusted_peers.or(base.trusted_peers),
             max_talkers: self.max_talkers.or(base.max_talkers),
+            codecs: self.codecs.or(base.codecs),
         }
     }
 
@@ -319,7 +347,12 @@ impl ServeOptions {
             Some(n @ 1..=16) => n,
             Some(_) => return Err(invalid("max-talkers", "must be 1 to 16")),
         };
+        let codecs = match self.codecs.as_deref() {
+            None => ALL_CODECS.to_vec(),
+            Some(list) => parse_codecs(list)?,
+        };
         Ok(Settings {
+            codecs,
             max_talkers,
             json_logs,
             api_listen,
@@ -421,5 +454,27 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn codec_list_is_an_ordered_set_of_known_names() {
+        let with = |codecs: &str| {
+            ServeOptions {
+                codecs: Some(codecs.to_owned()),
+                ..ServeOptions::default()
+            }
+            .resolve()
+        };
+        assert_eq!(
+            with("PCMA, opus").map(|s| s.codecs).ok(),
+            Some(vec![Codec::Pcma, Codec::Opus])
+        );
+        assert_eq!(
+            ServeOptions::default().resolve().map(|s| s.codecs).ok(),
+            Some(ALL_CODECS.to_vec())
+        );
+        assert!(with("pcmu,pcmu").is_err());
+        assert!(with("gsm").is_err());
+        assert!(with(" , ").is_err());
     }
 }

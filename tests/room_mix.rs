@@ -1,6 +1,7 @@
-//! Two callers in one room: each hears the other, never itself. The test
-//! callers send tones at different frequencies and look for them by Goertzel
-//! power in the G.711 they receive.
+//! Callers in one room: each hears the others, never itself — two on
+//! G.711, then three on PCMU, PCMA and Opus. The test callers send tones at
+//! different frequencies and look for them by Goertzel power in the audio
+//! they receive and decode.
 
 mod support;
 
@@ -68,4 +69,54 @@ async fn two_callers_hear_each_other_and_not_themselves() {
 
     assert_eq!(a.hang_up().await, Some(200));
     assert_eq!(b.hang_up().await, Some(200));
+}
+
+#[tokio::test]
+async fn three_callers_on_pcmu_pcma_and_opus_hear_the_other_two_not_themselves() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+    let mut callers = Vec::new();
+    for codec in CODECS {
+        let codecs = [codec];
+        let c = Caller::dial(
+            &gw.sip,
+            Dial {
+                codecs: &codecs,
+                ..Dial::default()
+            },
+        )
+        .await;
+        assert_eq!((c.invite_status, c.codec), (200, codec));
+        callers.push(c);
+    }
+    let code = format!("{CODE}#");
+    let [a, b, c] = &mut callers[..] else {
+        unreachable!("three callers were pushed")
+    };
+    tokio::join!(
+        a.key_rfc4733(&code),
+        b.key_rfc4733(&code),
+        c.key_rfc4733(&code)
+    );
+    const TONES: [f64; 3] = [697.0, 1209.0, 1477.0];
+    let (heard_a, heard_b, heard_c) = tokio::join!(
+        a.talk_and_listen(300, |i| sine_frame(TONES[0], 8000.0, i)),
+        b.talk_and_listen(300, |i| sine_frame(TONES[1], 8000.0, i)),
+        c.talk_and_listen(300, |i| sine_frame(TONES[2], 8000.0, i)),
+    );
+    assert_eq!(gw.log().matches("joined room").count(), 3, "{}", gw.log());
+    for (me, heard) in [heard_a, heard_b, heard_c].iter().enumerate() {
+        let tail = tail_samples(heard, 75);
+        assert!(tail.len() >= 60 * 160, "caller {me} receives the mix");
+        let power: Vec<f64> = TONES.iter().map(|f| tone_power(&tail, *f)).collect();
+        eprintln!("caller {me} ({:?}) hears {power:.0?}", CODECS[me]);
+        for (other, p) in power.iter().enumerate().filter(|(o, _)| *o != me) {
+            assert!(*p > 1e6, "caller {me} hears caller {other}: {p:.0}");
+            assert!(power[me] < p / 1000.0, "caller {me} does not hear itself");
+        }
+    }
+    for c in &mut callers {
+        assert_eq!(c.hang_up().await, Some(200));
+    }
 }

@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use crate::media::codec::{self, Decoder, Encoder, OpusParams};
 use crate::media::jitter::{Jitter, Playout};
 use crate::media::leg::Leg;
-use crate::media::rtp::{Header, encode_frame};
+use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
 use crate::sip::sdp::Codec;
 use mixer::{Frame, Input, Mixer, Tick};
@@ -32,12 +33,32 @@ use mixer::{Frame, Input, Mixer, Tick};
 /// Lost frames in a row that are concealed before the member goes silent.
 pub const CONCEAL_FRAMES: u8 = 3;
 
-/// A member's inbound audio: the jitter buffer and the concealment state.
-#[derive(Debug)]
+/// A member's inbound audio: the jitter buffer (payloads, decoded in
+/// order as they are played, so Opus's decoder state and its loss
+/// concealment stay right), the decoder and the concealment state.
 struct Inbound {
-    jitter: Jitter<Frame>,
+    jitter: Jitter<Vec<u8>>,
+    decoder: Box<dyn Decoder>,
+    pcm: Vec<i16>,
     last: Option<Frame>,
     concealed: u8,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("jitter", &self.jitter.stats())
+            .field("concealed", &self.concealed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first 20 ms of `pcm`, padded with silence.
+fn frame_of(pcm: &[i16]) -> Frame {
+    let mut frame = [0i16; crate::media::g711::FRAME_SAMPLES];
+    let n = pcm.len().min(frame.len());
+    frame[..n].copy_from_slice(&pcm[..n]);
+    frame
 }
 
 /// One caller in a room.
@@ -51,12 +72,15 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(call: CallRef, leg: Arc<Leg>) -> Arc<Member> {
+    /// A member whose far end sends `codec` (at its RTP clock rate).
+    pub fn new(call: CallRef, leg: Arc<Leg>, codec: Codec) -> Arc<Member> {
         Arc::new(Member {
             call,
             leg,
             inbound: Mutex::new(Inbound {
-                jitter: Jitter::new(8000),
+                jitter: Jitter::new(codec.clock_rate()),
+                decoder: codec::decoder(codec),
+                pcm: Vec::with_capacity(crate::media::g711::FRAME_SAMPLES),
                 last: None,
                 concealed: 0,
             }),
@@ -64,11 +88,16 @@ impl Member {
         })
     }
 
-    /// One decoded 20 ms frame of the caller's audio arrived at `now`.
-    pub fn push_audio(&self, now: std::time::Instant, header: &Header, frame: Frame) {
+    /// One 20 ms packet of the caller's audio (its payload) arrived at `now`.
+    pub fn push_audio(&self, now: std::time::Instant, header: &Header, payload: &[u8]) {
         if let Ok(mut i) = self.inbound.lock() {
-            i.jitter
-                .push(now, header.ssrc, header.sequence, header.timestamp, frame);
+            i.jitter.push(
+                now,
+                header.ssrc,
+                header.sequence,
+                header.timestamp,
+                payload.to_vec(),
+            );
         }
     }
 
@@ -81,23 +110,32 @@ impl Member {
 
     /// This tick's frame: played, concealed, or none.
     fn take_frame(&self) -> Option<Frame> {
-        let mut i = self.inbound.lock().ok()?;
+        let mut guard = self.inbound.lock().ok()?;
+        let i = &mut *guard;
         let frame = match i.jitter.pop() {
-            Playout::Frame(f) => {
+            Playout::Frame(payload) => {
+                i.decoder.decode(&payload, &mut i.pcm);
+                let f = frame_of(&i.pcm);
                 i.concealed = 0;
                 i.last = Some(f);
                 Some(f)
             }
-            // A loss, or the buffering that follows an underrun mid-stream.
+            // A loss, or the buffering that follows an underrun mid-stream:
+            // the codec's own concealment (Opus PLC), else the last frame
+            // repeated at half the level each time.
             Playout::Lost | Playout::Buffering
                 if i.last.is_some() && i.concealed < CONCEAL_FRAMES =>
             {
                 i.concealed += 1;
-                let fade = i.concealed;
-                i.last.map(|mut f| {
-                    f.iter_mut().for_each(|s| *s >>= fade);
-                    f
-                })
+                if i.decoder.conceal(&mut i.pcm) {
+                    Some(frame_of(&i.pcm))
+                } else {
+                    let fade = i.concealed;
+                    i.last.map(|mut f| {
+                        f.iter_mut().for_each(|s| *s >>= fade);
+                        f
+                    })
+                }
             }
             Playout::Silence => {
                 i.concealed = CONCEAL_FRAMES;
@@ -234,13 +272,20 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
     tracing::debug!(room_id, "room mixer stopped");
 }
 
+/// Which mix an encoder serves: the shared one, or one talker's own.
+type MixKey = Option<u64>;
+
 /// Encodes each distinct (mix, codec) pair of a tick once and sends every
-/// member the payload for its pair. Buffers are kept across ticks.
-#[derive(Debug, Default)]
+/// member the payload for its pair. Encoders keep their state (Opus) from
+/// tick to tick per (mix, codec), and are dropped when their mix goes
+/// (a talker falls silent or leaves). Buffers are kept across ticks.
+#[derive(Default)]
 struct Fanout {
     codecs: Vec<Option<Codec>>,
     plan: Vec<(usize, Option<Codec>)>,
     payloads: Vec<Vec<u8>>,
+    encoders: HashMap<(MixKey, Codec), Box<dyn Encoder>>,
+    used: Vec<(MixKey, Codec)>,
 }
 
 impl Fanout {
@@ -250,11 +295,30 @@ impl Fanout {
         self.codecs.extend(members.iter().map(|m| m.leg.codec()));
         mixer::encode_plan(&tick.heard, &self.codecs, &mut self.plan);
         self.payloads.resize_with(self.plan.len(), Vec::new);
+        self.used.clear();
         for ((mix, codec), payload) in self.plan.iter().zip(&mut self.payloads) {
-            if let (Some(codec), Some(frame)) = (codec, tick.mixes.get(*mix)) {
-                encode_frame(*codec, frame, payload);
-            }
+            let (Some(codec), Some(frame)) = (codec, tick.mixes.get(*mix)) else {
+                continue;
+            };
+            // A talker's own mix is keyed by that talker; the rest share one.
+            let key: MixKey = (*mix != mixer::SHARED)
+                .then(|| {
+                    tick.heard
+                        .iter()
+                        .position(|h| h == mix)
+                        .and_then(|i| members.get(i))
+                        .map(|m| m.call.0)
+                })
+                .flatten();
+            let encoder = self
+                .encoders
+                .entry((key, *codec))
+                .or_insert_with(|| codec::encoder(*codec, OpusParams::default()));
+            encoder.encode(frame, payload);
+            self.used.push((key, *codec));
         }
+        let used = &self.used;
+        self.encoders.retain(|k, _| used.contains(k));
         for ((member, mix), codec) in members.iter().zip(&tick.heard).zip(&self.codecs) {
             let at = self.plan.iter().position(|p| *p == (*mix, *codec));
             if let Some(payload) = at.and_then(|i| self.payloads.get(i)) {
@@ -277,7 +341,7 @@ mod tests {
             Outbound::new(Codec::Pcmu, 0),
             Latch::new(None),
         ));
-        Member::new(CallRef(call), leg)
+        Member::new(CallRef(call), leg, Codec::Pcmu)
     }
 
     #[tokio::test]
@@ -289,6 +353,20 @@ mod tests {
         assert_eq!(rooms.members(1), 1);
         rooms.leave(1, CallRef(2));
         assert_eq!(rooms.room_count(), 0);
+    }
+
+    /// A PCMU payload of a constant level (μ-law: the decoded value is close).
+    fn pcmu(level: i16) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::media::g711::encode(crate::media::g711::Law::Mu, &[level; 160], &mut out);
+        out
+    }
+
+    /// What `level` sounds like after μ-law.
+    fn lvl(level: i16) -> i16 {
+        let mut pcm = Vec::new();
+        crate::media::g711::decode(crate::media::g711::Law::Mu, &pcmu(level), &mut pcm);
+        pcm[0]
     }
 
     fn header(seq: u16) -> Header {
@@ -305,22 +383,26 @@ mod tests {
     async fn a_muted_member_contributes_nothing_to_the_mix() {
         let m = member(1).await;
         let t0 = std::time::Instant::now();
-        m.push_audio(t0, &header(1), [5; 160]);
+        m.push_audio(t0, &header(1), &pcmu(5));
         m.set_muted(true);
         assert_eq!(m.take_frame(), None);
         m.set_muted(false);
-        m.push_audio(t0, &header(2), [6; 160]);
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(6));
+        m.push_audio(t0, &header(2), &pcmu(6));
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(lvl(6)));
     }
 
     #[tokio::test]
     async fn a_lost_frame_is_concealed_fading_then_silence() {
         let m = member(1).await;
         let t0 = std::time::Instant::now();
-        m.push_audio(t0, &header(1), [800; 160]);
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(800));
+        m.push_audio(t0, &header(1), &pcmu(800));
+        assert_eq!(m.take_frame().map(|f| f[0]), Some(lvl(800)));
         let concealed: Vec<Option<i16>> = (0..4).map(|_| m.take_frame().map(|f| f[0])).collect();
-        assert_eq!(concealed, vec![Some(400), Some(200), Some(100), None]);
+        let l = lvl(800);
+        assert_eq!(
+            concealed,
+            vec![Some(l >> 1), Some(l >> 2), Some(l >> 3), None]
+        );
         assert_eq!(m.jitter_stats().map(|s| s.underruns), Some(1));
     }
 
@@ -328,11 +410,11 @@ mod tests {
     async fn keypad_packets_between_audio_are_silence_not_loss() {
         let m = member(1).await;
         let t0 = std::time::Instant::now();
-        m.push_audio(t0, &header(1), [300; 160]);
+        m.push_audio(t0, &header(1), &pcmu(300));
         m.push_not_audio(&header(2));
-        m.push_audio(t0, &header(3), [300; 160]);
+        m.push_audio(t0, &header(3), &pcmu(300));
         let got: Vec<Option<i16>> = (0..3).map(|_| m.take_frame().map(|f| f[0])).collect();
-        assert_eq!(got, vec![Some(300), None, Some(300)]);
+        assert_eq!(got, vec![Some(lvl(300)), None, Some(lvl(300))]);
         assert_eq!(m.jitter_stats().map(|s| s.lost), Some(0));
     }
 }

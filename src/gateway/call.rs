@@ -22,14 +22,14 @@ use crate::conference::Member;
 use crate::dtmf::rfc4733;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::ivr::{Action, Event, LookupResult, Machine};
-use crate::media::g711::{self, FRAME_SAMPLES};
+use crate::media::g711::FRAME_SAMPLES;
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::message::StatusCode;
-use crate::sip::sdp::{self, Codec, LocalMedia, Negotiated, SdpError};
+use crate::sip::sdp::{self, LocalMedia, Negotiated, SdpError};
 use crate::store::{Attempt, NumberRow, timed};
 
 /// Extra wait before each answer while a number is being probed.
@@ -189,6 +189,15 @@ async fn route(shared: &Shared, incoming: &IncomingCall) -> Result<Option<Number
     }
 }
 
+/// Our Opus encoder's settings for this call: the far end's bitrate cap.
+fn opus_params(negotiated: &Negotiated) -> crate::media::codec::OpusParams {
+    let mut params = crate::media::codec::OpusParams::default();
+    if let Some(cap) = negotiated.max_average_bitrate {
+        params.max_average_bitrate = params.max_average_bitrate.min(cap);
+    }
+    params
+}
+
 fn negotiate(
     shared: &Shared,
     incoming: &IncomingCall,
@@ -209,7 +218,7 @@ fn negotiate(
         port: port.port,
         session_id,
         session_version: session_id,
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        codecs: shared.settings.codecs.clone(),
     };
     sdp::answer(&offer, &local).map_err(|e| {
         tracing::info!(%e, "SDP offer refused");
@@ -255,10 +264,13 @@ impl Call {
         let socket = Arc::new(socket);
         let leg = Arc::new(Leg::new(
             socket.clone(),
-            Outbound::new(negotiated.codec, negotiated.payload_type),
+            Outbound::with_params(
+                negotiated.codec,
+                negotiated.payload_type,
+                opus_params(&negotiated),
+            ),
             Latch::new(negotiated.remote_rtp),
         ));
-        let mut decoded = Vec::with_capacity(FRAME_SAMPLES);
         let mut keypad = rfc4733::Receiver::new();
         let mut keypad_ssrc: Option<u32> = None;
         // Handles looked up once, not per packet.
@@ -295,7 +307,7 @@ impl Call {
                         self.record(stage, outcome, room_id).await;
                     }
                     Action::Join { room_id } => {
-                        let member = Member::new(self.call, leg.clone());
+                        let member = Member::new(self.call, leg.clone(), negotiated.codec);
                         let members = self.shared.rooms.join(room_id, member.clone());
                         self.shared
                             .live
@@ -337,11 +349,7 @@ impl Call {
                     }
                     if header.payload_type == negotiated.payload_type {
                         if let Some((_, member)) = &room {
-                            g711::decode(negotiated.codec, payload, &mut decoded);
-                            let mut frame = [0i16; FRAME_SAMPLES];
-                            let n = decoded.len().min(FRAME_SAMPLES);
-                            frame[..n].copy_from_slice(&decoded[..n]);
-                            member.push_audio(now, &header, frame);
+                            member.push_audio(now, &header, payload);
                         }
                     } else {
                         if let Some((_, member)) = &room {

@@ -1,6 +1,8 @@
 //! Media: prompts decoded at start-up, G.711, RTP sessions and the port pool.
 //!
 //! - [`prompts`]: every prompt decoded once with symphonia, resampled to 8 kHz.
+//! - [`codec`]: every codec (PCMU, PCMA, G.722, Opus) behind one encoder
+//!   and one decoder trait, at the room's 8 kHz rate.
 //! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
 //! - [`rtp`]: RTP packets in and out, symmetric RTP.
 //! - [`reception`]: inbound sequence accounting (packets lost).
@@ -8,8 +10,9 @@
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
 //!
-//! Left out for now: Opus, G.722, jitter buffer, RTCP (issue 5).
+//! Left out for now: the 16 kHz internal rate (wideband G.722/Opus), RTCP (issue 5).
 
+pub mod codec;
 pub mod g711;
 pub mod jitter;
 pub mod leg;

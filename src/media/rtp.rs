@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
-use super::g711::{self, FRAME_SAMPLES};
+use super::codec::{self, Encoder, OpusParams};
+use super::g711::FRAME_SAMPLES;
 use crate::sip::sdp::Codec;
 
-/// The outbound stream of one leg.
-#[derive(Debug)]
+/// The outbound stream of one leg: its own encoder (for what the call
+/// itself sends: prompts), RTP numbering, and packets around payloads the
+/// room encoded once for many legs.
 pub struct Outbound {
     codec: Codec,
+    encoder: Box<dyn Encoder>,
     payload_type: u8,
     ssrc: u32,
     seq: u16,
@@ -27,11 +30,26 @@ pub struct Outbound {
     payload: Vec<u8>,
 }
 
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("codec", &self.codec)
+            .field("payload_type", &self.payload_type)
+            .field("ssrc", &self.ssrc)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Outbound {
     pub fn new(codec: Codec, payload_type: u8) -> Outbound {
+        Outbound::with_params(codec, payload_type, OpusParams::default())
+    }
+
+    pub fn with_params(codec: Codec, payload_type: u8, opus: OpusParams) -> Outbound {
         let mut rng = rand::rng();
         Outbound {
             codec,
+            encoder: codec::encoder(codec, opus),
             payload_type,
             ssrc: rng.random(),
             seq: rng.random(),
@@ -52,7 +70,7 @@ impl Outbound {
     /// Encodes one 20 ms frame (160 samples; shorter is padded with silence) into a packet.
     pub fn packet(&mut self, pcm: &[i16]) -> Vec<u8> {
         let mut payload = std::mem::take(&mut self.payload);
-        encode_frame(self.codec, pcm, &mut payload);
+        self.encoder.encode(pcm, &mut payload);
         let packet = self.packet_with(&payload);
         self.payload = payload;
         packet
@@ -70,16 +88,12 @@ impl Outbound {
             .build();
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        self.timestamp = self
+            .timestamp
+            .wrapping_add(codec::timestamp_step(self.codec));
         // The builder only fails for >15 CSRCs or a bad payload type, neither possible here.
         built.unwrap_or_default()
     }
-}
-
-/// Encodes one 20 ms frame for `codec` (shorter is padded with silence).
-pub fn encode_frame(codec: Codec, pcm: &[i16], out: &mut Vec<u8>) {
-    g711::encode(codec, pcm, out);
-    out.resize(FRAME_SAMPLES, g711::silence(codec));
 }
 
 /// An inbound RTP packet's fields the call needs.

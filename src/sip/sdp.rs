@@ -11,16 +11,19 @@
 //!   allow is accepted; every other stream (video, T.38 `image`, a second
 //!   audio, `RTP/SAVP`) is answered with port 0, its media type, proto and
 //!   first format.
-//! - Codecs: PCMU (static pt 0) and PCMA (static pt 8) at 8 kHz, or any
-//!   payload type an `a=rtpmap` maps to them. The first one in the offerer's
-//!   order that our list allows wins, and the answer carries it alone.
-//!   telephone-event/8000 (RFC 4733) is answered with the offerer's payload
-//!   type and `0-16`.
+//! - Codecs: PCMU (static pt 0), PCMA (8) and G.722 (9) at an 8000 RTP
+//!   clock, Opus (`opus/48000/2`, RFC 7587, always dynamic), or any payload
+//!   type an `a=rtpmap` maps to them. Our list is in preference order: the
+//!   first of ours the offer carries wins (the answerer's choice, RFC 3264
+//!   §6.1), and the answer carries it alone. For Opus the answer asks for
+//!   in-band FEC (`useinbandfec=1`) and the offer's `maxaveragebitrate`
+//!   caps our encoder. telephone-event (RFC 4733) at the codec's clock
+//!   (else at 8000) is answered with the offerer's payload type and `0-16`.
 //! - Direction (RFC 3264 §6.1): media-level overrides session-level, default
 //!   sendrecv; the answer mirrors it (sendonly ↔ recvonly).
 //!
 //! Left out on purpose: SRTP/SAVP and AVPF (rejected), ICE, `b=`, RTCP
-//! attributes, multicast semantics, codecs other than G.711, and any memory
+//! attributes, multicast semantics, other codecs, and any memory
 //! of earlier offers (the caller bumps `session_version` on re-INVITEs).
 //! We always send 20 ms packets; an offered `a=ptime` is only recorded.
 
@@ -31,6 +34,8 @@ const RATE_8K: u32 = 8000;
 /// Packet time we send, and assume when the offer does not say.
 const PTIME_MS: u32 = 20;
 const TELEPHONE_EVENT: &str = "telephone-event";
+/// The Opus bitrate our answers ask the far end not to exceed.
+const OPUS_BITRATE: u32 = 24_000;
 
 /// An audio codec we can send and receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,14 +44,27 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law.
     Pcma,
+    /// G.722 at 64 kbit/s.
+    G722,
+    /// Opus (RFC 7587).
+    Opus,
 }
 
+/// Every codec, in the default preference order.
+pub const ALL_CODECS: [Codec; 4] = [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
+
+/// Payload type we use for Opus in our own offers.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+
 impl Codec {
-    /// Static payload type (RFC 3551 table 4).
+    /// Static payload type (RFC 3551 table 4); Opus's is dynamic, and this
+    /// is the one our own offers use.
     pub fn payload_type(self) -> u8 {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
+            Codec::Opus => OPUS_PAYLOAD_TYPE,
         }
     }
 
@@ -55,26 +73,49 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::Opus => "opus",
         }
     }
 
+    /// RTP clock rate (G.722's is 8000 though it samples at 16 kHz).
     pub fn clock_rate(self) -> u32 {
-        RATE_8K
+        match self {
+            Codec::Opus => 48_000,
+            _ => RATE_8K,
+        }
+    }
+
+    /// `<encoding>/<clock>[/<channels>]` as `a=rtpmap` writes it.
+    pub fn rtpmap(self) -> String {
+        match self {
+            Codec::Opus => "opus/48000/2".to_owned(),
+            other => format!("{}/{}", other.encoding_name(), other.clock_rate()),
+        }
+    }
+
+    /// By name, as `--codecs` lists them.
+    pub fn from_name(name: &str) -> Option<Codec> {
+        ALL_CODECS
+            .into_iter()
+            .find(|c| name.trim().eq_ignore_ascii_case(c.encoding_name()))
     }
 
     fn from_static(pt: u8) -> Option<Codec> {
-        [Codec::Pcmu, Codec::Pcma]
+        [Codec::Pcmu, Codec::Pcma, Codec::G722]
             .into_iter()
             .find(|c| c.payload_type() == pt)
     }
 
     fn from_rtpmap(map: &RtpMap<'_>) -> Option<Codec> {
-        if map.clock_rate != RATE_8K || map.channels.is_some_and(|n| n != 1) {
-            return None;
-        }
-        [Codec::Pcmu, Codec::Pcma]
+        let codec = ALL_CODECS
             .into_iter()
-            .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding_name()))
+            .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding_name()))?;
+        let channels_ok = match codec {
+            Codec::Opus => map.channels.is_none_or(|n| n == 1 || n == 2),
+            _ => map.channels.is_none_or(|n| n == 1),
+        };
+        (map.clock_rate == codec.clock_rate() && channels_ok).then_some(codec)
     }
 }
 
@@ -125,8 +166,12 @@ pub struct Negotiated {
     pub codec: Codec,
     /// Payload type the offer uses for `codec` (static or dynamic).
     pub payload_type: u8,
-    /// Offerer's telephone-event/8000 payload type, if offered.
+    /// Offerer's telephone-event payload type, if offered.
     pub telephone_event: Option<u8>,
+    /// Its clock rate (the codec's where offered, else 8000).
+    pub telephone_event_rate: u32,
+    /// The offer's `maxaveragebitrate` for Opus, if any.
+    pub max_average_bitrate: Option<u32>,
     /// Where to send RTP; `None` for `0.0.0.0` (hold), port 0 or an address
     /// we cannot use (an FQDN, a type mismatch).
     pub remote_rtp: Option<SocketAddr>,
@@ -145,7 +190,7 @@ pub struct LocalMedia {
     pub port: u16,
     pub session_id: u64,
     pub session_version: u64,
-    /// Codecs we allow. The offerer's order picks among them.
+    /// Codecs we allow, most preferred first.
     pub codecs: Vec<Codec>,
 }
 
@@ -187,7 +232,9 @@ pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), S
     let negotiated = Negotiated {
         codec: choice.codec,
         payload_type: choice.payload_type,
-        telephone_event: choice.telephone_event,
+        telephone_event: choice.telephone_event.map(|(pt, _)| pt),
+        telephone_event_rate: choice.telephone_event.map_or(RATE_8K, |(_, rate)| rate),
+        max_average_bitrate: choice.max_average_bitrate,
         remote_rtp,
         ptime: media.ptime.unwrap_or(PTIME_MS),
         direction: media
@@ -227,18 +274,21 @@ fn write_answer(
             ));
             continue;
         }
-        let (pt, name) = (neg.payload_type, neg.codec.encoding_name());
+        let (pt, map) = (neg.payload_type, neg.codec.rtpmap());
         match neg.telephone_event {
-            Some(te) => lines.extend([
-                format!("m=audio {} RTP/AVP {pt} {te}", local.port),
-                format!("a=rtpmap:{pt} {name}/{RATE_8K}"),
-                format!("a=rtpmap:{te} {TELEPHONE_EVENT}/{RATE_8K}"),
-                format!("a=fmtp:{te} 0-16"),
-            ]),
-            None => lines.extend([
-                format!("m=audio {} RTP/AVP {pt}", local.port),
-                format!("a=rtpmap:{pt} {name}/{RATE_8K}"),
-            ]),
+            Some(te) => lines.push(format!("m=audio {} RTP/AVP {pt} {te}", local.port)),
+            None => lines.push(format!("m=audio {} RTP/AVP {pt}", local.port)),
+        }
+        lines.push(format!("a=rtpmap:{pt} {map}"));
+        if neg.codec == Codec::Opus {
+            lines.push(format!(
+                "a=fmtp:{pt} useinbandfec=1; maxaveragebitrate={OPUS_BITRATE}"
+            ));
+        }
+        if let Some(te) = neg.telephone_event {
+            let rate = neg.telephone_event_rate;
+            lines.push(format!("a=rtpmap:{te} {TELEPHONE_EVENT}/{rate}"));
+            lines.push(format!("a=fmtp:{te} 0-16"));
         }
         lines.push(format!("a=ptime:{PTIME_MS}"));
         lines.push(format!("a={}", neg.direction.answer().attribute()));
@@ -271,6 +321,7 @@ struct Media<'a> {
     payload_types: Vec<u8>,
     connection: Option<Connection>,
     rtpmaps: Vec<RtpMap<'a>>,
+    fmtps: Vec<(u8, &'a str)>,
     ptime: Option<u32>,
     direction: Option<Direction>,
 }
@@ -285,11 +336,15 @@ struct RtpMap<'a> {
 struct Choice {
     codec: Codec,
     payload_type: u8,
-    telephone_event: Option<u8>,
+    /// Payload type and clock rate.
+    telephone_event: Option<(u8, u32)>,
+    max_average_bitrate: Option<u32>,
 }
 
 enum Attribute<'a> {
     RtpMap(RtpMap<'a>),
+    /// `a=fmtp:<pt> <parameters>`.
+    Fmtp(u8, &'a str),
     Ptime(u32),
     Direction(Direction),
 }
@@ -302,22 +357,46 @@ impl<'a> Media<'a> {
         if !usable {
             return None;
         }
-        let (codec, payload_type) = self.payload_types.iter().find_map(|&pt| {
-            let codec = match self.rtpmap(pt) {
-                Some(map) => Codec::from_rtpmap(map),
-                None => Codec::from_static(pt),
-            };
-            codec.filter(|c| allowed.contains(c)).map(|c| (c, pt))
-        })?;
-        let telephone_event = self.payload_types.iter().copied().find(|&pt| {
-            self.rtpmap(pt).is_some_and(|m| {
-                m.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && m.clock_rate == RATE_8K
+        let offered: Vec<(Codec, u8)> = self
+            .payload_types
+            .iter()
+            .filter_map(|&pt| {
+                let codec = match self.rtpmap(pt) {
+                    Some(map) => Codec::from_rtpmap(map),
+                    None => Codec::from_static(pt),
+                };
+                codec.map(|c| (c, pt))
             })
-        });
+            .collect();
+        let (codec, payload_type) = allowed
+            .iter()
+            .find_map(|want| offered.iter().find(|(c, _)| c == want).copied())?;
+        let event_at = |rate: u32| {
+            self.payload_types.iter().copied().find(|&pt| {
+                self.rtpmap(pt).is_some_and(|m| {
+                    m.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && m.clock_rate == rate
+                })
+            })
+        };
+        let telephone_event = event_at(codec.clock_rate())
+            .map(|pt| (pt, codec.clock_rate()))
+            .or_else(|| event_at(RATE_8K).map(|pt| (pt, RATE_8K)));
+        let max_average_bitrate = self
+            .fmtps
+            .iter()
+            .filter(|(pt, _)| *pt == payload_type)
+            .flat_map(|(_, params)| params.split(';'))
+            .find_map(|p| {
+                let (k, v) = p.trim().split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("maxaveragebitrate")
+                    .then(|| v.trim().parse().ok())?
+            });
         Some(Choice {
             codec,
             payload_type,
             telephone_event,
+            max_average_bitrate,
         })
     }
 
@@ -362,6 +441,7 @@ fn parse(text: &str) -> Result<Description<'_>, SdpError> {
             }
             ("a", Some(media)) => match parse_attribute(value) {
                 Some(Attribute::RtpMap(map)) => media.rtpmaps.push(map),
+                Some(Attribute::Fmtp(pt, params)) => media.fmtps.push((pt, params)),
                 Some(Attribute::Ptime(ms)) => media.ptime = Some(ms),
                 Some(Attribute::Direction(d)) => media.direction = Some(d),
                 None => {}
@@ -425,6 +505,7 @@ fn parse_media(value: &str) -> Result<Media<'_>, SdpError> {
         payload_types,
         connection: None,
         rtpmaps: Vec::new(),
+        fmtps: Vec::new(),
         ptime: None,
         direction: None,
     })
@@ -435,6 +516,10 @@ fn parse_attribute(value: &str) -> Option<Attribute<'_>> {
     let (name, arg) = value.split_once(':').unwrap_or((value, ""));
     if name.eq_ignore_ascii_case("rtpmap") {
         parse_rtpmap(arg).map(Attribute::RtpMap)
+    } else if name.eq_ignore_ascii_case("fmtp") {
+        let (pt, params) = arg.trim().split_once(' ')?;
+        let pt = pt.parse().ok().filter(|&pt: &u8| pt < 128)?;
+        Some(Attribute::Fmtp(pt, params.trim()))
     } else if name.eq_ignore_ascii_case("ptime") {
         arg.trim()
             .parse()

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dialgate::media::g711;
+use dialgate::media::codec::{self, Decoder, Encoder, OpusParams};
 use dialgate::media::rtp::{self, Header};
 use dialgate::replay::synth::{Keying, keyed_code};
 use dialgate::sip::message::{self, Message, Method, StartLine};
@@ -29,6 +29,8 @@ pub struct Caller {
     seq: u16,
     ts: u32,
     ssrc: u32,
+    encoder: Box<dyn Encoder>,
+    decoder: Box<dyn Decoder>,
 }
 
 pub struct Dial<'a> {
@@ -71,13 +73,7 @@ impl Caller {
         let maps: String = dial
             .codecs
             .iter()
-            .map(|c| {
-                format!(
-                    "a=rtpmap:{} {}/8000\r\n",
-                    c.payload_type(),
-                    c.encoding_name()
-                )
-            })
+            .map(|c| format!("a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap()))
             .collect();
         let sdp = format!(
             "v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -113,6 +109,8 @@ Content-Length: {}\r\n\r\n{sdp}",
             seq: 1,
             ts: 0,
             ssrc: rand::random(),
+            encoder: codec::encoder(Codec::Pcmu, OpusParams::default()),
+            decoder: codec::decoder(Codec::Pcmu),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -158,7 +156,12 @@ Content-Length: {}\r\n\r\n{sdp}",
                 port = it.next().and_then(|p| p.parse::<u16>().ok());
                 let pt = it.nth(1).and_then(|p| p.parse::<u8>().ok()).unwrap_or(0);
                 self.payload_type = pt;
-                self.codec = if pt == 8 { Codec::Pcma } else { Codec::Pcmu };
+                self.codec = dialgate::sip::sdp::ALL_CODECS
+                    .into_iter()
+                    .find(|c| c.payload_type() == pt)
+                    .unwrap_or(Codec::Pcmu);
+                self.encoder = codec::encoder(self.codec, OpusParams::default());
+                self.decoder = codec::decoder(self.codec);
             }
         }
         self.gateway_rtp = ip.zip(port).map(|(i, p)| SocketAddr::new(i, p));
@@ -219,7 +222,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
         let mut payload = Vec::new();
         for i in 0..frames {
             let pcm = pcm_for(i);
-            g711::encode(self.codec, &pcm, &mut payload);
+            self.encoder.encode(&pcm, &mut payload);
             let packet = rtp_rs::RtpPacketBuilder::new()
                 .payload_type(self.payload_type)
                 .ssrc(self.ssrc)
@@ -229,7 +232,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
                 .build()
                 .expect("rtp packet");
             self.seq = self.seq.wrapping_add(1);
-            self.ts = self.ts.wrapping_add(160);
+            self.ts = self.ts.wrapping_add(codec::timestamp_step(self.codec));
             self.rtp.send_to(&packet, dest).await.expect("send RTP");
             let next = start + Duration::from_millis(20 * (i as u64 + 1));
             while let Ok(Ok((n, _))) = timeout(
@@ -240,7 +243,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
             {
                 if let Some((h, p)) = rtp::read(&buf[..n]) {
                     let mut pcm = Vec::new();
-                    g711::decode(self.codec, p, &mut pcm);
+                    self.decoder.decode(p, &mut pcm);
                     received.push((h, pcm));
                 }
             }

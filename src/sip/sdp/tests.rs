@@ -48,6 +48,8 @@ fn plain_pcmu_pcma_te_offer_is_answered_with_pcmu_and_te() {
             codec: Codec::Pcmu,
             payload_type: 0,
             telephone_event: Some(101),
+            telephone_event_rate: 8000,
+            max_average_bitrate: None,
             remote_rtp: Some("198.51.100.1:49170".parse().unwrap()),
             ptime: 20,
             direction: Direction::SendRecv,
@@ -63,11 +65,57 @@ fn plain_pcmu_pcma_te_offer_is_answered_with_pcmu_and_te() {
 }
 
 #[test]
-fn offerer_order_is_respected_pcma_first() {
+fn our_preference_order_picks_among_the_offered() {
     let (neg, text) = answer(&offer(&["m=audio 5000 RTP/AVP 8 0"]), &local()).unwrap();
-    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcma, 8));
-    assert!(text.contains("m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"));
+    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcmu, 0));
+    assert!(text.contains("m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"));
     assert!(!text.contains("telephone-event"));
+    let pcma_first = LocalMedia {
+        codecs: vec![Codec::Pcma, Codec::Pcmu],
+        ..local()
+    };
+    let (neg, _) = answer(&offer(&["m=audio 5000 RTP/AVP 0 8"]), &pcma_first).unwrap();
+    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcma, 8));
+}
+
+fn all_four() -> LocalMedia {
+    LocalMedia {
+        codecs: crate::sip::sdp::ALL_CODECS.to_vec(),
+        ..local()
+    }
+}
+
+#[test]
+fn opus_is_preferred_with_fec_asked_and_the_bitrate_cap_read() {
+    let o = offer(&[
+        "m=audio 5000 RTP/AVP 0 9 96 101 102",
+        "a=rtpmap:96 opus/48000/2",
+        "a=fmtp:96 minptime=10; useinbandfec=1; maxaveragebitrate=16000",
+        "a=rtpmap:101 telephone-event/48000",
+        "a=rtpmap:102 telephone-event/8000",
+    ]);
+    let (neg, text) = answer(&o, &all_four()).unwrap();
+    assert_eq!((neg.codec, neg.payload_type), (Codec::Opus, 96));
+    assert_eq!(neg.max_average_bitrate, Some(16_000));
+    assert_eq!(
+        (neg.telephone_event, neg.telephone_event_rate),
+        (Some(101), 48_000)
+    );
+    assert!(text.contains("m=audio 40000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\n"));
+    assert!(text.contains("a=fmtp:96 useinbandfec=1; maxaveragebitrate=24000\r\n"));
+    assert!(text.contains("a=rtpmap:101 telephone-event/48000\r\n"));
+}
+
+#[test]
+fn g722_by_static_type_and_opus_at_a_wrong_clock_is_refused() {
+    let o = offer(&[
+        "m=audio 5000 RTP/AVP 96 9 0",
+        "a=rtpmap:96 opus/8000",
+        "a=rtpmap:101 telephone-event/8000",
+    ]);
+    let (neg, text) = answer(&o, &all_four()).unwrap();
+    assert_eq!((neg.codec, neg.payload_type), (Codec::G722, 9));
+    assert!(text.contains("a=rtpmap:9 G722/8000\r\n"));
 }
 
 #[test]
@@ -133,7 +181,7 @@ fn every_offered_stream_gets_an_m_line_and_t38_and_video_get_port_0() {
         "a=T38FaxVersion:0",
         "m=video 6002 RTP/AVP 31 34",
         "m=audio 6004 RTP/SAVP 0",
-        "m=audio 6006 RTP/AVP 8 0",
+        "m=audio 6006 RTP/AVP 8",
         "a=ptime:30",
         "m=audio 6008 RTP/AVP 0",
         "m=application 6010 UDP/BFCP *",
