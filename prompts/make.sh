@@ -29,6 +29,8 @@ prompts=(
     "meeting_ended|This meeting has ended."
     "enter_security_code|Please enter the security code, followed by the pound key."
     "too_many_attempts|There have been too many attempts. Please try again later."
+    "muted|You are muted."
+    "unmuted|You are no longer muted."
 )
 
 for entry in "${prompts[@]}"; do

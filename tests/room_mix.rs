@@ -120,3 +120,40 @@ async fn three_callers_on_pcmu_pcma_and_opus_hear_the_other_two_not_themselves()
         assert_eq!(c.hang_up().await, Some(200));
     }
 }
+
+#[tokio::test]
+async fn star_six_mutes_a_caller_for_the_room_and_again_unmutes() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let mut a = Caller::dial(&gw.sip, Dial::default()).await;
+    let mut b = Caller::dial(&gw.sip, Dial::default()).await;
+    let code = format!("{CODE}#");
+    tokio::join!(a.key_rfc4733(&code), b.key_rfc4733(&code));
+    // Past the "joining" prompt, both in the room.
+    tokio::join!(
+        a.talk_and_listen(120, |i| sine_frame(TONE_A, 8000.0, i)),
+        b.talk_and_listen(120, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    let b_hears_a = |heard: &[(dialgate::media::rtp::Header, Vec<i16>)]| {
+        tone_power(&tail_samples(heard, 50), TONE_A)
+    };
+
+    a.key_rfc4733("*6").await;
+    let (_, heard_b) = tokio::join!(
+        a.talk_and_listen(100, |i| sine_frame(TONE_A, 8000.0, i)),
+        b.talk_and_listen(100, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    let muted = b_hears_a(&heard_b);
+    assert!(gw.log().contains("mute toggled"), "{}", gw.log());
+    assert!(muted < 1e4, "B no longer hears muted A: {muted:.0}");
+
+    a.key_rfc4733("*6").await;
+    let (_, heard_b) = tokio::join!(
+        a.talk_and_listen(100, |i| sine_frame(TONE_A, 8000.0, i)),
+        b.talk_and_listen(100, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    let unmuted = b_hears_a(&heard_b);
+    assert!(unmuted > 1e6, "B hears A again: {unmuted:.0}");
+    assert_eq!(a.hang_up().await, Some(200));
+    assert_eq!(b.hang_up().await, Some(200));
+}

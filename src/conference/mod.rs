@@ -13,6 +13,7 @@
 //! frame is concealed by repeating the last one at half the level each
 //! time, then silence. Roles, waiting room, lock and keypad controls: issue 5.
 
+pub mod keypad;
 pub mod mixer;
 pub mod speakers;
 
@@ -69,6 +70,9 @@ pub struct Member {
     inbound: Mutex<Inbound>,
     /// A muted member is heard by no one (it still hears the room).
     muted: std::sync::atomic::AtomicBool,
+    /// An announcement for this member alone, over its mix: samples and
+    /// how far it has played.
+    announcement: Mutex<Option<(Arc<[i16]>, usize)>>,
 }
 
 impl Member {
@@ -85,7 +89,37 @@ impl Member {
                 concealed: 0,
             }),
             muted: std::sync::atomic::AtomicBool::new(false),
+            announcement: Mutex::new(None),
         })
+    }
+
+    /// Plays `samples` (8 kHz) to this member alone, over the room's mix;
+    /// replaces an announcement still playing.
+    pub fn announce(&self, samples: Arc<[i16]>) {
+        if let Ok(mut a) = self.announcement.lock() {
+            *a = Some((samples, 0));
+        }
+    }
+
+    /// Adds the next 20 ms of the announcement into `frame`; false when
+    /// there is none (the shared payload can be sent as it is).
+    fn overlay_announcement(&self, frame: &mut Frame) -> bool {
+        let Ok(mut guard) = self.announcement.lock() else {
+            return false;
+        };
+        let Some((samples, at)) = guard.as_mut() else {
+            return false;
+        };
+        let chunk = samples.get(*at..).unwrap_or(&[]);
+        let chunk = &chunk[..chunk.len().min(frame.len())];
+        for (f, s) in frame.iter_mut().zip(chunk) {
+            *f = f.saturating_add(*s);
+        }
+        *at += chunk.len();
+        if *at >= samples.len() {
+            *guard = None;
+        }
+        true
     }
 
     /// One 20 ms packet of the caller's audio (its payload) arrived at `now`.
@@ -151,7 +185,7 @@ impl Member {
         self.inbound.lock().ok().map(|i| i.jitter.stats())
     }
 
-    fn is_muted(&self) -> bool {
+    pub fn is_muted(&self) -> bool {
         self.muted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -320,6 +354,13 @@ impl Fanout {
         let used = &self.used;
         self.encoders.retain(|k, _| used.contains(k));
         for ((member, mix), codec) in members.iter().zip(&tick.heard).zip(&self.codecs) {
+            // A member hearing an announcement gets its own encode.
+            if let Some(mut frame) = tick.mixes.get(*mix).copied()
+                && member.overlay_announcement(&mut frame)
+            {
+                member.leg.send_frame(&frame);
+                continue;
+            }
             let at = self.plan.iter().position(|p| *p == (*mix, *codec));
             if let Some(payload) = at.and_then(|i| self.payloads.get(i)) {
                 member.leg.send_payload(payload);
@@ -416,5 +457,19 @@ mod tests {
         let got: Vec<Option<i16>> = (0..3).map(|_| m.take_frame().map(|f| f[0])).collect();
         assert_eq!(got, vec![Some(lvl(300)), None, Some(lvl(300))]);
         assert_eq!(m.jitter_stats().map(|s| s.lost), Some(0));
+    }
+
+    #[tokio::test]
+    async fn an_announcement_overlays_the_mix_then_ends() {
+        let m = member(1).await;
+        let mut frame = [100i16; 160];
+        assert!(!m.overlay_announcement(&mut frame), "nothing to announce");
+        m.announce(Arc::from(vec![5i16; 200]));
+        assert!(m.overlay_announcement(&mut frame));
+        assert_eq!(frame, [105; 160]);
+        let mut frame = [0i16; 160];
+        assert!(m.overlay_announcement(&mut frame));
+        assert_eq!((frame[39], frame[40]), (5, 0), "the last 40 samples");
+        assert!(!m.overlay_announcement(&mut frame), "it ended");
     }
 }

@@ -273,6 +273,8 @@ impl Call {
         ));
         let mut keypad = rfc4733::Receiver::new();
         let mut keypad_ssrc: Option<u32> = None;
+        // Keys pressed once in the room: `*6` and friends.
+        let mut room_keypad = crate::conference::keypad::Keypad::new();
         // Handles looked up once, not per packet.
         let rtp_in = metrics::counter!("dialgate_rtp_packets_total", "direction" => "in");
         let rtp_lost = metrics::counter!("dialgate_rtp_packets_lost_total");
@@ -364,7 +366,10 @@ impl Call {
                         if let Some(key) = keypad.on_packet(now, header.timestamp, header.marker, payload) {
                             tracing::debug!(source = "rfc4733", "key");
                             self.shared.live.dtmf_seen(self.call.0, "rfc4733");
-                            ivr.handle(now, Event::Digit(key));
+                            match &room {
+                                Some((_, member)) => self.room_key(now, key, member, &mut room_keypad, prompts),
+                                None => ivr.handle(now, Event::Digit(key)),
+                            }
                         }
                     }
                 }
@@ -373,7 +378,11 @@ impl Call {
                         let status = match parse_info(&content_type, &body) {
                             Ok(key) => {
                                 self.shared.live.dtmf_seen(self.call.0, "sip_info");
-                                ivr.handle(Instant::now().into_std(), Event::Digit(key));
+                                let now = Instant::now().into_std();
+                                match &room {
+                                    Some((_, member)) => self.room_key(now, key, member, &mut room_keypad, prompts),
+                                    None => ivr.handle(now, Event::Digit(key)),
+                                }
                                 StatusCode::OK
                             }
                             Err(SipInfoError::UnsupportedContentType) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -478,6 +487,34 @@ impl Call {
                 tracing::error!(%e, "cannot count failed attempts");
                 Verdict::Open
             }
+        }
+    }
+
+    /// A key pressed in the room: a keypad command, if it completes one.
+    fn room_key(
+        &self,
+        now: std::time::Instant,
+        key: crate::dtmf::Key,
+        member: &Member,
+        keypad: &mut crate::conference::keypad::Keypad,
+        prompts: &crate::media::prompts::PromptSet,
+    ) {
+        use crate::conference::keypad::Command;
+        use crate::media::prompts::PromptId;
+        match keypad.on_key(now, key.to_char()) {
+            Some(Command::ToggleMute) => {
+                let muted = !member.is_muted();
+                if self.shared.live.set_muted(self.call.0, muted).is_ok() {
+                    tracing::info!(muted, "mute toggled from the keypad");
+                    let prompt = if muted {
+                        PromptId::Muted
+                    } else {
+                        PromptId::Unmuted
+                    };
+                    member.announce(prompts.shared(prompt));
+                }
+            }
+            None => {}
         }
     }
 

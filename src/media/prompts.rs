@@ -60,11 +60,14 @@ pub enum PromptId {
     MeetingEnded,
     EnterSecurityCode,
     TooManyAttempts,
+    /// In the room, after `*6`.
+    Muted,
+    Unmuted,
 }
 
 impl PromptId {
     /// Every prompt, in declaration order.
-    pub const ALL: [PromptId; 10] = [
+    pub const ALL: [PromptId; 12] = [
         PromptId::Welcome,
         PromptId::EnterAccessCode,
         PromptId::InvalidCode,
@@ -75,6 +78,8 @@ impl PromptId {
         PromptId::MeetingEnded,
         PromptId::EnterSecurityCode,
         PromptId::TooManyAttempts,
+        PromptId::Muted,
+        PromptId::Unmuted,
     ];
 
     /// The file name without extension, e.g. `"enter_access_code"`.
@@ -90,6 +95,8 @@ impl PromptId {
             PromptId::MeetingEnded => "meeting_ended",
             PromptId::EnterSecurityCode => "enter_security_code",
             PromptId::TooManyAttempts => "too_many_attempts",
+            PromptId::Muted => "muted",
+            PromptId::Unmuted => "unmuted",
         }
     }
 
@@ -126,6 +133,11 @@ impl PromptSet {
     }
 
     /// The prompt's samples: 8 kHz, mono.
+    /// The prompt's samples, shared (for announcements in a room).
+    pub fn shared(&self, id: PromptId) -> Arc<[i16]> {
+        self.samples[id.index()].clone()
+    }
+
     pub fn get(&self, id: PromptId) -> &[i16] {
         // `index` is below `ALL.len()`, the array's length.
         &self.samples[id.index()]
