@@ -14,6 +14,8 @@ use crate::ivr::IvrConfig;
 use crate::sip::transaction::TimerConfig;
 
 pub const DEFAULT_SIP_LISTEN: &str = "127.0.0.1:5060";
+/// Silence on the RTP socket that ends a call, as Asterisk's `rtptimeout`.
+pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Talkers mixed at once per room, as in most conference bridges.
 pub const DEFAULT_MAX_TALKERS: usize = 3;
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8080";
@@ -110,6 +112,9 @@ pub struct ServeOptions {
     /// Codecs we accept, most preferred first [default: opus,g722,pcmu,pcma]
     #[arg(long)]
     pub codecs: Option<String>,
+    /// Hang up (BYE) a call that sends no RTP for this long; 0s never [default: 60s]
+    #[arg(long)]
+    pub rtp_timeout: Option<String>,
 }
 
 /// Resolved settings for one gateway.
@@ -134,6 +139,8 @@ pub struct Settings {
     pub max_talkers: usize,
     /// Codecs we accept, most preferred first.
     pub codecs: Vec<Codec>,
+    /// No RTP for this long ends the call; `None`: never.
+    pub rtp_timeout: Option<Duration>,
 }
 
 /// `opus,g722,pcmu,pcma`: known names, each once, at least one.
@@ -240,6 +247,7 @@ impl ServeOptions {
             trusted_peers: self.trusted_peers.or(base.trusted_peers),
             max_talkers: self.max_talkers.or(base.max_talkers),
             codecs: self.codecs.or(base.codecs),
+            rtp_timeout: self.rtp_timeout.or(base.rtp_timeout),
         }
     }
 
@@ -351,7 +359,14 @@ impl ServeOptions {
             None => ALL_CODECS.to_vec(),
             Some(list) => parse_codecs(list)?,
         };
+        let rtp_timeout = Some(dur(
+            "rtp-timeout",
+            self.rtp_timeout.clone(),
+            DEFAULT_RTP_TIMEOUT,
+        )?)
+        .filter(|d| !d.is_zero());
         Ok(Settings {
+            rtp_timeout,
             codecs,
             max_talkers,
             json_logs,
@@ -476,5 +491,22 @@ mod tests {
         assert!(with("pcmu,pcmu").is_err());
         assert!(with("gsm").is_err());
         assert!(with(" , ").is_err());
+    }
+
+    #[test]
+    fn rtp_timeout_defaults_to_a_minute_and_0s_turns_it_off() {
+        let with = |t: Option<&str>| {
+            ServeOptions {
+                rtp_timeout: t.map(str::to_owned),
+                ..ServeOptions::default()
+            }
+            .resolve()
+            .map(|s| s.rtp_timeout)
+            .ok()
+        };
+        assert_eq!(with(None), Some(Some(Duration::from_secs(60))));
+        assert_eq!(with(Some("0s")), Some(None));
+        assert_eq!(with(Some("90s")), Some(Some(Duration::from_secs(90))));
+        assert_eq!(with(Some("soon")), None);
     }
 }

@@ -29,7 +29,7 @@ use crate::media::rtp::{self, Latch, Outbound};
 use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::message::StatusCode;
-use crate::sip::sdp::{self, LocalMedia, Negotiated, SdpError};
+use crate::sip::sdp::{self, Direction, LocalMedia, Negotiated, SdpError};
 use crate::store::{Attempt, NumberRow, timed};
 
 /// Extra wait before each answer while a number is being probed.
@@ -67,6 +67,8 @@ enum End {
     Gone,
     /// The gateway hangs up with this outcome.
     HangUp(Outcome),
+    /// No RTP from the caller for `--rtp-timeout`: the gateway hangs up.
+    MediaTimeout,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events: Events) {
@@ -273,6 +275,14 @@ impl Call {
         ));
         let mut keypad = rfc4733::Receiver::new();
         let mut keypad_ssrc: Option<u32> = None;
+        // A caller that sends media must keep sending it (comfort noise,
+        // keepalives); on hold (recvonly, inactive) it need not.
+        let caller_sends = matches!(
+            negotiated.direction,
+            Direction::SendRecv | Direction::SendOnly
+        );
+        let rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| caller_sends);
+        let mut last_media = Instant::now();
         // Keys pressed once in the room: `*6` and friends.
         let mut room_keypad = crate::conference::keypad::Keypad::new();
         // Handles looked up once, not per packet.
@@ -345,6 +355,7 @@ impl Call {
                     if !ours || !leg.on_media(now, source) {
                         continue;
                     }
+                    last_media = Instant::now();
                     let lost = reception.on_packet(header.ssrc, header.sequence);
                     if lost > 0 {
                         rtp_lost.increment(lost);
@@ -397,6 +408,9 @@ impl Call {
                     Some(CallEvent::Bye | CallEvent::Cancelled) => break 'call End::CallerLeft,
                     Some(CallEvent::Ended) | None => break 'call End::Gone,
                 },
+                _ = tokio::time::sleep_until(last_media + rtp_timeout.unwrap_or_default()), if rtp_timeout.is_some() => {
+                    break 'call End::MediaTimeout;
+                }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     ivr.handle_timeout(Instant::now().into_std());
                 }
@@ -408,6 +422,7 @@ impl Call {
             End::CallerLeft if room.is_some() => "admitted",
             End::CallerLeft => "abandoned",
             End::Gone => "ended_by_gateway",
+            End::MediaTimeout => "media_timeout",
         };
         metrics::counter!("dialgate_calls_total", "outcome" => call_outcome).increment(1);
         if let Some((room_id, member)) = room {
@@ -428,14 +443,20 @@ impl Call {
         }
         match end {
             End::Gone => tracing::info!("call ended by the gateway"),
-            End::CallerLeft => {
+            End::CallerLeft | End::MediaTimeout => {
                 ivr.handle(Instant::now().into_std(), Event::CallerGone);
                 while let Some(action) = ivr.poll_action() {
                     if let Action::Attempt { stage, outcome } = action {
                         self.record(stage, outcome, None).await;
                     }
                 }
-                tracing::info!("caller hung up");
+                if matches!(end, End::MediaTimeout) {
+                    tracing::info!("no RTP from the caller: hanging up");
+                    let reason = "SIP;cause=408;text=\"RTP timeout\"".to_owned();
+                    self.hang_up(Some(reason), &mut events).await;
+                } else {
+                    tracing::info!("caller hung up");
+                }
             }
             End::HangUp(outcome) => {
                 let reason = format!("SIP;cause=403;text=\"{}\"", outcome.as_str());
