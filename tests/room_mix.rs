@@ -157,3 +157,49 @@ async fn star_six_mutes_a_caller_for_the_room_and_again_unmutes() {
     assert_eq!(a.hang_up().await, Some(200));
     assert_eq!(b.hang_up().await, Some(200));
 }
+
+#[tokio::test]
+async fn members_hear_a_rising_chime_when_someone_joins_and_a_falling_one_when_they_leave() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let code = format!("{CODE}#");
+    let mut a = Caller::dial(&gw.sip, Dial::default()).await;
+    a.key_rfc4733(&code).await;
+    // "Joining" (2 s), then "you are the only person…" (2.6 s), with margin.
+    let alone = a.talk_and_listen(300, |_| vec![0; 160]).await;
+    assert!(
+        tail_samples(&alone, 150).iter().any(|s| s.abs() > 1000),
+        "A hears something while alone: the only-person announcement"
+    );
+    let quiet = tail_samples(&alone, 25);
+    assert!(quiet.iter().all(|s| s.abs() < 100), "then silence");
+
+    // B arrives: silent itself, so A hears only the chime.
+    let mut b = Caller::dial(&gw.sip, Dial::default()).await;
+    let (heard, ()) = tokio::join!(a.talk_and_listen(350, |_| vec![0; 160]), async {
+        b.key_rfc4733(&code).await
+    });
+    let heard = tail_samples(&heard, 350);
+    let (first, second) = chime(&heard).expect("an entry chime");
+    assert!(
+        tone_power(first, 440.0) > 1e6 && tone_power(second, 660.0) > 1e6,
+        "entry chime rises: 440 Hz then 660 Hz"
+    );
+
+    assert_eq!(b.hang_up().await, Some(200));
+    let after = a.talk_and_listen(50, |_| vec![0; 160]).await;
+    let after = tail_samples(&after, 50);
+    let (first, second) = chime(&after).expect("an exit chime");
+    assert!(
+        tone_power(first, 660.0) > 1e6 && tone_power(second, 440.0) > 1e6,
+        "exit chime falls: 660 Hz then 440 Hz"
+    );
+    assert_eq!(a.hang_up().await, Some(200));
+}
+
+/// The two 100 ms notes of the first chime in `samples`, if any.
+fn chime(samples: &[i16]) -> Option<(&[i16], &[i16])> {
+    let start = samples.iter().position(|s| s.abs() > 300)?;
+    let notes = samples.get(start..start + 1600)?;
+    Some(notes.split_at(800))
+}

@@ -16,6 +16,7 @@
 pub mod keypad;
 pub mod mixer;
 pub mod speakers;
+pub mod tones;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -247,6 +248,18 @@ impl Rooms {
         };
         if empty {
             rooms.remove(&room_id);
+        }
+    }
+
+    /// Plays `samples` to every member of the room but `except`.
+    pub fn announce_to_others(&self, room_id: i64, except: CallRef, samples: Arc<[i16]>) {
+        let Ok(rooms) = self.inner.lock() else {
+            return;
+        };
+        if let Some(Ok(room)) = rooms.get(&room_id).map(|r| r.lock()) {
+            for m in room.members.iter().filter(|m| m.call != except) {
+                m.announce(samples.clone());
+            }
         }
     }
 

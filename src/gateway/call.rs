@@ -325,6 +325,16 @@ impl Call {
                             .live
                             .joined(self.call.0, room_id, member.clone());
                         tracing::info!(room_id, members, "joined room");
+                        if members == 1 {
+                            member.announce(
+                                prompts.shared(crate::media::prompts::PromptId::OnlyPerson),
+                            );
+                        } else {
+                            let chime = crate::conference::tones::entry();
+                            self.shared
+                                .rooms
+                                .announce_to_others(room_id, self.call, chime);
+                        }
                         room = Some((room_id, member));
                     }
                     Action::Hangup(outcome) => break 'call End::HangUp(outcome),
@@ -427,6 +437,10 @@ impl Call {
         metrics::counter!("dialgate_calls_total", "outcome" => call_outcome).increment(1);
         if let Some((room_id, member)) = room {
             self.shared.rooms.leave(room_id, self.call);
+            let chime = crate::conference::tones::exit();
+            self.shared
+                .rooms
+                .announce_to_others(room_id, self.call, chime);
             if let Some(stats) = member.jitter_stats() {
                 tracing::info!(room_id, ?stats, "left room");
                 for (event, n) in [

@@ -1,0 +1,70 @@
+//! The room's signal tones, synthesised once: a rising two-note chime when
+//! someone joins, a falling one when someone leaves (as most bridges do).
+//! 8 kHz PCM, 100 ms per note, with 5 ms ramps so the notes do not click.
+
+use std::f64::consts::PI;
+use std::sync::{Arc, OnceLock};
+
+const RATE: f64 = 8000.0;
+const NOTE_SAMPLES: usize = 800;
+const RAMP: usize = 40;
+const LEVEL: f64 = 6000.0;
+pub const LOW_HZ: f64 = 440.0;
+pub const HIGH_HZ: f64 = 660.0;
+
+fn chime(first: f64, second: f64) -> Arc<[i16]> {
+    let note = |freq: f64| {
+        (0..NOTE_SAMPLES).map(move |n| {
+            let ramp = (n.min(NOTE_SAMPLES - 1 - n) as f64 / RAMP as f64).min(1.0);
+            (LEVEL * ramp * (2.0 * PI * freq * n as f64 / RATE).sin()) as i16
+        })
+    };
+    note(first).chain(note(second)).collect()
+}
+
+/// Played to the others when someone joins: 440 Hz then 660 Hz.
+pub fn entry() -> Arc<[i16]> {
+    static TONE: OnceLock<Arc<[i16]>> = OnceLock::new();
+    TONE.get_or_init(|| chime(LOW_HZ, HIGH_HZ)).clone()
+}
+
+/// Played to the others when someone leaves: 660 Hz then 440 Hz.
+pub fn exit() -> Arc<[i16]> {
+    static TONE: OnceLock<Arc<[i16]>> = OnceLock::new();
+    TONE.get_or_init(|| chime(HIGH_HZ, LOW_HZ)).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn power(samples: &[i16], freq: f64) -> f64 {
+        let k = 2.0 * (2.0 * PI * freq / RATE).cos();
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in samples {
+            let s = f64::from(x) + k * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        (s1 * s1 + s2 * s2 - k * s1 * s2) / samples.len() as f64
+    }
+
+    #[test]
+    fn entry_rises_and_exit_falls() {
+        let (e, x) = (entry(), exit());
+        assert_eq!(e.len(), 2 * NOTE_SAMPLES);
+        let (e1, e2) = e.split_at(NOTE_SAMPLES);
+        assert!(power(e1, LOW_HZ) > 100.0 * power(e1, HIGH_HZ));
+        assert!(power(e2, HIGH_HZ) > 100.0 * power(e2, LOW_HZ));
+        let (x1, x2) = x.split_at(NOTE_SAMPLES);
+        assert!(power(x1, HIGH_HZ) > 100.0 * power(x1, LOW_HZ));
+        assert!(power(x2, LOW_HZ) > 100.0 * power(x2, HIGH_HZ));
+    }
+
+    #[test]
+    fn notes_start_and_end_at_silence() {
+        let e = entry();
+        assert_eq!(e[0], 0);
+        assert!(e[NOTE_SAMPLES - 1].abs() < 200);
+    }
+}
