@@ -32,6 +32,9 @@ use crate::sip::endpoint::CallRef;
 use crate::sip::sdp::Codec;
 use mixer::{Frame, Input, Mixer, Tick};
 
+/// Payload buffers a member keeps for reuse (the jitter buffer's most).
+const SPARE_PAYLOADS: usize = 16;
+
 /// Lost frames in a row that are concealed before the member goes silent.
 pub const CONCEAL_FRAMES: u8 = 3;
 
@@ -40,6 +43,9 @@ pub const CONCEAL_FRAMES: u8 = 3;
 /// concealment stay right), the decoder and the concealment state.
 struct Inbound {
     jitter: Jitter<Vec<u8>>,
+    /// Payload buffers played and kept for reuse: no allocation per
+    /// packet once the buffer has warmed up.
+    spare: Vec<Vec<u8>>,
     decoder: Box<dyn Decoder>,
     pcm: Vec<i16>,
     last: Option<Frame>,
@@ -84,6 +90,7 @@ impl Member {
             leg,
             inbound: Mutex::new(Inbound {
                 jitter: Jitter::new(codec.clock_rate()),
+                spare: Vec::with_capacity(SPARE_PAYLOADS),
                 decoder: codec::decoder(codec),
                 pcm: Vec::with_capacity(crate::media::g711::FRAME_SAMPLES),
                 last: None,
@@ -126,13 +133,11 @@ impl Member {
     /// One 20 ms packet of the caller's audio (its payload) arrived at `now`.
     pub fn push_audio(&self, now: std::time::Instant, header: &Header, payload: &[u8]) {
         if let Ok(mut i) = self.inbound.lock() {
-            i.jitter.push(
-                now,
-                header.ssrc,
-                header.sequence,
-                header.timestamp,
-                payload.to_vec(),
-            );
+            let mut buffer = i.spare.pop().unwrap_or_default();
+            buffer.clear();
+            buffer.extend_from_slice(payload);
+            i.jitter
+                .push(now, header.ssrc, header.sequence, header.timestamp, buffer);
         }
     }
 
@@ -150,6 +155,9 @@ impl Member {
         let frame = match i.jitter.pop() {
             Playout::Frame(payload) => {
                 i.decoder.decode(&payload, &mut i.pcm);
+                if i.spare.len() < SPARE_PAYLOADS {
+                    i.spare.push(payload);
+                }
                 let f = frame_of(&i.pcm);
                 i.concealed = 0;
                 i.last = Some(f);

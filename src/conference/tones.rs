@@ -39,14 +39,7 @@ mod tests {
     use super::*;
 
     fn power(samples: &[i16], freq: f64) -> f64 {
-        let k = 2.0 * (2.0 * PI * freq / RATE).cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &x in samples {
-            let s = f64::from(x) + k * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        (s1 * s1 + s2 * s2 - k * s1 * s2) / samples.len() as f64
+        crate::media::goertzel::power(samples, freq, RATE)
     }
 
     #[test]

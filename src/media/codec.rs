@@ -320,16 +320,8 @@ mod tests {
             .collect()
     }
 
-    /// Power of `freq` in `samples` (Goertzel), per sample.
     fn power(samples: &[i16], freq: f64) -> f64 {
-        let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &x in samples {
-            let s = f64::from(x) + k * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        (s1 * s1 + s2 * s2 - k * s1 * s2) / samples.len() as f64
+        crate::media::goertzel::power(samples, freq, 8000.0)
     }
 
     #[test]

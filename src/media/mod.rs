@@ -3,6 +3,7 @@
 //! - [`prompts`]: every prompt decoded once with symphonia, resampled to 8 kHz.
 //! - [`codec`]: every codec (PCMU, PCMA, G.722, Opus) behind one encoder
 //!   and one decoder trait, at the room's 8 kHz rate.
+//! - [`goertzel`]: the power of one frequency in a block (tone checks).
 //! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
 //! - [`rtp`]: RTP packets in and out, symmetric RTP.
 //! - [`reception`]: inbound sequence accounting (packets lost).
@@ -14,6 +15,7 @@
 
 pub mod codec;
 pub mod g711;
+pub mod goertzel;
 pub mod jitter;
 pub mod leg;
 pub mod ports;

@@ -194,16 +194,10 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::secret::Secret;
     use crate::provision::Schedule;
-    use crate::store::Store;
 
     async fn setup() -> (tempfile::TempDir, Provisioner) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let p = Provisioner::new(store).with_secret(Secret::from_key([7; 32]));
+        let (dir, p) = crate::provision::test_provisioner(7).await;
         p.add_tenant("acme").await.unwrap();
         p.add_tenant("globex").await.unwrap();
         p.add_number("+15550100", "acme", "en").await.unwrap();

@@ -233,3 +233,13 @@ impl Provisioner {
         }
     }
 }
+
+/// A provisioner over a fresh SQLite file, with a fixed key, for tests.
+#[cfg(test)]
+pub(crate) async fn test_provisioner(key: u8) -> (tempfile::TempDir, Provisioner) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::open(&url).await.expect("store");
+    let secret = Secret::from_key([key; 32]);
+    (dir, Provisioner::new(store).with_secret(secret))
+}

@@ -94,16 +94,11 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::secret::Secret;
     use crate::provision::Schedule;
-    use crate::store::{Store, format_time};
+    use crate::store::format_time;
 
     async fn setup() -> (tempfile::TempDir, Provisioner) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let p = Provisioner::new(store).with_secret(Secret::from_key([3; 32]));
+        let (dir, p) = crate::provision::test_provisioner(3).await;
         p.add_tenant("acme").await.unwrap();
         p.add_room("acme", "main", Some("111"), None).await.unwrap();
         (dir, p)
