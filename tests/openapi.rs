@@ -327,6 +327,29 @@ async fn every_documented_route_answers_as_documented() {
     );
     api.exercise("GET", "/v1/invitees/{id}", &invitee, None, 200)
         .await;
+    let fixed = api
+        .exercise(
+            "PATCH",
+            "/v1/invitees/{id}",
+            &invitee,
+            Some(json!({"name": "Ann Smith", "email": ""})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (fixed["name"].clone(), fixed["email"].clone()),
+        (json!("Ann Smith"), Value::Null)
+    );
+    let bad = api
+        .exercise(
+            "PATCH",
+            "/v1/invitees/{id}",
+            &invitee,
+            Some(json!({"email": "no-at-sign"})),
+            422,
+        )
+        .await;
+    assert_eq!(bad["field"], "email");
     api.exercise("DELETE", "/v1/invitees/{id}", &invitee, None, 200)
         .await;
     api.exercise("DELETE", "/v1/invitees/{id}", &invitee, None, 404)

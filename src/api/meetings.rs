@@ -8,7 +8,9 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiResult, Body, ErrorBody, Page, Path, Query, Shared, page};
-use crate::provision::{AttemptSummary, InviteView, MeetingView, Reschedule, Schedule};
+use crate::provision::{
+    AttemptSummary, InviteView, InviteeChange, MeetingView, Reschedule, Schedule,
+};
 use crate::store::{AttemptRow, InviteeRow};
 
 #[derive(Deserialize, ToSchema)]
@@ -61,6 +63,16 @@ pub struct MeetingFilter {
 pub struct NewInvitee {
     name: String,
     phone: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteePatch {
+    name: Option<String>,
+    /// `""` removes it.
+    phone: Option<String>,
+    /// `""` removes it.
     email: Option<String>,
 }
 
@@ -209,6 +221,24 @@ pub async fn list_invitees(
     responses((status = 200, body = InviteeRow), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_invitee(State(s): Shared, Path(id): Path<i64>) -> ApiResult<Json<InviteeRow>> {
     Ok(Json(s.provisioner.invitee(id).await?))
+}
+
+/// Corrects an invitee's name, phone or e-mail (the code stays).
+#[utoipa::path(patch, path = "/v1/invitees/{id}", tag = "meetings", params(("id" = i64, Path, description = "Invitee id")),
+    request_body = InviteePatch,
+    responses((status = 200, body = InviteeRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_invitee(
+    State(s): Shared,
+    Path(id): Path<i64>,
+    Body(body): Body<InviteePatch>,
+) -> ApiResult<Json<InviteeRow>> {
+    let change = InviteeChange {
+        name: body.name.as_deref(),
+        phone: body.phone.as_deref(),
+        email: body.email.as_deref(),
+    };
+    Ok(Json(s.provisioner.update_invitee(id, &change).await?))
 }
 
 /// Revokes an invitee's personal code.

@@ -302,7 +302,11 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
             meetings::cancel_meeting
         ))
         .routes(routes!(meetings::list_invitees, meetings::invite))
-        .routes(routes!(meetings::get_invitee, meetings::revoke_invitee))
+        .routes(routes!(
+            meetings::get_invitee,
+            meetings::update_invitee,
+            meetings::revoke_invitee
+        ))
         .routes(routes!(meetings::list_attempts))
         .routes(routes!(meetings::attempts_summary))
         .routes(routes!(calls::list_calls))

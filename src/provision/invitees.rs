@@ -34,7 +34,53 @@ fn optional(
     }
 }
 
+fn check_phone(v: Option<&str>) -> Result<Option<String>, ProvisionError> {
+    optional("phone", v, |c| c.is_ascii_digit() || "+-() .".contains(c))
+}
+
+fn check_email(v: Option<&str>) -> Result<Option<String>, ProvisionError> {
+    let email = optional("email", v, |c| !c.is_control() && !c.is_whitespace())?;
+    if email.as_deref().is_some_and(|e| !e.contains('@')) {
+        return Err(invalid("email", "must contain @"));
+    }
+    Ok(email)
+}
+
+/// Changes to an invitee's details; `None` keeps a value, `""` clears a
+/// phone or e-mail. The personal code cannot change (revoke and invite anew).
+#[derive(Clone, Debug, Default)]
+pub struct InviteeChange<'a> {
+    pub name: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
+}
+
 impl Provisioner {
+    /// Corrects an invitee's name, phone or e-mail.
+    pub async fn update_invitee(
+        &self,
+        id: i64,
+        change: &InviteeChange<'_>,
+    ) -> Result<crate::store::InviteeRow, ProvisionError> {
+        if let Some(name) = change.name {
+            super::check_name("name", name)?;
+        }
+        let new_phone = change.phone.map(|p| check_phone(Some(p))).transpose()?;
+        let new_email = change.email.map(|e| check_email(Some(e))).transpose()?;
+        let mut row = self.invitee(id).await?;
+        if let Some(name) = change.name {
+            row.name = name.trim().to_owned();
+        }
+        if let Some(p) = new_phone {
+            row.phone = p;
+        }
+        if let Some(e) = new_email {
+            row.email = e;
+        }
+        self.store.update_invitee(&row).await?;
+        self.invitee(id).await
+    }
+
     pub async fn invite(
         &self,
         meeting_id: i64,
@@ -44,13 +90,8 @@ impl Provisioner {
         now: DateTime<Utc>,
     ) -> Result<InviteView, ProvisionError> {
         super::check_name("name", name)?;
-        let phone = optional("phone", phone, |c| {
-            c.is_ascii_digit() || "+-() .".contains(c)
-        })?;
-        let email = optional("email", email, |c| !c.is_control() && !c.is_whitespace())?;
-        if email.as_deref().is_some_and(|e| !e.contains('@')) {
-            return Err(invalid("email", "must contain @"));
-        }
+        let phone = check_phone(phone)?;
+        let email = check_email(email)?;
         let meeting =
             self.store
                 .meeting(meeting_id)

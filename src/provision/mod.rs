@@ -15,7 +15,7 @@ pub mod webhook;
 pub use attempts::{AttemptSummary, summarise};
 pub use catalog::{NumberChange, RoomChange, TenantChange};
 
-pub use invitees::InviteView;
+pub use invitees::{InviteView, InviteeChange};
 pub use meetings::{MeetingView, Schedule, TenantSettings};
 pub use reschedule::Reschedule;
 pub use tokens::NewToken;

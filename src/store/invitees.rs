@@ -60,6 +60,18 @@ impl Store {
             .await?)
     }
 
+    /// Writes an invitee's name, phone and e-mail.
+    pub async fn update_invitee(&self, row: &InviteeRow) -> Result<(), StoreError> {
+        sqlx::query("UPDATE invitees SET name = $1, phone = $2, email = $3 WHERE id = $4")
+            .bind(&row.name)
+            .bind(row.phone.as_deref())
+            .bind(row.email.as_deref())
+            .bind(row.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// A meeting's invitees, in the order they were invited.
     pub async fn invitees_of(&self, meeting_id: i64) -> Result<Vec<InviteeRow>, StoreError> {
         let sql = format!("{INVITEE_SELECT} WHERE i.meeting_id = $1 ORDER BY i.id");
