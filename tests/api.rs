@@ -12,12 +12,7 @@ use support::{Gateway, cli, scenario, sipp};
 #[tokio::test]
 async fn provisioning_through_the_api_with_a_token() {
     let (dir, db) = Gateway::provisioned("1");
-    let (rc, out, err) = cli(&db, &["token", "create", "--name", "portal", "--json"]);
-    assert_eq!(rc, 0, "{err}");
-    let token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = support::http::token(&db);
     let gw = Gateway::start(dir, db.clone(), &["--log-format", "json"]).await;
     let api = gw.api.as_str();
 
@@ -212,11 +207,7 @@ async fn provisioning_through_the_api_with_a_token() {
 #[tokio::test]
 async fn live_call_is_listed_muted_and_hung_up_through_the_api() {
     let (dir, db) = Gateway::provisioned("64209753");
-    let (_, out, _) = cli(&db, &["token", "create", "--name", "ops", "--json"]);
-    let token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = support::http::token(&db);
     let gw = Gateway::start(dir, db, &[]).await;
     let (sip, api) = (gw.sip.clone(), gw.api.clone());
     // The caller keys the right code, then waits (up to 60 s) for our BYE.

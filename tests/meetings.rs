@@ -3,28 +3,8 @@
 
 mod support;
 
-use chrono::{SecondsFormat, Utc};
-use support::{Gateway, cli, info_call, info_call_refused};
-
-fn schedule(db: &str, start_in_min: i64, extra: &[&str]) -> serde_json::Value {
-    let start = (Utc::now() + chrono::Duration::minutes(start_in_min))
-        .to_rfc3339_opts(SecondsFormat::Secs, true);
-    let mut args = vec![
-        "meeting",
-        "schedule",
-        "--room",
-        "main",
-        "--start",
-        &start,
-        "--duration",
-        "45m",
-        "--json",
-    ];
-    args.extend(extra);
-    let (rc, out, err) = cli(db, &args);
-    assert_eq!(rc, 0, "{err}");
-    serde_json::from_str(&out).expect("meeting JSON")
-}
+use chrono::Utc;
+use support::{Gateway, cli, info_call, info_call_refused, schedule_meeting as schedule};
 
 /// Outcomes only, oldest first.
 async fn attempts(db: &str) -> Vec<String> {
@@ -98,7 +78,10 @@ async fn a_cancelled_meetings_code_stops_working_for_the_next_call() {
 fn schedule_follows_tenant_defaults_and_code_length() {
     let (_dir, db) = Gateway::provisioned("424242");
     // Default tenant: no one-time code unless asked.
-    assert!(schedule(&db, 60, &[])["one_time_code"].is_null());
+    assert_eq!(
+        schedule(&db, 60, &[]).get("one_time_code"),
+        Some(&serde_json::Value::Null)
+    );
     let (rc, out, err) = cli(
         &db,
         &[
@@ -128,7 +111,10 @@ fn schedule_follows_tenant_defaults_and_code_length() {
     let start = chrono::DateTime::parse_from_rfc3339(m["starts_at"].as_str().unwrap()).unwrap();
     let from = chrono::DateTime::parse_from_rfc3339(m["active_from"].as_str().unwrap()).unwrap();
     assert_eq!(start - from, chrono::Duration::minutes(10));
-    assert!(schedule(&db, 60, &["--no-one-time"])["one_time_code"].is_null());
+    assert_eq!(
+        schedule(&db, 60, &["--no-one-time"]).get("one_time_code"),
+        Some(&serde_json::Value::Null)
+    );
 }
 
 #[test]

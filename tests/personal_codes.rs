@@ -5,9 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
 use support::caller::{Caller, Dial};
-use support::{Gateway, cli, info_call};
+use support::{Gateway, cli, info_call, schedule_meeting};
 
 async fn outcomes(db: &str) -> Vec<(String, String)> {
     support::attempt_log(db).await
@@ -15,27 +14,11 @@ async fn outcomes(db: &str) -> Vec<(String, String)> {
 
 /// A meeting starting in 5 minutes (optionally with a security code) and one invitee.
 fn meeting_with_invitee(db: &str, security: Option<&str>) -> (String, String) {
-    let start =
-        (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339_opts(SecondsFormat::Secs, true);
-    let mut args = vec![
-        "meeting",
-        "schedule",
-        "--room",
-        "main",
-        "--start",
-        &start,
-        "--duration",
-        "30m",
-        "--one-time",
-        "--json",
-    ];
+    let mut extra = vec!["--one-time"];
     if let Some(s) = security {
-        args.extend(["--security-code", s]);
+        extra.extend(["--security-code", s]);
     }
-    let (rc, out, err) = cli(db, &args);
-    assert_eq!(rc, 0, "{err}");
-    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let id = m["id"].to_string();
+    let id = schedule_meeting(db, 5, &extra)["id"].to_string();
     let (rc, out, err) = cli(
         db,
         &[
@@ -153,12 +136,27 @@ fn webhook_server(statuses: Vec<u16>) -> (String, std::thread::JoinHandle<Vec<St
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/invites", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
     let handle = std::thread::spawn(move || {
         let mut bodies = Vec::new();
+        // Every POST must come within 30 s: a missing retry fails the test
+        // instead of hanging it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         for status in statuses {
-            let Ok((stream, _)) = listener.accept() else {
-                break;
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break Some(stream),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => break None,
+                }
             };
+            let Some(stream) = stream else { break };
+            stream.set_nonblocking(false).unwrap();
             stream
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
@@ -194,23 +192,7 @@ fn personal_code_is_posted_to_the_webhook_with_retries() {
     let (url, server) = webhook_server(vec![503, 200]);
     let (rc, _, err) = cli(&db, &["tenant", "set", "acme", "--invite-webhook", &url]);
     assert_eq!(rc, 0, "{err}");
-    let start = (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
-    let (rc, out, err) = cli(
-        &db,
-        &[
-            "meeting",
-            "schedule",
-            "--room",
-            "main",
-            "--start",
-            &start,
-            "--duration",
-            "30m",
-            "--json",
-        ],
-    );
-    assert_eq!(rc, 0, "{err}");
-    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].to_string();
+    let id = schedule_meeting(&db, 5, &[])["id"].to_string();
     let (rc, out, err) = cli(
         &db,
         &[

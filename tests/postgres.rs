@@ -11,27 +11,8 @@ async fn call_is_admitted_with_a_postgres_store() {
     let pg = PgServer::start();
     provision(&pg.url, "0099");
     // Meetings work on PostgreSQL too: schedule one, list it back.
-    let start = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
-    let (rc, out, err) = support::cli(
-        &pg.url,
-        &[
-            "meeting",
-            "schedule",
-            "--room",
-            "main",
-            "--start",
-            &start,
-            "--duration",
-            "30m",
-            "--one-time",
-            "--json",
-        ],
-    );
-    assert_eq!(rc, 0, "{err}");
-    let meeting: serde_json::Value = serde_json::from_str(&out).expect("meeting JSON");
-    let (rc, out, err) = support::cli(&pg.url, &["meeting", "list", "--room", "main", "--json"]);
-    assert_eq!(rc, 0, "{err}");
-    let listed: serde_json::Value = serde_json::from_str(&out).expect("list JSON");
+    let meeting = support::schedule_meeting(&pg.url, 5, &["--one-time"]);
+    let listed = support::cli_json(&pg.url, &["meeting", "list", "--room", "main", "--json"]);
     assert_eq!(listed[0]["one_time_code"], meeting["one_time_code"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = Gateway::start(dir, pg.url.clone(), &[]).await;

@@ -54,6 +54,33 @@ pub fn cli(db: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs the CLI on `db`, expects exit 0, and parses its stdout as JSON.
+pub fn cli_json(db: &str, args: &[&str]) -> serde_json::Value {
+    let (rc, out, err) = cli(db, args);
+    assert_eq!(rc, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+/// `meeting schedule --room main`, starting `start_in_min` minutes from
+/// now and lasting 45 minutes, with `extra` flags; the meeting as JSON.
+pub fn schedule_meeting(db: &str, start_in_min: i64, extra: &[&str]) -> serde_json::Value {
+    let start = (chrono::Utc::now() + chrono::Duration::minutes(start_in_min))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut args = vec![
+        "meeting",
+        "schedule",
+        "--room",
+        "main",
+        "--start",
+        &start,
+        "--duration",
+        "45m",
+        "--json",
+    ];
+    args.extend(extra);
+    cli_json(db, &args)
+}
+
 pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub db: String,

@@ -39,7 +39,8 @@ pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => return Ok(()),
+        // No type given: any type, but properties and items still apply.
+        _ => vec!["null", "boolean", "number", "string", "array", "object"],
     };
     let fits = |t: &str| match t {
         "null" => value.is_null(),
