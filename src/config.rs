@@ -164,6 +164,9 @@ fn parse_codecs(list: &str) -> Result<Vec<Codec>, ConfigError> {
     Ok(codecs)
 }
 
+/// The longest duration any setting or API field accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Parses `90s`, `1h30m`, `500ms`, `2m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -188,13 +191,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        total += match unit {
+        let part = match unit {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
         };
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("{s:?}: too long"))?;
+    }
+    // Every duration we take is far below this; it keeps the clock
+    // arithmetic done with it (now ± duration) clear of overflow.
+    if total > MAX_DURATION {
+        return Err(format!("{s:?}: too long (at most 10 years)"));
     }
     Ok(total)
 }
@@ -508,5 +519,12 @@ mod tests {
         assert_eq!(with(Some("0s")), Some(None));
         assert_eq!(with(Some("90s")), Some(Some(Duration::from_secs(90))));
         assert_eq!(with(Some("soon")), None);
+    }
+
+    #[test]
+    fn durations_that_would_overflow_the_clock_are_refused() {
+        assert!(parse_duration("18446744073709551615s1s").is_err());
+        assert!(parse_duration("1000000000000h").is_err());
+        assert!(parse_duration("87600h").is_ok(), "10 years is the limit");
     }
 }

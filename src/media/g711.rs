@@ -36,14 +36,6 @@ pub fn decode(law: Law, payload: &[u8], out: &mut Vec<i16>) {
     }
 }
 
-/// The byte that decodes to silence.
-pub fn silence(law: Law) -> u8 {
-    match law {
-        Law::Mu => 0xFF,
-        Law::A => 0xD5,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,7 +139,12 @@ impl<T> Jitter<T> {
 
     /// A packet of the same stream that is not audio (RFC 4733) arrived: its
     /// sequence number plays as silence instead of counting as lost.
+    /// Keypad packets on an SSRC of their own say nothing about the audio
+    /// stream's numbering and are ignored (they must not restart it).
     pub fn push_not_audio(&mut self, ssrc: u32, seq: u16) {
+        if self.ssrc != Some(ssrc) {
+            return;
+        }
         if let Some(ext) = self.extend(ssrc, seq) {
             self.insert(ext, Slot::NotAudio);
         }
@@ -393,6 +398,17 @@ mod tests {
             frames(&out).windows(2).all(|w| w[1] == w[0] + 1),
             "no frame skipped or repeated"
         );
+    }
+
+    #[test]
+    fn keypad_packets_on_another_ssrc_leave_the_audio_alone() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        j.push(t0, SSRC, 1000, 0, 1000);
+        j.push(t0, SSRC, 1001, 160, 1001);
+        j.push_not_audio(SSRC + 1, 5);
+        assert_eq!(j.buffered(), 2, "nothing was thrown away");
+        assert_eq!(j.pop(), Playout::Frame(1000));
     }
 
     #[test]
