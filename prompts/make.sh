@@ -8,9 +8,11 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-if ! dpkg -s espeak-ng >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng
-fi
+for pkg in espeak-ng sox; do
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg"
+    fi
+done
 
 voice="en-us"
 speed=150     # words per minute
@@ -31,6 +33,11 @@ prompts=(
     "too_many_attempts|There have been too many attempts. Please try again later."
     "muted|You are muted."
     "unmuted|You are no longer muted."
+    "waiting_for_host|The host has not joined yet. Please hold, you will be connected when the host arrives."
+    "waiting_for_admission|Please hold. The host will let you into the conference shortly."
+    "conference_ended|The host has left. This conference has ended."
+    "conference_full|This conference is full."
+    "conference_locked|This conference is locked."
 )
 
 for entry in "${prompts[@]}"; do
@@ -39,3 +46,18 @@ for entry in "${prompts[@]}"; do
     espeak-ng -v "$voice" -s "$speed" -w "$out/$name.wav" "$words"
     echo "wrote $out/$name.wav"
 done
+
+# Hold music for the waiting room: an arpeggio over C, Am, F and G (8 s,
+# looped by the gateway), sine notes with short fades, synthesised by sox
+# without dither so the file is the same on every run.
+notes=()
+for chord in "261.63 329.63 392 523.25" "220 261.63 329.63 440" \
+             "174.61 220 261.63 349.23" "196 246.94 293.66 392"; do
+    read -r root third fifth octave <<<"$chord"
+    for f in "$root" "$third" "$fifth" "$octave" "$fifth" "$third" "$root" "$third"; do
+        notes+=(synth 0.25 sine "$f" fade q 0.01 0.25 0.2 vol 0.3 :)
+    done
+done
+unset 'notes[${#notes[@]}-1]'
+sox -D -n -r 16000 -c 1 -b 16 "$here/hold_music.flac" "${notes[@]}"
+echo "wrote $here/hold_music.flac"

@@ -365,6 +365,21 @@ pub enum RoomCommand {
         /// A standing security code asked for after the access code
         #[arg(long)]
         security_code: Option<String>,
+        /// A host code, keyed in place of the access code by hosts
+        #[arg(long)]
+        host_code: Option<String>,
+        /// Participants wait, hearing hold music, until a host joins
+        #[arg(long)]
+        wait_for_host: bool,
+        /// Participants wait until admitted through the API
+        #[arg(long)]
+        host_admits: bool,
+        /// Hang everyone up when the last host leaves
+        #[arg(long)]
+        end_with_host: bool,
+        /// At most this many callers in the room (waiting ones included)
+        #[arg(long)]
+        max_members: Option<i64>,
         #[command(flatten)]
         common: Common,
     },
@@ -656,6 +671,11 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
             name,
             access_code,
             security_code,
+            host_code,
+            wait_for_host,
+            host_admits,
+            end_with_host,
+            max_members,
             ..
         }) => p
             .add_room(
@@ -663,6 +683,13 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
                 &name,
                 access_code.as_deref(),
                 security_code.as_deref(),
+                &crate::provision::RoomSettings {
+                    host_code: host_code.as_deref(),
+                    wait_for_host: Some(wait_for_host),
+                    host_admits: Some(host_admits),
+                    end_with_host: Some(end_with_host),
+                    max_members,
+                },
             )
             .await
             .map(|r| {

@@ -440,6 +440,23 @@ async fn every_documented_route_answers_as_documented() {
         404,
     )
     .await;
+    // In the room already, not waiting: admitting it is a conflict.
+    api.exercise(
+        "POST",
+        "/v1/calls/{id}/admit",
+        &format!("{this}/admit"),
+        None,
+        409,
+    )
+    .await;
+    api.exercise(
+        "POST",
+        "/v1/calls/{id}/admit",
+        "/v1/calls/999/admit",
+        None,
+        404,
+    )
+    .await;
     api.exercise("DELETE", "/v1/calls/{id}", &this, None, 204)
         .await;
     assert!(

@@ -23,6 +23,8 @@ pub enum Decision {
         security: Option<String>,
         /// The invitee whose personal code it was.
         invitee: Option<i64>,
+        /// The room's host code was keyed: the caller joins as a host.
+        host: bool,
     },
     Refuse(Outcome),
 }
@@ -37,11 +39,13 @@ pub struct Candidate {
     pub security: Option<String>,
 }
 
-/// A room whose regular code was keyed, with its standing security code hash.
+/// A room whose regular code (or host code) was keyed, with its standing
+/// security code hash.
 #[derive(Clone, Debug)]
 pub struct Regular {
     pub room_id: i64,
     pub security: Option<String>,
+    pub host: bool,
 }
 
 pub fn decide(now: DateTime<Utc>, regular: Option<Regular>, meetings: &[Candidate]) -> Decision {
@@ -51,6 +55,7 @@ pub fn decide(now: DateTime<Utc>, regular: Option<Regular>, meetings: &[Candidat
             meeting_id: None,
             security: room.security,
             invitee: None,
+            host: room.host,
         };
     }
     match check_any(meetings.iter().map(|m| m.window), now) {
@@ -60,6 +65,7 @@ pub fn decide(now: DateTime<Utc>, regular: Option<Regular>, meetings: &[Candidat
                 meeting_id: Some(m.meeting_id),
                 security: m.security.clone(),
                 invitee: None,
+                host: false,
             },
             None => Decision::Refuse(Outcome::Wrong),
         },
@@ -105,8 +111,17 @@ pub async fn resolve(
         let regular = Regular {
             room_id: room.id,
             security: room.security_code_hash,
+            host: false,
         };
         return Ok(decide(now, Some(regular), &[]));
+    }
+    if let Some(room) = store.room_by_host_code(tenant_id, code).await? {
+        let host = Regular {
+            room_id: room.id,
+            security: room.security_code_hash,
+            host: true,
+        };
+        return Ok(decide(now, Some(host), &[]));
     }
     let Some(tenant) = store.tenant_by_id(tenant_id).await? else {
         return Ok(Decision::Refuse(Outcome::Wrong));
@@ -196,6 +211,7 @@ async fn personal(
             .security_code_hash
             .or_else(|| tenant.default_security_code_hash.clone()),
         invitee: Some(invitee.id),
+        host: false,
     })
 }
 
@@ -231,6 +247,7 @@ mod tests {
         let regular = Regular {
             room_id: 5,
             security: Some("room-hash".into()),
+            host: false,
         };
         assert_eq!(
             decide(t("2026-01-01T00:00:00Z"), Some(regular), &[]),
@@ -238,7 +255,8 @@ mod tests {
                 room_id: 5,
                 meeting_id: None,
                 security: Some("room-hash".into()),
-                invitee: None
+                invitee: None,
+                host: false,
             }
         );
     }
@@ -256,7 +274,8 @@ mod tests {
                 room_id: 3,
                 meeting_id: Some(9),
                 security: Some("meeting-hash".into()),
-                invitee: None
+                invitee: None,
+                host: false,
             }
         );
         assert_eq!(

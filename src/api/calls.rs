@@ -1,4 +1,4 @@
-//! Live calls: list them, list a room's participants, hang up, mute.
+//! Live calls: list them, list a room's participants, hang up, mute, admit.
 
 use axum::Json;
 use axum::extract::State;
@@ -22,6 +22,9 @@ fn control_error(e: ControlError, id: u64) -> ApiError {
         }
         ControlError::NotInRoom => {
             ApiError::new(StatusCode::CONFLICT, "the call is not in a room yet")
+        }
+        ControlError::NotWaiting => {
+            ApiError::new(StatusCode::CONFLICT, "the call is not in a waiting room")
         }
     }
 }
@@ -81,5 +84,15 @@ pub async fn unmute(State(s): Shared, Path(id): Path<u64>) -> ApiResult<Json<Liv
     let call = live(&s)?
         .set_muted(id, false)
         .map_err(|e| control_error(e, id))?;
+    Ok(Json(call))
+}
+
+/// Lets a caller in from its room's waiting room (rooms set to "host
+/// admits", or waiting for a host that has not come).
+#[utoipa::path(post, path = "/v1/calls/{id}/admit", tag = "calls", params(("id" = u64, Path, description = CALL_ID)),
+    responses((status = 200, body = LiveCall), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn admit(State(s): Shared, Path(id): Path<u64>) -> ApiResult<Json<LiveCall>> {
+    let call = live(&s)?.admit(id).map_err(|e| control_error(e, id))?;
     Ok(Json(call))
 }

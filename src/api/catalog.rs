@@ -11,7 +11,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiResult, Body, ErrorBody, Page, Path, Query, Shared, page};
-use crate::provision::{NumberChange, ProvisionError, RoomChange, TenantChange, TenantSettings};
+use crate::provision::{
+    NumberChange, ProvisionError, RoomChange, RoomSettings, TenantChange, TenantSettings,
+};
 use crate::store::{NumberRow, RoomRow, Tenant};
 
 #[derive(Deserialize, ToSchema)]
@@ -69,6 +71,18 @@ pub struct NewRoom {
     access_code: Option<String>,
     /// Digits asked for after the access code, if any.
     security_code: Option<String>,
+    /// Keyed in place of the access code by the room's hosts.
+    host_code: Option<String>,
+    /// Participants wait, hearing hold music, until a host is in the room
+    /// (needs a host code).
+    wait_for_host: Option<bool>,
+    /// Participants wait until admitted with `POST /v1/calls/{id}/admit`.
+    host_admits: Option<bool>,
+    /// Everyone is hung up when the last host leaves (needs a host code).
+    end_with_host: Option<bool>,
+    /// At most this many callers in the room, waiting ones included; 0: no limit.
+    #[schema(minimum = 0, maximum = 10000)]
+    max_members: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -79,6 +93,18 @@ pub struct RoomPatch {
     access_code: Option<String>,
     /// A new standing security code; `""` removes it.
     security_code: Option<String>,
+    /// Keyed in place of the access code by the room's hosts; `""` removes it.
+    host_code: Option<String>,
+    /// Participants wait, hearing hold music, until a host is in the room
+    /// (needs a host code).
+    wait_for_host: Option<bool>,
+    /// Participants wait until admitted with `POST /v1/calls/{id}/admit`.
+    host_admits: Option<bool>,
+    /// Everyone is hung up when the last host leaves (needs a host code).
+    end_with_host: Option<bool>,
+    /// At most this many callers in the room, waiting ones included; 0: no limit.
+    #[schema(minimum = 0, maximum = 10000)]
+    max_members: Option<i64>,
 }
 
 /// Tenants, oldest first.
@@ -222,6 +248,13 @@ pub async fn create_room(
             &r.name,
             r.access_code.as_deref(),
             r.security_code.as_deref(),
+            &RoomSettings {
+                host_code: r.host_code.as_deref(),
+                wait_for_host: r.wait_for_host,
+                host_admits: r.host_admits,
+                end_with_host: r.end_with_host,
+                max_members: r.max_members,
+            },
         )
         .await?;
     Ok((StatusCode::CREATED, Json(room)))
@@ -248,6 +281,13 @@ pub async fn update_room(
         name: p.name.as_deref(),
         access_code: p.access_code.as_deref(),
         security_code: p.security_code.as_deref(),
+        settings: RoomSettings {
+            host_code: p.host_code.as_deref(),
+            wait_for_host: p.wait_for_host,
+            host_admits: p.host_admits,
+            end_with_host: p.end_with_host,
+            max_members: p.max_members,
+        },
     };
     Ok(Json(s.provisioner.update_room(id, &change).await?))
 }

@@ -312,6 +312,7 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(calls::list_calls))
         .routes(routes!(calls::hang_up))
         .routes(routes!(calls::mute))
+        .routes(routes!(calls::admit))
         .routes(routes!(calls::unmute))
         .routes(routes!(health::readyz))
         .routes(routes!(health::render_metrics))

@@ -11,10 +11,20 @@
 //! Each member's audio waits in its own adaptive jitter buffer
 //! ([`crate::media::jitter`]) until the room's tick takes a frame; a lost
 //! frame is concealed by repeating the last one at half the level each
-//! time, then silence. Roles, waiting room, lock and keypad controls: issue 5.
+//! time, then silence.
+//!
+//! Who is in and who waits is the [`roster`]'s decision; the room applies
+//! it. Members in the waiting room are not mixed: they hear the hold music
+//! (one position per room, encoded once per codec like any mix), after a
+//! spoken "the host has not joined yet". Joining and leaving members are
+//! signalled to those in the room with a chime; a member alone in the room
+//! hears "you are the only person in this conference". Each member's
+//! [`Presence`] is published on a watch channel, so its call sees at once
+//! that it went in, back to waiting, or that the room ended.
 
 pub mod keypad;
 pub mod mixer;
+pub mod roster;
 pub mod speakers;
 pub mod tones;
 
@@ -24,13 +34,18 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use tokio::sync::watch;
+
 use crate::media::codec::{self, Decoder, Encoder, OpusParams};
 use crate::media::jitter::{Jitter, Playout};
 use crate::media::leg::Leg;
+use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
 use crate::sip::sdp::Codec;
 use mixer::{Frame, Input, Mixer, Tick};
+pub use roster::{AdmitError, Policy, Presence, Refusal, Role};
+use roster::{Change, Roster};
 
 /// Payload buffers a member keeps for reuse (the jitter buffer's most).
 const SPARE_PAYLOADS: usize = 16;
@@ -73,6 +88,10 @@ fn frame_of(pcm: &[i16]) -> Frame {
 #[derive(Debug)]
 pub struct Member {
     pub call: CallRef,
+    pub role: Role,
+    /// The caller's language, for what the room says to it.
+    prompts: PromptSet,
+    presence: watch::Sender<Presence>,
     leg: Arc<Leg>,
     inbound: Mutex<Inbound>,
     /// A muted member is heard by no one (it still hears the room).
@@ -84,9 +103,18 @@ pub struct Member {
 
 impl Member {
     /// A member whose far end sends `codec` (at its RTP clock rate).
-    pub fn new(call: CallRef, leg: Arc<Leg>, codec: Codec) -> Arc<Member> {
+    pub fn new(
+        call: CallRef,
+        role: Role,
+        prompts: PromptSet,
+        leg: Arc<Leg>,
+        codec: Codec,
+    ) -> Arc<Member> {
         Arc::new(Member {
             call,
+            role,
+            prompts,
+            presence: watch::Sender::new(Presence::InRoom),
             leg,
             inbound: Mutex::new(Inbound {
                 jitter: Jitter::new(codec.clock_rate()),
@@ -99,6 +127,25 @@ impl Member {
             muted: std::sync::atomic::AtomicBool::new(false),
             announcement: Mutex::new(None),
         })
+    }
+
+    /// Where the member is now.
+    pub fn presence(&self) -> Presence {
+        *self.presence.borrow()
+    }
+
+    /// Follows the member's presence (it went in, back to waiting, ended).
+    pub fn watch(&self) -> watch::Receiver<Presence> {
+        self.presence.subscribe()
+    }
+
+    fn set_presence(&self, presence: Presence) {
+        self.presence.send_replace(presence);
+    }
+
+    /// Plays one of the member's prompts to it alone.
+    pub fn say(&self, prompt: PromptId) {
+        self.announce(self.prompts.shared(prompt));
     }
 
     /// Plays `samples` (8 kHz) to this member alone, over the room's mix;
@@ -207,6 +254,49 @@ impl Member {
 #[derive(Debug, Default)]
 struct Room {
     members: Vec<Arc<Member>>,
+    roster: Roster,
+    /// Where the hold music is (one position for the whole waiting room).
+    music_at: usize,
+}
+
+impl Room {
+    fn member(&self, key: u64) -> Option<&Arc<Member>> {
+        self.members.iter().find(|m| m.call.0 == key)
+    }
+
+    /// Plays `samples` to every member in the room proper but `except`.
+    fn announce_in_room(&self, except: u64, samples: &Arc<[i16]>) {
+        for m in &self.members {
+            if m.call.0 != except && m.presence() == Presence::InRoom {
+                m.announce(samples.clone());
+            }
+        }
+    }
+
+    /// Publishes the roster's changes and says what each means: an entry
+    /// chime to those already in, the waiting-room prompt to those sent
+    /// back to wait. (An ended member's call hangs itself up.)
+    fn apply(&self, changes: &[Change]) {
+        for (key, presence) in changes {
+            let Some(m) = self.member(*key) else { continue };
+            m.set_presence(*presence);
+            match presence {
+                Presence::InRoom => self.entered(m),
+                Presence::WaitingForHost => m.say(PromptId::WaitingForHost),
+                Presence::WaitingForAdmission => m.say(PromptId::WaitingForAdmission),
+                Presence::Ended => {}
+            }
+        }
+    }
+
+    /// `m` went into the room proper.
+    fn entered(&self, m: &Member) {
+        if self.roster.in_room() == 1 {
+            m.say(PromptId::OnlyPerson);
+        } else {
+            self.announce_in_room(m.call.0, &tones::entry());
+        }
+    }
 }
 
 /// Every live room of this gateway.
@@ -214,22 +304,32 @@ struct Room {
 pub struct Rooms {
     inner: Arc<Mutex<HashMap<i64, Arc<Mutex<Room>>>>>,
     max_talkers: usize,
+    /// The waiting room's music, 8 kHz, looped.
+    music: Arc<[i16]>,
 }
 
 impl Rooms {
-    /// Rooms that mix at most `max_talkers` members at once.
-    pub fn new(max_talkers: usize) -> Rooms {
+    /// Rooms that mix at most `max_talkers` members at once and play
+    /// `music` (8 kHz) to those waiting.
+    pub fn new(max_talkers: usize, music: Arc<[i16]>) -> Rooms {
         Rooms {
             inner: Arc::default(),
             max_talkers,
+            music,
         }
     }
 
-    /// Adds `member` to room `room_id`, starting the room's mixer if it was
-    /// empty. Returns the member count after joining. Call inside a tokio runtime.
-    pub fn join(&self, room_id: i64, member: Arc<Member>) -> usize {
+    /// Adds `member` to room `room_id` under `policy` (the room's settings
+    /// now), starting the room's mixer if it was empty: it goes in, or
+    /// waits, or is refused (changing nothing). Call inside a tokio runtime.
+    pub fn join(
+        &self,
+        room_id: i64,
+        member: Arc<Member>,
+        policy: Policy,
+    ) -> Result<Presence, Refusal> {
         let Ok(mut rooms) = self.inner.lock() else {
-            return 0;
+            return Err(Refusal::Full);
         };
         let room = rooms.entry(room_id).or_insert_with(|| {
             let room = Arc::new(Mutex::new(Room::default()));
@@ -237,19 +337,45 @@ impl Rooms {
             tokio::spawn(run_room(self.clone(), room_id, room.clone(), mixer));
             room
         });
-        let Ok(mut room) = room.lock() else { return 0 };
-        room.members.push(member);
-        room.members.len()
+        let Ok(mut room) = room.lock() else {
+            return Err(Refusal::Full);
+        };
+        room.roster.set_policy(policy);
+        let mut changes = Vec::new();
+        let joined = room.roster.join(member.call.0, member.role, &mut changes);
+        let presence = match joined {
+            Ok(p) => p,
+            Err(refusal) => {
+                if room.roster.is_empty() {
+                    drop(room);
+                    rooms.remove(&room_id);
+                }
+                return Err(refusal);
+            }
+        };
+        member.set_presence(presence);
+        room.members.push(member.clone());
+        room.apply(&changes);
+        room.apply(&[(member.call.0, presence)]);
+        Ok(presence)
     }
 
-    /// Removes `call`; the room disappears with its last member.
+    /// Removes `call` (an exit chime for those in the room, if it was in);
+    /// the room disappears with its last member.
     pub fn leave(&self, room_id: i64, call: CallRef) {
         let Ok(mut rooms) = self.inner.lock() else {
             return;
         };
         let empty = match rooms.get(&room_id).map(|r| r.lock()) {
             Some(Ok(mut room)) => {
+                let was_in = room.roster.presence(call.0) == Some(Presence::InRoom);
+                let mut changes = Vec::new();
+                room.roster.leave(call.0, &mut changes);
                 room.members.retain(|m| m.call != call);
+                if was_in {
+                    room.announce_in_room(call.0, &tones::exit());
+                }
+                room.apply(&changes);
                 room.members.is_empty()
             }
             _ => false,
@@ -259,18 +385,17 @@ impl Rooms {
         }
     }
 
-    /// Plays `samples` to every member of the room but `except`.
-    pub fn announce_to_others(&self, room_id: i64, except: CallRef, samples: Arc<[i16]>) {
-        let Ok(rooms) = self.inner.lock() else {
-            return;
-        };
-        if let Some(Ok(room)) = rooms.get(&room_id).map(|r| r.lock()) {
-            for m in room.members.iter().filter(|m| m.call != except) {
-                m.announce(samples.clone());
-            }
-        }
+    /// Lets a waiting member of `room_id` in.
+    pub fn admit(&self, room_id: i64, call: CallRef) -> Result<(), AdmitError> {
+        let rooms = self.inner.lock().map_err(|_| AdmitError::NotFound)?;
+        let room = rooms.get(&room_id).ok_or(AdmitError::NotFound)?;
+        let mut room = room.lock().map_err(|_| AdmitError::NotFound)?;
+        room.roster.admit(call.0)?;
+        room.apply(&[(call.0, Presence::InRoom)]);
+        Ok(())
     }
 
+    /// Members of the room, waiting ones included.
     pub fn members(&self, room_id: i64) -> usize {
         let Ok(rooms) = self.inner.lock() else {
             return 0;
@@ -292,11 +417,26 @@ impl Rooms {
     }
 }
 
+/// The next 20 ms of `music` from `at`, looping.
+fn music_frame(music: &[i16], at: &mut usize) -> Frame {
+    let mut frame = [0i16; crate::media::g711::FRAME_SAMPLES];
+    if music.is_empty() {
+        return frame;
+    }
+    for s in frame.iter_mut() {
+        *at %= music.len();
+        *s = music[*at];
+        *at += 1;
+    }
+    frame
+}
+
 /// The room's 20 ms clock; ends when the room has been removed.
 async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer: Mixer) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut members: Vec<Arc<Member>> = Vec::new();
+    let mut waiting: Vec<Arc<Member>> = Vec::new();
     let mut inputs: Vec<Input> = Vec::new();
     let mut out = Tick::default();
     let mut fanout = Fanout::default();
@@ -310,8 +450,20 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
         }
         let started = std::time::Instant::now();
         members.clear();
-        if let Ok(r) = room.lock() {
-            members.extend(r.members.iter().cloned());
+        waiting.clear();
+        let mut music = None;
+        if let Ok(mut r) = room.lock() {
+            for m in &r.members {
+                match m.presence() {
+                    Presence::InRoom => members.push(m.clone()),
+                    p if p.is_waiting() => waiting.push(m.clone()),
+                    _ => {}
+                }
+            }
+            if !waiting.is_empty() {
+                let r = &mut *r;
+                music = Some(music_frame(&rooms.music, &mut r.music_at));
+            }
         }
         inputs.clear();
         inputs.extend(members.iter().map(|m| Input {
@@ -320,15 +472,32 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
             muted: m.is_muted(),
         }));
         mixer.tick(&inputs, &mut out);
-        let done = fanout.send(&members, &out);
+        // The waiting room hears the music, not the room (nor is heard).
+        let music_mix = music.map(|frame| {
+            out.mixes.push(frame);
+            let at = out.mixes.len() - 1;
+            for m in waiting.drain(..) {
+                let _ = m.take_frame();
+                out.heard.push(at);
+                members.push(m);
+            }
+            at
+        });
+        let done = fanout.send(&members, &out, music_mix);
         encodes.increment(done as u64);
         tick_seconds.record(started.elapsed().as_secs_f64());
     }
     tracing::debug!(room_id, "room mixer stopped");
 }
 
-/// Which mix an encoder serves: the shared one, or one talker's own.
-type MixKey = Option<u64>;
+/// Which mix an encoder serves: the shared one, one talker's own, or the
+/// waiting room's music.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum MixKey {
+    Shared,
+    Talker(u64),
+    Music,
+}
 
 /// Encodes each distinct (mix, codec) pair of a tick once and sends every
 /// member the payload for its pair. Encoders keep their state (Opus) from
@@ -344,8 +513,9 @@ struct Fanout {
 }
 
 impl Fanout {
-    /// Returns the number of encodes done.
-    fn send(&mut self, members: &[Arc<Member>], tick: &Tick) -> usize {
+    /// Returns the number of encodes done. `music` is the index of the
+    /// hold music in `tick.mixes`, if anyone is waiting.
+    fn send(&mut self, members: &[Arc<Member>], tick: &Tick, music: Option<usize>) -> usize {
         self.codecs.clear();
         self.codecs.extend(members.iter().map(|m| m.leg.codec()));
         mixer::encode_plan(&tick.heard, &self.codecs, &mut self.plan);
@@ -356,15 +526,17 @@ impl Fanout {
                 continue;
             };
             // A talker's own mix is keyed by that talker; the rest share one.
-            let key: MixKey = (*mix != mixer::SHARED)
-                .then(|| {
-                    tick.heard
-                        .iter()
-                        .position(|h| h == mix)
-                        .and_then(|i| members.get(i))
-                        .map(|m| m.call.0)
-                })
-                .flatten();
+            let key = if *mix == mixer::SHARED {
+                MixKey::Shared
+            } else if Some(*mix) == music {
+                MixKey::Music
+            } else {
+                tick.heard
+                    .iter()
+                    .position(|h| h == mix)
+                    .and_then(|i| members.get(i))
+                    .map_or(MixKey::Shared, |m| MixKey::Talker(m.call.0))
+            };
             let encoder = self
                 .encoders
                 .entry((key, *codec))
@@ -375,8 +547,14 @@ impl Fanout {
         let used = &self.used;
         self.encoders.retain(|k, _| used.contains(k));
         for ((member, mix), codec) in members.iter().zip(&tick.heard).zip(&self.codecs) {
-            // A member hearing an announcement gets its own encode.
-            if let Some(mut frame) = tick.mixes.get(*mix).copied()
+            // A member hearing an announcement gets its own encode; in the
+            // waiting room it is said over silence, not over the music.
+            let base = if Some(*mix) == music {
+                Some([0; crate::media::g711::FRAME_SAMPLES])
+            } else {
+                tick.mixes.get(*mix).copied()
+            };
+            if let Some(mut frame) = base
                 && member.overlay_announcement(&mut frame)
             {
                 member.leg.send_frame(&frame);
@@ -397,24 +575,89 @@ mod tests {
     use crate::media::rtp::{Latch, Outbound};
 
     async fn member(call: u64) -> Arc<Member> {
+        member_as(call, Role::Participant).await
+    }
+
+    async fn member_as(call: u64, role: Role) -> Arc<Member> {
         let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let leg = Arc::new(Leg::new(
             socket,
             Outbound::new(Codec::Pcmu, 0),
             Latch::new(None),
         ));
-        Member::new(CallRef(call), leg, Codec::Pcmu)
+        let prompts =
+            PromptSet::from_samples(PromptId::ALL.map(|id| (id, vec![id as i16 + 1; 10])));
+        Member::new(CallRef(call), role, prompts, leg, Codec::Pcmu)
+    }
+
+    /// The announcement queued for `m`, as the prompt it is.
+    fn heard(m: &Member) -> Option<i16> {
+        let mut frame = [0; 160];
+        m.overlay_announcement(&mut frame).then_some(frame[0])
+    }
+
+    fn said(id: PromptId) -> Option<i16> {
+        Some(id as i16 + 1)
     }
 
     #[tokio::test]
     async fn room_empties_itself_when_the_last_member_leaves() {
-        let rooms = Rooms::new(3);
-        assert_eq!(rooms.join(1, member(1).await), 1);
-        assert_eq!(rooms.join(1, member(2).await), 2);
+        let rooms = Rooms::new(3, Arc::from(vec![]));
+        let open = Policy::default();
+        assert_eq!(rooms.join(1, member(1).await, open), Ok(Presence::InRoom));
+        assert_eq!(rooms.join(1, member(2).await, open), Ok(Presence::InRoom));
         rooms.leave(1, CallRef(1));
         assert_eq!(rooms.members(1), 1);
         rooms.leave(1, CallRef(2));
         assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_waiting_room_is_told_why_and_follows_the_host() {
+        let rooms = Rooms::new(3, Arc::from(vec![]));
+        let policy = Policy {
+            wait_for_host: true,
+            end_with_host: true,
+            ..Policy::default()
+        };
+        let p = member(1).await;
+        let mut seen = p.watch();
+        assert_eq!(
+            rooms.join(7, p.clone(), policy),
+            Ok(Presence::WaitingForHost)
+        );
+        assert_eq!(heard(&p), said(PromptId::WaitingForHost));
+        let h = member_as(2, Role::Host).await;
+        assert_eq!(rooms.join(7, h.clone(), policy), Ok(Presence::InRoom));
+        assert!(seen.has_changed().unwrap());
+        assert_eq!(*seen.borrow_and_update(), Presence::InRoom);
+        rooms.leave(7, CallRef(2));
+        assert_eq!(*seen.borrow_and_update(), Presence::Ended);
+        rooms.leave(7, CallRef(1));
+        assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_caller_leaves_no_room_behind() {
+        let rooms = Rooms::new(3, Arc::from(vec![]));
+        let none = Policy {
+            max_members: Some(0),
+            ..Policy::default()
+        };
+        assert_eq!(rooms.join(1, member(1).await, none), Err(Refusal::Full));
+        assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[test]
+    fn music_loops_without_a_gap() {
+        let music: Vec<i16> = (0..300).collect();
+        let mut at = 0;
+        let a = music_frame(&music, &mut at);
+        let b = music_frame(&music, &mut at);
+        assert_eq!(a[0], 0);
+        assert_eq!(b[139], 299);
+        assert_eq!(b[140], 0, "wraps to the start");
+        assert!(music_frame(&[], &mut at).iter().all(|s| *s == 0));
     }
 
     /// A PCMU payload of a constant level (μ-law: the decoded value is close).

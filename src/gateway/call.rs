@@ -18,13 +18,14 @@ use crate::access::identity::identify;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, Decision, invitee_still_valid, resolve};
 use crate::access::{AccessCode, E164, Outcome, Stage};
-use crate::conference::Member;
+use crate::conference::{Member, Policy, Presence, Refusal, Role};
 use crate::dtmf::rfc4733;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::ivr::{Action, Event, LookupResult, Machine};
 use crate::media::g711::FRAME_SAMPLES;
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
+use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
@@ -57,6 +58,8 @@ struct Grant {
     security: Option<String>,
     /// The invitee whose personal code it was.
     invitee: Option<i64>,
+    /// The host code was keyed.
+    host: bool,
 }
 
 /// Why the media loop ended.
@@ -69,6 +72,59 @@ enum End {
     HangUp(Outcome),
     /// No RTP from the caller for `--rtp-timeout`: the gateway hangs up.
     MediaTimeout,
+    /// The room turned the caller away or ended: say why, then hang up.
+    RoomClosed(Closure),
+}
+
+/// How a room closed on a caller.
+#[derive(Clone, Copy, Debug)]
+struct Closure {
+    prompt: PromptId,
+    /// The BYE's Reason header.
+    reason: &'static str,
+    /// For `dialgate_calls_total`.
+    outcome: &'static str,
+}
+
+impl Closure {
+    const FULL: Closure = Closure {
+        prompt: PromptId::ConferenceFull,
+        reason: "SIP;cause=486;text=\"conference full\"",
+        outcome: "room_full",
+    };
+    const LOCKED: Closure = Closure {
+        prompt: PromptId::ConferenceLocked,
+        reason: "SIP;cause=403;text=\"conference locked\"",
+        outcome: "room_locked",
+    };
+    /// Normal call clearing: the conference is over.
+    const ENDED: Closure = Closure {
+        prompt: PromptId::ConferenceEnded,
+        reason: "Q.850;cause=16;text=\"conference ended\"",
+        outcome: "room_ended",
+    };
+
+    fn refused(refusal: Refusal) -> Closure {
+        match refusal {
+            Refusal::Full => Closure::FULL,
+            Refusal::Locked => Closure::LOCKED,
+        }
+    }
+}
+
+/// Longest a closing prompt may play before the BYE.
+const CLOSING_PROMPT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Waits for the member's next presence; never, when not in a room.
+async fn presence_change(watch: &mut Option<tokio::sync::watch::Receiver<Presence>>) -> Presence {
+    match watch {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => *rx.borrow_and_update(),
+            // The room dropped the member: nothing more will come.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events: Events) {
@@ -252,6 +308,7 @@ impl Call {
             codec: format!("{:?}", negotiated.codec).to_uppercase(),
             dtmf_sources: Default::default(),
             muted: false,
+            role: None,
         });
         // The number's language, English where it has no prompts.
         let prompts = self.shared.prompts.for_language(&self.number.language);
@@ -294,6 +351,7 @@ impl Call {
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut room: Option<(i64, Arc<Member>)> = None;
+        let mut presence: Option<tokio::sync::watch::Receiver<Presence>> = None;
         // What the last right access code granted.
         let mut grant: Option<Grant> = None;
 
@@ -319,23 +377,30 @@ impl Call {
                         self.record(stage, outcome, room_id).await;
                     }
                     Action::Join { room_id } => {
-                        let member = Member::new(self.call, leg.clone(), negotiated.codec);
-                        let members = self.shared.rooms.join(room_id, member.clone());
-                        self.shared
-                            .live
-                            .joined(self.call.0, room_id, member.clone());
-                        tracing::info!(room_id, members, "joined room");
-                        if members == 1 {
-                            member.announce(
-                                prompts.shared(crate::media::prompts::PromptId::OnlyPerson),
-                            );
-                        } else {
-                            let chime = crate::conference::tones::entry();
-                            self.shared
-                                .rooms
-                                .announce_to_others(room_id, self.call, chime);
+                        let host = grant.as_ref().is_some_and(|g| g.host);
+                        let role = if host { Role::Host } else { Role::Participant };
+                        let member = Member::new(
+                            self.call,
+                            role,
+                            prompts.clone(),
+                            leg.clone(),
+                            negotiated.codec,
+                        );
+                        let policy = self.room_policy(room_id).await;
+                        match self.shared.rooms.join(room_id, member.clone(), policy) {
+                            Ok(now) => {
+                                self.shared
+                                    .live
+                                    .joined(self.call.0, room_id, member.clone());
+                                tracing::info!(room_id, ?role, presence = ?now, "joined room");
+                                presence = Some(member.watch());
+                                room = Some((room_id, member));
+                            }
+                            Err(refusal) => {
+                                tracing::info!(room_id, ?refusal, "room refused the caller");
+                                break 'call End::RoomClosed(Closure::refused(refusal));
+                            }
                         }
-                        room = Some((room_id, member));
                     }
                     Action::Hangup(outcome) => break 'call End::HangUp(outcome),
                 }
@@ -418,6 +483,12 @@ impl Call {
                     Some(CallEvent::Bye | CallEvent::Cancelled) => break 'call End::CallerLeft,
                     Some(CallEvent::Ended) | None => break 'call End::Gone,
                 },
+                now = presence_change(&mut presence) => {
+                    tracing::info!(presence = ?now, "presence in the room");
+                    if now == Presence::Ended {
+                        break 'call End::RoomClosed(Closure::ENDED);
+                    }
+                }
                 _ = tokio::time::sleep_until(last_media + rtp_timeout.unwrap_or_default()), if rtp_timeout.is_some() => {
                     break 'call End::MediaTimeout;
                 }
@@ -433,14 +504,11 @@ impl Call {
             End::CallerLeft => "abandoned",
             End::Gone => "ended_by_gateway",
             End::MediaTimeout => "media_timeout",
+            End::RoomClosed(closure) => closure.outcome,
         };
         metrics::counter!("dialgate_calls_total", "outcome" => call_outcome).increment(1);
         if let Some((room_id, member)) = room {
             self.shared.rooms.leave(room_id, self.call);
-            let chime = crate::conference::tones::exit();
-            self.shared
-                .rooms
-                .announce_to_others(room_id, self.call, chime);
             if let Some(stats) = member.jitter_stats() {
                 tracing::info!(room_id, ?stats, "left room");
                 for (event, n) in [
@@ -472,6 +540,18 @@ impl Call {
                     tracing::info!("caller hung up");
                 }
             }
+            End::RoomClosed(closure) => {
+                if self
+                    .play_out(&leg, prompts, closure.prompt, &mut events)
+                    .await
+                {
+                    self.hang_up(Some(closure.reason.to_owned()), &mut events)
+                        .await;
+                    tracing::info!(outcome = closure.outcome, "call ended by the room");
+                } else {
+                    tracing::info!("caller hung up during the closing prompt");
+                }
+            }
             End::HangUp(outcome) => {
                 let reason = format!("SIP;cause=403;text=\"{}\"", outcome.as_str());
                 self.hang_up(Some(reason), &mut events).await;
@@ -479,6 +559,57 @@ impl Call {
             }
         }
         drop(lease);
+    }
+
+    /// Plays `prompt` to the end (at most [`CLOSING_PROMPT_LIMIT`]); false
+    /// when the caller hung up meanwhile.
+    async fn play_out(
+        &self,
+        leg: &Leg,
+        prompts: &PromptSet,
+        prompt: PromptId,
+        events: &mut Events,
+    ) -> bool {
+        let mut player = Player::default();
+        player.play(crate::ivr::PlayId(0), vec![prompt]);
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let limit = tokio::time::sleep(CLOSING_PROMPT_LIMIT);
+        tokio::pin!(limit);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match player.next_frame(prompts, &mut frame) {
+                    Ok(true) => leg.send_frame(&frame),
+                    Ok(false) | Err(_) => return true,
+                },
+                ev = events.recv() => match ev {
+                    Some(CallEvent::Bye | CallEvent::Cancelled | CallEvent::Ended) | None => return false,
+                    Some(CallEvent::Info { tx, .. }) => {
+                        let _ = self.shared.sip.send(SipCommand::Respond { tx, status: StatusCode::OK });
+                    }
+                    Some(CallEvent::Ack | CallEvent::AckTimeout) => {}
+                },
+                _ = &mut limit => return true,
+            }
+        }
+    }
+
+    /// The room's settings as stored now; the defaults if they cannot be read.
+    async fn room_policy(&self, room_id: i64) -> Policy {
+        match timed("room", self.shared.store.room_by_id(room_id)).await {
+            Ok(Some(row)) => Policy {
+                wait_for_host: row.wait_for_host != 0,
+                host_admits: row.host_admits != 0,
+                end_with_host: row.end_with_host != 0,
+                max_members: row.max_members.and_then(|n| usize::try_from(n).ok()),
+            },
+            Ok(None) => Policy::default(),
+            Err(e) => {
+                tracing::error!(%e, room_id, "cannot read the room's settings");
+                Policy::default()
+            }
+        }
     }
 
     async fn hang_up(&self, reason: Option<String>, events: &mut Events) {
@@ -581,6 +712,7 @@ impl Call {
                 room_id,
                 security,
                 invitee,
+                host,
                 ..
             }) => {
                 let result = match security {
@@ -591,6 +723,7 @@ impl Call {
                     room_id,
                     security,
                     invitee,
+                    host,
                 };
                 (result, Some(grant))
             }

@@ -8,13 +8,15 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::SipCommand;
-use crate::conference::Member;
+use crate::conference::{AdmitError, Member, Role, Rooms};
 use crate::sip::endpoint::CallRef;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     Ivr,
+    /// In the room's waiting room: for a host, or to be admitted.
+    Waiting,
     InRoom,
 }
 
@@ -32,6 +34,8 @@ pub struct LiveCall {
     #[schema(value_type = Vec<String>)]
     pub dtmf_sources: BTreeSet<&'static str>,
     pub muted: bool,
+    /// In a room: host or participant.
+    pub role: Option<Role>,
 }
 
 struct Entry {
@@ -43,19 +47,38 @@ struct Entry {
 pub struct LiveCalls {
     calls: Arc<Mutex<BTreeMap<u64, Entry>>>,
     sip: mpsc::UnboundedSender<SipCommand>,
+    rooms: Rooms,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ControlError {
     NotFound,
     NotInRoom,
+    /// Admitting a caller that is not in a waiting room.
+    NotWaiting,
+}
+
+impl Entry {
+    /// The call as it is now (a room member's presence is read live).
+    fn view(&self) -> LiveCall {
+        let mut info = self.info.clone();
+        if let Some(m) = &self.member {
+            info.state = if m.presence().is_waiting() {
+                CallState::Waiting
+            } else {
+                CallState::InRoom
+            };
+        }
+        info
+    }
 }
 
 impl LiveCalls {
-    pub(crate) fn new(sip: mpsc::UnboundedSender<SipCommand>) -> LiveCalls {
+    pub(crate) fn new(sip: mpsc::UnboundedSender<SipCommand>, rooms: Rooms) -> LiveCalls {
         LiveCalls {
             calls: Arc::new(Mutex::new(BTreeMap::new())),
             sip,
+            rooms,
         }
     }
 
@@ -77,6 +100,7 @@ impl LiveCalls {
         {
             e.info.state = CallState::InRoom;
             e.info.room_id = Some(room_id);
+            e.info.role = Some(member.role);
             e.member = Some(member);
         }
     }
@@ -93,12 +117,12 @@ impl LiveCalls {
     pub fn list(&self) -> Vec<LiveCall> {
         self.calls
             .lock()
-            .map(|c| c.values().map(|e| e.info.clone()).collect())
+            .map(|c| c.values().map(Entry::view).collect())
             .unwrap_or_default()
     }
 
     pub fn get(&self, id: u64) -> Option<LiveCall> {
-        self.calls.lock().ok()?.get(&id).map(|e| e.info.clone())
+        self.calls.lock().ok()?.get(&id).map(Entry::view)
     }
 
     /// Hangs the call up with BYE (the call task ends when it is answered).
@@ -118,6 +142,28 @@ impl LiveCalls {
         let member = e.member.as_ref().ok_or(ControlError::NotInRoom)?;
         member.set_muted(muted);
         e.info.muted = muted;
-        Ok(e.info.clone())
+        Ok(e.view())
+    }
+
+    /// Lets a caller in from its room's waiting room.
+    pub fn admit(&self, id: u64) -> Result<LiveCall, ControlError> {
+        let (room_id, member) = {
+            let c = self.calls.lock().map_err(|_| ControlError::NotFound)?;
+            let e = c.get(&id).ok_or(ControlError::NotFound)?;
+            match (e.info.room_id, &e.member) {
+                (Some(room_id), Some(m)) => (room_id, m.clone()),
+                _ => return Err(ControlError::NotInRoom),
+            }
+        };
+        if !member.presence().is_waiting() {
+            return Err(ControlError::NotWaiting);
+        }
+        self.rooms
+            .admit(room_id, member.call)
+            .map_err(|e| match e {
+                AdmitError::NotFound => ControlError::NotFound,
+                AdmitError::NotWaiting => ControlError::NotWaiting,
+            })?;
+        self.get(id).ok_or(ControlError::NotFound)
     }
 }

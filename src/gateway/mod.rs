@@ -131,7 +131,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         source,
     })?;
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
-    let live_calls = live::LiveCalls::new(sip_tx.clone());
+    let rooms = Rooms::new(settings.max_talkers, prompts.hold_music());
+    let live_calls = live::LiveCalls::new(sip_tx.clone(), rooms.clone());
     let api = crate::api::router(crate::api::ApiState {
         provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
         prompts_loaded: true,
@@ -157,7 +158,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         settings.sip_timers,
     );
     let shared = Arc::new(Shared {
-        rooms: Rooms::new(settings.max_talkers),
+        rooms,
         settings,
         store,
         prompts,

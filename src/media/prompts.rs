@@ -63,11 +63,19 @@ pub enum PromptId {
     /// In the room, after `*6`.
     Muted,
     Unmuted,
+    /// In the waiting room, over silence before the hold music.
+    WaitingForHost,
+    WaitingForAdmission,
+    /// Before the gateway hangs up: the last host left.
+    ConferenceEnded,
+    /// The room refused the caller after a right code.
+    ConferenceFull,
+    ConferenceLocked,
 }
 
 impl PromptId {
     /// Every prompt, in declaration order.
-    pub const ALL: [PromptId; 12] = [
+    pub const ALL: [PromptId; 17] = [
         PromptId::Welcome,
         PromptId::EnterAccessCode,
         PromptId::InvalidCode,
@@ -80,6 +88,11 @@ impl PromptId {
         PromptId::TooManyAttempts,
         PromptId::Muted,
         PromptId::Unmuted,
+        PromptId::WaitingForHost,
+        PromptId::WaitingForAdmission,
+        PromptId::ConferenceEnded,
+        PromptId::ConferenceFull,
+        PromptId::ConferenceLocked,
     ];
 
     /// The file name without extension, e.g. `"enter_access_code"`.
@@ -97,6 +110,11 @@ impl PromptId {
             PromptId::TooManyAttempts => "too_many_attempts",
             PromptId::Muted => "muted",
             PromptId::Unmuted => "unmuted",
+            PromptId::WaitingForHost => "waiting_for_host",
+            PromptId::WaitingForAdmission => "waiting_for_admission",
+            PromptId::ConferenceEnded => "conference_ended",
+            PromptId::ConferenceFull => "conference_full",
+            PromptId::ConferenceLocked => "conference_locked",
         }
     }
 
@@ -164,11 +182,18 @@ impl std::fmt::Debug for PromptSet {
 }
 
 fn find_prompt_file(folder: &Path, id: PromptId) -> Option<PathBuf> {
+    find_file(folder, id.file_stem())
+}
+
+fn find_file(folder: &Path, stem: &str) -> Option<PathBuf> {
     EXTENSIONS
         .iter()
-        .map(|ext| folder.join(format!("{}.{ext}", id.file_stem())))
+        .map(|ext| folder.join(format!("{stem}.{ext}")))
         .find(|path| path.is_file())
 }
+
+/// The waiting room's music: `<dir>/hold_music.<ext>`, for every language.
+pub const HOLD_MUSIC: &str = "hold_music";
 
 /// Why a prompt could not be loaded. Every variant names the file.
 #[derive(thiserror::Error, Debug)]
@@ -378,13 +403,19 @@ pub const DEFAULT_LANGUAGE: &str = "en";
 pub struct PromptLibrary {
     languages: std::collections::HashMap<String, PromptSet>,
     default: PromptSet,
+    music: Arc<[i16]>,
 }
 
 impl PromptLibrary {
-    /// Loads `<dir>/<language>/` for every sub-folder; `en` must exist, and
-    /// any language folder with a missing prompt is an error naming it.
+    /// Loads `<dir>/<language>/` for every sub-folder and the hold music
+    /// `<dir>/hold_music.<ext>`; `en` must exist, and any language folder
+    /// with a missing prompt is an error naming it.
     pub fn load(dir: &Path) -> Result<PromptLibrary, PromptError> {
         let default = PromptSet::load(dir, DEFAULT_LANGUAGE)?;
+        let music_file = find_file(dir, HOLD_MUSIC).ok_or_else(|| PromptError::Missing {
+            path: dir.join(format!("{HOLD_MUSIC}.flac")),
+        })?;
+        let music = decode_file(&music_file, SAMPLE_RATE_HZ)?.into();
         let mut languages = std::collections::HashMap::new();
         let entries = std::fs::read_dir(dir).map_err(|source| PromptError::Io {
             path: dir.to_owned(),
@@ -399,7 +430,16 @@ impl PromptLibrary {
             }
             languages.insert(name.clone(), PromptSet::load(dir, &name)?);
         }
-        Ok(PromptLibrary { languages, default })
+        Ok(PromptLibrary {
+            languages,
+            default,
+            music,
+        })
+    }
+
+    /// The waiting room's music, 8 kHz mono, played in a loop.
+    pub fn hold_music(&self) -> Arc<[i16]> {
+        self.music.clone()
     }
 
     /// The prompts for `language`, or English when that language has none.

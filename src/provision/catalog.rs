@@ -34,7 +34,26 @@ pub struct RoomChange<'a> {
     pub access_code: Option<&'a str>,
     /// A new standing security code; `""` removes it.
     pub security_code: Option<&'a str>,
+    pub settings: RoomSettings<'a>,
 }
+
+/// A room's host code and behaviour; `None` keeps the current value.
+#[derive(Clone, Debug, Default)]
+pub struct RoomSettings<'a> {
+    /// Keyed in place of the access code by hosts; `""` removes it.
+    pub host_code: Option<&'a str>,
+    /// Participants wait (hold music) until a host is in the room.
+    pub wait_for_host: Option<bool>,
+    /// Participants wait until admitted through the API.
+    pub host_admits: Option<bool>,
+    /// Everyone is hung up when the last host leaves.
+    pub end_with_host: Option<bool>,
+    /// At most this many callers, waiting ones included; `Some(0)` removes the limit.
+    pub max_members: Option<i64>,
+}
+
+/// The most callers a room may be limited to.
+pub const MAX_MEMBERS_LIMIT: i64 = 10_000;
 
 fn not_found(what: &'static str, id: i64) -> ProvisionError {
     ProvisionError::NotFound {
@@ -167,8 +186,71 @@ impl Provisioner {
                 .await?;
             room.access_code = code.as_str().to_owned();
         }
+        self.apply_room_settings(&mut room, &change.settings)
+            .await?;
         self.store.update_room(&room).await?;
         self.room_by_id(id).await
+    }
+
+    /// Checks `settings` and applies them to `room` (nothing is written).
+    pub(crate) async fn apply_room_settings(
+        &self,
+        room: &mut RoomRow,
+        settings: &RoomSettings<'_>,
+    ) -> Result<(), ProvisionError> {
+        let flag = |v: bool| i64::from(v);
+        if let Some(v) = settings.wait_for_host {
+            room.wait_for_host = flag(v);
+        }
+        if let Some(v) = settings.host_admits {
+            room.host_admits = flag(v);
+        }
+        if let Some(v) = settings.end_with_host {
+            room.end_with_host = flag(v);
+        }
+        if let Some(limit) = settings.max_members {
+            if !(0..=MAX_MEMBERS_LIMIT).contains(&limit) {
+                return Err(invalid(
+                    "max_members",
+                    format!("must be 1 to {MAX_MEMBERS_LIMIT}, or 0 for no limit"),
+                ));
+            }
+            room.max_members = (limit > 0).then_some(limit);
+        }
+        match settings.host_code {
+            Some("") => room.host_code = None,
+            Some(code) => {
+                let code = AccessCode::parse(code).map_err(|e| {
+                    invalid(
+                        "host_code",
+                        e.to_string().replace("access code", "host code"),
+                    )
+                })?;
+                if code.as_str() == room.access_code {
+                    return Err(invalid("host_code", "must differ from the access code"));
+                }
+                if room.host_code.as_deref() != Some(code.as_str()) {
+                    let mut live = self.live_codes(room.tenant_id).await?;
+                    // The host code being replaced is retired.
+                    live.retain(|c| Some(c) != room.host_code.as_ref());
+                    live.push(room.access_code.clone());
+                    if !crate::access::codes::acceptable(code.as_str(), &live) {
+                        return Err(ProvisionError::Conflict(
+                            "host code equals, or is a prefix of, a code in use in this tenant (or the reverse)".into(),
+                        ));
+                    }
+                    room.host_code = Some(code.as_str().to_owned());
+                }
+            }
+            None => {}
+        }
+        if room.host_code.is_none() && (room.wait_for_host != 0 || room.end_with_host != 0) {
+            return Err(invalid(
+                "host_code",
+                "wait_for_host and end_with_host need a host code",
+            ));
+        }
+        Ok(())
     }
 
     /// Deletes a room whose meetings are all over or cancelled.
@@ -201,8 +283,12 @@ mod tests {
         p.add_tenant("acme").await.unwrap();
         p.add_tenant("globex").await.unwrap();
         p.add_number("+15550100", "acme", "en").await.unwrap();
-        p.add_room("acme", "main", Some("111"), None).await.unwrap();
-        p.add_room("acme", "side", Some("222"), None).await.unwrap();
+        p.add_room("acme", "main", Some("111"), None, &Default::default())
+            .await
+            .unwrap();
+        p.add_room("acme", "side", Some("222"), None, &Default::default())
+            .await
+            .unwrap();
         (dir, p)
     }
 
@@ -248,6 +334,7 @@ mod tests {
             name: Some("board"),
             access_code: Some("0333"),
             security_code: Some("55"),
+            ..Default::default()
         };
         let room = p.update_room(1, &change).await.unwrap();
         assert_eq!(
@@ -329,5 +416,126 @@ mod tests {
         assert_eq!(p.delete_room(1, now).await.unwrap().name, "main");
         assert!(p.list_meetings(None).await.unwrap().is_empty());
         assert_eq!(p.list_rooms().await.unwrap().len(), 1);
+    }
+
+    fn host(code: &'static str) -> RoomChange<'static> {
+        RoomChange {
+            settings: RoomSettings {
+                host_code: Some(code),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn host_code_is_prefix_free_against_every_code_of_the_tenant() {
+        let (_d, p) = setup().await;
+        // Room 1 has 111, room 2 has 222.
+        for taken in ["222", "22", "2225", "111"] {
+            let err = p.update_room(1, &host(taken)).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ProvisionError::Conflict(_) | ProvisionError::Invalid { .. }
+                ),
+                "{taken}: {err}"
+            );
+        }
+        let room = p.update_room(1, &host("9090")).await.unwrap();
+        assert_eq!(room.host_code.as_deref(), Some("9090"));
+        // Now 9090 blocks other rooms' codes, and keying it again is a no-op.
+        let clash = RoomChange {
+            access_code: Some("90"),
+            ..Default::default()
+        };
+        assert!(matches!(
+            p.update_room(2, &clash).await.unwrap_err(),
+            ProvisionError::Conflict(_)
+        ));
+        assert!(p.update_room(1, &host("9090")).await.is_ok());
+        let found = p
+            .store()
+            .room_by_host_code(room.tenant_id, "9090")
+            .await
+            .unwrap();
+        assert_eq!(found.map(|r| r.id), Some(1));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_host_needs_a_host_code_and_limits_are_checked() {
+        let (_d, p) = setup().await;
+        let wait = RoomChange {
+            settings: RoomSettings {
+                wait_for_host: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let err = p.update_room(1, &wait).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProvisionError::Invalid {
+                    field: "host_code",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let limit = |n| RoomChange {
+            settings: RoomSettings {
+                max_members: Some(n),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for bad in [-1, MAX_MEMBERS_LIMIT + 1] {
+            let err = p.update_room(1, &limit(bad)).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ProvisionError::Invalid {
+                        field: "max_members",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+        let full = RoomChange {
+            settings: RoomSettings {
+                host_code: Some("77"),
+                wait_for_host: Some(true),
+                end_with_host: Some(true),
+                host_admits: Some(true),
+                max_members: Some(5),
+            },
+            ..Default::default()
+        };
+        let room = p.update_room(1, &full).await.unwrap();
+        assert_eq!(
+            (
+                room.wait_for_host,
+                room.end_with_host,
+                room.host_admits,
+                room.max_members
+            ),
+            (1, 1, 1, Some(5))
+        );
+        let room = p.update_room(1, &limit(0)).await.unwrap();
+        assert_eq!(room.max_members, None, "0 removes the limit");
+        // Removing the host code while the room waits for one is refused.
+        let err = p.update_room(1, &host("")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProvisionError::Invalid {
+                    field: "host_code",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -343,7 +343,9 @@ mod tests {
         let secret = Secret::from_key([9; 32]);
         let p = Provisioner::new(store).with_secret(secret.clone());
         p.add_tenant("acme").await.unwrap();
-        p.add_room("acme", "main", Some("1"), None).await.unwrap();
+        p.add_room("acme", "main", Some("1"), None, &Default::default())
+            .await
+            .unwrap();
         (dir, p, secret)
     }
 

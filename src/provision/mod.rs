@@ -13,7 +13,7 @@ mod tokens;
 pub mod webhook;
 
 pub use attempts::{AttemptSummary, summarise};
-pub use catalog::{NumberChange, RoomChange, TenantChange};
+pub use catalog::{MAX_MEMBERS_LIMIT, NumberChange, RoomChange, RoomSettings, TenantChange};
 
 pub use invitees::{InviteView, InviteeChange};
 pub use meetings::{MeetingView, Schedule, TenantSettings};
@@ -149,6 +149,7 @@ impl Provisioner {
         name: &str,
         access_code: Option<&str>,
         security_code: Option<&str>,
+        settings: &RoomSettings<'_>,
     ) -> Result<RoomRow, ProvisionError> {
         check_name("name", name)?;
         let code = access_code
@@ -160,16 +161,21 @@ impl Provisioner {
             .transpose()?;
         let tenant = self.tenant(tenant).await?;
         let code = self.unused_code(tenant.id, code, None).await?;
-        Ok(self
-            .store
-            .insert_room(
-                &tenant,
-                name.trim(),
-                code.as_str(),
-                security.as_deref(),
-                Utc::now(),
-            )
-            .await?)
+        let mut room = RoomRow {
+            id: 0,
+            tenant_id: tenant.id,
+            tenant: tenant.name.clone(),
+            name: name.trim().to_owned(),
+            access_code: code.as_str().to_owned(),
+            security_code_hash: security,
+            host_code: None,
+            wait_for_host: 0,
+            host_admits: 0,
+            end_with_host: 0,
+            max_members: None,
+        };
+        self.apply_room_settings(&mut room, settings).await?;
+        Ok(self.store.insert_room(&room, Utc::now()).await?)
     }
 
     /// Every code of the tenant that is live now or later (regular room
@@ -229,7 +235,16 @@ impl Provisioner {
         }
         match self.store.room_by_name(tenant.id, "demo").await? {
             Some(room) => Ok(room),
-            None => self.add_room("demo", "demo", Some("123456789"), None).await,
+            None => {
+                self.add_room(
+                    "demo",
+                    "demo",
+                    Some("123456789"),
+                    None,
+                    &RoomSettings::default(),
+                )
+                .await
+            }
         }
     }
 }

@@ -100,7 +100,9 @@ mod tests {
     async fn setup() -> (tempfile::TempDir, Provisioner) {
         let (dir, p) = crate::provision::test_provisioner(3).await;
         p.add_tenant("acme").await.unwrap();
-        p.add_room("acme", "main", Some("111"), None).await.unwrap();
+        p.add_room("acme", "main", Some("111"), None, &Default::default())
+            .await
+            .unwrap();
         (dir, p)
     }
 

@@ -94,18 +94,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes a room's name, regular code and security-code hash.
+    /// Writes a room's name, codes and behaviour.
     pub async fn update_room(&self, room: &RoomRow) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE rooms SET name = $1, access_code = $2, security_code_hash = $3 WHERE id = $4",
+            "UPDATE rooms SET name = $1, access_code = $2, security_code_hash = $3, host_code = $4, \
+             wait_for_host = $5, host_admits = $6, end_with_host = $7, max_members = $8 WHERE id = $9",
         )
         .bind(&room.name)
         .bind(&room.access_code)
         .bind(room.security_code_hash.as_deref())
+        .bind(room.host_code.as_deref())
+        .bind(room.wait_for_host)
+        .bind(room.host_admits)
+        .bind(room.end_with_host)
+        .bind(room.max_members)
         .bind(room.id)
         .execute(&self.pool)
         .await
-        .map_err(map_unique("room name or access code in use in this tenant"))?;
+        .map_err(map_unique("room name, access code or host code in use in this tenant"))?;
         Ok(())
     }
 

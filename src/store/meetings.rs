@@ -129,10 +129,14 @@ impl Store {
         after: DateTime<Utc>,
         except: Option<i64>,
     ) -> Result<Vec<(String, Option<(String, String)>)>, StoreError> {
-        let regular = sqlx::query("SELECT access_code FROM rooms WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?;
+        // Host codes are keyed in place of access codes: they count too.
+        let regular = sqlx::query(
+            "SELECT access_code FROM rooms WHERE tenant_id = $1 \
+             UNION ALL SELECT host_code FROM rooms WHERE tenant_id = $1 AND host_code IS NOT NULL",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(regular.len());
         for r in &regular {
             out.push((r.try_get::<String, _>(0)?, None));

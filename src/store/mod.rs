@@ -216,38 +216,42 @@ impl Store {
             .await?)
     }
 
+    /// Inserts `room` (its `id` is ignored) and returns it with its id.
     pub async fn insert_room(
         &self,
-        tenant: &Tenant,
-        name: &str,
-        access_code: &str,
-        security_code_hash: Option<&str>,
+        room: &RoomRow,
         now: DateTime<Utc>,
     ) -> Result<RoomRow, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO rooms (tenant_id, name, access_code, security_code_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO rooms (tenant_id, name, access_code, security_code_hash, host_code, \
+             wait_for_host, host_admits, end_with_host, max_members, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
-        .bind(tenant.id)
-        .bind(name)
-        .bind(access_code)
-        .bind(security_code_hash)
+        .bind(room.tenant_id)
+        .bind(&room.name)
+        .bind(&room.access_code)
+        .bind(room.security_code_hash.as_deref())
+        .bind(room.host_code.as_deref())
+        .bind(room.wait_for_host)
+        .bind(room.host_admits)
+        .bind(room.end_with_host)
+        .bind(room.max_members)
         .bind(format_time(now))
         .fetch_one(&self.pool)
         .await
-        .map_err(map_unique("room name or access code in use in this tenant"))?;
+        .map_err(map_unique(
+            "room name, access code or host code in use in this tenant",
+        ))?;
         Ok(RoomRow {
             id: row.try_get(0)?,
-            tenant_id: tenant.id,
-            tenant: tenant.name.clone(),
-            name: name.to_owned(),
-            access_code: access_code.to_owned(),
-            security_code_hash: security_code_hash.map(str::to_owned),
+            ..room.clone()
         })
     }
 
     pub(crate) const ROOM_SELECT: &str = "SELECT r.id AS id, r.tenant_id AS tenant_id, t.name AS tenant, r.name AS name, r.access_code AS access_code, \
-         r.security_code_hash AS security_code_hash FROM rooms r JOIN tenants t ON t.id = r.tenant_id";
+         r.security_code_hash AS security_code_hash, r.host_code AS host_code, r.wait_for_host AS wait_for_host, \
+         r.host_admits AS host_admits, r.end_with_host AS end_with_host, r.max_members AS max_members \
+         FROM rooms r JOIN tenants t ON t.id = r.tenant_id";
 
     pub async fn list_rooms(&self) -> Result<Vec<RoomRow>, StoreError> {
         let sql = format!("{} ORDER BY r.id", Self::ROOM_SELECT);
@@ -268,6 +272,23 @@ impl Store {
         Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The room of `tenant_id` whose host code is `code`.
+    pub async fn room_by_host_code(
+        &self,
+        tenant_id: i64,
+        code: &str,
+    ) -> Result<Option<RoomRow>, StoreError> {
+        let sql = format!(
+            "{} WHERE r.tenant_id = $1 AND r.host_code = $2",
+            Self::ROOM_SELECT
+        );
+        Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(code)
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -393,6 +414,22 @@ mod tests {
         (dir, store)
     }
 
+    fn room(t: &Tenant, name: &str, code: &str) -> RoomRow {
+        RoomRow {
+            id: 0,
+            tenant_id: t.id,
+            tenant: t.name.clone(),
+            name: name.into(),
+            access_code: code.into(),
+            security_code_hash: None,
+            host_code: None,
+            wait_for_host: 0,
+            host_admits: 0,
+            end_with_host: 0,
+            max_members: None,
+        }
+    }
+
     #[tokio::test]
     async fn sqlite_file_is_created_and_migrated() {
         let (dir, store) = temp_store().await;
@@ -408,7 +445,7 @@ mod tests {
             .await
             .expect("tenant");
         store
-            .insert_room(&t, "r", "000123", None, Utc::now())
+            .insert_room(&room(&t, "r", "000123"), Utc::now())
             .await
             .expect("room");
         let room = store
@@ -428,11 +465,11 @@ mod tests {
             .await
             .expect("tenant");
         store
-            .insert_room(&t, "a", "111", None, Utc::now())
+            .insert_room(&room(&t, "a", "111"), Utc::now())
             .await
             .expect("room");
         let err = store
-            .insert_room(&t, "b", "111", None, Utc::now())
+            .insert_room(&room(&t, "b", "111"), Utc::now())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");

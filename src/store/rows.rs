@@ -66,6 +66,22 @@ pub struct RoomRow {
     /// Keyed hash of the room's standing security code.
     #[serde(skip)]
     pub security_code_hash: Option<String>,
+    /// Keyed in place of the access code by the room's host(s).
+    pub host_code: Option<String>,
+    /// Participants wait, hearing hold music, until a host is in the room.
+    #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
+    pub wait_for_host: i64,
+    /// Participants wait until admitted through the API.
+    #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
+    pub host_admits: i64,
+    /// The room ends (everyone is hung up) when its last host leaves.
+    #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
+    pub end_with_host: i64,
+    /// At most this many callers in the room, waiting ones included.
+    pub max_members: Option<i64>,
 }
 
 /// One line of the attempt log: who, when, which number, the outcome — never the code.

@@ -367,8 +367,25 @@ fn library_falls_back_to_english_and_loads_other_languages() {
             .unwrap();
         }
     }
+    let no_music = PromptLibrary::load(dir.path())
+        .err()
+        .expect("music missing");
+    assert!(no_music.to_string().contains("hold_music"), "{no_music}");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    std::fs::copy(
+        shipped.join("hold_music.flac"),
+        dir.path().join("hold_music.flac"),
+    )
+    .unwrap();
     let lib = PromptLibrary::load(dir.path()).unwrap();
     assert_eq!(lib.languages(), vec!["en", "de"]);
+    let music = lib.hold_music();
+    let seconds = music.len() as f32 / SAMPLE_RATE_HZ as f32;
+    assert!(
+        (7.9..8.1).contains(&seconds),
+        "hold music lasts {seconds} s"
+    );
+    assert!(rms(&music) > 1000.0, "hold music is audible");
     assert!(
         !lib.for_language("fr").get(PromptId::Welcome).is_empty(),
         "fr falls back to en"
