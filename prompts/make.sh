@@ -38,12 +38,35 @@ prompts=(
     "conference_ended|The host has left. This conference has ended."
     "conference_full|This conference is full."
     "conference_locked|This conference is locked."
+    "there_are|There are"
+    "participants_in_conference|participants in this conference."
+    "now_locked|The conference is now locked."
+    "now_unlocked|The conference is now unlocked."
+    "all_muted|Everyone but the host is now muted."
+    "all_unmuted|Everyone may speak again."
 )
+
+# Number words, for counts ("there are twenty one participants…"):
+# number_<word>.wav, composed by the gateway (English rules).
+for word in zero one two three four five six seven eight nine ten eleven twelve \
+            thirteen fourteen fifteen sixteen seventeen eighteen nineteen \
+            twenty thirty forty fifty sixty seventy eighty ninety hundred thousand; do
+    prompts+=("number_$word|$word")
+done
 
 for entry in "${prompts[@]}"; do
     name="${entry%%|*}"
     words="${entry#*|}"
     espeak-ng -v "$voice" -s "$speed" -w "$out/$name.wav" "$words"
+    case "$name" in
+        number_*|there_are|participants_in_conference)
+            # Pieces said one after another: trim espeak-ng's leading and
+            # trailing silence to 40 ms so the sentence flows.
+            sox -D "$out/$name.wav" "$out/$name.trim.wav" \
+                silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse pad 0.04 0.04
+            mv "$out/$name.trim.wav" "$out/$name.wav"
+            ;;
+    esac
     echo "wrote $out/$name.wav"
 done
 

@@ -209,3 +209,64 @@ async fn a_full_room_turns_the_next_caller_away_with_a_reason() {
     assert!(gw.log().contains("room refused the caller"), "{}", gw.log());
     assert_eq!(a.hang_up().await, Some(200));
 }
+
+/// Polls `GET /v1/calls` (every 50 ms, at most 10 s) until `done` holds for
+/// the calls in room 2.
+async fn until_calls(gw: &Gateway, token: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
+    for _ in 0..200 {
+        let (_, calls) = http::call(&gw.api, "GET", "/v1/calls", Some(token), None).await;
+        let inside: Vec<serde_json::Value> = calls
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|c| c["room_id"].as_i64() == Some(2))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if done(&inside) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the calls never got there: {}", gw.log());
+}
+
+#[tokio::test]
+async fn the_host_mutes_everyone_else_and_locks_the_room_from_the_keypad() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    add_room(&db, &["--host-code", "9753"]);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let token = http::token(&gw.db);
+    let mut h = Caller::dial(&gw.sip, Dial::default()).await;
+    let mut p = Caller::dial(&gw.sip, Dial::default()).await;
+    tokio::join!(h.key_rfc4733("9753#"), p.key_rfc4733("2468#"));
+    until_calls(&gw, &token, |c| {
+        c.len() == 2 && c.iter().all(|c| c["state"] == "in_room")
+    })
+    .await;
+
+    // A participant's *7 and *5 are not host commands: nothing happens.
+    p.key_rfc4733("*7").await;
+    h.key_rfc4733("*7").await;
+    until_calls(&gw, &token, |c| {
+        c.iter().all(|c| c["muted"] == (c["role"] == "participant"))
+    })
+    .await;
+    assert_eq!(
+        gw.log().matches("participants muted by the host").count(),
+        1
+    );
+
+    h.key_rfc4733("*5").await;
+    let mut late = Caller::dial(&gw.sip, Dial::default()).await;
+    late.key_rfc4733("2468#").await;
+    let bye = late.wait_bye(Duration::from_secs(15)).await.expect("a BYE");
+    let reason = bye.headers_named("Reason").collect::<Vec<_>>().join(",");
+    assert!(
+        reason.contains("cause=403") && reason.contains("conference locked"),
+        "Reason: {reason}"
+    );
+    assert_eq!(h.hang_up().await, Some(200));
+    assert_eq!(p.hang_up().await, Some(200));
+}

@@ -1,11 +1,14 @@
 //! Keypad commands in the room: `*` then a key within [`STAR_WINDOW`].
 //!
 //! - `*6`: mute / unmute yourself (a spoken confirmation follows).
+//! - `*#`: how many are in the conference (said to you alone).
+//! - `*5` (hosts): lock / unlock the room to new participants.
+//! - `*7` (hosts): mute everyone but the hosts, or unmute them again.
 //!
 //! Any other key after `*`, or a key without `*`, does nothing; a `*`
 //! left alone expires. Keypad events never reach the mix (they arrive as
-//! RFC 4733 events or SIP INFO, not audio). Host commands (`*5` lock,
-//! `*7` mute all) and `*#` (participant count) come with host roles.
+//! RFC 4733 events or SIP INFO, not audio). Whether the caller may use a
+//! host command is the room's business, not the keypad's.
 //!
 //! Pure: fed keys with the time they arrived.
 
@@ -18,6 +21,9 @@ pub const STAR_WINDOW: Duration = Duration::from_secs(3);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     ToggleMute,
+    Count,
+    ToggleLock,
+    ToggleMuteAll,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -43,6 +49,9 @@ impl Keypad {
                 None
             }
             (true, '6') => Some(Command::ToggleMute),
+            (true, '#') => Some(Command::Count),
+            (true, '5') => Some(Command::ToggleLock),
+            (true, '7') => Some(Command::ToggleMuteAll),
             _ => None,
         }
     }
@@ -80,6 +89,20 @@ mod tests {
         assert_eq!(k.on_key(t, '*'), None);
         assert_eq!(k.on_key(t, '9'), None);
         assert_eq!(k.on_key(t, '6'), None, "the 9 used up the star");
+    }
+
+    #[test]
+    fn star_hash_five_and_seven_are_commands() {
+        let t = Instant::now();
+        let mut k = Keypad::new();
+        let mut press = |a, b| {
+            assert_eq!(k.on_key(t, a), None);
+            k.on_key(t, b)
+        };
+        assert_eq!(press('*', '#'), Some(Command::Count));
+        assert_eq!(press('*', '5'), Some(Command::ToggleLock));
+        assert_eq!(press('*', '7'), Some(Command::ToggleMuteAll));
+        assert_eq!(press('5', '7'), None, "no star, no command");
     }
 
     #[test]

@@ -289,12 +289,21 @@ impl Room {
         }
     }
 
-    /// `m` went into the room proper.
+    /// `m` went into the room proper: it hears how many are in, the
+    /// others a chime.
     fn entered(&self, m: &Member) {
-        if self.roster.in_room() == 1 {
-            m.say(PromptId::OnlyPerson);
-        } else {
+        m.announce(self.count_for(m));
+        if self.roster.in_room() > 1 {
             self.announce_in_room(m.call.0, &tones::entry());
+        }
+    }
+
+    /// "You are the only person…" or "there are N participants…", in `m`'s
+    /// language.
+    fn count_for(&self, m: &Member) -> Arc<[i16]> {
+        match self.roster.in_room() {
+            0 | 1 => m.prompts.shared(PromptId::OnlyPerson),
+            n => m.prompts.count_sentence(n),
         }
     }
 }
@@ -393,6 +402,52 @@ impl Rooms {
         room.roster.admit(call.0)?;
         room.apply(&[(call.0, Presence::InRoom)]);
         Ok(())
+    }
+
+    fn with_room<R>(&self, room_id: i64, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
+        let rooms = self.inner.lock().ok()?;
+        let mut room = rooms.get(&room_id)?.lock().ok()?;
+        Some(f(&mut room))
+    }
+
+    /// Tells `call` how many are in the room (`*#`).
+    pub fn say_count(&self, room_id: i64, call: CallRef) {
+        self.with_room(room_id, |room| {
+            if let Some(m) = room.member(call.0) {
+                m.announce(room.count_for(m));
+            }
+        });
+    }
+
+    /// Locks the room to new participants, or unlocks it; returns whether it
+    /// is locked now.
+    pub fn toggle_lock(&self, room_id: i64) -> Option<bool> {
+        self.with_room(room_id, |room| {
+            let locked = !room.roster.is_locked();
+            room.roster.set_locked(locked);
+            locked
+        })
+    }
+
+    /// Mutes every participant (hosts keep talking), or unmutes them all when
+    /// none is left unmuted; each hears its new state. Returns whether they
+    /// are muted now.
+    pub fn toggle_mute_all(&self, room_id: i64) -> Option<bool> {
+        self.with_room(room_id, |room| {
+            let participants = || room.members.iter().filter(|m| m.role == Role::Participant);
+            let mute = participants().any(|m| !m.is_muted());
+            for m in participants() {
+                if m.is_muted() != mute {
+                    m.set_muted(mute);
+                    m.say(if mute {
+                        PromptId::Muted
+                    } else {
+                        PromptId::Unmuted
+                    });
+                }
+            }
+            mute
+        })
     }
 
     /// Members of the room, waiting ones included.
@@ -635,6 +690,30 @@ mod tests {
         assert_eq!(*seen.borrow_and_update(), Presence::Ended);
         rooms.leave(7, CallRef(1));
         assert_eq!(rooms.room_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn host_mutes_everyone_else_and_locks_the_room() {
+        let rooms = Rooms::new(3, Arc::from(vec![]));
+        let open = Policy::default();
+        let h = member_as(1, Role::Host).await;
+        let (p, q) = (member(2).await, member(3).await);
+        for m in [&h, &p, &q] {
+            rooms.join(4, m.clone(), open).unwrap();
+        }
+        // The last to join is told how many are in: "there are …".
+        assert_eq!(heard(&q), said(PromptId::ThereAre));
+        q.set_muted(true);
+        assert_eq!(rooms.toggle_mute_all(4), Some(true));
+        assert!(p.is_muted() && q.is_muted() && !h.is_muted());
+        assert_eq!(heard(&p), said(PromptId::Muted));
+        assert_ne!(heard(&q), said(PromptId::Muted), "q was muted already");
+        assert_eq!(rooms.toggle_mute_all(4), Some(false));
+        assert!(!p.is_muted() && !q.is_muted());
+        assert_eq!(rooms.toggle_lock(4), Some(true));
+        assert_eq!(rooms.join(4, member(5).await, open), Err(Refusal::Locked));
+        assert_eq!(rooms.toggle_lock(4), Some(false));
+        assert_eq!(rooms.toggle_lock(99), None, "no such room");
     }
 
     #[tokio::test]

@@ -453,7 +453,7 @@ impl Call {
                             tracing::debug!(source = "rfc4733", "key");
                             self.shared.live.dtmf_seen(self.call.0, "rfc4733");
                             match &room {
-                                Some((_, member)) => self.room_key(now, key, member, &mut room_keypad, prompts),
+                                Some(r) => self.room_key(now, key, r, &mut room_keypad),
                                 None => ivr.handle(now, Event::Digit(key)),
                             }
                         }
@@ -466,7 +466,7 @@ impl Call {
                                 self.shared.live.dtmf_seen(self.call.0, "sip_info");
                                 let now = Instant::now().into_std();
                                 match &room {
-                                    Some((_, member)) => self.room_key(now, key, member, &mut room_keypad, prompts),
+                                    Some(r) => self.room_key(now, key, r, &mut room_keypad),
                                     None => ivr.handle(now, Event::Digit(key)),
                                 }
                                 StatusCode::OK
@@ -661,24 +661,47 @@ impl Call {
         &self,
         now: std::time::Instant,
         key: crate::dtmf::Key,
-        member: &Member,
+        (room_id, member): &(i64, Arc<Member>),
         keypad: &mut crate::conference::keypad::Keypad,
-        prompts: &crate::media::prompts::PromptSet,
     ) {
         use crate::conference::keypad::Command;
-        use crate::media::prompts::PromptId;
+        let rooms = &self.shared.rooms;
+        let host = member.role == Role::Host;
         match keypad.on_key(now, key.to_char()) {
             Some(Command::ToggleMute) => {
                 let muted = !member.is_muted();
                 if self.shared.live.set_muted(self.call.0, muted).is_ok() {
                     tracing::info!(muted, "mute toggled from the keypad");
-                    let prompt = if muted {
+                    member.say(if muted {
                         PromptId::Muted
                     } else {
                         PromptId::Unmuted
-                    };
-                    member.announce(prompts.shared(prompt));
+                    });
                 }
+            }
+            Some(Command::Count) => rooms.say_count(*room_id, self.call),
+            Some(Command::ToggleLock) if host => {
+                if let Some(locked) = rooms.toggle_lock(*room_id) {
+                    tracing::info!(locked, "room lock toggled by the host");
+                    member.say(if locked {
+                        PromptId::NowLocked
+                    } else {
+                        PromptId::NowUnlocked
+                    });
+                }
+            }
+            Some(Command::ToggleMuteAll) if host => {
+                if let Some(muted) = rooms.toggle_mute_all(*room_id) {
+                    tracing::info!(muted, "participants muted by the host");
+                    member.say(if muted {
+                        PromptId::AllMuted
+                    } else {
+                        PromptId::AllUnmuted
+                    });
+                }
+            }
+            Some(Command::ToggleLock | Command::ToggleMuteAll) => {
+                tracing::debug!("host command from a participant ignored");
             }
             None => {}
         }

@@ -63,6 +63,8 @@ impl Entry {
     fn view(&self) -> LiveCall {
         let mut info = self.info.clone();
         if let Some(m) = &self.member {
+            // Mute-all changes members without passing through here.
+            info.muted = m.is_muted();
             info.state = if m.presence().is_waiting() {
                 CallState::Waiting
             } else {

@@ -71,11 +71,20 @@ pub enum PromptId {
     /// The room refused the caller after a right code.
     ConferenceFull,
     ConferenceLocked,
+    /// "There are" … (a number) … "participants in this conference."
+    ThereAre,
+    ParticipantsInConference,
+    /// To the host, after `*5`.
+    NowLocked,
+    NowUnlocked,
+    /// To the host, after `*7`.
+    AllMuted,
+    AllUnmuted,
 }
 
 impl PromptId {
     /// Every prompt, in declaration order.
-    pub const ALL: [PromptId; 17] = [
+    pub const ALL: [PromptId; 23] = [
         PromptId::Welcome,
         PromptId::EnterAccessCode,
         PromptId::InvalidCode,
@@ -93,6 +102,12 @@ impl PromptId {
         PromptId::ConferenceEnded,
         PromptId::ConferenceFull,
         PromptId::ConferenceLocked,
+        PromptId::ThereAre,
+        PromptId::ParticipantsInConference,
+        PromptId::NowLocked,
+        PromptId::NowUnlocked,
+        PromptId::AllMuted,
+        PromptId::AllUnmuted,
     ];
 
     /// The file name without extension, e.g. `"enter_access_code"`.
@@ -115,6 +130,12 @@ impl PromptId {
             PromptId::ConferenceEnded => "conference_ended",
             PromptId::ConferenceFull => "conference_full",
             PromptId::ConferenceLocked => "conference_locked",
+            PromptId::ThereAre => "there_are",
+            PromptId::ParticipantsInConference => "participants_in_conference",
+            PromptId::NowLocked => "now_locked",
+            PromptId::NowUnlocked => "now_unlocked",
+            PromptId::AllMuted => "all_muted",
+            PromptId::AllUnmuted => "all_unmuted",
         }
     }
 
@@ -124,12 +145,82 @@ impl PromptId {
     }
 }
 
+/// The number words counts are said with, each in `<language>/number_<word>.<ext>`.
+pub const NUMBER_WORDS: [&str; 30] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+];
+const TWENTY: usize = 20;
+const HUNDRED: usize = 28;
+const THOUSAND: usize = 29;
+
+/// `n` as indices into [`NUMBER_WORDS`], the English way ("two thousand
+/// forty one"), up to 999 999.
+pub fn number_words(n: usize) -> Vec<usize> {
+    /// 1 to 999.
+    fn below_thousand(n: usize, out: &mut Vec<usize>) {
+        if n >= 100 {
+            out.push(n / 100);
+            out.push(HUNDRED);
+        }
+        let rest = n % 100;
+        if rest >= 20 {
+            out.push(TWENTY + rest / 10 - 2);
+            if !rest.is_multiple_of(10) {
+                out.push(rest % 10);
+            }
+        } else if rest > 0 {
+            out.push(rest);
+        }
+    }
+    let n = n.min(999_999);
+    let mut out = Vec::new();
+    if n == 0 {
+        out.push(0);
+    }
+    if n >= 1000 {
+        below_thousand(n / 1000, &mut out);
+        out.push(THOUSAND);
+    }
+    below_thousand(n % 1000, &mut out);
+    out
+}
+
 /// Every prompt of one language, decoded to 8 kHz mono i16 PCM, held in memory.
 ///
 /// Cloning is cheap: the samples are shared.
 #[derive(Clone)]
 pub struct PromptSet {
     samples: [Arc<[i16]>; PromptId::ALL.len()],
+    numbers: [Arc<[i16]>; NUMBER_WORDS.len()],
 }
 
 impl PromptSet {
@@ -147,7 +238,27 @@ impl PromptSet {
             })?;
             decoded.push((id, decode_file(&path, SAMPLE_RATE_HZ)?));
         }
-        Ok(PromptSet::from_samples(decoded))
+        let mut set = PromptSet::from_samples(decoded);
+        for (word, samples) in NUMBER_WORDS.iter().zip(set.numbers.iter_mut()) {
+            let stem = format!("number_{word}");
+            let path = find_file(&folder, &stem).ok_or_else(|| PromptError::Missing {
+                path: folder.join(format!("{stem}.{}", EXTENSIONS[0])),
+            })?;
+            *samples = decode_file(&path, SAMPLE_RATE_HZ)?.into();
+        }
+        Ok(set)
+    }
+
+    /// "There are `n` participants in this conference." in one piece.
+    pub fn count_sentence(&self, n: usize) -> Arc<[i16]> {
+        let mut out = self.get(PromptId::ThereAre).to_vec();
+        for word in number_words(n) {
+            if let Some(samples) = self.numbers.get(word) {
+                out.extend_from_slice(samples);
+            }
+        }
+        out.extend_from_slice(self.get(PromptId::ParticipantsInConference));
+        out.into()
     }
 
     /// The prompt's samples: 8 kHz, mono.
@@ -167,7 +278,10 @@ impl PromptSet {
         for (id, pcm) in map {
             samples[id.index()] = pcm.into();
         }
-        PromptSet { samples }
+        PromptSet {
+            samples,
+            numbers: Default::default(),
+        }
     }
 }
 

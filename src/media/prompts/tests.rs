@@ -272,7 +272,45 @@ fn write_prompt_folder(dir: &Path, skip: Option<PromptId>) -> PathBuf {
         let pcm = sine(16_000, 1000.0, (n + 1) as f32 / 10.0, 0.5);
         write_wav(&folder, &format!("{}.wav", id.file_stem()), 16_000, 1, &pcm);
     }
+    for word in NUMBER_WORDS {
+        let pcm = sine(16_000, 1000.0, 0.05, 0.5);
+        write_wav(&folder, &format!("number_{word}.wav"), 16_000, 1, &pcm);
+    }
     folder
+}
+
+#[test]
+fn numbers_are_said_the_english_way() {
+    let say = |n| {
+        number_words(n)
+            .into_iter()
+            .map(|i| NUMBER_WORDS[i])
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(say(0), "zero");
+    assert_eq!(say(7), "seven");
+    assert_eq!(say(13), "thirteen");
+    assert_eq!(say(20), "twenty");
+    assert_eq!(say(42), "forty two");
+    assert_eq!(say(100), "one hundred");
+    assert_eq!(say(315), "three hundred fifteen");
+    assert_eq!(say(2041), "two thousand forty one");
+    assert_eq!(say(10_000), "ten thousand");
+}
+
+#[test]
+fn a_count_is_one_sentence_of_its_pieces() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    let set = PromptSet::load(&dir, "en").unwrap();
+    let piece = |id| set.get(id).len();
+    let sentence = set.count_sentence(21).len();
+    let words = sentence - piece(PromptId::ThereAre) - piece(PromptId::ParticipantsInConference);
+    let seconds = words as f32 / SAMPLE_RATE_HZ as f32;
+    assert!(
+        (0.4..2.0).contains(&seconds),
+        "twenty one lasts {seconds} s"
+    );
 }
 
 #[test]
@@ -354,17 +392,10 @@ fn library_falls_back_to_english_and_loads_other_languages() {
     let dir = tempfile::tempdir().unwrap();
     for lang in ["en", "de"] {
         std::fs::create_dir_all(dir.path().join(lang)).unwrap();
-        for id in PromptId::ALL {
-            let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("prompts/en")
-                .join(format!("{}.wav", id.file_stem()));
-            std::fs::copy(
-                src,
-                dir.path()
-                    .join(lang)
-                    .join(format!("{}.wav", id.file_stem())),
-            )
-            .unwrap();
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en");
+        for file in std::fs::read_dir(shipped).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, dir.path().join(lang).join(file.file_name().unwrap())).unwrap();
         }
     }
     let no_music = PromptLibrary::load(dir.path())
