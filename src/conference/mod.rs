@@ -96,6 +96,9 @@ pub struct Member {
     inbound: Mutex<Inbound>,
     /// A muted member is heard by no one (it still hears the room).
     muted: std::sync::atomic::AtomicBool,
+    /// A member that put the room on hold is not heard either (its phone
+    /// may be playing its own hold music) and hears nothing.
+    held: std::sync::atomic::AtomicBool,
     /// An announcement for this member alone, over its mix: samples and
     /// how far it has played.
     announcement: Mutex<Option<(Arc<[i16]>, usize)>>,
@@ -125,6 +128,7 @@ impl Member {
                 concealed: 0,
             }),
             muted: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::atomic::AtomicBool::new(false),
             announcement: Mutex::new(None),
         })
     }
@@ -233,7 +237,24 @@ impl Member {
             }
             Playout::Lost | Playout::Buffering => None,
         };
-        frame.filter(|_| !self.is_muted())
+        frame.filter(|_| !self.is_muted() && !self.is_held())
+    }
+
+    /// The far end now sends `codec`: a fresh jitter buffer and decoder.
+    pub fn set_codec(&self, codec: Codec) {
+        if let Ok(mut i) = self.inbound.lock() {
+            i.jitter = Jitter::new(codec.clock_rate());
+            i.decoder = codec::decoder(codec);
+            i.last = None;
+        }
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_held(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The member's jitter-buffer counters.
@@ -524,7 +545,7 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
         inputs.extend(members.iter().map(|m| Input {
             key: m.call.0,
             frame: m.take_frame(),
-            muted: m.is_muted(),
+            muted: m.is_muted() || m.is_held(),
         }));
         mixer.tick(&inputs, &mut out);
         // The waiting room hears the music, not the room (nor is heard).
@@ -599,6 +620,7 @@ impl Fanout {
             encoder.encode(frame, payload);
             self.used.push((key, *codec));
         }
+        let encodes = self.used.len();
         let used = &self.used;
         self.encoders.retain(|k, _| used.contains(k));
         for ((member, mix), codec) in members.iter().zip(&tick.heard).zip(&self.codecs) {
@@ -620,7 +642,7 @@ impl Fanout {
                 member.leg.send_payload(payload);
             }
         }
-        self.plan.len()
+        encodes
     }
 }
 

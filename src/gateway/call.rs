@@ -154,7 +154,14 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
             return;
         }
     };
-    let (negotiated, answer) = match negotiate(&shared, &incoming, &port) {
+    let id = rand::rng().random_range(1..u64::from(u32::MAX));
+    let session = Session {
+        port: port.port,
+        id,
+        version: id,
+    };
+    let content_type = incoming.content_type.as_deref();
+    let (negotiated, answer) = match negotiate(&shared, content_type, &incoming.body, session) {
         Ok(n) => n,
         Err(status) => {
             respond(status, None);
@@ -177,12 +184,15 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
                     Some(CallEvent::Info { tx, .. }) => {
                         let _ = shared.sip.send(SipCommand::Respond { tx, status: StatusCode::OK });
                     }
+                    Some(CallEvent::Reinvite { tx, .. }) => {
+                        let _ = shared.sip.send(SipCommand::RespondReinvite { tx, status: StatusCode::REQUEST_PENDING, sdp: None });
+                    }
                     Some(CallEvent::Ack | CallEvent::AckTimeout) => {}
                 },
             }
         }
     }
-    respond(StatusCode::OK, Some(answer.into_bytes()));
+    respond(StatusCode::OK, Some(answer.clone().into_bytes()));
 
     // Media may start at once (the caller has our SDP); the IVR waits for the ACK.
     loop {
@@ -203,6 +213,14 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
                     status: StatusCode::OK,
                 });
             }
+            Some(CallEvent::Reinvite { tx, .. }) => {
+                // Our 2xx is not acknowledged yet: one INVITE at a time.
+                let _ = shared.sip.send(SipCommand::RespondReinvite {
+                    tx,
+                    status: StatusCode::REQUEST_PENDING,
+                    sdp: None,
+                });
+            }
         }
     }
     let who = identify(
@@ -221,7 +239,8 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
         call_id: incoming.call_id,
         number,
     };
-    call.run_media(port, negotiated, events).await;
+    call.run_media(port, (negotiated, session, answer), events)
+        .await;
 }
 
 /// The dialled number's row if the number is provisioned; `Err` when the
@@ -256,26 +275,33 @@ fn opus_params(negotiated: &Negotiated) -> crate::media::codec::OpusParams {
     params
 }
 
+/// Our side of the SDP: the RTP port, and the `o=` line's id and version.
+#[derive(Clone, Copy, Debug)]
+struct Session {
+    port: u16,
+    id: u64,
+    version: u64,
+}
+
+/// Answers an SDP offer (`content_type` and `body` of an INVITE).
 fn negotiate(
     shared: &Shared,
-    incoming: &IncomingCall,
-    port: &RtpPort,
+    content_type: Option<&str>,
+    body: &[u8],
+    session: Session,
 ) -> Result<(Negotiated, String), StatusCode> {
-    let is_sdp = incoming
-        .content_type
-        .as_deref()
-        .is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
-    if !is_sdp || incoming.body.is_empty() {
+    let is_sdp =
+        content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
+    if !is_sdp || body.is_empty() {
         // INVITEs without an offer (offer in the ACK) are not supported yet.
         return Err(StatusCode::NOT_ACCEPTABLE_HERE);
     }
-    let offer = String::from_utf8_lossy(&incoming.body);
-    let session_id = rand::rng().random_range(1..u64::from(u32::MAX));
+    let offer = String::from_utf8_lossy(body);
     let local = LocalMedia {
         addr: shared.settings.advertise,
-        port: port.port,
-        session_id,
-        session_version: session_id,
+        port: session.port,
+        session_id: session.id,
+        session_version: session.version,
         codecs: shared.settings.codecs.clone(),
     };
     sdp::answer(&offer, &local).map_err(|e| {
@@ -287,8 +313,27 @@ fn negotiate(
     })
 }
 
+/// What the caller's side of the session means for our media: whether it
+/// sends (so silence is a timeout) and whether it put us on hold (wants
+/// none of our media, or gave no address to send it to).
+fn media_flow(n: &Negotiated) -> (bool, bool) {
+    let sends = matches!(n.direction, Direction::SendRecv | Direction::SendOnly);
+    let receives = matches!(n.direction, Direction::SendRecv | Direction::RecvOnly);
+    let addressed = n.remote_rtp.is_some_and(|a| !a.ip().is_unspecified());
+    (sends, !receives || !addressed)
+}
+
+fn codec_name(codec: sdp::Codec) -> String {
+    format!("{codec:?}").to_uppercase()
+}
+
 impl Call {
-    async fn run_media(self, port: RtpPort, negotiated: Negotiated, mut events: Events) {
+    async fn run_media(
+        self,
+        port: RtpPort,
+        (mut negotiated, mut session, mut answer): (Negotiated, Session, String),
+        mut events: Events,
+    ) {
         let RtpPort { socket, lease, .. } = port;
         let socket = match UdpSocket::from_std(socket) {
             Ok(s) => s,
@@ -305,10 +350,11 @@ impl Call {
             state: CallState::Ivr,
             room_id: None,
             since: crate::store::format_time(chrono::Utc::now()),
-            codec: format!("{:?}", negotiated.codec).to_uppercase(),
+            codec: codec_name(negotiated.codec),
             dtmf_sources: Default::default(),
             muted: false,
             role: None,
+            on_hold: false,
         });
         // The number's language, English where it has no prompts.
         let prompts = self.shared.prompts.for_language(&self.number.language);
@@ -334,11 +380,15 @@ impl Call {
         let mut keypad_ssrc: Option<u32> = None;
         // A caller that sends media must keep sending it (comfort noise,
         // keepalives); on hold (recvonly, inactive) it need not.
-        let caller_sends = matches!(
-            negotiated.direction,
-            Direction::SendRecv | Direction::SendOnly
+        let (caller_sends, mut on_hold) = media_flow(&negotiated);
+        let mut rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| caller_sends);
+        leg.renegotiated(
+            negotiated.codec,
+            negotiated.payload_type,
+            opus_params(&negotiated),
+            !on_hold,
+            negotiated.remote_rtp,
         );
-        let rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| caller_sends);
         let mut last_media = Instant::now();
         // Keys pressed once in the room: `*6` and friends.
         let mut room_keypad = crate::conference::keypad::Keypad::new();
@@ -386,6 +436,7 @@ impl Call {
                             leg.clone(),
                             negotiated.codec,
                         );
+                        member.set_held(on_hold);
                         let policy = self.room_policy(room_id).await;
                         match self.shared.rooms.join(room_id, member.clone(), policy) {
                             Ok(now) => {
@@ -478,6 +529,39 @@ impl Call {
                             }
                         };
                         let _ = self.shared.sip.send(SipCommand::Respond { tx, status });
+                    }
+                    Some(CallEvent::Reinvite { tx, content_type, body }) => {
+                        let offered = negotiate(&self.shared, Some(&content_type), &body, session);
+                        let (status, sdp) = match offered {
+                            Ok((new, same)) => {
+                                // A changed session gets the next version (RFC 3264 §8).
+                                let next = Session { version: session.version + 1, ..session };
+                                let changed = same != answer;
+                                let reply = if changed {
+                                    negotiate(&self.shared, Some(&content_type), &body, next).map(|(_, a)| a)
+                                } else {
+                                    Ok(same)
+                                };
+                                match reply {
+                                    Ok(reply) => {
+                                        if changed {
+                                            session = next;
+                                        }
+                                        answer = reply.clone();
+                                        let (sends, held) = media_flow(&new);
+                                        self.renegotiated(&leg, room.as_ref().map(|(_, m)| m.as_ref()), &negotiated, &new, held);
+                                        rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| sends);
+                                        last_media = Instant::now();
+                                        on_hold = held;
+                                        negotiated = new;
+                                        (StatusCode::OK, Some(reply.into_bytes()))
+                                    }
+                                    Err(status) => (status, None),
+                                }
+                            }
+                            Err(status) => (status, None),
+                        };
+                        let _ = self.shared.sip.send(SipCommand::RespondReinvite { tx, status, sdp });
                     }
                     Some(CallEvent::AckTimeout | CallEvent::Ack) => {}
                     Some(CallEvent::Bye | CallEvent::Cancelled) => break 'call End::CallerLeft,
@@ -588,11 +672,43 @@ impl Call {
                     Some(CallEvent::Info { tx, .. }) => {
                         let _ = self.shared.sip.send(SipCommand::Respond { tx, status: StatusCode::OK });
                     }
+                    Some(CallEvent::Reinvite { tx, .. }) => {
+                        let _ = self.shared.sip.send(SipCommand::RespondReinvite { tx, status: StatusCode::REQUEST_PENDING, sdp: None });
+                    }
                     Some(CallEvent::Ack | CallEvent::AckTimeout) => {}
                 },
                 _ = &mut limit => return true,
             }
         }
+    }
+
+    /// Applies a session a re-INVITE changed: codec both ways, where and
+    /// whether to send, and whether the room hears this caller.
+    fn renegotiated(
+        &self,
+        leg: &Leg,
+        member: Option<&Member>,
+        old: &Negotiated,
+        new: &Negotiated,
+        held: bool,
+    ) {
+        leg.renegotiated(
+            new.codec,
+            new.payload_type,
+            opus_params(new),
+            !held,
+            new.remote_rtp,
+        );
+        if let Some(m) = member {
+            if new.codec != old.codec {
+                m.set_codec(new.codec);
+            }
+            m.set_held(held);
+        }
+        self.shared
+            .live
+            .media_changed(self.call.0, codec_name(new.codec), held);
+        tracing::info!(codec = ?new.codec, held, direction = ?new.direction, "session changed by re-INVITE");
     }
 
     /// The room's settings as stored now; the defaults if they cannot be read.
@@ -625,6 +741,13 @@ impl Call {
                         let _ = self.shared.sip.send(SipCommand::Respond {
                             tx,
                             status: StatusCode::CALL_DOES_NOT_EXIST,
+                        });
+                    }
+                    CallEvent::Reinvite { tx, .. } => {
+                        let _ = self.shared.sip.send(SipCommand::RespondReinvite {
+                            tx,
+                            status: StatusCode::CALL_DOES_NOT_EXIST,
+                            sdp: None,
                         });
                     }
                     _ => {}

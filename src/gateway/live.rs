@@ -36,6 +36,8 @@ pub struct LiveCall {
     pub muted: bool,
     /// In a room: host or participant.
     pub role: Option<Role>,
+    /// The caller put the call on hold (re-INVITE sendonly or inactive).
+    pub on_hold: bool,
 }
 
 struct Entry {
@@ -104,6 +106,16 @@ impl LiveCalls {
             e.info.room_id = Some(room_id);
             e.info.role = Some(member.role);
             e.member = Some(member);
+        }
+    }
+
+    /// A re-INVITE changed the call's codec or hold state.
+    pub fn media_changed(&self, id: u64, codec: String, on_hold: bool) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+        {
+            e.info.codec = codec;
+            e.info.on_hold = on_hold;
         }
     }
 

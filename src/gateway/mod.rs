@@ -60,6 +60,12 @@ pub(crate) enum SipCommand {
         tx: TxKey,
         status: StatusCode,
     },
+    /// Answers a re-INVITE: 200 with our answer, or a failure.
+    RespondReinvite {
+        tx: TxKey,
+        status: StatusCode,
+        sdp: Option<Vec<u8>>,
+    },
     Bye {
         call: CallRef,
         reason: Option<String>,
@@ -225,6 +231,7 @@ async fn run_endpoint(
                 match cmd {
                     SipCommand::RespondInvite { call, status, sdp } => endpoint.respond_invite(now, call, status, Vec::new(), sdp),
                     SipCommand::Respond { tx, status } => endpoint.respond(now, &tx, status),
+                    SipCommand::RespondReinvite { tx, status, sdp } => endpoint.respond_reinvite(now, &tx, status, sdp),
                     SipCommand::Bye { call, reason } => endpoint.send_bye(now, call, reason),
                 }
                 Instant::now()

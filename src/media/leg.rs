@@ -16,6 +16,8 @@ use super::rtp::{Latch, Outbound};
 struct State {
     outbound: Outbound,
     latch: Latch,
+    /// False while the far end does not want our media (it put us on hold).
+    sending: bool,
 }
 
 pub struct Leg {
@@ -36,7 +38,11 @@ impl Leg {
     pub fn new(socket: Arc<UdpSocket>, outbound: Outbound, latch: Latch) -> Leg {
         Leg {
             socket,
-            state: Mutex::new(State { outbound, latch }),
+            state: Mutex::new(State {
+                outbound,
+                latch,
+                sending: true,
+            }),
             sent: metrics::counter!("dialgate_rtp_packets_total", "direction" => "out"),
         }
     }
@@ -50,15 +56,39 @@ impl Leg {
             .is_ok_and(|mut s| s.latch.on_media(now, source))
     }
 
-    /// The codec this leg sends.
+    /// The codec this leg sends; `None` while it sends nothing (on hold).
     pub fn codec(&self) -> Option<crate::sip::sdp::Codec> {
-        self.state.lock().ok().map(|s| s.outbound.codec())
+        self.state
+            .lock()
+            .ok()
+            .filter(|s| s.sending)
+            .map(|s| s.outbound.codec())
+    }
+
+    /// What a re-INVITE settled: the codec, whether the far end wants our
+    /// media, and its signalled address (a new one starts latching afresh).
+    pub fn renegotiated(
+        &self,
+        codec: crate::sip::sdp::Codec,
+        payload_type: u8,
+        opus: crate::media::codec::OpusParams,
+        sending: bool,
+        remote: Option<SocketAddr>,
+    ) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if (s.outbound.codec(), s.outbound.payload_type()) != (codec, payload_type) {
+            s.outbound.set_codec(codec, payload_type, opus);
+        }
+        s.sending = sending;
+        if remote != s.latch.signalled() {
+            s.latch = Latch::new(remote);
+        }
     }
 
     /// Encodes and sends one 20 ms frame, if the far end's address is known.
     pub fn send_frame(&self, pcm: &[i16]) {
         let Ok(mut s) = self.state.lock() else { return };
-        let Some(dest) = s.latch.destination() else {
+        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
             return;
         };
         let packet = s.outbound.packet(pcm);
@@ -70,7 +100,7 @@ impl Leg {
     /// room encodes each distinct mix once and fans it out).
     pub fn send_payload(&self, payload: &[u8]) {
         let Ok(mut s) = self.state.lock() else { return };
-        let Some(dest) = s.latch.destination() else {
+        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
             return;
         };
         let packet = s.outbound.packet_with(payload);

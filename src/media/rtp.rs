@@ -63,8 +63,20 @@ impl Outbound {
         self.ssrc
     }
 
+    /// Goes on in another codec (a re-INVITE changed it): same SSRC, the
+    /// sequence continues, a fresh encoder.
+    pub fn set_codec(&mut self, codec: Codec, payload_type: u8, opus: OpusParams) {
+        self.codec = codec;
+        self.payload_type = payload_type;
+        self.encoder = codec::encoder(codec, opus);
+    }
+
     pub fn codec(&self) -> Codec {
         self.codec
+    }
+
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
     }
 
     /// Encodes one 20 ms frame (160 samples; shorter is padded with silence) into a packet.
@@ -160,6 +172,11 @@ impl Latch {
 
     pub fn destination(&self) -> Option<SocketAddr> {
         self.latched.map(|(a, _)| a).or(self.signalled)
+    }
+
+    /// The address the far end signalled (its SDP).
+    pub fn signalled(&self) -> Option<SocketAddr> {
+        self.signalled
     }
 }
 

@@ -73,6 +73,14 @@ pub enum CallEvent {
         content_type: String,
         body: Vec<u8>,
     },
+    /// A re-INVITE with an offer (hold, resume, codec or address change);
+    /// answer it with [`Endpoint::respond_reinvite`]: 200 with the answer,
+    /// or 488 keeping the session as it was.
+    Reinvite {
+        tx: TxKey,
+        content_type: String,
+        body: Vec<u8>,
+    },
     /// Our 2xx was never acknowledged (64·T1); the call should end with BYE.
     AckTimeout,
     /// Our BYE was answered (or timed out): the dialog is gone.
@@ -323,9 +331,44 @@ impl Endpoint {
                     },
                 ));
             }
+            _ if !req.body.is_empty() => {
+                // A re-INVITE with an offer: the call answers it. One at a
+                // time (RFC 3261 §14.2): another while it is open gets 491.
+                let open = self.server.values().any(|e| {
+                    e.call == Some(call)
+                        && e.request
+                            .as_ref()
+                            .is_some_and(|r| r.method() == Some(&Method::Invite))
+                });
+                if open {
+                    return self.simple(now, flow, &req, &method, StatusCode::REQUEST_PENDING);
+                }
+                let key = TxKey::of(&req, &method);
+                let trying = response(&req, StatusCode::TRYING, None, flow.remote).to_bytes();
+                let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
+                tx.send_response(now, 100, trying.clone());
+                self.transmit(flow, trying);
+                self.server.insert(
+                    key.clone(),
+                    ServerEntry {
+                        tx,
+                        flow,
+                        request: Some(req.clone()),
+                        call: Some(call),
+                    },
+                );
+                self.out.push_back(Output::Call(
+                    call,
+                    CallEvent::Reinvite {
+                        tx: key,
+                        content_type: req.content_type().unwrap_or_default().to_owned(),
+                        body: req.body,
+                    },
+                ));
+            }
             _ => {
-                // A re-INVITE: hold, codec change and session refresh come
-                // with issue 5. Until then keep the session as it is.
+                // A re-INVITE without an offer (a session refresh): our
+                // current session is the offer in the 200, answered in the ACK.
                 let tag = dialog.local_tag.clone();
                 let sdp = dialog.local_sdp.clone();
                 let mut resp = response(&req, StatusCode::OK, Some(&tag), flow.remote);
@@ -525,6 +568,48 @@ impl Endpoint {
         let bytes = response(&req, status, tag.as_deref(), entry.flow.remote).to_bytes();
         entry.tx.send_response(now, status.0, bytes.clone());
         let flow = entry.flow;
+        self.transmit(flow, bytes);
+    }
+
+    /// Answers a re-INVITE the call was handed: a 2xx carries our Contact
+    /// and `sdp` (the answer, which becomes the dialog's session) and is
+    /// retransmitted until its ACK; anything else leaves the session as it was.
+    pub fn respond_reinvite(
+        &mut self,
+        now: Instant,
+        tx: &TxKey,
+        status: StatusCode,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let contact = format!("<sip:dialgate@{}>", self.local.host_port());
+        let Some(entry) = self.server.get_mut(tx) else {
+            return;
+        };
+        let Some(req) = entry.request.take() else {
+            return;
+        };
+        let tag = req.tag("To").map(str::to_owned);
+        let mut resp = response(&req, status, tag.as_deref(), entry.flow.remote);
+        let success = status.is_success();
+        if success {
+            resp.headers.push(("Contact".into(), contact));
+            if let Some(sdp) = &sdp {
+                resp.headers
+                    .push(("Content-Type".into(), "application/sdp".into()));
+                resp.body = sdp.clone();
+            }
+        }
+        let bytes = resp.to_bytes();
+        entry.tx.send_response(now, status.0, bytes.clone());
+        let (flow, call) = (entry.flow, entry.call);
+        if success && let Some(call) = call {
+            self.reinvites.insert(call, tx.clone());
+            if let Some(d) = self.dialogs.get_mut(&call)
+                && sdp.is_some()
+            {
+                d.local_sdp = sdp;
+            }
+        }
         self.transmit(flow, bytes);
     }
 

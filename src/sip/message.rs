@@ -98,6 +98,7 @@ impl StatusCode {
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
+    pub const REQUEST_PENDING: StatusCode = StatusCode(491);
     pub const SERVER_ERROR: StatusCode = StatusCode(500);
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
@@ -115,6 +116,7 @@ impl StatusCode {
             481 => "Call/Transaction Does Not Exist",
             487 => "Request Terminated",
             488 => "Not Acceptable Here",
+            491 => "Request Pending",
             500 => "Server Internal Error",
             501 => "Not Implemented",
             503 => "Service Unavailable",

@@ -50,6 +50,23 @@ impl Default for Dial<'_> {
     }
 }
 
+/// Our SDP offer: `codecs` then telephone-event, in `direction`.
+fn offer(rtp_port: u16, codecs: &[Codec], direction: &str, version: u32) -> String {
+    let pts: Vec<String> = codecs
+        .iter()
+        .map(|c| c.payload_type().to_string())
+        .collect();
+    let maps: String = codecs
+        .iter()
+        .map(|c| format!("a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap()))
+        .collect();
+    format!(
+        "v=0\r\no=tester 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {rtp_port} RTP/AVP {} 101\r\n{maps}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na={direction}\r\n",
+        pts.join(" ")
+    )
+}
+
 async fn recv_sip(sock: &UdpSocket, limit: Duration) -> Option<Message> {
     let mut buf = vec![0u8; 65536];
     let (n, _) = timeout(limit, sock.recv_from(&mut buf)).await.ok()?.ok()?;
@@ -65,21 +82,7 @@ impl Caller {
         let rtp_port = dial
             .advertised_rtp_port
             .unwrap_or(rtp.local_addr().expect("addr").port());
-        let pts: Vec<String> = dial
-            .codecs
-            .iter()
-            .map(|c| c.payload_type().to_string())
-            .collect();
-        let maps: String = dial
-            .codecs
-            .iter()
-            .map(|c| format!("a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap()))
-            .collect();
-        let sdp = format!(
-            "v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio {rtp_port} RTP/AVP {} 101\r\n{maps}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-            pts.join(" ")
-        );
+        let sdp = offer(rtp_port, dial.codecs, "sendrecv", 1);
         let call_id = format!("{}@tester", rand::random::<u64>());
         let from_tag = format!("{:x}", rand::random::<u32>());
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
@@ -178,6 +181,54 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
             to = self.to,
             cid = self.call_id
         )
+    }
+
+    /// Sends a re-INVITE offering `codecs` in `direction` (`sendonly` puts
+    /// the call on hold); on 2xx takes the answer's codec and sends the ACK.
+    /// Returns the final status and the answer's SDP.
+    pub async fn reinvite(&mut self, codecs: &[Codec], direction: &str) -> (u16, String) {
+        self.cseq += 1;
+        let port = self.rtp.local_addr().expect("addr").port();
+        let sdp = offer(port, codecs, direction, self.cseq);
+        let local = self.sip.local_addr().expect("addr");
+        let extra = format!("Contact: <sip:tester@{local}>\r\nContent-Type: application/sdp\r\n");
+        let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
+        let req = self.request("INVITE", self.cseq, &branch, &extra).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()),
+        );
+        self.sip
+            .send_to(req.as_bytes(), self.gateway)
+            .await
+            .expect("send re-INVITE");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let resp = recv_sip(&self.sip, left)
+                .await
+                .expect("a final response to the re-INVITE within 5 s");
+            let Some(status) = resp.status() else {
+                continue;
+            };
+            if status.0 < 200 || resp.cseq().map(|(n, _)| n) != Some(self.cseq) {
+                continue;
+            }
+            let answer = String::from_utf8_lossy(&resp.body).into_owned();
+            let ack_branch = if status.0 < 300 {
+                format!("z9hG4bK{:x}", rand::random::<u64>())
+            } else {
+                branch.clone()
+            };
+            let ack = self.request("ACK", self.cseq, &ack_branch, "");
+            self.sip
+                .send_to(ack.as_bytes(), self.gateway)
+                .await
+                .expect("send ACK");
+            if status.0 < 300 {
+                self.read_answer(&answer);
+            }
+            return (status.0, answer);
+        }
     }
 
     /// Keys `code` as RFC 4733 events (G.711 silence around), paced in real time.

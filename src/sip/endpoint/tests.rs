@@ -399,6 +399,109 @@ fn ack_to_a_reinvite_stops_its_200() {
     );
 }
 
+/// `request` with an SDP body.
+fn with_offer(req: &str, sdp: &str) -> String {
+    req.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    )
+}
+
+#[test]
+fn reinvite_with_an_offer_is_handed_over_answered_once_and_one_at_a_time() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = invite(&mut ep, t0);
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-ack", 1, Some(&tag)).as_bytes(),
+    );
+    drain(&mut ep);
+    let re = with_offer(
+        &request("INVITE", "z9hG4bK-re", 2, Some(&tag)),
+        "v=0\r\na=sendonly\r\n",
+    );
+    ep.handle_input(t0, flow(), re.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![100]);
+    let tx = match d.events.as_slice() {
+        [
+            (
+                c,
+                CallEvent::Reinvite {
+                    tx,
+                    content_type,
+                    body,
+                },
+            ),
+        ] if *c == call => {
+            assert_eq!(content_type, "application/sdp");
+            assert!(body.ends_with(b"a=sendonly\r\n"));
+            tx.clone()
+        }
+        other => panic!("a re-INVITE event: {other:?}"),
+    };
+    // Another re-INVITE while this one is open: 491, nothing handed over.
+    let second = with_offer(&request("INVITE", "z9hG4bK-re2", 3, Some(&tag)), "v=0\r\n");
+    ep.handle_input(t0, flow(), second.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![491]);
+    assert!(d.events.is_empty());
+
+    ep.respond_reinvite(
+        t0,
+        &tx,
+        StatusCode::OK,
+        Some(b"v=0\r\na=recvonly\r\n".to_vec()),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200]);
+    assert_eq!(d.sent[0].tag("To"), Some(tag.as_str()));
+    assert!(d.sent[0].header("Contact").is_some());
+    assert!(d.sent[0].body.ends_with(b"a=recvonly\r\n"));
+    ep.respond_reinvite(t0, &tx, StatusCode::OK, None);
+    assert!(drain(&mut ep).sent.is_empty(), "answered once");
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-ack2", 2, Some(&tag)).as_bytes(),
+    );
+    let d = run_timers(&mut ep, t0 + Duration::from_secs(5));
+    assert!(
+        d.sent.is_empty(),
+        "the ACK stopped the 200: {:?}",
+        statuses(&d)
+    );
+}
+
+#[test]
+fn a_refused_reinvite_gets_its_status_and_keeps_the_session() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (_, tag) = invite(&mut ep, t0);
+    let re = with_offer(&request("INVITE", "z9hG4bK-re", 2, Some(&tag)), "v=0\r\n");
+    ep.handle_input(t0, flow(), re.as_bytes());
+    let d = drain(&mut ep);
+    let [(_, CallEvent::Reinvite { tx, .. })] = d.events.as_slice() else {
+        panic!("a re-INVITE event")
+    };
+    ep.respond_reinvite(t0, tx, StatusCode::NOT_ACCEPTABLE_HERE, None);
+    assert_eq!(statuses(&drain(&mut ep)), vec![488]);
+    // A later offer-less re-INVITE is answered with the first session.
+    ep.handle_input(
+        t0,
+        flow(),
+        request("INVITE", "z9hG4bK-re3", 3, Some(&tag)).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200]);
+    assert_eq!(d.sent[0].body, b"v=0\r\n");
+}
+
 #[test]
 fn huge_content_length_is_refused() {
     let mut ep = endpoint();
