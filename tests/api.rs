@@ -386,6 +386,10 @@ async fn rtp_loss_and_database_latency_show_in_metrics() {
     let (status, page) = request(&gw.api, "GET", "/metrics", Some(&token), None).await;
     assert_eq!(status, 200);
     assert_eq!(metric(&page, "dialgate_rtp_packets_lost_total"), 7.0);
+    assert!(
+        !page.contains("dialgate_rtcp_reports_total"),
+        "no RTCP was sent yet"
+    );
     for op in ["number", "failures", "resolve", "record_attempt"] {
         let count = metric(
             &page,
@@ -393,4 +397,58 @@ async fn rtp_loss_and_database_latency_show_in_metrics() {
         );
         assert!(count >= 1.0, "{op} timed {count} times");
     }
+}
+
+/// An RTCP Receiver Report from `reporter` on stream `ssrc`, written by hand
+/// (RFC 3550 §6.4.2): fraction lost `fraction`/256, jitter in timestamp units.
+fn receiver_report(reporter: u32, ssrc: u32, fraction: u8, lost: u32, jitter: u32) -> Vec<u8> {
+    let mut p = vec![0x81, 201, 0, 7];
+    p.extend(reporter.to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend(((u32::from(fraction) << 24) | (lost & 0x00ff_ffff)).to_be_bytes());
+    p.extend(500u32.to_be_bytes());
+    p.extend(jitter.to_be_bytes());
+    p.extend([0; 8]);
+    p
+}
+
+#[tokio::test]
+async fn the_far_ends_rtcp_reports_reach_metrics_and_the_live_call() {
+    let (dir, db) = Gateway::provisioned("5309");
+    let token = support::http::token(&db);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
+    let heard = caller.talk_and_listen(10, |_| vec![0; 160]).await;
+    let ours = heard.first().expect("the gateway sends prompts").0.ssrc;
+    let rtp = caller.gateway_rtp.expect("gateway RTP address");
+    let rtcp = std::net::SocketAddr::new(rtp.ip(), rtp.port() + 1);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A report on someone else's stream is not ours to count.
+    socket
+        .send_to(&receiver_report(1, ours ^ 1, 255, 9, 9), rtcp)
+        .await
+        .unwrap();
+    // 64/256 lost, jitter 80 units = 10 ms at 8 kHz.
+    socket
+        .send_to(&receiver_report(1, ours, 64, 12, 80), rtcp)
+        .await
+        .unwrap();
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = request(&gw.api, "GET", "/metrics", Some(&token), None)
+            .await
+            .1;
+        if page.contains("dialgate_rtcp_reports_total") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&page, "dialgate_rtcp_reports_total"), 1.0, "{page}");
+    assert_eq!(metric(&page, "dialgate_rtcp_fraction_lost_sum"), 0.25);
+    let jitter = metric(&page, "dialgate_rtcp_jitter_seconds_sum");
+    assert!((jitter - 0.01).abs() < 1e-9, "jitter {jitter}");
+    let (_, calls) = support::http::call(&gw.api, "GET", "/v1/calls", Some(&token), None).await;
+    assert_eq!(calls[0]["far_end"]["fraction_lost"], 0.25, "{calls}");
+    assert_eq!(calls[0]["far_end"]["jitter_ms"], 10.0, "{calls}");
+    assert_eq!(caller.hang_up().await, Some(200));
 }

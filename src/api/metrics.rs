@@ -37,6 +37,20 @@ pub fn install() -> Option<PrometheusHandle> {
                         0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                     ],
                 )
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "dialgate_rtcp_fraction_lost".into(),
+                    ),
+                    &[0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "dialgate_rtcp_jitter_seconds".into(),
+                    ),
+                    &[0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+                )
                 .ok()?;
             builder.install_recorder().ok()
         })

@@ -115,6 +115,17 @@ impl Closure {
 /// Longest a closing prompt may play before the BYE.
 const CLOSING_PROMPT_LIMIT: Duration = Duration::from_secs(10);
 
+/// The next RTCP datagram; never, without an RTCP socket.
+async fn recv_rtcp(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for the member's next presence; never, when not in a room.
 async fn presence_change(watch: &mut Option<tokio::sync::watch::Receiver<Presence>>) -> Presence {
     match watch {
@@ -334,7 +345,16 @@ impl Call {
         (mut negotiated, mut session, mut answer): (Negotiated, Session, String),
         mut events: Events,
     ) {
-        let RtpPort { socket, lease, .. } = port;
+        let RtpPort {
+            socket,
+            rtcp,
+            lease,
+            ..
+        } = port;
+        // Without an RTCP socket the call goes on; the far end's reports are lost.
+        let rtcp = UdpSocket::from_std(rtcp)
+            .inspect_err(|e| tracing::warn!(%e, "RTCP socket"))
+            .ok();
         let socket = match UdpSocket::from_std(socket) {
             Ok(s) => s,
             Err(e) => {
@@ -355,6 +375,7 @@ impl Call {
             muted: false,
             role: None,
             on_hold: false,
+            far_end: None,
         });
         // The number's language, English where it has no prompts.
         let prompts = self.shared.prompts.for_language(&self.number.language);
@@ -397,6 +418,7 @@ impl Call {
         let rtp_lost = metrics::counter!("dialgate_rtp_packets_lost_total");
         let mut reception = crate::media::reception::Reception::new();
         let mut rtp_buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 1500];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut frame = [0i16; FRAME_SAMPLES];
@@ -508,6 +530,11 @@ impl Call {
                                 None => ivr.handle(now, Event::Digit(key)),
                             }
                         }
+                    }
+                }
+                received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
+                    if let Ok((len, source)) = received {
+                        self.on_rtcp(&leg, negotiated.codec, source, &rtcp_buf[..len]);
                     }
                 }
                 ev = events.recv() => match ev {
@@ -679,6 +706,29 @@ impl Call {
                 },
                 _ = &mut limit => return true,
             }
+        }
+    }
+
+    /// The far end's RTCP: its reports on the stream we send it go to the
+    /// metrics and the live-call view. Only from where our media goes.
+    fn on_rtcp(&self, leg: &Leg, codec: sdp::Codec, source: std::net::SocketAddr, packet: &[u8]) {
+        let (Some(ours), Some(dest)) = (leg.ssrc(), leg.destination()) else {
+            return;
+        };
+        if source.ip() != dest.ip() {
+            return;
+        }
+        for block in crate::media::rtcp::report_blocks(packet)
+            .into_iter()
+            .filter(|b| b.ssrc == ours)
+        {
+            let jitter = f64::from(block.jitter) / f64::from(codec.clock_rate());
+            metrics::counter!("dialgate_rtcp_reports_total").increment(1);
+            metrics::histogram!("dialgate_rtcp_fraction_lost").record(block.fraction_lost);
+            metrics::histogram!("dialgate_rtcp_jitter_seconds").record(jitter);
+            self.shared
+                .live
+                .far_end_report(self.call.0, block.fraction_lost, jitter);
         }
     }
 

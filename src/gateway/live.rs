@@ -38,6 +38,17 @@ pub struct LiveCall {
     pub role: Option<Role>,
     /// The caller put the call on hold (re-INVITE sendonly or inactive).
     pub on_hold: bool,
+    /// The far end's latest RTCP report on the audio we send it.
+    pub far_end: Option<FarEnd>,
+}
+
+/// What the far end's RTCP says of the stream the gateway sends it.
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
+pub struct FarEnd {
+    /// Fraction lost since its previous report, 0 to 1.
+    pub fraction_lost: f64,
+    /// Interarrival jitter, in milliseconds.
+    pub jitter_ms: f64,
 }
 
 struct Entry {
@@ -116,6 +127,18 @@ impl LiveCalls {
         {
             e.info.codec = codec;
             e.info.on_hold = on_hold;
+        }
+    }
+
+    /// The far end reported on our stream (RTCP).
+    pub fn far_end_report(&self, id: u64, fraction_lost: f64, jitter_seconds: f64) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+        {
+            e.info.far_end = Some(FarEnd {
+                fraction_lost,
+                jitter_ms: jitter_seconds * 1000.0,
+            });
         }
     }
 

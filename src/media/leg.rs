@@ -65,6 +65,16 @@ impl Leg {
             .map(|s| s.outbound.codec())
     }
 
+    /// The SSRC of the stream this leg sends.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.state.lock().ok().map(|s| s.outbound.ssrc())
+    }
+
+    /// Where this leg sends now.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        self.state.lock().ok().and_then(|s| s.latch.destination())
+    }
+
     /// What a re-INVITE settled: the codec, whether the far end wants our
     /// media, and its signalled address (a new one starts latching afresh).
     pub fn renegotiated(

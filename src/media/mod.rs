@@ -21,4 +21,5 @@ pub mod leg;
 pub mod ports;
 pub mod prompts;
 pub mod reception;
+pub mod rtcp;
 pub mod rtp;

@@ -1,5 +1,5 @@
-//! The RTP port pool: one even port per call from a configured range (the
-//! odd port above is left for RTCP), bound on demand, released when the
+//! The RTP port pool: one even port per call from a configured range and
+//! the odd port above it for RTCP, both bound on demand, released when the
 //! [`RtpPort`] guard drops. Ports another process holds are skipped, so
 //! several gateways (or test gateways) may share a range.
 
@@ -26,6 +26,8 @@ pub struct PortPool {
 #[derive(Debug)]
 pub struct RtpPort {
     pub socket: std::net::UdpSocket,
+    /// The RTCP socket, on `port + 1`.
+    pub rtcp: std::net::UdpSocket,
     pub port: u16,
     pub lease: PortLease,
 }
@@ -81,11 +83,14 @@ impl PortPool {
             if state.in_use.contains(&port) {
                 continue;
             }
-            if let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) {
+            let bind = |p: u16| std::net::UdpSocket::bind(SocketAddr::new(self.ip, p));
+            if let (Ok(socket), Ok(rtcp)) = (bind(port), bind(port.wrapping_add(1))) {
                 socket.set_nonblocking(true)?;
+                rtcp.set_nonblocking(true)?;
                 state.in_use.insert(port);
                 return Ok(RtpPort {
                     socket,
+                    rtcp,
                     port,
                     lease: PortLease {
                         port,
@@ -111,6 +116,7 @@ mod tests {
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
         assert_eq!(a.port % 2, 0);
+        assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port + 1);
         assert_ne!(a.port, b.port);
         assert_eq!(pool.in_use(), 2);
         drop(a);
