@@ -80,3 +80,39 @@ async fn under_the_threshold_the_right_code_still_admits() {
     run.assert_ok(&gw);
     assert_eq!(outcomes(&db).await, vec!["wrong", "admitted"]);
 }
+
+#[tokio::test]
+async fn a_probed_number_answers_slowly_but_its_media_never_stalls() {
+    use std::time::Duration;
+    use support::caller::{Caller, Dial};
+    let flags = [
+        "--number-alarm-attempts",
+        "1",
+        "--lockout-attempts",
+        "10",
+        "--max-attempts",
+        "1",
+    ];
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db.clone(), &flags).await;
+    let mut prober = Caller::dial(&gw.sip, Dial::default()).await;
+    prober.key_rfc4733("1111#").await;
+    assert!(prober.wait_bye(Duration::from_secs(10)).await.is_some());
+
+    // The number is now probed: each lookup waits 2 s before it answers.
+    let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
+    caller.key_rfc4733(&format!("{CODE}#")).await;
+    let heard = caller.talk_and_listen_timed(200, |_| vec![0; 160]).await;
+    let gap = heard
+        .windows(2)
+        .map(|w| w[1].2.duration_since(w[0].2))
+        .max()
+        .unwrap_or_default();
+    assert!(gw.log().contains("number probed"), "{}", gw.log());
+    assert!(gw.log().contains("joined room"), "admitted after the delay");
+    assert!(
+        gap < Duration::from_millis(300),
+        "RTP kept flowing during the slowed lookup: longest gap {gap:?}"
+    );
+    assert_eq!(outcomes(&db).await, vec!["wrong", "admitted"]);
+}

@@ -41,6 +41,10 @@ const BYE_WAIT: Duration = Duration::from_secs(40);
 
 type Events = mpsc::UnboundedReceiver<CallEvent>;
 
+/// A code lookup under way: the IVR's answer and what it granted.
+type PendingLookup<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (LookupResult, Option<Grant>)> + Send + 'a>>;
+
 struct Call {
     shared: Arc<Shared>,
     call: CallRef,
@@ -52,6 +56,7 @@ struct Call {
 }
 
 /// What a right access code granted, kept while a security code is asked for.
+#[derive(Clone)]
 struct Grant {
     room_id: i64,
     /// Keyed hash of the security code to ask for, if any.
@@ -426,20 +431,26 @@ impl Call {
         let mut presence: Option<tokio::sync::watch::Receiver<Presence>> = None;
         // What the last right access code granted.
         let mut grant: Option<Grant> = None;
+        // The code lookup under way, if any: the IVR's answer and the grant.
+        let mut lookup: Option<PendingLookup<'_>> = None;
 
         let end = 'call: loop {
             while let Some(action) = ivr.poll_action() {
                 match action {
                     Action::Play { id, prompts } => player.play(id, prompts),
                     Action::StopPlay => player.stop(),
+                    // Lookups run beside the media: prompts, RTP and SIP go on
+                    // while the store answers (or a probed number is slowed).
                     Action::VerifySecurity(code) => {
-                        let result = self.verify_security(&code, grant.as_ref()).await;
-                        ivr.handle(Instant::now().into_std(), Event::Lookup(result));
+                        let (this, granted) = (&self, grant.clone());
+                        lookup = Some(Box::pin(async move {
+                            let result = this.verify_security(&code, granted.as_ref()).await;
+                            (result, granted)
+                        }));
                     }
                     Action::Lookup(code) => {
-                        let (result, granted) = self.lookup(&code).await;
-                        grant = granted;
-                        ivr.handle(Instant::now().into_std(), Event::Lookup(result));
+                        let this = &self;
+                        lookup = Some(Box::pin(async move { this.lookup(&code).await }));
                     }
                     Action::Attempt { stage, outcome } => {
                         let room_id = grant
@@ -531,6 +542,16 @@ impl Call {
                             }
                         }
                     }
+                }
+                (result, granted) = async {
+                    match lookup.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    lookup = None;
+                    grant = granted;
+                    ivr.handle(Instant::now().into_std(), Event::Lookup(result));
                 }
                 received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
                     if let Ok((len, source)) = received {

@@ -264,8 +264,21 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
     pub async fn talk_and_listen(
         &mut self,
         frames: usize,
-        mut pcm_for: impl FnMut(usize) -> Vec<i16>,
+        pcm_for: impl FnMut(usize) -> Vec<i16>,
     ) -> Vec<(Header, Vec<i16>)> {
+        self.talk_and_listen_timed(frames, pcm_for)
+            .await
+            .into_iter()
+            .map(|(h, pcm, _)| (h, pcm))
+            .collect()
+    }
+
+    /// [`Caller::talk_and_listen`], with each packet's arrival time.
+    pub async fn talk_and_listen_timed(
+        &mut self,
+        frames: usize,
+        mut pcm_for: impl FnMut(usize) -> Vec<i16>,
+    ) -> Vec<(Header, Vec<i16>, Instant)> {
         let dest = self.gateway_rtp.expect("gateway RTP address");
         let mut received = Vec::new();
         let start = Instant::now();
@@ -295,7 +308,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
                 if let Some((h, p)) = rtp::read(&buf[..n]) {
                     let mut pcm = Vec::new();
                     self.decoder.decode(p, &mut pcm);
-                    received.push((h, pcm));
+                    received.push((h, pcm, Instant::now()));
                 }
             }
         }
