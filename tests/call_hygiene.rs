@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::Gateway;
-use support::caller::{Caller, Dial, sine_frame};
+use support::caller::{Caller, Dial, sine_frame, tail};
 
 const CODE: &str = "7700";
 
@@ -35,15 +35,6 @@ async fn silent_caller_gets_a_bye_after_the_rtp_timeout() {
     let reason = bye.header("Reason").unwrap_or_default().to_owned();
     assert!(reason.contains("RTP timeout"), "Reason: {reason}");
     assert!(gw.log().contains("no RTP from the caller"), "{}", gw.log());
-}
-
-type Heard = Vec<(dialgate::media::rtp::Header, Vec<i16>)>;
-
-fn tail(heard: &Heard, frames: usize) -> Vec<i16> {
-    heard[heard.len().saturating_sub(frames)..]
-        .iter()
-        .flat_map(|(_, pcm)| pcm.iter().copied())
-        .collect()
 }
 
 #[tokio::test]

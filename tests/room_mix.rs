@@ -7,19 +7,11 @@ mod support;
 
 use dialgate::sip::sdp::Codec;
 use support::Gateway;
-use support::caller::{Caller, Dial, sine_frame, tone_power};
+use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
 
 const CODE: &str = "5550123";
 const TONE_A: f64 = 697.0;
 const TONE_B: f64 = 1477.0;
-
-fn tail_samples(heard: &[(dialgate::media::rtp::Header, Vec<i16>)], frames: usize) -> Vec<i16> {
-    let start = heard.len().saturating_sub(frames);
-    heard[start..]
-        .iter()
-        .flat_map(|(_, pcm)| pcm.iter().copied())
-        .collect()
-}
 
 #[tokio::test]
 async fn two_callers_hear_each_other_and_not_themselves() {
@@ -49,8 +41,8 @@ async fn two_callers_hear_each_other_and_not_themselves() {
         b.talk_and_listen(300, |i| sine_frame(TONE_B, 8000.0, i)),
     );
     assert_eq!(gw.log().matches("joined room").count(), 2, "{}", gw.log());
-    let at_a = tail_samples(&heard_a, 75);
-    let at_b = tail_samples(&heard_b, 75);
+    let at_a = tail(&heard_a, 75);
+    let at_b = tail(&heard_b, 75);
     assert!(
         at_a.len() >= 60 * 160 && at_b.len() >= 60 * 160,
         "both receive the mix"
@@ -107,7 +99,7 @@ async fn three_callers_on_pcmu_pcma_and_opus_hear_the_other_two_not_themselves()
     );
     assert_eq!(gw.log().matches("joined room").count(), 3, "{}", gw.log());
     for (me, heard) in [heard_a, heard_b, heard_c].iter().enumerate() {
-        let tail = tail_samples(heard, 75);
+        let tail = tail(heard, 75);
         assert!(tail.len() >= 60 * 160, "caller {me} receives the mix");
         let power: Vec<f64> = TONES.iter().map(|f| tone_power(&tail, *f)).collect();
         eprintln!("caller {me} ({:?}) hears {power:.0?}", CODECS[me]);
@@ -134,9 +126,8 @@ async fn star_six_mutes_a_caller_for_the_room_and_again_unmutes() {
         a.talk_and_listen(120, |i| sine_frame(TONE_A, 8000.0, i)),
         b.talk_and_listen(120, |i| sine_frame(TONE_B, 8000.0, i)),
     );
-    let b_hears_a = |heard: &[(dialgate::media::rtp::Header, Vec<i16>)]| {
-        tone_power(&tail_samples(heard, 50), TONE_A)
-    };
+    let b_hears_a =
+        |heard: &[(dialgate::media::rtp::Header, Vec<i16>)]| tone_power(&tail(heard, 50), TONE_A);
 
     a.key_rfc4733("*6").await;
     let (_, heard_b) = tokio::join!(
@@ -168,10 +159,10 @@ async fn members_hear_a_rising_chime_when_someone_joins_and_a_falling_one_when_t
     // "Joining" (2 s), then "you are the only person…" (2.6 s), with margin.
     let alone = a.talk_and_listen(300, |_| vec![0; 160]).await;
     assert!(
-        tail_samples(&alone, 150).iter().any(|s| s.abs() > 1000),
+        tail(&alone, 150).iter().any(|s| s.abs() > 1000),
         "A hears something while alone: the only-person announcement"
     );
-    let quiet = tail_samples(&alone, 25);
+    let quiet = tail(&alone, 25);
     assert!(quiet.iter().all(|s| s.abs() < 100), "then silence");
 
     // B arrives: silent itself, so A hears only the chime.
@@ -179,7 +170,7 @@ async fn members_hear_a_rising_chime_when_someone_joins_and_a_falling_one_when_t
     let (heard, ()) = tokio::join!(a.talk_and_listen(350, |_| vec![0; 160]), async {
         b.key_rfc4733(&code).await
     });
-    let heard = tail_samples(&heard, 350);
+    let heard = tail(&heard, 350);
     let (first, second) = chime(&heard).expect("an entry chime");
     assert!(
         tone_power(first, 440.0) > 1e6 && tone_power(second, 660.0) > 1e6,
@@ -188,7 +179,7 @@ async fn members_hear_a_rising_chime_when_someone_joins_and_a_falling_one_when_t
 
     assert_eq!(b.hang_up().await, Some(200));
     let after = a.talk_and_listen(50, |_| vec![0; 160]).await;
-    let after = tail_samples(&after, 50);
+    let after = tail(&after, 50);
     let (first, second) = chime(&after).expect("an exit chime");
     assert!(
         tone_power(first, 660.0) > 1e6 && tone_power(second, 440.0) > 1e6,

@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use support::Gateway;
-use support::caller::{Caller, Dial, sine_frame, tone_power};
+use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
 use support::http;
 
 const CODE: &str = "5550123";
@@ -20,15 +20,6 @@ const HOST_TONE: f64 = 1000.0;
 const NOTES: [f64; 11] = [
     174.61, 196.0, 220.0, 246.94, 261.63, 293.66, 329.63, 349.23, 392.0, 440.0, 523.25,
 ];
-
-type Heard = Vec<(dialgate::media::rtp::Header, Vec<i16>)>;
-
-fn tail(heard: &Heard, frames: usize) -> Vec<i16> {
-    heard[heard.len().saturating_sub(frames)..]
-        .iter()
-        .flat_map(|(_, pcm)| pcm.iter().copied())
-        .collect()
-}
 
 fn mean_square(samples: &[i16]) -> f64 {
     samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len().max(1) as f64
@@ -114,7 +105,7 @@ async fn a_participant_hears_hold_music_until_the_host_joins_and_the_room_ends_w
     );
     assert!(share > 0.15, "…and it is the hold music: share {share:.2}");
     // The prompt before the music is speech, not music.
-    let prompt = tail(&waiting[..waiting.len() - 150].to_vec(), 100);
+    let prompt = tail(&waiting[..waiting.len() - 150], 100);
     let speech = music_share(&prompt);
     eprintln!("the waiting prompt: music share {speech:.2}");
     assert!(speech < share / 2.0, "speech scores {speech:.2}");

@@ -282,8 +282,18 @@ impl Store {
         tenant_id: i64,
         code: &str,
     ) -> Result<Option<RoomRow>, StoreError> {
+        self.room_where("r.host_code", tenant_id, code).await
+    }
+
+    /// The room of `tenant_id` whose `column` (one of ours, never input) is `code`.
+    async fn room_where(
+        &self,
+        column: &'static str,
+        tenant_id: i64,
+        code: &str,
+    ) -> Result<Option<RoomRow>, StoreError> {
         let sql = format!(
-            "{} WHERE r.tenant_id = $1 AND r.host_code = $2",
+            "{} WHERE r.tenant_id = $1 AND {column} = $2",
             Self::ROOM_SELECT
         );
         Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
@@ -299,15 +309,7 @@ impl Store {
         tenant_id: i64,
         code: &str,
     ) -> Result<Option<RoomRow>, StoreError> {
-        let sql = format!(
-            "{} WHERE r.tenant_id = $1 AND r.access_code = $2",
-            Self::ROOM_SELECT
-        );
-        Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id)
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.room_where("r.access_code", tenant_id, code).await
     }
 
     /// Appends to the attempt log. The code itself is never passed here.

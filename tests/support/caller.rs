@@ -372,6 +372,14 @@ pub fn tone_power(samples: &[i16], freq: f64) -> f64 {
     (s1 * s1 + s2 * s2 - k * s1 * s2) / (samples.len().max(1) as f64).powi(2)
 }
 
+/// The samples of the last `frames` packets of `heard`, in order.
+pub fn tail(heard: &[(Header, Vec<i16>)], frames: usize) -> Vec<i16> {
+    heard[heard.len().saturating_sub(frames)..]
+        .iter()
+        .flat_map(|(_, pcm)| pcm.iter().copied())
+        .collect()
+}
+
 /// A sine at `freq` Hz, amplitude `amp`, for 20 ms frame `index`.
 pub fn sine_frame(freq: f64, amp: f64, index: usize) -> Vec<i16> {
     (0..160)
