@@ -78,7 +78,11 @@ async fn under_the_threshold_the_right_code_still_admits() {
     let keys = format!("{CODE}#");
     let run = info_call(&gw, &keys, "2000").await;
     run.assert_ok(&gw);
-    assert_eq!(outcomes(&db).await, vec!["wrong", "admitted"]);
+    assert_eq!(
+        outcomes(&db).await,
+        vec!["wrong", "admitted"],
+        "admitted after the delay"
+    );
 }
 
 #[tokio::test]
@@ -102,17 +106,21 @@ async fn a_probed_number_answers_slowly_but_its_media_never_stalls() {
     // The number is now probed: each lookup waits 2 s before it answers.
     let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
     caller.key_rfc4733(&format!("{CODE}#")).await;
-    let heard = caller.talk_and_listen_timed(200, |_| vec![0; 160]).await;
+    // 5 s: the 2 s delay, then the admission's "joining" prompt.
+    let heard = caller.talk_and_listen_timed(250, |_| vec![0; 160]).await;
     let gap = heard
         .windows(2)
         .map(|w| w[1].2.duration_since(w[0].2))
         .max()
         .unwrap_or_default();
     assert!(gw.log().contains("number probed"), "{}", gw.log());
-    assert!(gw.log().contains("joined room"), "admitted after the delay");
     assert!(
         gap < Duration::from_millis(300),
         "RTP kept flowing during the slowed lookup: longest gap {gap:?}"
     );
-    assert_eq!(outcomes(&db).await, vec!["wrong", "admitted"]);
+    assert_eq!(
+        outcomes(&db).await,
+        vec!["wrong", "admitted"],
+        "admitted after the delay"
+    );
 }

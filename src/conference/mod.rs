@@ -9,9 +9,11 @@
 //! timestamps after the prompts.
 //!
 //! Each member's audio waits in its own adaptive jitter buffer
-//! ([`crate::media::jitter`]) until the room's tick takes a frame; a lost
-//! frame is concealed by repeating the last one at half the level each
-//! time, then silence.
+//! ([`crate::media::jitter`]) until the room's tick takes a frame. A lost
+//! Opus frame is decoded from the in-band FEC of the packet after it when
+//! that packet is already buffered; otherwise a lost frame is concealed
+//! (Opus PLC, or the last frame repeated at half the level each time),
+//! then silence.
 //!
 //! Who is in and who waits is the [`roster`]'s decision; the room applies
 //! it. Members in the waiting room are not mixed: they hear the hold music
@@ -203,7 +205,19 @@ impl Member {
     fn take_frame(&self) -> Option<Frame> {
         let mut guard = self.inbound.lock().ok()?;
         let i = &mut *guard;
-        let frame = match i.jitter.pop() {
+        let played = i.jitter.pop();
+        // A lost Opus frame comes back from the next packet's FEC when it is here.
+        if matches!(played, Playout::Lost)
+            && let Some(next) = i.jitter.peek_next()
+            && i.decoder.recover(next, &mut i.pcm)
+        {
+            i.jitter.note_recovered();
+            let f = frame_of(&i.pcm);
+            i.concealed = 0;
+            i.last = Some(f);
+            return Some(f).filter(|_| !self.is_muted() && !self.is_held());
+        }
+        let frame = match played {
             Playout::Frame(payload) => {
                 i.decoder.decode(&payload, &mut i.pcm);
                 if i.spare.len() < SPARE_PAYLOADS {
@@ -656,15 +670,19 @@ mod tests {
     }
 
     async fn member_as(call: u64, role: Role) -> Arc<Member> {
+        member_with(call, role, Codec::Pcmu).await
+    }
+
+    async fn member_with(call: u64, role: Role, codec: Codec) -> Arc<Member> {
         let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let leg = Arc::new(Leg::new(
             socket,
-            Outbound::new(Codec::Pcmu, 0),
+            Outbound::new(codec, codec.payload_type()),
             Latch::new(None),
         ));
         let prompts =
             PromptSet::from_samples(PromptId::ALL.map(|id| (id, vec![id as i16 + 1; 10])));
-        Member::new(CallRef(call), role, prompts, leg, Codec::Pcmu)
+        Member::new(CallRef(call), role, prompts, leg, codec)
     }
 
     /// The announcement queued for `m`, as the prompt it is.
@@ -810,6 +828,38 @@ mod tests {
             vec![Some(l >> 1), Some(l >> 2), Some(l >> 3), None]
         );
         assert_eq!(m.jitter_stats().map(|s| s.underruns), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_lost_opus_frame_is_decoded_from_the_next_packets_fec() {
+        let m = member_with(1, Role::Participant, Codec::Opus).await;
+        let mut enc = codec::encoder(Codec::Opus, OpusParams::default());
+        let t0 = std::time::Instant::now();
+        let mut payload = Vec::new();
+        let mut frames: Vec<Option<Frame>> = Vec::new();
+        for seq in 1..=20u16 {
+            let pcm: Vec<i16> = (0..160)
+                .map(|n| {
+                    let t = f64::from(u32::from(seq) * 160 + n) / 8000.0;
+                    (6000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16
+                })
+                .collect();
+            enc.encode(&pcm, &mut payload);
+            // One packet ahead of playout, as a buffer of two frames holds.
+            let at = t0 + std::time::Duration::from_millis(20 * u64::from(seq));
+            if seq != 15 {
+                m.push_audio(at, &header(seq), &payload);
+            }
+            if seq > 1 {
+                frames.push(m.take_frame());
+            }
+        }
+        let stats = m.jitter_stats().unwrap();
+        assert_eq!((stats.lost, stats.recovered), (1, 1), "{stats:?}");
+        // frames[k] plays sequence k + 1: the lost 15 is frames[14].
+        let rebuilt = frames[14].expect("the lost frame is played");
+        let level = rebuilt.iter().map(|s| i32::from(*s).abs()).max();
+        assert!(level > Some(1000), "and it carries the tone: {level:?}");
     }
 
     #[tokio::test]

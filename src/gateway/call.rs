@@ -649,6 +649,7 @@ impl Call {
                     ("duplicate", stats.duplicates),
                     ("drift_drop", stats.drift_drops),
                     ("underrun", stats.underruns),
+                    ("fec_recovered", stats.recovered),
                 ] {
                     metrics::counter!("dialgate_jitter_frames_total", "event" => event)
                         .increment(n);

@@ -58,6 +58,8 @@ pub struct Stats {
     /// Frames dropped because the sender ran fast.
     pub drift_drops: u64,
     pub underruns: u64,
+    /// Lost frames rebuilt from the next packet's FEC (also counted lost).
+    pub recovered: u64,
 }
 
 #[derive(Debug)]
@@ -200,6 +202,20 @@ impl<T> Jitter<T> {
             self.jitter += (d - self.jitter) / 16.0;
         }
         self.previous = Some((now, timestamp));
+    }
+
+    /// The payload that plays next, if it is here: right after a
+    /// [`Playout::Lost`], the packet whose FEC may rebuild the lost frame.
+    pub fn peek_next(&self) -> Option<&T> {
+        match self.slots.get(&self.next?) {
+            Some(Slot::Audio(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The frame just reported lost was rebuilt from FEC after all.
+    pub fn note_recovered(&mut self) {
+        self.stats.recovered += 1;
     }
 
     /// What to play this tick.
