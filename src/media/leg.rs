@@ -101,9 +101,10 @@ impl Leg {
         let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
             return;
         };
+        // Sent under the lock: the send never waits, and the packet lives
+        // in the stream's own buffer.
         let packet = s.outbound.packet(pcm);
-        drop(s);
-        self.send(&packet, dest);
+        self.send(packet, dest);
     }
 
     /// Sends one 20 ms payload already encoded in this leg's codec (the
@@ -114,8 +115,7 @@ impl Leg {
             return;
         };
         let packet = s.outbound.packet_with(payload);
-        drop(s);
-        self.send(&packet, dest);
+        self.send(packet, dest);
     }
 
     fn send(&self, packet: &[u8], dest: SocketAddr) {

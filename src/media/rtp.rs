@@ -28,7 +28,12 @@ pub struct Outbound {
     timestamp: u32,
     first: bool,
     payload: Vec<u8>,
+    /// The packet last built.
+    built: Vec<u8>,
 }
+
+/// RTP's fixed header: we send no CSRCs and no extension.
+const RTP_HEADER: usize = 12;
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +61,7 @@ impl Outbound {
             timestamp: rng.random(),
             first: true,
             payload: Vec::with_capacity(FRAME_SAMPLES),
+            built: Vec::with_capacity(RTP_HEADER + FRAME_SAMPLES),
         }
     }
 
@@ -79,32 +85,41 @@ impl Outbound {
         self.payload_type
     }
 
-    /// Encodes one 20 ms frame (160 samples; shorter is padded with silence) into a packet.
-    pub fn packet(&mut self, pcm: &[i16]) -> Vec<u8> {
+    /// Encodes one 20 ms frame (160 samples; shorter is padded with silence)
+    /// into the next packet, built in this stream's own buffer.
+    pub fn packet(&mut self, pcm: &[i16]) -> &[u8] {
         let mut payload = std::mem::take(&mut self.payload);
         self.encoder.encode(pcm, &mut payload);
-        let packet = self.packet_with(&payload);
+        self.build(&payload);
         self.payload = payload;
-        packet
+        &self.built
     }
 
-    /// The next packet of this stream around an already encoded 20 ms payload.
-    pub fn packet_with(&mut self, payload: &[u8]) -> Vec<u8> {
-        let built = RtpPacketBuilder::new()
+    /// The next packet of this stream around an already encoded 20 ms
+    /// payload, built in this stream's own buffer (no allocation per packet).
+    pub fn packet_with(&mut self, payload: &[u8]) -> &[u8] {
+        self.build(payload);
+        &self.built
+    }
+
+    fn build(&mut self, payload: &[u8]) {
+        let builder = RtpPacketBuilder::new()
             .payload_type(self.payload_type)
             .ssrc(self.ssrc)
             .sequence(Seq::from(self.seq))
             .timestamp(self.timestamp)
             .marked(self.first)
-            .payload(payload)
-            .build();
+            .payload(payload);
+        self.built.resize(RTP_HEADER + payload.len(), 0);
+        // Fails only for >15 CSRCs or a bad payload type, neither possible
+        // here, or a short buffer, which the resize rules out.
+        let len = builder.build_into(&mut self.built).unwrap_or(0);
+        self.built.truncate(len);
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self
             .timestamp
             .wrapping_add(codec::timestamp_step(self.codec));
-        // The builder only fails for >15 CSRCs or a bad payload type, neither possible here.
-        built.unwrap_or_default()
     }
 }
 
@@ -187,8 +202,8 @@ mod tests {
     #[test]
     fn outbound_has_one_ssrc_continuous_seq_and_ts_and_marker_first() {
         let mut out = Outbound::new(Codec::Pcmu, 0);
-        let a = out.packet(&[0; 160]);
-        let b = out.packet(&[0; 160]);
+        let a = out.packet(&[0; 160]).to_vec();
+        let b = out.packet(&[0; 160]).to_vec();
         let (ha, pa) = read(&a).unwrap();
         let (hb, _) = read(&b).unwrap();
         assert!(ha.marker);
@@ -203,7 +218,7 @@ mod tests {
     #[test]
     fn short_frame_is_padded_to_20_ms() {
         let mut out = Outbound::new(Codec::Pcma, 8);
-        let p = out.packet(&[0; 10]);
+        let p = out.packet(&[0; 10]).to_vec();
         assert_eq!(read(&p).unwrap().1.len(), 160);
     }
 
