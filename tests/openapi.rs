@@ -403,6 +403,36 @@ async fn every_documented_route_answers_as_documented() {
         )
         .await;
     assert_eq!(inside[0]["id"].as_u64(), Some(id));
+    let locked = api
+        .exercise("POST", "/v1/rooms/{id}/lock", "/v1/rooms/1/lock", None, 200)
+        .await;
+    assert_eq!(locked["locked"], true);
+    let unlocked = api
+        .exercise(
+            "POST",
+            "/v1/rooms/{id}/unlock",
+            "/v1/rooms/1/unlock",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(unlocked["locked"], false);
+    api.exercise(
+        "POST",
+        "/v1/rooms/{id}/lock",
+        "/v1/rooms/999/lock",
+        None,
+        404,
+    )
+    .await;
+    api.exercise(
+        "POST",
+        "/v1/rooms/{id}/unlock",
+        "/v1/rooms/999/unlock",
+        None,
+        404,
+    )
+    .await;
     api.exercise("DELETE", "/v1/rooms/{id}", "/v1/rooms/1", None, 409)
         .await;
     let this = format!("/v1/calls/{id}");

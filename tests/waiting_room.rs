@@ -258,6 +258,14 @@ async fn the_host_mutes_everyone_else_and_locks_the_room_from_the_keypad() {
         reason.contains("cause=403") && reason.contains("conference locked"),
         "Reason: {reason}"
     );
+    // The operator unlocks through the API: the next participant gets in.
+    let (status, room) =
+        http::call(&gw.api, "POST", "/v1/rooms/2/unlock", Some(&token), None).await;
+    assert_eq!((status, &room["locked"]), (200, &serde_json::json!(false)));
+    let mut next = Caller::dial(&gw.sip, Dial::default()).await;
+    next.key_rfc4733("2468#").await;
+    until_calls(&gw, &token, |c| c.len() == 3).await;
+    assert_eq!(next.hang_up().await, Some(200));
     assert_eq!(h.hang_up().await, Some(200));
     assert_eq!(p.hang_up().await, Some(200));
 }

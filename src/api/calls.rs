@@ -96,3 +96,40 @@ pub async fn admit(State(s): Shared, Path(id): Path<u64>) -> ApiResult<Json<Live
     let call = live(&s)?.admit(id).map_err(|e| control_error(e, id))?;
     Ok(Json(call))
 }
+
+/// A room with callers in it, as its lock sees it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RoomLock {
+    pub room_id: i64,
+    /// Locked rooms refuse new participants; hosts still get in.
+    pub locked: bool,
+}
+
+async fn set_lock(s: &ApiState, room_id: i64, locked: bool) -> ApiResult<Json<RoomLock>> {
+    live(s)?.lock_room(room_id, locked).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no callers in room {room_id}: only a room in use can be locked"),
+        )
+    })?;
+    Ok(Json(RoomLock { room_id, locked }))
+}
+
+/// Locks a room in use: participants calling in now are refused
+/// ("this conference is locked"); hosts still get in. Ends with the room.
+#[utoipa::path(post, path = "/v1/rooms/{id}/lock", tag = "calls",
+    params(("id" = i64, Path, description = "Room id")),
+    responses((status = 200, body = RoomLock), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn lock_room(State(s): Shared, Path(room_id): Path<i64>) -> ApiResult<Json<RoomLock>> {
+    set_lock(&s, room_id, true).await
+}
+
+/// Unlocks a room in use.
+#[utoipa::path(post, path = "/v1/rooms/{id}/unlock", tag = "calls",
+    params(("id" = i64, Path, description = "Room id")),
+    responses((status = 200, body = RoomLock), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn unlock_room(State(s): Shared, Path(room_id): Path<i64>) -> ApiResult<Json<RoomLock>> {
+    set_lock(&s, room_id, false).await
+}

@@ -313,6 +313,8 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(calls::hang_up))
         .routes(routes!(calls::mute))
         .routes(routes!(calls::admit))
+        .routes(routes!(calls::lock_room))
+        .routes(routes!(calls::unlock_room))
         .routes(routes!(calls::unmute))
         .routes(routes!(health::readyz))
         .routes(routes!(health::render_metrics))

@@ -464,6 +464,11 @@ impl Rooms {
         })
     }
 
+    /// Locks or unlocks a live room; `None` when nobody is in it.
+    pub fn set_locked(&self, room_id: i64, locked: bool) -> Option<()> {
+        self.with_room(room_id, |room| room.roster.set_locked(locked))
+    }
+
     /// Mutes every participant (hosts keep talking), or unmutes them all when
     /// none is left unmuted; each hears its new state. Returns whether they
     /// are muted now.

@@ -182,6 +182,13 @@ impl LiveCalls {
         Ok(e.view())
     }
 
+    /// Locks or unlocks a room with callers in it; `NotFound` when it has none.
+    pub fn lock_room(&self, room_id: i64, locked: bool) -> Result<(), ControlError> {
+        self.rooms
+            .set_locked(room_id, locked)
+            .ok_or(ControlError::NotFound)
+    }
+
     /// Lets a caller in from its room's waiting room.
     pub fn admit(&self, id: u64) -> Result<LiveCall, ControlError> {
         let (room_id, member) = {
