@@ -46,7 +46,7 @@ fn main() {
 
     for members in [3usize, 10, 100] {
         let inputs: Vec<Option<Frame>> = (0..members)
-            .map(|i| Some([i16::try_from(i % 100).unwrap_or(0); 160]))
+            .map(|i| Some([i16::try_from(i % 100).unwrap_or(0); dialgate::media::pcm::PCM_FRAME]))
             .collect();
         let mut out = Vec::with_capacity(members);
         let tick = time(n / 10, || {

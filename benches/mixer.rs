@@ -22,7 +22,7 @@ use dialgate::sip::sdp::Codec;
 fn frames(members: usize) -> Vec<Frame> {
     (0..members)
         .map(|m| {
-            let mut f = [0i16; 160];
+            let mut f = [0i16; dialgate::media::pcm::PCM_FRAME];
             for (n, s) in f.iter_mut().enumerate() {
                 let phase = (n as f32) * 0.05 * (m as f32 + 1.0);
                 let amplitude = if m < 3 { 6000.0 } else { 20.0 };

@@ -194,3 +194,67 @@ fn chime(samples: &[i16]) -> Option<(&[i16], &[i16])> {
     let notes = samples.get(start..start + 1600)?;
     Some(notes.split_at(800))
 }
+
+#[tokio::test]
+async fn wideband_callers_hear_each_other_above_4_khz_and_g711_gets_the_voice_band() {
+    use support::caller::{tone_power_at, wide_sine_frame};
+    const HIGH: f64 = 5500.0; // only a 16 kHz room carries it
+    const LOW: f64 = 1000.0;
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    let mut callers = Vec::new();
+    for codec in [Codec::G722, Codec::Opus, Codec::Pcmu] {
+        let codecs = [codec];
+        let mut c = Caller::dial(
+            &gw.sip,
+            Dial {
+                codecs: &codecs,
+                ..Dial::default()
+            },
+        )
+        .await;
+        assert_eq!((c.invite_status, c.codec), (200, codec));
+        c.wideband = true;
+        callers.push(c);
+    }
+    let code = format!("{CODE}#");
+    let [g722, opus, pcmu] = &mut callers[..] else {
+        unreachable!("three callers were pushed")
+    };
+    tokio::join!(
+        g722.key_rfc4733(&code),
+        opus.key_rfc4733(&code),
+        pcmu.key_rfc4733(&code)
+    );
+    // The G.722 caller sends 1 kHz and 5.5 kHz; the others listen.
+    let silence = |_| vec![0; 320];
+    let (_, at_opus, at_pcmu) = tokio::join!(
+        g722.talk_and_listen(350, |i| {
+            let (a, b) = (
+                wide_sine_frame(LOW, 4000.0, i),
+                wide_sine_frame(HIGH, 4000.0, i),
+            );
+            a.iter().zip(&b).map(|(x, y)| x + y).collect()
+        }),
+        opus.talk_and_listen(350, silence),
+        pcmu.talk_and_listen(350, silence),
+    );
+    let power = |heard: &[(dialgate::media::rtp::Header, Vec<i16>)], f| {
+        tone_power_at(&tail(heard, 75), f, 16000.0)
+    };
+    let (opus_high, opus_low) = (power(&at_opus, HIGH), power(&at_opus, LOW));
+    let (pcmu_high, pcmu_low) = (power(&at_pcmu, HIGH), power(&at_pcmu, LOW));
+    eprintln!(
+        "Opus hears 5.5 kHz {opus_high:.0}, 1 kHz {opus_low:.0}; PCMU hears 5.5 kHz {pcmu_high:.0}, 1 kHz {pcmu_low:.0}"
+    );
+    assert!(opus_low > 1e6, "the Opus caller hears the voice band");
+    assert!(opus_high > 1e6, "…and above 4 kHz: the room is wideband");
+    assert!(pcmu_low > 1e6, "the PCMU caller hears the voice band");
+    assert!(
+        pcmu_high < opus_high / 100.0,
+        "…and nothing G.711 cannot carry"
+    );
+    for c in &mut callers {
+        assert_eq!(c.hang_up().await, Some(200));
+    }
+}

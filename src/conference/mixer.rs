@@ -13,9 +13,9 @@
 //! everyone. Benchmarks compare the two.
 
 use super::speakers::{Selector, rms};
-use crate::media::g711::FRAME_SAMPLES;
+use crate::media::pcm::PCM_FRAME;
 
-pub type Frame = [i16; FRAME_SAMPLES];
+pub type Frame = [i16; PCM_FRAME];
 
 /// Index of the shared mix in [`Tick::mixes`].
 pub const SHARED: usize = 0;
@@ -48,8 +48,8 @@ pub struct Mixer {
     levels: Vec<(u64, f32, bool)>,
 }
 
-fn saturate(total: &[i32; FRAME_SAMPLES], own: Option<&Frame>) -> Frame {
-    let mut out = [0i16; FRAME_SAMPLES];
+fn saturate(total: &[i32; PCM_FRAME], own: Option<&Frame>) -> Frame {
+    let mut out = [0i16; PCM_FRAME];
     for (i, o) in out.iter_mut().enumerate() {
         let own = own.map_or(0, |f| i32::from(f[i]));
         // Clamped to the i16 range first, so the cast cannot wrap.
@@ -75,7 +75,7 @@ impl Mixer {
                 .map(|i| (i.key, i.frame.as_ref().map_or(0.0, |f| rms(f)), i.muted)),
         );
         self.selector.update(&self.levels, &mut out.talkers);
-        let mut total = [0i32; FRAME_SAMPLES];
+        let mut total = [0i32; PCM_FRAME];
         for (input, _) in inputs.iter().zip(&out.talkers).filter(|(_, t)| **t) {
             if let Some(frame) = &input.frame {
                 for (t, s) in total.iter_mut().zip(frame) {
@@ -110,7 +110,7 @@ pub fn encode_plan<C: PartialEq + Copy>(heard: &[usize], codecs: &[C], plan: &mu
 
 /// Naive reference: `outputs[i]` is the sum of every frame but `inputs[i]`.
 pub fn mix_minus(inputs: &[Option<Frame>], outputs: &mut Vec<Frame>) {
-    let mut total = [0i32; FRAME_SAMPLES];
+    let mut total = [0i32; PCM_FRAME];
     for frame in inputs.iter().flatten() {
         for (t, s) in total.iter_mut().zip(frame) {
             *t += i32::from(*s);
@@ -125,7 +125,7 @@ mod tests {
     use super::*;
 
     fn constant(v: i16) -> Frame {
-        [v; FRAME_SAMPLES]
+        [v; PCM_FRAME]
     }
 
     #[test]

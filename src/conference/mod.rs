@@ -41,6 +41,7 @@ use tokio::sync::watch;
 use crate::media::codec::{self, Decoder, Encoder, OpusParams};
 use crate::media::jitter::{Jitter, Playout};
 use crate::media::leg::Leg;
+use crate::media::pcm::PCM_FRAME;
 use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
@@ -80,7 +81,7 @@ impl std::fmt::Debug for Inbound {
 
 /// The first 20 ms of `pcm`, padded with silence.
 fn frame_of(pcm: &[i16]) -> Frame {
-    let mut frame = [0i16; crate::media::g711::FRAME_SAMPLES];
+    let mut frame = [0i16; PCM_FRAME];
     let n = pcm.len().min(frame.len());
     frame[..n].copy_from_slice(&pcm[..n]);
     frame
@@ -125,7 +126,7 @@ impl Member {
                 jitter: Jitter::new(codec.clock_rate()),
                 spare: Vec::with_capacity(SPARE_PAYLOADS),
                 decoder: codec::decoder(codec),
-                pcm: Vec::with_capacity(crate::media::g711::FRAME_SAMPLES),
+                pcm: Vec::with_capacity(PCM_FRAME),
                 last: None,
                 concealed: 0,
             }),
@@ -154,7 +155,7 @@ impl Member {
         self.announce(self.prompts.shared(prompt));
     }
 
-    /// Plays `samples` (8 kHz) to this member alone, over the room's mix;
+    /// Plays `samples` (16 kHz) to this member alone, over the room's mix;
     /// replaces an announcement still playing.
     pub fn announce(&self, samples: Arc<[i16]>) {
         if let Ok(mut a) = self.announcement.lock() {
@@ -348,13 +349,13 @@ impl Room {
 pub struct Rooms {
     inner: Arc<Mutex<HashMap<i64, Arc<Mutex<Room>>>>>,
     max_talkers: usize,
-    /// The waiting room's music, 8 kHz, looped.
+    /// The waiting room's music, 16 kHz, looped.
     music: Arc<[i16]>,
 }
 
 impl Rooms {
     /// Rooms that mix at most `max_talkers` members at once and play
-    /// `music` (8 kHz) to those waiting.
+    /// `music` (16 kHz) to those waiting.
     pub fn new(max_talkers: usize, music: Arc<[i16]>) -> Rooms {
         Rooms {
             inner: Arc::default(),
@@ -514,7 +515,7 @@ impl Rooms {
 
 /// The next 20 ms of `music` from `at`, looping.
 fn music_frame(music: &[i16], at: &mut usize) -> Frame {
-    let mut frame = [0i16; crate::media::g711::FRAME_SAMPLES];
+    let mut frame = [0i16; PCM_FRAME];
     if music.is_empty() {
         return frame;
     }
@@ -646,7 +647,7 @@ impl Fanout {
             // A member hearing an announcement gets its own encode; in the
             // waiting room it is said over silence, not over the music.
             let base = if Some(*mix) == music {
-                Some([0; crate::media::g711::FRAME_SAMPLES])
+                Some([0; PCM_FRAME])
             } else {
                 tick.mixes.get(*mix).copied()
             };
@@ -692,7 +693,7 @@ mod tests {
 
     /// The announcement queued for `m`, as the prompt it is.
     fn heard(m: &Member) -> Option<i16> {
-        let mut frame = [0; 160];
+        let mut frame = [0; PCM_FRAME];
         m.overlay_announcement(&mut frame).then_some(frame[0])
     }
 
@@ -779,8 +780,9 @@ mod tests {
         let a = music_frame(&music, &mut at);
         let b = music_frame(&music, &mut at);
         assert_eq!(a[0], 0);
-        assert_eq!(b[139], 299);
-        assert_eq!(b[140], 0, "wraps to the start");
+        // 320 samples a frame: b starts at 20 and wraps after 280 samples.
+        assert_eq!(b[279], 299);
+        assert_eq!(b[280], 0, "wraps to the start");
         assert!(music_frame(&[], &mut at).iter().all(|s| *s == 0));
     }
 
@@ -798,6 +800,15 @@ mod tests {
         pcm[0]
     }
 
+    /// A frame's level once the 8 → 16 kHz filter has settled: its last sample.
+    fn steady(f: Frame) -> i16 {
+        f[PCM_FRAME - 1]
+    }
+
+    fn near(got: Option<i16>, want: i16) -> bool {
+        got.is_some_and(|g| g.abs_diff(want) <= 2)
+    }
+
     fn header(seq: u16) -> Header {
         Header {
             payload_type: 0,
@@ -812,12 +823,13 @@ mod tests {
     async fn a_muted_member_contributes_nothing_to_the_mix() {
         let m = member(1).await;
         let t0 = std::time::Instant::now();
-        m.push_audio(t0, &header(1), &pcmu(5));
+        m.push_audio(t0, &header(1), &pcmu(500));
         m.set_muted(true);
         assert_eq!(m.take_frame(), None);
         m.set_muted(false);
-        m.push_audio(t0, &header(2), &pcmu(6));
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(lvl(6)));
+        m.push_audio(t0, &header(2), &pcmu(600));
+        let got = m.take_frame().map(steady);
+        assert!(near(got, lvl(600)), "{got:?} vs {}", lvl(600));
     }
 
     #[tokio::test]
@@ -825,9 +837,10 @@ mod tests {
         let m = member(1).await;
         let t0 = std::time::Instant::now();
         m.push_audio(t0, &header(1), &pcmu(800));
-        assert_eq!(m.take_frame().map(|f| f[0]), Some(lvl(800)));
-        let concealed: Vec<Option<i16>> = (0..4).map(|_| m.take_frame().map(|f| f[0])).collect();
-        let l = lvl(800);
+        let played = m.take_frame().map(steady);
+        assert!(near(played, lvl(800)), "{played:?}");
+        let concealed: Vec<Option<i16>> = (0..4).map(|_| m.take_frame().map(steady)).collect();
+        let l = played.unwrap_or_default();
         assert_eq!(
             concealed,
             vec![Some(l >> 1), Some(l >> 2), Some(l >> 3), None]
@@ -843,9 +856,9 @@ mod tests {
         let mut payload = Vec::new();
         let mut frames: Vec<Option<Frame>> = Vec::new();
         for seq in 1..=20u16 {
-            let pcm: Vec<i16> = (0..160)
+            let pcm: Vec<i16> = (0..320)
                 .map(|n| {
-                    let t = f64::from(u32::from(seq) * 160 + n) / 8000.0;
+                    let t = f64::from(u32::from(seq) * 320 + n) / 16000.0;
                     (6000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16
                 })
                 .collect();
@@ -874,22 +887,25 @@ mod tests {
         m.push_audio(t0, &header(1), &pcmu(300));
         m.push_not_audio(&header(2));
         m.push_audio(t0, &header(3), &pcmu(300));
-        let got: Vec<Option<i16>> = (0..3).map(|_| m.take_frame().map(|f| f[0])).collect();
-        assert_eq!(got, vec![Some(lvl(300)), None, Some(lvl(300))]);
+        let got: Vec<Option<i16>> = (0..3).map(|_| m.take_frame().map(steady)).collect();
+        assert!(
+            near(got[0], lvl(300)) && got[1].is_none() && near(got[2], lvl(300)),
+            "{got:?}"
+        );
         assert_eq!(m.jitter_stats().map(|s| s.lost), Some(0));
     }
 
     #[tokio::test]
     async fn an_announcement_overlays_the_mix_then_ends() {
         let m = member(1).await;
-        let mut frame = [100i16; 160];
+        let mut frame = [100i16; PCM_FRAME];
         assert!(!m.overlay_announcement(&mut frame), "nothing to announce");
-        m.announce(Arc::from(vec![5i16; 200]));
+        m.announce(Arc::from(vec![5i16; 400]));
         assert!(m.overlay_announcement(&mut frame));
-        assert_eq!(frame, [105; 160]);
-        let mut frame = [0i16; 160];
+        assert_eq!(frame, [105; PCM_FRAME]);
+        let mut frame = [0i16; PCM_FRAME];
         assert!(m.overlay_announcement(&mut frame));
-        assert_eq!((frame[39], frame[40]), (5, 0), "the last 40 samples");
+        assert_eq!((frame[79], frame[80]), (5, 0), "the last 80 samples");
         assert!(!m.overlay_announcement(&mut frame), "it ended");
     }
 }

@@ -1,13 +1,14 @@
 //! The room's signal tones, synthesised once: a rising two-note chime when
 //! someone joins, a falling one when someone leaves (as most bridges do).
-//! 8 kHz PCM, 100 ms per note, with 5 ms ramps so the notes do not click.
+//! 16 kHz PCM (the gateway's rate), 100 ms per note, with 5 ms ramps so the
+//! notes do not click.
 
 use std::f64::consts::PI;
 use std::sync::{Arc, OnceLock};
 
-const RATE: f64 = 8000.0;
-const NOTE_SAMPLES: usize = 800;
-const RAMP: usize = 40;
+const RATE: f64 = 16000.0;
+const NOTE_SAMPLES: usize = 1600;
+const RAMP: usize = 80;
 const LEVEL: f64 = 6000.0;
 pub const LOW_HZ: f64 = 440.0;
 pub const HIGH_HZ: f64 = 660.0;

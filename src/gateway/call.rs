@@ -22,8 +22,8 @@ use crate::conference::{Member, Policy, Presence, Refusal, Role};
 use crate::dtmf::rfc4733;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::ivr::{Action, Event, LookupResult, Machine};
-use crate::media::g711::FRAME_SAMPLES;
 use crate::media::leg::Leg;
+use crate::media::pcm::PCM_FRAME;
 use crate::media::ports::RtpPort;
 use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::{self, Latch, Outbound};
@@ -426,7 +426,7 @@ impl Call {
         let mut rtcp_buf = vec![0u8; 1500];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut frame = [0i16; PCM_FRAME];
         let mut room: Option<(i64, Arc<Member>)> = None;
         let mut presence: Option<tokio::sync::watch::Receiver<Presence>> = None;
         // What the last right access code granted.
@@ -705,7 +705,7 @@ impl Call {
     ) -> bool {
         let mut player = Player::default();
         player.play(crate::ivr::PlayId(0), vec![prompt]);
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut frame = [0i16; PCM_FRAME];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let limit = tokio::time::sleep(CLOSING_PROMPT_LIMIT);

@@ -1,12 +1,12 @@
-//! Every audio codec behind one pair of traits: 20 ms frames of 8 kHz PCM
-//! (the room's internal rate) in and out.
+//! Every audio codec behind one pair of traits: 20 ms frames of 16 kHz PCM
+//! (the gateway's internal rate, [`super::pcm`]) in and out.
 //!
-//! - PCMU / PCMA (G.711): stateless tables ([`super::g711`]).
-//! - G.722 (`audio-codec`, 64 kbit/s) at its real 16 kHz, with rubato
-//!   resampling to and from the room's 8 kHz: interoperable, but the band
-//!   above 4 kHz is lost until the room mixes at 16 kHz (not yet).
+//! - PCMU / PCMA (G.711): the tables of [`super::g711`] at 8 kHz, behind
+//!   the half-band filters that halve and double the rate.
+//! - G.722 (`audio-codec`, 64 kbit/s) at its native 16 kHz: wideband
+//!   end to end.
 //! - Opus (`audiopus`, the system libopus): encoder and decoder opened at
-//!   8 kHz mono, VoIP application, in-band FEC on with 10 % expected loss,
+//!   16 kHz mono (wideband), VoIP application, in-band FEC on with 10 % expected loss,
 //!   bitrate capped by the far end's `maxaveragebitrate`. RTP still counts
 //!   at 48 kHz (RFC 7587): 960 per 20 ms packet. A lost frame can be
 //!   decoded from the FEC the next packet carries ([`Decoder::recover`]).
@@ -14,16 +14,17 @@
 //! A codec that fails on a frame (a malformed Opus packet) yields silence
 //! for that frame; nothing read from the network can panic here.
 
-use super::g711::{self, FRAME_SAMPLES, Law};
+use super::g711::{self, Law};
+use super::pcm::{Double, Halve, NARROW_FRAME, PCM_FRAME};
 use crate::sip::sdp::Codec;
 
-/// Encodes 20 ms frames of 8 kHz PCM.
+/// Encodes 20 ms frames of the gateway's 16 kHz PCM ([`super::pcm`]).
 pub trait Encoder: Send {
-    /// Encodes `pcm` (160 samples; shorter is padded with silence) into `out`.
+    /// Encodes `pcm` (320 samples; shorter is padded with silence) into `out`.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>);
 }
 
-/// Decodes one packet's payload into 8 kHz PCM.
+/// Decodes one packet's payload into the gateway's 16 kHz PCM.
 pub trait Decoder: Send {
     /// Decodes `payload` into `out` (cleared first).
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
@@ -68,9 +69,12 @@ impl Default for OpusParams {
 /// A fresh encoder for `codec`.
 pub fn encoder(codec: Codec, opus: OpusParams) -> Box<dyn Encoder> {
     match codec {
-        Codec::Pcmu => Box::new(G711(Law::Mu)),
-        Codec::Pcma => Box::new(G711(Law::A)),
-        Codec::G722 => Box::new(G722Encoder::new()),
+        Codec::Pcmu | Codec::Pcma => Box::new(G711Encoder {
+            law: law(codec),
+            down: Halve::default(),
+            narrow: Vec::with_capacity(NARROW_FRAME),
+        }),
+        Codec::G722 => Box::new(G722Encoder(audio_codec::g722::G722Encoder::new())),
         Codec::Opus => match OpusEncoder::new(opus) {
             Ok(e) => Box::new(e),
             Err(e) => {
@@ -85,9 +89,12 @@ pub fn encoder(codec: Codec, opus: OpusParams) -> Box<dyn Encoder> {
 /// A fresh decoder for `codec`.
 pub fn decoder(codec: Codec) -> Box<dyn Decoder> {
     match codec {
-        Codec::Pcmu => Box::new(G711(Law::Mu)),
-        Codec::Pcma => Box::new(G711(Law::A)),
-        Codec::G722 => Box::new(G722Decoder::new()),
+        Codec::Pcmu | Codec::Pcma => Box::new(G711Decoder {
+            law: law(codec),
+            up: Double::default(),
+            narrow: Vec::with_capacity(NARROW_FRAME),
+        }),
+        Codec::G722 => Box::new(G722Decoder(audio_codec::g722::G722Decoder::new())),
         Codec::Opus => match OpusDecoder::new() {
             Ok(d) => Box::new(d),
             Err(e) => {
@@ -98,24 +105,48 @@ pub fn decoder(codec: Codec) -> Box<dyn Decoder> {
     }
 }
 
-fn padded(pcm: &[i16]) -> [i16; FRAME_SAMPLES] {
-    let mut frame = [0i16; FRAME_SAMPLES];
-    let n = pcm.len().min(FRAME_SAMPLES);
+fn law(codec: Codec) -> Law {
+    if codec == Codec::Pcma {
+        Law::A
+    } else {
+        Law::Mu
+    }
+}
+
+/// The first 20 ms of `pcm`, padded with silence.
+pub fn padded(pcm: &[i16]) -> [i16; PCM_FRAME] {
+    let mut frame = [0i16; PCM_FRAME];
+    let n = pcm.len().min(PCM_FRAME);
     frame[..n].copy_from_slice(&pcm[..n]);
     frame
 }
 
-struct G711(Law);
+/// G.711 at 8 kHz behind the half-band filters ([`Halve`], [`Double`]).
+struct G711Encoder {
+    law: Law,
+    down: Halve,
+    narrow: Vec<i16>,
+}
 
-impl Encoder for G711 {
+impl Encoder for G711Encoder {
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
-        g711::encode(self.0, &padded(pcm), out);
+        self.down.run(&padded(pcm), &mut self.narrow);
+        g711::encode(self.law, &self.narrow, out);
     }
 }
 
-impl Decoder for G711 {
+struct G711Decoder {
+    law: Law,
+    up: Double,
+    narrow: Vec<i16>,
+}
+
+impl Decoder for G711Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
-        g711::decode(self.0, payload, out);
+        g711::decode(self.law, payload, &mut self.narrow);
+        // One 20 ms frame; a longer payload is cut, a shorter one padded.
+        self.narrow.resize(NARROW_FRAME, 0);
+        self.up.run(&self.narrow, out);
     }
 }
 
@@ -131,117 +162,39 @@ impl Encoder for Silent {
 impl Decoder for Silent {
     fn decode(&mut self, _payload: &[u8], out: &mut Vec<i16>) {
         out.clear();
-        out.resize(FRAME_SAMPLES, 0);
+        out.resize(PCM_FRAME, 0);
     }
 }
 
-/// A fixed-ratio resampler for 20 ms mono frames (rubato's FFT
-/// resampler, both sides fixed: 160 ↔ 320 samples per call). It delays
-/// the audio by a few milliseconds and keeps its state between frames.
-struct Resample {
-    fft: rubato::Fft<f32>,
-    input: Vec<f32>,
-    output: Vec<f32>,
-}
-
-impl Resample {
-    fn new(from: usize, to: usize) -> Option<Resample> {
-        let chunk = from / 50;
-        let fft = rubato::Fft::<f32>::new(from, to, chunk, 1, rubato::FixedSync::Both).ok()?;
-        Some(Resample {
-            fft,
-            input: vec![0.0; chunk],
-            output: vec![0.0; to / 50],
-        })
-    }
-
-    /// Resamples one 20 ms frame `pcm` into `out`.
-    fn run(&mut self, pcm: &[i16], out: &mut Vec<i16>) {
-        use rubato::Resampler as _;
-        use rubato::audioadapter_buffers::direct::InterleavedSlice;
-        for (i, s) in self.input.iter_mut().enumerate() {
-            *s = pcm.get(i).map_or(0.0, |v| f32::from(*v) / 32768.0);
-        }
-        out.clear();
-        let (frames_in, frames_out) = (self.input.len(), self.output.len());
-        let done = InterleavedSlice::new(&self.input[..], 1, frames_in)
-            .ok()
-            .zip(InterleavedSlice::new_mut(&mut self.output[..], 1, frames_out).ok())
-            .and_then(|(i, mut o)| self.fft.process_into_buffer(&i, &mut o, None).ok());
-        if let Some((_, written)) = done {
-            out.extend(self.output[..written.min(frames_out)].iter().map(|s| {
-                // Clamped to the i16 range first; NaN casts to 0.
-                (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
-            }));
-        }
-        out.resize(frames_out, 0);
-    }
-}
-
-/// G.722 at its real 16 kHz: the room's 8 kHz frame is upsampled first.
-struct G722Encoder {
-    codec: audio_codec::g722::G722Encoder,
-    up: Option<Resample>,
-    wide: Vec<i16>,
-}
-
-impl G722Encoder {
-    fn new() -> G722Encoder {
-        G722Encoder {
-            codec: audio_codec::g722::G722Encoder::new(),
-            up: Resample::new(8000, 16000),
-            wide: Vec::with_capacity(2 * FRAME_SAMPLES),
-        }
-    }
-}
+/// G.722 at its native 16 kHz.
+struct G722Encoder(audio_codec::g722::G722Encoder);
 
 impl Encoder for G722Encoder {
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
         use audio_codec::Encoder as _;
-        match &mut self.up {
-            Some(up) => up.run(&padded(pcm), &mut self.wide),
-            None => self.wide.clear(),
-        }
-        self.wide.resize(2 * FRAME_SAMPLES, 0);
+        let frame = padded(pcm);
         out.clear();
-        out.resize(self.codec.max_encode_bytes(self.wide.len()), 0);
-        let n = self.codec.encode_into(&self.wide, out).unwrap_or(0);
+        out.resize(self.0.max_encode_bytes(frame.len()), 0);
+        let n = self.0.encode_into(&frame, out).unwrap_or(0);
         out.truncate(n);
     }
 }
 
-/// G.722 decoded at 16 kHz and downsampled to the room's 8 kHz.
-struct G722Decoder {
-    codec: audio_codec::g722::G722Decoder,
-    down: Option<Resample>,
-    wide: Vec<i16>,
-}
+struct G722Decoder(audio_codec::g722::G722Decoder);
 
-impl G722Decoder {
-    fn new() -> G722Decoder {
-        G722Decoder {
-            codec: audio_codec::g722::G722Decoder::new(),
-            down: Resample::new(16000, 8000),
-            wide: Vec::with_capacity(2 * FRAME_SAMPLES),
-        }
-    }
-}
+/// Bytes in one 20 ms G.722 frame (64 kbit/s).
+const G722_FRAME_BYTES: usize = 160;
 
 impl Decoder for G722Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
         use audio_codec::Decoder as _;
         // One 20 ms frame is 160 bytes; a longer payload is cut there.
-        let payload = &payload[..payload.len().min(FRAME_SAMPLES)];
-        self.wide.clear();
-        self.wide
-            .resize(self.codec.max_decode_samples(payload.len()), 0);
-        let n = self.codec.decode_into(payload, &mut self.wide).unwrap_or(0);
-        self.wide.truncate(n);
-        match &mut self.down {
-            Some(down) => down.run(&self.wide, out),
-            None => out.clear(),
-        }
-        out.resize(FRAME_SAMPLES, 0);
+        let payload = &payload[..payload.len().min(G722_FRAME_BYTES)];
+        out.clear();
+        out.resize(self.0.max_decode_samples(payload.len()), 0);
+        let n = self.0.decode_into(payload, out).unwrap_or(0);
+        out.truncate(n);
+        out.resize(PCM_FRAME, 0);
     }
 }
 
@@ -253,7 +206,7 @@ struct OpusEncoder(audiopus::coder::Encoder);
 impl OpusEncoder {
     fn new(params: OpusParams) -> Result<OpusEncoder, audiopus::Error> {
         let mut e = audiopus::coder::Encoder::new(
-            audiopus::SampleRate::Hz8000,
+            audiopus::SampleRate::Hz16000,
             audiopus::Channels::Mono,
             audiopus::Application::Voip,
         )?;
@@ -281,13 +234,13 @@ struct OpusDecoder(audiopus::coder::Decoder);
 
 impl OpusDecoder {
     fn new() -> Result<OpusDecoder, audiopus::Error> {
-        audiopus::coder::Decoder::new(audiopus::SampleRate::Hz8000, audiopus::Channels::Mono)
+        audiopus::coder::Decoder::new(audiopus::SampleRate::Hz16000, audiopus::Channels::Mono)
             .map(OpusDecoder)
     }
 }
 
-/// Most samples one Opus packet may decode to at 8 kHz (120 ms).
-const OPUS_MAX_SAMPLES: usize = 960;
+/// Most samples one Opus packet may decode to at 16 kHz (120 ms).
+const OPUS_MAX_SAMPLES: usize = 1920;
 
 impl Decoder for OpusDecoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
@@ -302,13 +255,13 @@ impl Decoder for OpusDecoder {
         };
         out.truncate(n);
         if out.is_empty() {
-            out.resize(FRAME_SAMPLES, 0);
+            out.resize(PCM_FRAME, 0);
         }
     }
 
     fn recover(&mut self, next: &[u8], out: &mut Vec<i16>) -> bool {
         out.clear();
-        out.resize(FRAME_SAMPLES, 0);
+        out.resize(PCM_FRAME, 0);
         // With `fec`, libopus decodes the LBRR copy of the previous frame
         // that `next` carries (or conceals, when it carries none).
         self.0.decode(Some(next), &mut out[..], true).is_ok()
@@ -316,7 +269,7 @@ impl Decoder for OpusDecoder {
 
     fn conceal(&mut self, out: &mut Vec<i16>) -> bool {
         out.clear();
-        out.resize(FRAME_SAMPLES, 0);
+        out.resize(PCM_FRAME, 0);
         let empty: Option<&[u8]> = None;
         self.0.decode(empty, &mut out[..], false).is_ok()
     }
@@ -327,25 +280,25 @@ mod tests {
     use super::*;
 
     fn tone(freq: f64, frame: usize) -> Vec<i16> {
-        (0..FRAME_SAMPLES)
+        (0..PCM_FRAME)
             .map(|n| {
-                let t = (frame * FRAME_SAMPLES + n) as f64 / 8000.0;
+                let t = (frame * PCM_FRAME + n) as f64 / 16000.0;
                 (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
             })
             .collect()
     }
 
     fn power(samples: &[i16], freq: f64) -> f64 {
-        crate::media::goertzel::power(samples, freq, 8000.0)
+        crate::media::goertzel::power(samples, freq, 16000.0)
     }
 
     /// A voice-like signal whose pitch moves every frame: concealment that
     /// repeats the past cannot guess frame `k`, FEC can.
     fn gliding(frame: usize) -> Vec<i16> {
         let f0 = 180.0 + 40.0 * frame as f64;
-        (0..FRAME_SAMPLES)
+        (0..PCM_FRAME)
             .map(|n| {
-                let t = (frame * FRAME_SAMPLES + n) as f64 / 8000.0;
+                let t = (frame * PCM_FRAME + n) as f64 / 16000.0;
                 let w = 2.0 * std::f64::consts::PI * f0 * t;
                 (5000.0 * (w.sin() + 0.5 * (2.0 * w).sin() + 0.3 * (3.0 * w).sin())) as i16
             })
@@ -395,11 +348,11 @@ mod tests {
                 enc.encode(&tone(697.0, i), &mut payload);
                 assert!(!payload.is_empty(), "{codec:?} produced a packet");
                 dec.decode(&payload, &mut pcm);
-                assert_eq!(pcm.len(), FRAME_SAMPLES, "{codec:?} decodes 20 ms");
+                assert_eq!(pcm.len(), PCM_FRAME, "{codec:?} decodes 20 ms");
                 heard.extend_from_slice(&pcm);
             }
             // Skip the codec's start-up (Opus look-ahead).
-            let tail = &heard[FRAME_SAMPLES * 10..];
+            let tail = &heard[PCM_FRAME * 10..];
             let (wanted, other) = (power(tail, 697.0), power(tail, 1209.0));
             assert!(wanted > 100.0 * other, "{codec:?}: {wanted} vs {other}");
         }
@@ -427,7 +380,7 @@ mod tests {
     fn opus_conceals_a_lost_frame_and_g711_leaves_it_to_the_caller() {
         let mut pcm = Vec::new();
         assert!(decoder(Codec::Opus).conceal(&mut pcm));
-        assert_eq!(pcm.len(), FRAME_SAMPLES);
+        assert_eq!(pcm.len(), PCM_FRAME);
         assert!(!decoder(Codec::Pcmu).conceal(&mut pcm));
     }
 

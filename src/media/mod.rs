@@ -1,8 +1,8 @@
 //! Media: prompts decoded at start-up, G.711, RTP sessions and the port pool.
 //!
-//! - [`prompts`]: every prompt decoded once with symphonia, resampled to 8 kHz.
+//! - [`prompts`]: every prompt decoded once with symphonia, resampled to 16 kHz.
 //! - [`codec`]: every codec (PCMU, PCMA, G.722, Opus) behind one encoder
-//!   and one decoder trait, at the room's 8 kHz rate.
+//!   and one decoder trait, at the gateway's 16 kHz rate ([`pcm`]).
 //! - [`goertzel`]: the power of one frequency in a block (tone checks).
 //! - [`g711`]: PCMU/PCMA frames over `audio-codec-algorithms`' tables.
 //! - [`rtp`]: RTP packets in and out, symmetric RTP.
@@ -18,6 +18,7 @@ pub mod g711;
 pub mod goertzel;
 pub mod jitter;
 pub mod leg;
+pub mod pcm;
 pub mod ports;
 pub mod prompts;
 pub mod reception;

@@ -4,9 +4,8 @@
 //! (`prompts/en/welcome.wav`, …), where `ext` is the first of `wav`, `flac`,
 //! `ogg`, `mp3` that exists. Each file is decoded with symphonia (first audio
 //! track it can decode), downmixed to mono by averaging the channels,
-//! resampled with rubato's FFT resampler to 8 kHz and stored as 16-bit PCM.
-//! Codecs then encode from that (G.711 directly; wideband codecs will want a
-//! second rate later).
+//! resampled with rubato's FFT resampler to the gateway's 16 kHz
+//! ([`crate::media::pcm`]) and stored as 16-bit PCM; codecs encode from that.
 //!
 //! A missing or undecodable prompt is an error naming the file, so the gateway
 //! refuses to start rather than play silence to callers.
@@ -33,7 +32,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
 /// The rate [`PromptSet`] holds its samples at.
-pub const SAMPLE_RATE_HZ: u32 = 8_000;
+pub const SAMPLE_RATE_HZ: u32 = crate::media::pcm::PCM_RATE;
 
 /// File extensions tried for each prompt, in order of preference.
 pub const EXTENSIONS: [&str; 4] = ["wav", "flac", "ogg", "mp3"];
@@ -214,7 +213,7 @@ pub fn number_words(n: usize) -> Vec<usize> {
     out
 }
 
-/// Every prompt of one language, decoded to 8 kHz mono i16 PCM, held in memory.
+/// Every prompt of one language, decoded to 16 kHz mono i16 PCM, held in memory.
 ///
 /// Cloning is cheap: the samples are shared.
 #[derive(Clone)]
@@ -261,7 +260,7 @@ impl PromptSet {
         out.into()
     }
 
-    /// The prompt's samples: 8 kHz, mono.
+    /// The prompt's samples: 16 kHz, mono.
     /// The prompt's samples, shared (for announcements in a room).
     pub fn shared(&self, id: PromptId) -> Arc<[i16]> {
         self.samples[id.index()].clone()
@@ -272,7 +271,7 @@ impl PromptSet {
         &self.samples[id.index()]
     }
 
-    /// Builds a set from samples already at 8 kHz; ids not given are empty.
+    /// Builds a set from samples already at 16 kHz; ids not given are empty.
     pub fn from_samples(map: impl IntoIterator<Item = (PromptId, Vec<i16>)>) -> PromptSet {
         let mut samples: [Arc<[i16]>; PromptId::ALL.len()] = Default::default();
         for (id, pcm) in map {
@@ -551,7 +550,7 @@ impl PromptLibrary {
         })
     }
 
-    /// The waiting room's music, 8 kHz mono, played in a loop.
+    /// The waiting room's music, 16 kHz mono, played in a loop.
     pub fn hold_music(&self) -> Arc<[i16]> {
         self.music.clone()
     }

@@ -13,7 +13,7 @@ use rand::Rng;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 use super::codec::{self, Encoder, OpusParams};
-use super::g711::FRAME_SAMPLES;
+use super::pcm::NARROW_FRAME;
 use crate::sip::sdp::Codec;
 
 /// The outbound stream of one leg: its own encoder (for what the call
@@ -60,8 +60,8 @@ impl Outbound {
             seq: rng.random(),
             timestamp: rng.random(),
             first: true,
-            payload: Vec::with_capacity(FRAME_SAMPLES),
-            built: Vec::with_capacity(RTP_HEADER + FRAME_SAMPLES),
+            payload: Vec::with_capacity(NARROW_FRAME),
+            built: Vec::with_capacity(RTP_HEADER + NARROW_FRAME),
         }
     }
 
@@ -85,7 +85,7 @@ impl Outbound {
         self.payload_type
     }
 
-    /// Encodes one 20 ms frame (160 samples; shorter is padded with silence)
+    /// Encodes one 20 ms frame (320 samples at 16 kHz; shorter is padded with silence)
     /// into the next packet, built in this stream's own buffer.
     pub fn packet(&mut self, pcm: &[i16]) -> &[u8] {
         let mut payload = std::mem::take(&mut self.payload);
@@ -202,8 +202,8 @@ mod tests {
     #[test]
     fn outbound_has_one_ssrc_continuous_seq_and_ts_and_marker_first() {
         let mut out = Outbound::new(Codec::Pcmu, 0);
-        let a = out.packet(&[0; 160]).to_vec();
-        let b = out.packet(&[0; 160]).to_vec();
+        let a = out.packet(&[0; 320]).to_vec();
+        let b = out.packet(&[0; 320]).to_vec();
         let (ha, pa) = read(&a).unwrap();
         let (hb, _) = read(&b).unwrap();
         assert!(ha.marker);

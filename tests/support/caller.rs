@@ -31,6 +31,10 @@ pub struct Caller {
     ssrc: u32,
     encoder: Box<dyn Encoder>,
     decoder: Box<dyn Decoder>,
+    /// The last 8 kHz sample sent, for interpolation.
+    last_sample: i16,
+    /// Talk and listen at 16 kHz (320 samples a frame) instead of 8 kHz.
+    pub wideband: bool,
 }
 
 pub struct Dial<'a> {
@@ -114,6 +118,8 @@ Content-Length: {}\r\n\r\n{sdp}",
             ssrc: rand::random(),
             encoder: codec::encoder(Codec::Pcmu, OpusParams::default()),
             decoder: codec::decoder(Codec::Pcmu),
+            last_sample: 0,
+            wideband: false,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -286,7 +292,12 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
         let mut payload = Vec::new();
         for i in 0..frames {
             let pcm = pcm_for(i);
-            self.encoder.encode(&pcm, &mut payload);
+            if self.wideband {
+                self.encoder.encode(&pcm, &mut payload);
+            } else {
+                self.encoder
+                    .encode(&widen(&pcm, &mut self.last_sample), &mut payload);
+            }
             let packet = rtp_rs::RtpPacketBuilder::new()
                 .payload_type(self.payload_type)
                 .ssrc(self.ssrc)
@@ -308,6 +319,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
                 if let Some((h, p)) = rtp::read(&buf[..n]) {
                     let mut pcm = Vec::new();
                     self.decoder.decode(p, &mut pcm);
+                    let pcm = if self.wideband { pcm } else { narrow(&pcm) };
                     received.push((h, pcm, Instant::now()));
                 }
             }
@@ -362,7 +374,12 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
 /// Written here again on purpose: the tests must not measure the gateway
 /// with the gateway's own code.
 pub fn tone_power(samples: &[i16], freq: f64) -> f64 {
-    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    tone_power_at(samples, freq, 8000.0)
+}
+
+/// [`tone_power`] for samples at `rate` Hz.
+pub fn tone_power_at(samples: &[i16], freq: f64, rate: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / rate).cos();
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
     for &x in samples {
         let s0 = f64::from(x) + k * s1 - s2;
@@ -370,6 +387,25 @@ pub fn tone_power(samples: &[i16], freq: f64) -> f64 {
         s1 = s0;
     }
     (s1 * s1 + s2 * s2 - k * s1 * s2) / (samples.len().max(1) as f64).powi(2)
+}
+
+/// The tests talk and listen at 8 kHz; the gateway's codecs take 16 kHz.
+/// Up: linear interpolation.
+fn widen(pcm: &[i16], last: &mut i16) -> Vec<i16> {
+    let mut out = Vec::with_capacity(2 * pcm.len());
+    for &s in pcm {
+        out.push(((i32::from(*last) + i32::from(s)) / 2) as i16);
+        out.push(s);
+        *last = s;
+    }
+    out
+}
+
+/// Down: the mean of each pair.
+fn narrow(pcm: &[i16]) -> Vec<i16> {
+    pcm.chunks(2)
+        .map(|p| (p.iter().map(|s| i32::from(*s)).sum::<i32>() / p.len() as i32) as i16)
+        .collect()
 }
 
 /// The samples of the last `frames` packets of `heard`, in order.
@@ -385,6 +421,16 @@ pub fn sine_frame(freq: f64, amp: f64, index: usize) -> Vec<i16> {
     (0..160)
         .map(|n| {
             let t = (index * 160 + n) as f64 / 8000.0;
+            (amp * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// [`sine_frame`] at 16 kHz (320 samples), for [`Caller::wideband`].
+pub fn wide_sine_frame(freq: f64, amp: f64, index: usize) -> Vec<i16> {
+    (0..320)
+        .map(|n| {
+            let t = (index * 320 + n) as f64 / 16000.0;
             (amp * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
         })
         .collect()

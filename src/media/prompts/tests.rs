@@ -70,6 +70,10 @@ fn write_wav(dir: &Path, name: &str, rate: u32, channels: u16, pcm: &[i16]) -> P
     path
 }
 
+/// The rate `decode_file` is tested at (any works; the gateway uses
+/// [`SAMPLE_RATE_HZ`]).
+const RATE: u32 = 8_000;
+
 /// Goertzel power of `freq` in `samples` at `rate`.
 fn tone_power(samples: &[i16], rate: u32, freq: f32) -> f64 {
     let w = 2.0 * std::f64::consts::PI * f64::from(freq) / f64::from(rate);
@@ -101,8 +105,8 @@ fn assert_length_near(samples: &[i16], expected: usize) {
 /// amplitude it was written with.
 fn assert_1khz_tone(samples: &[i16], amplitude: f32) {
     let middle = &samples[samples.len() / 8..samples.len() * 7 / 8];
-    let tone = tone_power(middle, SAMPLE_RATE_HZ, 1000.0);
-    let other = tone_power(middle, SAMPLE_RATE_HZ, 2500.0);
+    let tone = tone_power(middle, RATE, 1000.0);
+    let other = tone_power(middle, RATE, 2500.0);
     assert!(
         tone > 10_000.0 * other,
         "1 kHz power {tone:e} vs 2.5 kHz {other:e}"
@@ -131,7 +135,7 @@ fn mono_16khz_tone_becomes_4000_samples_of_1khz() {
         1,
         &sine(16_000, 1000.0, 0.5, 0.5),
     );
-    let out = decode_file(&path, SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&path, RATE).unwrap();
     assert_length_near(&out, 4000);
     assert_1khz_tone(&out, 0.5);
 }
@@ -142,7 +146,7 @@ fn stereo_44k1_tone_becomes_4000_mono_samples_of_1khz() {
     let tone = sine(44_100, 1000.0, 0.5, 0.5);
     let pcm = interleave(&tone, &tone);
     let path = write_wav(dir.path(), "tone.wav", 44_100, 2, &pcm);
-    let out = decode_file(&path, SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&path, RATE).unwrap();
     assert_length_near(&out, 4000);
     assert_1khz_tone(&out, 0.5);
 }
@@ -159,7 +163,7 @@ fn stereo_channels_are_averaged_not_picked() {
         2,
         &interleave(&left, &right),
     );
-    let out = decode_file(&path, SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&path, RATE).unwrap();
     assert_length_near(&out, 4000);
     assert!(
         rms(&out) < 2.0,
@@ -174,7 +178,7 @@ fn every_common_rate_keeps_duration_and_tone() {
     for rate in [8_000, 11_025, 16_000, 22_050, 32_000, 44_100, 48_000] {
         let name = format!("tone-{rate}.wav");
         let path = write_wav(dir.path(), &name, rate, 1, &sine(rate, 1000.0, 0.5, 0.5));
-        let out = decode_file(&path, SAMPLE_RATE_HZ).unwrap();
+        let out = decode_file(&path, RATE).unwrap();
         assert_length_near(&out, 4000);
         assert_1khz_tone(&out, 0.5);
     }
@@ -191,7 +195,7 @@ fn tail_of_a_short_clip_is_not_lost() {
         1,
         &sine(44_100, 1000.0, 0.1, 0.5),
     );
-    let out = decode_file(&path, SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&path, RATE).unwrap();
     assert_length_near(&out, 800);
     let last_ms = &out[out.len() - 80..out.len() - 8];
     assert!(rms(last_ms) > 5000.0, "tail is quiet: rms {}", rms(last_ms));
@@ -204,7 +208,7 @@ fn truncated_wav_keeps_the_audio_it_has() {
     bytes.truncate(44 + 4000 * 2); // header promises 0.5 s, holds 0.25 s
     let path = dir.path().join("cut.wav");
     std::fs::write(&path, bytes).unwrap();
-    let out = decode_file(&path, SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&path, RATE).unwrap();
     assert_length_near(&out, 2000);
 }
 
@@ -212,7 +216,7 @@ fn truncated_wav_keeps_the_audio_it_has() {
 fn missing_file_error_names_the_path() {
     let dir = TempDir::new();
     let path = dir.path().join("nowhere.wav");
-    let err = decode_file(&path, SAMPLE_RATE_HZ).unwrap_err();
+    let err = decode_file(&path, RATE).unwrap_err();
     assert!(matches!(&err, PromptError::Missing { path: p } if *p == path));
     assert!(err.to_string().contains(&*path.to_string_lossy()));
 }
@@ -225,7 +229,7 @@ fn garbage_file_is_an_error_naming_the_file() {
         .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&path, garbage).unwrap();
-    let err = decode_file(&path, SAMPLE_RATE_HZ).unwrap_err();
+    let err = decode_file(&path, RATE).unwrap_err();
     assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
 }
 
@@ -234,29 +238,29 @@ fn empty_file_and_header_only_file_are_errors() {
     let dir = TempDir::new();
     let empty = dir.path().join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    assert!(decode_file(&empty, SAMPLE_RATE_HZ).is_err());
+    assert!(decode_file(&empty, RATE).is_err());
     let header_only = write_wav(dir.path(), "header.wav", 16_000, 1, &[]);
-    let err = decode_file(&header_only, SAMPLE_RATE_HZ).unwrap_err();
+    let err = decode_file(&header_only, RATE).unwrap_err();
     assert!(err.to_string().contains("header.wav"), "{err}");
 }
 
 #[test]
 fn flac_16khz_fixture_decodes_to_1khz_tone() {
-    let out = decode_file(&fixture("tone.flac"), SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&fixture("tone.flac"), RATE).unwrap();
     assert_length_near(&out, 2400);
     assert_1khz_tone(&out, 0.5);
 }
 
 #[test]
 fn ogg_vorbis_44k1_stereo_fixture_decodes_to_1khz_tone() {
-    let out = decode_file(&fixture("tone.ogg"), SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&fixture("tone.ogg"), RATE).unwrap();
     assert_length_near(&out, 2400);
     assert_1khz_tone(&out, 0.5);
 }
 
 #[test]
 fn mp3_22k05_fixture_decodes_to_1khz_tone() {
-    let out = decode_file(&fixture("tone.mp3"), SAMPLE_RATE_HZ).unwrap();
+    let out = decode_file(&fixture("tone.mp3"), RATE).unwrap();
     assert_length_near(&out, 2400);
     assert_1khz_tone(&out, 0.5);
 }
@@ -318,8 +322,9 @@ fn load_decodes_every_prompt_to_8khz() {
     let dir = TempDir::new();
     write_prompt_folder(dir.path(), None);
     let set = PromptSet::load(dir.path(), "en").unwrap();
+    let tenth = SAMPLE_RATE_HZ as usize / 10;
     for (n, id) in PromptId::ALL.into_iter().enumerate() {
-        assert_length_near(set.get(id), (n + 1) * 800);
+        assert_length_near(set.get(id), (n + 1) * tenth);
     }
 }
 
@@ -330,8 +335,9 @@ fn load_falls_back_to_other_extensions_and_prefers_wav() {
     std::fs::copy(fixture("tone.flac"), folder.join("goodbye.flac")).unwrap();
     std::fs::write(folder.join("welcome.mp3"), b"not read: welcome.wav wins").unwrap();
     let set = PromptSet::load(dir.path(), "en").unwrap();
-    assert_length_near(set.get(PromptId::Goodbye), 2400);
-    assert_length_near(set.get(PromptId::Welcome), 800);
+    let tenth = SAMPLE_RATE_HZ as usize / 10;
+    assert_length_near(set.get(PromptId::Goodbye), 3 * tenth);
+    assert_length_near(set.get(PromptId::Welcome), tenth);
 }
 
 #[test]
