@@ -2,7 +2,8 @@
 //! samples — what codecs decode to and encode from, what the room mixes
 //! and what prompts and tones are held at. Narrowband codecs (G.711) go
 //! through [`Halve`] and [`Double`]: a 47-tap windowed-sinc (Blackman)
-//! low-pass at 4 kHz, stateful across frames, 1.4 ms of delay.
+//! half-band low-pass at 4 kHz, stateful across frames, 1.4 ms of delay;
+//! its zero taps, and the zeros stuffed when doubling, are skipped.
 
 use std::sync::OnceLock;
 
@@ -15,11 +16,18 @@ pub const NARROW_FRAME: usize = 160;
 
 const TAPS: usize = 47;
 
-/// The low-pass for both directions, unit gain at DC.
-fn lowpass() -> &'static [f32; TAPS] {
-    static TAPS_: OnceLock<[f32; TAPS]> = OnceLock::new();
+/// The low-pass for both directions, unit gain at DC: its nonzero taps as
+/// (index, value), all of them and split by the parity of the index. A
+/// half-band filter's every other tap is zero, so half the work is skipped.
+struct Taps {
+    all: Vec<(usize, f32)>,
+    by_parity: [Vec<(usize, f32)>; 2],
+}
+
+fn lowpass() -> &'static Taps {
+    static TAPS_: OnceLock<Taps> = OnceLock::new();
     TAPS_.get_or_init(|| {
-        let mut h = [0f32; TAPS];
+        let mut h = [0f64; TAPS];
         let m = (TAPS - 1) as f64 / 2.0;
         let cutoff = 0.25; // 4 kHz of 16 kHz
         for (n, tap) in h.iter_mut().enumerate() {
@@ -31,33 +39,46 @@ fn lowpass() -> &'static [f32; TAPS] {
             };
             let phase = 2.0 * std::f64::consts::PI * n as f64 / (TAPS - 1) as f64;
             let blackman = 0.42 - 0.5 * phase.cos() + 0.08 * (2.0 * phase).cos();
-            *tap = (sinc * blackman) as f32;
+            *tap = sinc * blackman;
         }
-        let sum: f32 = h.iter().sum();
-        h.iter_mut().for_each(|t| *t /= sum);
-        h
+        let sum: f64 = h.iter().sum();
+        let all: Vec<(usize, f32)> = h
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.abs() > 1e-9)
+            .map(|(k, t)| (k, (t / sum) as f32))
+            .collect();
+        let by_parity = [0, 1].map(|p| all.iter().copied().filter(|(k, _)| k % 2 == p).collect());
+        Taps { all, by_parity }
     })
 }
 
-/// Filters `input` (after `history`) into every `step`-th output, keeping
-/// the last `TAPS - 1` inputs as the next call's history.
-fn filter(history: &mut Vec<f32>, input: &[f32], step: usize, gain: f32, out: &mut Vec<i16>) {
-    let h = lowpass();
+/// Appends `input` to `history` (kept at `TAPS - 1` samples between calls)
+/// and returns the buffer to filter.
+fn buffered<'a>(history: &'a mut Vec<f32>, input: &[f32]) -> &'a [f32] {
     if history.len() != TAPS - 1 {
         history.clear();
         history.resize(TAPS - 1, 0.0);
     }
     history.extend_from_slice(input);
-    out.clear();
-    for n in (0..input.len()).step_by(step) {
-        // history[n .. n + TAPS] ends at input sample n.
-        let window = &history[n..n + TAPS];
-        let y: f32 = window.iter().rev().zip(h).map(|(x, t)| x * t).sum();
-        // Clamped first, so the cast cannot wrap.
-        out.push((y * gain).round().clamp(-32768.0, 32767.0) as i16);
-    }
+    history
+}
+
+fn forget(history: &mut Vec<f32>) {
     let keep = history.len() - (TAPS - 1);
     history.drain(..keep);
+}
+
+fn to_i16(y: f32) -> i16 {
+    // Clamped first, so the cast cannot wrap.
+    y.round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// `buf[n + TAPS - 1 - k]` is input sample `n - k`.
+fn tap_sum(buf: &[f32], n: usize, taps: &[(usize, f32)]) -> f32 {
+    taps.iter()
+        .map(|(k, t)| buf.get(n + TAPS - 1 - k).map_or(0.0, |x| x * t))
+        .sum()
 }
 
 /// 16 kHz → 8 kHz, one frame at a time.
@@ -71,11 +92,20 @@ impl Halve {
     pub fn run(&mut self, wide: &[i16], out: &mut Vec<i16>) {
         self.input.clear();
         self.input.extend(wide.iter().map(|s| f32::from(*s)));
-        filter(&mut self.history, &self.input, 2, 1.0, out);
+        let taps = &lowpass().all;
+        let buf = buffered(&mut self.history, &self.input);
+        out.clear();
+        out.extend(
+            (0..self.input.len())
+                .step_by(2)
+                .map(|n| to_i16(tap_sum(buf, n, taps))),
+        );
+        forget(&mut self.history);
     }
 }
 
-/// 8 kHz → 16 kHz, one frame at a time.
+/// 8 kHz → 16 kHz, one frame at a time: zero-stuffed, then filtered with
+/// only the taps that meet a real sample (half of the nonzero ones).
 #[derive(Debug, Default)]
 pub struct Double {
     history: Vec<f32>,
@@ -89,7 +119,13 @@ impl Double {
             self.input.push(f32::from(*s));
             self.input.push(0.0);
         }
-        filter(&mut self.history, &self.input, 1, 2.0, out);
+        let taps = &lowpass().by_parity;
+        let buf = buffered(&mut self.history, &self.input);
+        out.clear();
+        // Input sample n - k is a stuffed zero when n - k is odd: output n
+        // needs only the taps whose index has n's parity.
+        out.extend((0..self.input.len()).map(|n| to_i16(2.0 * tap_sum(buf, n, &taps[n % 2]))));
+        forget(&mut self.history);
     }
 }
 
@@ -148,6 +184,16 @@ mod tests {
         let image = power(tail, 7000.0, 16000.0);
         assert!(tone > 0.8 * 1.6e7, "1 kHz kept: {tone:.0}");
         assert!(image < 1e4, "no image at 7 kHz: {image:.0}");
+    }
+
+    #[test]
+    fn the_half_band_filter_has_half_its_taps_zero_and_each_phase_half_the_gain() {
+        let taps = lowpass();
+        assert!(taps.all.len() <= TAPS / 2 + 1, "{} nonzero taps", taps.all.len());
+        for phase in &taps.by_parity {
+            let gain: f32 = phase.iter().map(|(_, t)| t).sum();
+            assert!((gain - 0.5).abs() < 1e-3, "phase gain {gain}");
+        }
     }
 
     #[test]
