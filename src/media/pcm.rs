@@ -189,7 +189,11 @@ mod tests {
     #[test]
     fn the_half_band_filter_has_half_its_taps_zero_and_each_phase_half_the_gain() {
         let taps = lowpass();
-        assert!(taps.all.len() <= TAPS / 2 + 1, "{} nonzero taps", taps.all.len());
+        assert!(
+            taps.all.len() <= TAPS / 2 + 1,
+            "{} nonzero taps",
+            taps.all.len()
+        );
         for phase in &taps.by_parity {
             let gain: f32 = phase.iter().map(|(_, t)| t).sum();
             assert!((gain - 0.5).abs() < 1e-3, "phase gain {gain}");
