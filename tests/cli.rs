@@ -2,29 +2,12 @@
 
 mod support;
 
-use support::cli;
+use support::{add_room, cli};
 
 fn db() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
     (dir, url)
-}
-
-/// `room add --tenant T --name N --access-code C`: (exit code, stdout, stderr).
-fn add_room(db: &str, tenant: &str, name: &str, code: &str) -> (i32, String, String) {
-    cli(
-        db,
-        &[
-            "room",
-            "add",
-            "--tenant",
-            tenant,
-            "--name",
-            name,
-            "--access-code",
-            code,
-        ],
-    )
 }
 
 #[test]
@@ -144,8 +127,8 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 fn duplicate_access_code_in_a_tenant_is_a_conflict() {
     let (_d, db) = db();
     assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
-    assert_eq!(add_room(&db, "acme", "a", "111").0, 0);
-    let (rc, _, err) = add_room(&db, "acme", "b", "111");
+    assert_eq!(add_room(&db, "acme", "a", "111", &[]).0, 0);
+    let (rc, _, err) = add_room(&db, "acme", "b", "111", &[]);
     assert_eq!(rc, 2);
     assert!(err.contains("conflict"), "{err}");
 }
@@ -154,23 +137,23 @@ fn duplicate_access_code_in_a_tenant_is_a_conflict() {
 fn a_room_code_that_prefixes_another_is_a_conflict() {
     let (_d, db) = db();
     assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
-    assert_eq!(add_room(&db, "acme", "a", "1234").0, 0);
+    assert_eq!(add_room(&db, "acme", "a", "1234", &[]).0, 0);
     for code in ["12", "123456"] {
-        let (rc, _, err) = add_room(&db, "acme", "b", code);
+        let (rc, _, err) = add_room(&db, "acme", "b", code, &[]);
         assert_eq!(rc, 2, "{code}: {err}");
         assert!(err.contains("prefix"), "{err}");
     }
     // Another tenant may use it: codes are unique within a tenant.
     assert_eq!(cli(&db, &["tenant", "add", "other"]).0, 0);
-    assert_eq!(add_room(&db, "other", "b", "12").0, 0);
+    assert_eq!(add_room(&db, "other", "b", "12", &[]).0, 0);
 }
 
 #[test]
 fn rotating_a_room_code_replaces_it_and_keeps_the_rules() {
     let (_d, db) = db();
     assert_eq!(cli(&db, &["tenant", "add", "acme"]).0, 0);
-    assert_eq!(add_room(&db, "acme", "a", "1234").0, 0);
-    assert_eq!(add_room(&db, "acme", "b", "5678").0, 0);
+    assert_eq!(add_room(&db, "acme", "a", "1234", &[]).0, 0);
+    assert_eq!(add_room(&db, "acme", "b", "5678", &[]).0, 0);
     let (rc, out, err) = cli(&db, &["room", "rotate-code", "--room", "a", "--json"]);
     assert_eq!(rc, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();

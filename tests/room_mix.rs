@@ -63,18 +63,15 @@ async fn two_callers_hear_each_other_and_not_themselves() {
     assert_eq!(b.hang_up().await, Some(200));
 }
 
-#[tokio::test]
-async fn three_callers_on_pcmu_pcma_and_opus_hear_the_other_two_not_themselves() {
-    let (dir, db) = Gateway::provisioned(CODE);
-    let gw = Gateway::start(dir, db, &[]).await;
-    const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+/// Three callers, one per codec, each answered on it, keying the code at once.
+async fn dial_three(gw: &Gateway, codecs: [Codec; 3]) -> Vec<Caller> {
     let mut callers = Vec::new();
-    for codec in CODECS {
-        let codecs = [codec];
+    for codec in codecs {
+        let one = [codec];
         let c = Caller::dial(
             &gw.sip,
             Dial {
-                codecs: &codecs,
+                codecs: &one,
                 ..Dial::default()
             },
         )
@@ -91,6 +88,18 @@ async fn three_callers_on_pcmu_pcma_and_opus_hear_the_other_two_not_themselves()
         b.key_rfc4733(&code),
         c.key_rfc4733(&code)
     );
+    callers
+}
+
+#[tokio::test]
+async fn three_callers_on_pcmu_pcma_and_opus_hear_the_other_two_not_themselves() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db, &[]).await;
+    const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+    let mut callers = dial_three(&gw, CODECS).await;
+    let [a, b, c] = &mut callers[..] else {
+        unreachable!("three callers were dialled")
+    };
     const TONES: [f64; 3] = [697.0, 1209.0, 1477.0];
     let (heard_a, heard_b, heard_c) = tokio::join!(
         a.talk_and_listen(300, |i| sine_frame(TONES[0], 8000.0, i)),
@@ -202,30 +211,13 @@ async fn wideband_callers_hear_each_other_above_4_khz_and_g711_gets_the_voice_ba
     const LOW: f64 = 1000.0;
     let (dir, db) = Gateway::provisioned(CODE);
     let gw = Gateway::start(dir, db, &[]).await;
-    let mut callers = Vec::new();
-    for codec in [Codec::G722, Codec::Opus, Codec::Pcmu] {
-        let codecs = [codec];
-        let mut c = Caller::dial(
-            &gw.sip,
-            Dial {
-                codecs: &codecs,
-                ..Dial::default()
-            },
-        )
-        .await;
-        assert_eq!((c.invite_status, c.codec), (200, codec));
+    let mut callers = dial_three(&gw, [Codec::G722, Codec::Opus, Codec::Pcmu]).await;
+    for c in &mut callers {
         c.wideband = true;
-        callers.push(c);
     }
-    let code = format!("{CODE}#");
     let [g722, opus, pcmu] = &mut callers[..] else {
-        unreachable!("three callers were pushed")
+        unreachable!("three callers were dialled")
     };
-    tokio::join!(
-        g722.key_rfc4733(&code),
-        opus.key_rfc4733(&code),
-        pcmu.key_rfc4733(&code)
-    );
     // The G.722 caller sends 1 kHz and 5.5 kHz; the others listen.
     let silence = |_| vec![0; 320];
     let (_, at_opus, at_pcmu) = tokio::join!(

@@ -43,18 +43,7 @@ fn silence(_: usize) -> Vec<i16> {
 
 /// Adds room `board` (access code 2468, and `flags`) to the test tenant.
 fn add_room(db: &str, flags: &[&str]) {
-    let mut args = vec![
-        "room",
-        "add",
-        "--tenant",
-        "acme",
-        "--name",
-        "board",
-        "--access-code",
-        "2468",
-    ];
-    args.extend_from_slice(flags);
-    let (rc, _, err) = support::cli(db, &args);
+    let (rc, _, err) = support::add_room(db, "acme", "board", "2468", flags);
     assert_eq!(rc, 0, "{err}");
 }
 

@@ -100,27 +100,40 @@ impl Gateway {
     }
 }
 
+/// `room add --tenant T --name N --access-code C` plus `extra` flags:
+/// (exit code, stdout, stderr).
+pub fn add_room(
+    db: &str,
+    tenant: &str,
+    name: &str,
+    code: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec![
+        "room",
+        "add",
+        "--tenant",
+        tenant,
+        "--name",
+        name,
+        "--access-code",
+        code,
+    ];
+    args.extend_from_slice(extra);
+    cli(db, &args)
+}
+
 /// Tenant `acme`, number +15550100 and room `main` with `code`, through the CLI.
 pub fn provision(db: &str, code: &str) {
-    {
-        for args in [
-            vec!["tenant", "add", "acme"],
-            vec!["number", "add", "+15550100", "--tenant", "acme"],
-            vec![
-                "room",
-                "add",
-                "--tenant",
-                "acme",
-                "--name",
-                "main",
-                "--access-code",
-                code,
-            ],
-        ] {
-            let (rc, _, err) = cli(db, &args);
-            assert_eq!(rc, 0, "{args:?}: {err}");
-        }
+    for args in [
+        vec!["tenant", "add", "acme"],
+        vec!["number", "add", "+15550100", "--tenant", "acme"],
+    ] {
+        let (rc, _, err) = cli(db, &args);
+        assert_eq!(rc, 0, "{args:?}: {err}");
     }
+    let (rc, _, err) = add_room(db, "acme", "main", code, &[]);
+    assert_eq!(rc, 0, "room main: {err}");
 }
 
 impl Gateway {
