@@ -178,7 +178,9 @@ impl Endpoint {
     fn answer(&mut self, now: Instant, flow: Flow, req: &Message, method: &Method, resp: Message) {
         let status = resp.status().map_or(500, |s| s.0);
         let bytes = resp.to_bytes();
-        let mut tx = ServerTx::new(now, false, flow.transport.is_reliable(), self.timers);
+        // An INVITE's final answer is retransmitted until its ACK (§17.2.1).
+        let invite = *method == Method::Invite;
+        let mut tx = ServerTx::new(now, invite, flow.transport.is_reliable(), self.timers);
         tx.send_response(now, status, bytes.clone());
         self.server.insert(
             TxKey::of(req, method),
@@ -333,7 +335,7 @@ impl Endpoint {
             }
             _ if !req.body.is_empty() => {
                 // A re-INVITE with an offer: the call answers it. One at a
-                // time (RFC 3261 §14.2): another while it is open gets 491.
+                // time (RFC 3261 §14.2): another while it is open gets 500.
                 let open = self.server.values().any(|e| {
                     e.call == Some(call)
                         && e.request
@@ -341,7 +343,16 @@ impl Endpoint {
                             .is_some_and(|r| r.method() == Some(&Method::Invite))
                 });
                 if open {
-                    return self.simple(now, flow, &req, &method, StatusCode::REQUEST_PENDING);
+                    // RFC 3261 §14.2: 500 with a Retry-After of 0 to 10 s.
+                    let mut resp = response(
+                        &req,
+                        StatusCode::SERVER_ERROR,
+                        Some(&dialog.local_tag),
+                        flow.remote,
+                    );
+                    let after = rand::random::<u8>() % 11;
+                    resp.headers.push(("Retry-After".into(), after.to_string()));
+                    return self.answer(now, flow, &req, &method, resp);
                 }
                 let key = TxKey::of(&req, &method);
                 let trying = response(&req, StatusCode::TRYING, None, flow.remote).to_bytes();
@@ -372,10 +383,7 @@ impl Endpoint {
                 let tag = dialog.local_tag.clone();
                 let sdp = dialog.local_sdp.clone();
                 let mut resp = response(&req, StatusCode::OK, Some(&tag), flow.remote);
-                resp.headers.push((
-                    "Contact".into(),
-                    format!("<sip:dialgate@{}>", self.local.host_port()),
-                ));
+                resp.headers.push(self.contact(flow));
                 if let Some(sdp) = sdp {
                     resp.headers
                         .push(("Content-Type".into(), "application/sdp".into()));
@@ -505,6 +513,19 @@ impl Endpoint {
         }
     }
 
+    /// Our Contact for a dialog on `flow` (TCP callers must reach us over TCP).
+    fn contact(&self, flow: Flow) -> (String, String) {
+        let transport = if flow.transport.is_reliable() {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        (
+            "Contact".into(),
+            format!("<sip:dialgate@{}{}>", self.local.host_port(), transport),
+        )
+    }
+
     fn answer_invite(
         &mut self,
         now: Instant,
@@ -520,20 +541,16 @@ impl Endpoint {
             return;
         };
         let flow = dialog.flow;
+        let contact = self.contact(flow);
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
         let mut resp = response(&dialog.invite, status, Some(&dialog.local_tag), flow.remote);
         if status.0 < 300 {
             for rr in dialog.invite.headers_named("Record-Route") {
                 resp.headers.push(("Record-Route".into(), rr.to_owned()));
             }
-            let transport = if flow.transport.is_reliable() {
-                ";transport=tcp"
-            } else {
-                ""
-            };
-            resp.headers.push((
-                "Contact".into(),
-                format!("<sip:dialgate@{}{}>", self.local.host_port(), transport),
-            ));
+            resp.headers.push(contact);
         }
         if status.is_success() {
             resp.headers.push(("Allow".into(), ALLOW.into()));
@@ -581,7 +598,10 @@ impl Endpoint {
         status: StatusCode,
         sdp: Option<Vec<u8>>,
     ) {
-        let contact = format!("<sip:dialgate@{}>", self.local.host_port());
+        let Some(flow) = self.server.get(tx).map(|e| e.flow) else {
+            return;
+        };
+        let contact = self.contact(flow);
         let Some(entry) = self.server.get_mut(tx) else {
             return;
         };
@@ -592,7 +612,7 @@ impl Endpoint {
         let mut resp = response(&req, status, tag.as_deref(), entry.flow.remote);
         let success = status.is_success();
         if success {
-            resp.headers.push(("Contact".into(), contact));
+            resp.headers.push(contact);
             if let Some(sdp) = &sdp {
                 resp.headers
                     .push(("Content-Type".into(), "application/sdp".into()));

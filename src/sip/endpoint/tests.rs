@@ -445,11 +445,22 @@ fn reinvite_with_an_offer_is_handed_over_answered_once_and_one_at_a_time() {
         }
         other => panic!("a re-INVITE event: {other:?}"),
     };
-    // Another re-INVITE while this one is open: 491, nothing handed over.
+    // Another re-INVITE while this one is open: 500 with Retry-After 0-10 s.
     let second = with_offer(&request("INVITE", "z9hG4bK-re2", 3, Some(&tag)), "v=0\r\n");
     ep.handle_input(t0, flow(), second.as_bytes());
     let d = drain(&mut ep);
-    assert_eq!(statuses(&d), vec![491]);
+    assert_eq!(statuses(&d), vec![500]);
+    // Its ACK shares the branch (a non-2xx) and stops the retransmissions.
+    ep.handle_input(
+        t0,
+        flow(),
+        request("ACK", "z9hG4bK-re2", 3, Some(&tag)).as_bytes(),
+    );
+    let after: u8 = d.sent[0]
+        .header("Retry-After")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(after <= 10);
     assert!(d.events.is_empty());
 
     ep.respond_reinvite(
