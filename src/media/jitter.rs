@@ -34,6 +34,11 @@ pub const DRIFT_SLACK: usize = 3;
 pub const CALM_TICKS: u32 = 500;
 /// A sequence jump larger than this is a restart, not loss.
 const MAX_JUMP: u16 = 1000;
+/// A forward jump larger than this (2 s) is believed only when the next
+/// packet follows it: one stray packet must not move the stream.
+const CONFIRM_JUMP: u16 = 100;
+/// Most packets held: in a flood the oldest are dropped, not buffered.
+pub const MAX_SLOTS: usize = 4 * (MAX_TARGET + DRIFT_SLACK);
 
 /// What one tick plays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +94,8 @@ pub struct Jitter<T> {
     margin: usize,
     calm: u32,
     stats: Stats,
+    /// A far jump seen once, waiting for the packet after it.
+    unconfirmed: Option<u16>,
 }
 
 impl<T> Jitter<T> {
@@ -106,6 +113,7 @@ impl<T> Jitter<T> {
             margin: 0,
             calm: 0,
             stats: Stats::default(),
+            unconfirmed: None,
         }
     }
 
@@ -157,6 +165,11 @@ impl<T> Jitter<T> {
             self.stats.late += 1;
         } else if let std::collections::btree_map::Entry::Vacant(free) = self.slots.entry(ext) {
             free.insert(slot);
+            if self.slots.len() > MAX_SLOTS {
+                // A flood: the oldest packet makes room, so the newest play.
+                self.slots.pop_first();
+                self.stats.drift_drops += 1;
+            }
         } else {
             self.stats.duplicates += 1;
         }
@@ -169,9 +182,20 @@ impl<T> Jitter<T> {
             self.restart(ssrc, seq);
             return Some(self.highest);
         }
+        self.unconfirmed = self.unconfirmed.filter(|u| seq.wrapping_sub(*u) == 1);
         let low = (self.highest & 0xFFFF) as u16;
         let ahead = seq.wrapping_sub(low);
         let behind = low.wrapping_sub(seq);
+        if ahead > CONFIRM_JUMP && ahead <= MAX_JUMP {
+            // A far jump: believed when the packet after it comes next.
+            let confirmed = self.unconfirmed == Some(seq.wrapping_sub(1));
+            self.unconfirmed = Some(seq);
+            if !confirmed {
+                return None;
+            }
+            self.restart(ssrc, seq);
+            return Some(self.highest);
+        }
         if ahead <= MAX_JUMP {
             self.highest += u64::from(ahead);
             Some(self.highest)
@@ -239,9 +263,17 @@ impl<T> Jitter<T> {
                 first
             }
         };
-        // The sender runs fast: skip one frame to catch up.
+        // Behind the newest packet by more than the target: a sender
+        // running fast loses one frame a tick; far behind (a burst after an
+        // outage), playout jumps to `target` frames behind the newest.
         let queued = self.highest.saturating_sub(next) as usize + 1;
-        let next = if queued > self.target() + DRIFT_SLACK {
+        let target = self.target();
+        let next = if queued > target + 2 * DRIFT_SLACK {
+            let to = self.highest + 1 - target as u64;
+            let kept = self.slots.split_off(&to);
+            self.stats.drift_drops += std::mem::replace(&mut self.slots, kept).len() as u64;
+            to
+        } else if queued > target + DRIFT_SLACK {
             self.slots.remove(&next);
             self.stats.drift_drops += 1;
             next + 1
@@ -435,5 +467,57 @@ mod tests {
         assert_eq!(j.pop(), Playout::Frame(1));
         j.push(t0 + FRAME, 99, 5, 0, 2);
         assert_eq!(j.pop(), Playout::Frame(2));
+    }
+
+    #[test]
+    fn one_stray_packet_far_ahead_does_not_silence_the_stream() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        let mut played = 0;
+        for n in 0..200u16 {
+            j.push(t0 + FRAME * u32::from(n), 1, n, u32::from(n) * 160, n);
+            if n == 50 {
+                // One packet from nowhere, 999 ahead.
+                j.push(t0 + FRAME * u32::from(n), 1, n + 999, 0, 0);
+            }
+            if let Playout::Frame(_) = j.pop() {
+                played += 1;
+            }
+        }
+        assert!(played >= 195, "played {played} of 200: {:?}", j.stats());
+    }
+
+    #[test]
+    fn a_sender_that_renumbers_is_followed_after_two_packets() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        for n in 0..60u16 {
+            // From packet 30 on, the sender's numbers are 500 higher.
+            let seq = if n < 30 { n } else { n + 500 };
+            j.push(t0 + FRAME * u32::from(n), 1, seq, u32::from(n) * 160, n);
+            if let Playout::Frame(p) = j.pop() {
+                got.push(p);
+            }
+        }
+        assert!(got.contains(&35) && got.last() == Some(&58), "{got:?}");
+    }
+
+    #[test]
+    fn a_flood_is_dropped_not_buffered_and_playout_catches_up() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        for n in 0..1000u16 {
+            j.push(t0, 1, n, u32::from(n) * 160, n);
+        }
+        assert!(j.buffered() <= MAX_SLOTS, "{} buffered", j.buffered());
+        // The flood ends; playout jumps near the newest packet held.
+        let Playout::Frame(first) = j.pop() else {
+            panic!("something plays")
+        };
+        assert!(
+            usize::from(first) + MAX_TARGET >= MAX_SLOTS - 1,
+            "played {first} first"
+        );
     }
 }
