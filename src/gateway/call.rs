@@ -117,6 +117,9 @@ impl Closure {
     }
 }
 
+/// Stands for "no RTP timeout" where a deadline is needed anyway.
+const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Longest a closing prompt may play before the BYE.
 const CLOSING_PROMPT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -379,7 +382,8 @@ impl Call {
             dtmf_sources: Default::default(),
             muted: false,
             role: None,
-            on_hold: false,
+            // A first offer may already be on hold (sendonly, inactive).
+            on_hold: media_flow(&negotiated).1,
             far_end: None,
         });
         // The number's language, English where it has no prompts.
@@ -416,6 +420,8 @@ impl Call {
             negotiated.remote_rtp,
         );
         let mut last_media = Instant::now();
+        let silence = tokio::time::sleep_until(last_media + rtp_timeout.unwrap_or(NO_TIMEOUT));
+        tokio::pin!(silence);
         // Keys pressed once in the room: `*6` and friends.
         let mut room_keypad = crate::conference::keypad::Keypad::new();
         // Handles looked up once, not per packet.
@@ -514,7 +520,7 @@ impl Call {
                     if !ours || !leg.on_media(now, source) {
                         continue;
                     }
-                    last_media = Instant::now();
+                    last_media = Instant::from_std(now);
                     let lost = reception.on_packet(header.ssrc, header.sequence);
                     if lost > 0 {
                         rtp_lost.increment(lost);
@@ -579,33 +585,22 @@ impl Call {
                         let _ = self.shared.sip.send(SipCommand::Respond { tx, status });
                     }
                     Some(CallEvent::Reinvite { tx, content_type, body }) => {
-                        let offered = negotiate(&self.shared, Some(&content_type), &body, session);
-                        let (status, sdp) = match offered {
-                            Ok((new, same)) => {
-                                // A changed session gets the next version (RFC 3264 §8).
-                                let next = Session { version: session.version + 1, ..session };
-                                let changed = same != answer;
-                                let reply = if changed {
-                                    negotiate(&self.shared, Some(&content_type), &body, next).map(|(_, a)| a)
-                                } else {
-                                    Ok(same)
-                                };
-                                match reply {
-                                    Ok(reply) => {
-                                        if changed {
-                                            session = next;
-                                        }
-                                        answer = reply.clone();
-                                        let (sends, held) = media_flow(&new);
-                                        self.renegotiated(&leg, room.as_ref().map(|(_, m)| m.as_ref()), &negotiated, &new, held);
-                                        rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| sends);
-                                        last_media = Instant::now();
-                                        on_hold = held;
-                                        negotiated = new;
-                                        (StatusCode::OK, Some(reply.into_bytes()))
-                                    }
-                                    Err(status) => (status, None),
-                                }
+                        // A changed session gets the next version (RFC 3264 §8);
+                        // an unchanged one the answer it had.
+                        let next = Session { version: session.version + 1, ..session };
+                        let (status, sdp) = match negotiate(&self.shared, Some(&content_type), &body, next) {
+                            Ok((new, _)) if new == negotiated => (StatusCode::OK, Some(answer.clone().into_bytes())),
+                            Ok((new, reply)) => {
+                                session = next;
+                                answer = reply;
+                                let (sends, held) = media_flow(&new);
+                                self.renegotiated(&leg, room.as_ref().map(|(_, m)| m.as_ref()), &negotiated, &new, held);
+                                rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| sends);
+                                last_media = Instant::now();
+                                silence.as_mut().reset(last_media + rtp_timeout.unwrap_or(NO_TIMEOUT));
+                                on_hold = held;
+                                negotiated = new;
+                                (StatusCode::OK, Some(answer.clone().into_bytes()))
                             }
                             Err(status) => (status, None),
                         };
@@ -621,8 +616,13 @@ impl Call {
                         break 'call End::RoomClosed(Closure::ENDED);
                     }
                 }
-                _ = tokio::time::sleep_until(last_media + rtp_timeout.unwrap_or_default()), if rtp_timeout.is_some() => {
-                    break 'call End::MediaTimeout;
+                _ = &mut silence, if rtp_timeout.is_some() => {
+                    // One timer, re-armed from the last packet when it fires.
+                    let limit = rtp_timeout.unwrap_or(NO_TIMEOUT);
+                    if last_media.elapsed() >= limit {
+                        break 'call End::MediaTimeout;
+                    }
+                    silence.as_mut().reset(last_media + limit);
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     ivr.handle_timeout(Instant::now().into_std());

@@ -76,8 +76,9 @@ impl Entry {
     fn view(&self) -> LiveCall {
         let mut info = self.info.clone();
         if let Some(m) = &self.member {
-            // Mute-all changes members without passing through here.
+            // Read from the member: mute-all and the room change it there.
             info.muted = m.is_muted();
+            info.role = Some(m.role);
             info.state = if m.presence().is_waiting() {
                 CallState::Waiting
             } else {
@@ -113,9 +114,7 @@ impl LiveCalls {
         if let Ok(mut c) = self.calls.lock()
             && let Some(e) = c.get_mut(&id)
         {
-            e.info.state = CallState::InRoom;
             e.info.room_id = Some(room_id);
-            e.info.role = Some(member.role);
             e.member = Some(member);
         }
     }
@@ -178,7 +177,6 @@ impl LiveCalls {
         let e = c.get_mut(&id).ok_or(ControlError::NotFound)?;
         let member = e.member.as_ref().ok_or(ControlError::NotInRoom)?;
         member.set_muted(muted);
-        e.info.muted = muted;
         Ok(e.view())
     }
 
@@ -199,9 +197,6 @@ impl LiveCalls {
                 _ => return Err(ControlError::NotInRoom),
             }
         };
-        if !member.presence().is_waiting() {
-            return Err(ControlError::NotWaiting);
-        }
         self.rooms
             .admit(room_id, member.call)
             .map_err(|e| match e {
