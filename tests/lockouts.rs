@@ -107,10 +107,16 @@ async fn a_probed_number_answers_slowly_but_its_media_never_stalls() {
     let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
     caller.key_rfc4733(&format!("{CODE}#")).await;
     // 5 s: the 2 s delay, then the admission's "joining" prompt.
+    let listening = tokio::time::Instant::now();
     let heard = caller.talk_and_listen_timed(250, |_| vec![0; 160]).await;
-    let gap = heard
+    assert!(heard.len() > 200, "{} packets in 5 s", heard.len());
+    // From the start of listening, packet to packet: a stall anywhere shows.
+    let arrivals: Vec<tokio::time::Instant> = std::iter::once(listening)
+        .chain(heard.iter().map(|(_, _, at)| *at))
+        .collect();
+    let gap = arrivals
         .windows(2)
-        .map(|w| w[1].2.duration_since(w[0].2))
+        .map(|w| w[1].duration_since(w[0]))
         .max()
         .unwrap_or_default();
     assert!(gw.log().contains("number probed"), "{}", gw.log());

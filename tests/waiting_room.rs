@@ -162,7 +162,14 @@ async fn host_admits_holds_a_caller_until_the_api_admits_it() {
 
     // Alone in the room now: "you are the only person in this conference".
     let heard = p.talk_and_listen(150, silence).await;
-    let level = mean_square(&tail(&heard, 150)).sqrt();
+    let heard = tail(&heard, 150);
+    let level = mean_square(&heard).sqrt();
+    assert!(
+        level > 500.0,
+        "the admitted caller hears the announcement: RMS {level:.0}"
+    );
+    let share = music_share(&heard);
+    assert!(share < 0.05, "speech, not the hold music: share {share:.2}");
     assert!(
         level > 500.0,
         "the admitted caller hears the announcement: RMS {level:.0}"
@@ -228,6 +235,7 @@ async fn the_host_mutes_everyone_else_and_locks_the_room_from_the_keypad() {
 
     // A participant's *7 and *5 are not host commands: nothing happens.
     p.key_rfc4733("*7").await;
+    p.key_rfc4733("*5").await;
     h.key_rfc4733("*7").await;
     until_calls(&gw, &token, |c| {
         c.iter().all(|c| c["muted"] == (c["role"] == "participant"))
@@ -246,6 +254,11 @@ async fn the_host_mutes_everyone_else_and_locks_the_room_from_the_keypad() {
     assert!(
         reason.contains("cause=403") && reason.contains("conference locked"),
         "Reason: {reason}"
+    );
+    assert_eq!(
+        gw.log().matches("room lock toggled").count(),
+        1,
+        "only the host's *5 counted (the participant's was ignored)"
     );
     // The operator unlocks through the API: the next participant gets in.
     let (status, room) =

@@ -79,14 +79,6 @@ impl std::fmt::Debug for Inbound {
     }
 }
 
-/// The first 20 ms of `pcm`, padded with silence.
-fn frame_of(pcm: &[i16]) -> Frame {
-    let mut frame = [0i16; PCM_FRAME];
-    let n = pcm.len().min(frame.len());
-    frame[..n].copy_from_slice(&pcm[..n]);
-    frame
-}
-
 /// One caller in a room.
 #[derive(Debug)]
 pub struct Member {
@@ -213,7 +205,7 @@ impl Member {
             && i.decoder.recover(next, &mut i.pcm)
         {
             i.jitter.note_recovered();
-            let f = frame_of(&i.pcm);
+            let f = codec::padded(&i.pcm);
             i.concealed = 0;
             i.last = Some(f);
             return Some(f).filter(|_| !self.is_muted() && !self.is_held());
@@ -224,7 +216,7 @@ impl Member {
                 if i.spare.len() < SPARE_PAYLOADS {
                     i.spare.push(payload);
                 }
-                let f = frame_of(&i.pcm);
+                let f = codec::padded(&i.pcm);
                 i.concealed = 0;
                 i.last = Some(f);
                 Some(f)
@@ -237,7 +229,7 @@ impl Member {
             {
                 i.concealed += 1;
                 if i.decoder.conceal(&mut i.pcm) {
-                    Some(frame_of(&i.pcm))
+                    Some(codec::padded(&i.pcm))
                 } else {
                     let fade = i.concealed;
                     i.last.map(|mut f| {
@@ -253,6 +245,19 @@ impl Member {
             Playout::Lost | Playout::Buffering => None,
         };
         frame.filter(|_| !self.is_muted() && !self.is_held())
+    }
+
+    /// Plays this tick's packet into nothing (a waiting member is not
+    /// heard): the buffer stays current, nothing is decoded.
+    fn discard_frame(&self) {
+        if let Ok(mut guard) = self.inbound.lock() {
+            let i = &mut *guard;
+            if let Playout::Frame(payload) = i.jitter.pop()
+                && i.spare.len() < SPARE_PAYLOADS
+            {
+                i.spare.push(payload);
+            }
+        }
     }
 
     /// The far end now sends `codec`: a fresh jitter buffer and decoder.
@@ -573,7 +578,7 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
             out.mixes.push(frame);
             let at = out.mixes.len() - 1;
             for m in waiting.drain(..) {
-                let _ = m.take_frame();
+                m.discard_frame();
                 out.heard.push(at);
                 members.push(m);
             }

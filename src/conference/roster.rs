@@ -268,7 +268,7 @@ mod tests {
         assert!(ch.is_empty(), "another host is still in: {ch:?}");
         r.leave(2, &mut ch);
         assert_eq!(ch, vec![(3, Presence::Ended)]);
-        // The ended member does not count against the limit nor end twice.
+        // The ended member is not ended twice, and leaves cleanly.
         ch.clear();
         r.leave(3, &mut ch);
         assert!(r.is_empty() && ch.is_empty());

@@ -29,14 +29,14 @@ pub trait Decoder: Send {
     /// Decodes `payload` into `out` (cleared first).
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
 
-    /// Fills `out` with a guess for a lost frame; `false` if the codec has
-    /// no concealment of its own (the caller repeats the last frame).
     /// Rebuilds a lost frame from the in-band FEC carried by the packet
     /// after it (Opus); `false` when the codec has none.
     fn recover(&mut self, _next: &[u8], _out: &mut Vec<i16>) -> bool {
         false
     }
 
+    /// Fills `out` with a guess for a lost frame; `false` if the codec has
+    /// no concealment of its own (the caller repeats the last frame).
     fn conceal(&mut self, _out: &mut Vec<i16>) -> bool {
         false
     }

@@ -260,12 +260,12 @@ impl PromptSet {
         out.into()
     }
 
-    /// The prompt's samples: 16 kHz, mono.
     /// The prompt's samples, shared (for announcements in a room).
     pub fn shared(&self, id: PromptId) -> Arc<[i16]> {
         self.samples[id.index()].clone()
     }
 
+    /// The prompt's samples: 16 kHz, mono.
     pub fn get(&self, id: PromptId) -> &[i16] {
         // `index` is below `ALL.len()`, the array's length.
         &self.samples[id.index()]

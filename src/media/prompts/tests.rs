@@ -318,7 +318,7 @@ fn a_count_is_one_sentence_of_its_pieces() {
 }
 
 #[test]
-fn load_decodes_every_prompt_to_8khz() {
+fn load_decodes_every_prompt_at_the_gateway_rate() {
     let dir = TempDir::new();
     write_prompt_folder(dir.path(), None);
     let set = PromptSet::load(dir.path(), "en").unwrap();
