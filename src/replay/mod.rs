@@ -1,8 +1,13 @@
-//! The caller side of calls, synthesised: what a phone sends when its user
-//! keys a code, as timed RTP packets, and as pcap files SIPp can play.
+//! The load tool's parts: recorded calls read from traces, rewritten per
+//! virtual call, and the caller side synthesised when a test needs one.
 //!
-//! The load tool (issue 6) grows here: trace reading, per-call rewriting and
-//! the replay engine. Today it serves the test caller and `sip-fixtures/`.
+//! - [`trace`]: pcap, pcapng and text captures as timed datagrams.
+//! - [`script`]: the caller's side of one call, and other codes keyed in it.
+//! - [`rewrite`]: a fresh identity per virtual call, messages rewritten to it.
+//! - [`synth`] and [`pcap`]: keyed codes as RTP and pcap files (fixtures).
 
 pub mod pcap;
+pub mod rewrite;
+pub mod script;
 pub mod synth;
+pub mod trace;
