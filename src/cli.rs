@@ -82,6 +82,8 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Load test: replays recorded calls (pcap, pcapng, text) against a gateway at a rate.
+    Replay(Box<crate::replay::command::ReplayArgs>),
     /// Test fixtures: what a caller sends, as files SIPp can play.
     #[command(subcommand)]
     Fixture(FixtureCommand),
@@ -105,6 +107,14 @@ pub enum FixtureCommand {
         /// How long each key is held, e.g. 100ms
         #[arg(long, default_value = "100ms")]
         press: String,
+    },
+    /// A capture's SIP messages as a text trace (`U DATE TIME SRC -> DST` then the message).
+    TraceText {
+        /// pcap or pcapng file
+        capture: std::path::PathBuf,
+        /// Output file
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 
@@ -155,12 +165,15 @@ pub fn run_calls(api: &str, token: &str, json: bool) -> ExitCode {
 
 /// Writes a fixture file.
 pub fn run_fixture(command: FixtureCommand) -> ExitCode {
-    let FixtureCommand::KeypadPcap {
-        code,
-        out,
-        event_payload_type,
-        press,
-    } = command;
+    let (code, out, event_payload_type, press) = match command {
+        FixtureCommand::KeypadPcap {
+            code,
+            out,
+            event_payload_type,
+            press,
+        } => (code, out, event_payload_type, press),
+        FixtureCommand::TraceText { capture, out } => return trace_text(&capture, &out),
+    };
     let press = match crate::config::parse_duration(&press) {
         Ok(p) if !p.is_zero() => p,
         _ => {
@@ -193,6 +206,27 @@ pub fn run_fixture(command: FixtureCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: writing {}: {e}", out.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Writes the SIP of a capture as a text trace, timed from its own start.
+fn trace_text(capture: &std::path::Path, out: &std::path::Path) -> ExitCode {
+    let trace = match crate::replay::trace::read(capture) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+        .unwrap_or_default()
+        .naive_utc();
+    match std::fs::write(out, crate::replay::trace::to_text(&trace, start)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", out.display());
             ExitCode::from(1)
         }
     }
@@ -436,7 +470,11 @@ fn fail(e: ProvisionError) -> ExitCode {
 /// Runs a provisioning command.
 pub async fn run_provisioning(command: Command) -> ExitCode {
     let common = match &command {
-        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } | Command::Openapi => {
+        Command::Serve { .. }
+        | Command::Fixture(_)
+        | Command::Replay(_)
+        | Command::Calls { .. }
+        | Command::Openapi => {
             return ExitCode::from(2);
         }
         Command::Tenant(TenantCommand::Add { common, .. } | TenantCommand::Set { common, .. })
@@ -474,7 +512,11 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
     let p = Provisioner::new(store).with_secret(secret);
     let json = common.json;
     let result = match command {
-        Command::Serve { .. } | Command::Fixture(_) | Command::Calls { .. } | Command::Openapi => {
+        Command::Serve { .. }
+        | Command::Fixture(_)
+        | Command::Replay(_)
+        | Command::Calls { .. }
+        | Command::Openapi => {
             return ExitCode::from(2);
         }
         Command::Tenant(TenantCommand::Add { name, .. }) => p

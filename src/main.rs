@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Fixture(fixture) => dialgate::cli::run_fixture(fixture),
+        Command::Replay(args) => dialgate::replay::command::run(*args, &runtime),
         Command::Calls { api, token, json } => dialgate::cli::run_calls(&api, &token, json),
         Command::Openapi => match dialgate::api::openapi().to_pretty_json() {
             Ok(doc) => {

@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::live::{CallState, LiveCall};
 use super::player::Player;
-use super::{Shared, SipCommand};
+use super::{OUTCOME_PACKAGE, Shared, SipCommand};
 use crate::access::identity::identify;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, Decision, invitee_still_valid, resolve};
@@ -53,6 +53,8 @@ struct Call {
     caller_id: String,
     source: String,
     source_ip: String,
+    /// The caller asked for attempt outcomes in INFO ([`OUTCOME_PACKAGE`]).
+    outcome_info: bool,
 }
 
 /// What a right access code granted, kept while a security code is asked for.
@@ -257,6 +259,7 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
         call: incoming.call,
         call_id: incoming.call_id,
         number,
+        outcome_info: incoming.recv_info.iter().any(|p| p == OUTCOME_PACKAGE),
     };
     call.run_media(port, (negotiated, session, answer), events)
         .await;
@@ -1000,6 +1003,13 @@ impl Call {
         );
         metrics::counter!("dialgate_attempts_total", "stage" => attempt.stage, "outcome" => attempt.outcome)
             .increment(1);
+        if self.outcome_info && outcome != Outcome::Abandoned {
+            let _ = self.shared.sip.send(SipCommand::Info {
+                call: self.call,
+                package: OUTCOME_PACKAGE,
+                body: format!("outcome={}\r\nstage={}\r\n", attempt.outcome, attempt.stage),
+            });
+        }
         if let Err(e) = timed("record_attempt", self.shared.store.record_attempt(&attempt)).await {
             tracing::error!(%e, "cannot write the attempt log");
         }

@@ -70,7 +70,19 @@ pub(crate) enum SipCommand {
         call: CallRef,
         reason: Option<String>,
     },
+    /// An INFO of an Info Package the caller asked for.
+    Info {
+        call: CallRef,
+        package: &'static str,
+        body: String,
+    },
 }
+
+/// The Info Package (RFC 6086) in which the gateway tells a caller that
+/// listed it in `Recv-Info` how each code attempt went: a `text/plain` body
+/// `outcome=<outcome>` and `stage=<stage>` lines, never the code. Phones do
+/// not ask for it; the replay load tool does, to time admissions.
+pub const OUTCOME_PACKAGE: &str = "dialgate-outcome";
 
 /// Everything a call task shares with the others.
 pub(crate) struct Shared {
@@ -233,6 +245,7 @@ async fn run_endpoint(
                     SipCommand::Respond { tx, status } => endpoint.respond(now, &tx, status),
                     SipCommand::RespondReinvite { tx, status, sdp } => endpoint.respond_reinvite(now, &tx, status, sdp),
                     SipCommand::Bye { call, reason } => endpoint.send_bye(now, call, reason),
+                    SipCommand::Info { call, package, body } => endpoint.send_info(now, call, package, body),
                 }
                 Instant::now()
             }

@@ -17,9 +17,7 @@ use crate::sip::message::{Message, Method, StartLine, StatusCode, param, uri_of,
 
 use super::script::RtpPacket;
 
-/// The Info Package (RFC 6086) in which dialgate tells a caller that asked
-/// for it (`Recv-Info`) how each code attempt went.
-pub const OUTCOME_PACKAGE: &str = "dialgate-outcome";
+pub use crate::gateway::OUTCOME_PACKAGE;
 
 /// Where one virtual call lives on this side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

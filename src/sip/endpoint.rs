@@ -57,6 +57,9 @@ pub struct IncomingCall {
     pub source: SocketAddr,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// Info Packages the caller will take in INFO (RFC 6086 `Recv-Info`),
+    /// lower-cased.
+    pub recv_info: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +110,8 @@ struct ClientEntry {
     tx: ClientTx,
     flow: Flow,
     call: CallRef,
+    /// A BYE: its answer (or its timeout) ends the dialog. An INFO's does not.
+    ends_dialog: bool,
 }
 
 /// The UA core for every call on one SIP listening address.
@@ -279,6 +284,12 @@ impl Endpoint {
             source: flow.remote,
             content_type: req.content_type().map(str::to_owned),
             body: req.body.clone(),
+            recv_info: req
+                .headers_named("Recv-Info")
+                .flat_map(|v| v.split(','))
+                .map(|p| p.trim().to_ascii_lowercase())
+                .filter(|p| !p.is_empty())
+                .collect(),
         };
         self.by_id
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call);
@@ -488,7 +499,7 @@ impl Endpoint {
         let Some(entry) = self.client.get_mut(branch) else {
             return;
         };
-        if entry.tx.recv_response(now, status.0) {
+        if entry.tx.recv_response(now, status.0) && entry.ends_dialog {
             let call = entry.call;
             self.forget(call);
             self.out.push_back(Output::Call(call, CallEvent::Ended));
@@ -669,8 +680,55 @@ impl Endpoint {
             flow.transport.is_reliable(),
             self.timers,
         );
-        self.client
-            .insert(format!("z9hG4bK{branch}"), ClientEntry { tx, flow, call });
+        self.client.insert(
+            format!("z9hG4bK{branch}"),
+            ClientEntry {
+                tx,
+                flow,
+                call,
+                ends_dialog: true,
+            },
+        );
+        self.transmit(flow, bytes);
+    }
+
+    /// Sends an INFO of an Info Package (RFC 6086 §4.2) in a confirmed
+    /// dialog. Its answer changes nothing; the caller asked for it with
+    /// `Recv-Info`, which the shell checks.
+    pub fn send_info(&mut self, now: Instant, call: CallRef, package: &str, body: String) {
+        let local = self.local;
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        if dialog.state != DialogState::Confirmed {
+            return;
+        }
+        let branch = random_token();
+        let mut info = dialog.request(Method::Info, &local, &branch);
+        info.headers
+            .push(("Info-Package".into(), package.to_owned()));
+        info.headers
+            .push(("Content-Type".into(), "text/plain".into()));
+        info.headers
+            .push(("Content-Disposition".into(), "Info-Package".into()));
+        info.body = body.into_bytes();
+        let flow = dialog.request_flow();
+        let bytes = info.to_bytes();
+        let tx = ClientTx::new(
+            now,
+            bytes.clone(),
+            flow.transport.is_reliable(),
+            self.timers,
+        );
+        self.client.insert(
+            format!("z9hG4bK{branch}"),
+            ClientEntry {
+                tx,
+                flow,
+                call,
+                ends_dialog: false,
+            },
+        );
         self.transmit(flow, bytes);
     }
 
@@ -732,7 +790,9 @@ impl Endpoint {
                     }),
                     TimerOutput::RequestTimeout => {
                         done.push(branch.clone());
-                        events.push((entry.call, CallEvent::Ended));
+                        if entry.ends_dialog {
+                            events.push((entry.call, CallEvent::Ended));
+                        }
                     }
                     TimerOutput::Terminated | TimerOutput::AckTimeout | TimerOutput::Unanswered => {
                         done.push(branch.clone())

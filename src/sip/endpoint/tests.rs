@@ -285,6 +285,47 @@ fn gateway_bye_carries_reason_and_ends_on_200() {
 }
 
 #[test]
+fn info_package_is_sent_in_the_dialog_and_its_answer_ends_nothing() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let with_recv_info = request("INVITE", "z9hG4bK-ri", 1, None).replace(
+        "Max-Forwards: 70",
+        "Max-Forwards: 70\r\nRecv-Info: Foo, dialgate-outcome",
+    );
+    ep.handle_input(t0, flow(), with_recv_info.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(d.incoming[0].recv_info, vec!["foo", "dialgate-outcome"]);
+    let (call, _) = invite(&mut ep, t0);
+    ep.send_info(
+        t0,
+        call,
+        "dialgate-outcome",
+        "outcome=wrong\r\nstage=access\r\n".into(),
+    );
+    let d = drain(&mut ep);
+    let info = &d.sent[0];
+    assert_eq!(info.method(), Some(&Method::Info));
+    assert_eq!(info.header("Info-Package"), Some("dialgate-outcome"));
+    assert_eq!(info.body, b"outcome=wrong\r\nstage=access\r\n");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        info.header("Via").unwrap(),
+        info.header("From").unwrap(),
+        info.header("To").unwrap(),
+        info.header("CSeq").unwrap()
+    );
+    ep.handle_input(t0, flow(), ok.as_bytes());
+    assert!(drain(&mut ep).events.is_empty());
+    // Unanswered, it times out quietly too; the call goes on to its BYE.
+    ep.send_info(t0, call, "dialgate-outcome", "outcome=wrong\r\n".into());
+    let d = run_timers(&mut ep, t0 + Duration::from_secs(60));
+    // (No ACK was sent in this test, so AckTimeout comes; Ended must not.)
+    assert!(!d.events.iter().any(|(_, e)| matches!(e, CallEvent::Ended)));
+    ep.send_bye(t0 + Duration::from_secs(60), call, None);
+    assert_eq!(drain(&mut ep).sent[0].method(), Some(&Method::Bye));
+}
+
+#[test]
 fn garbage_with_enough_headers_gets_400_and_pure_noise_is_dropped() {
     let mut ep = endpoint();
     let broken =

@@ -1,0 +1,748 @@
+//! The replay engine: starts virtual calls at a rate, each playing one
+//! script's caller side against the target over UDP, and sums their endings.
+//!
+//! One SIP socket serves every call (as SIPp does); a router hands each
+//! message to its call by Call-ID. Each call binds its own RTP socket. A call
+//! sends the INVITE (retransmitted per Timer A until answered, given up
+//! after Timer B), ACKs the final response itself, then plays the script's
+//! steps at their recorded times after the answer — divided by `speed` —
+//! with in-dialog requests retransmitted as non-INVITE client transactions.
+//! It answers what the gateway sends (BYE, INFO, re-INVITE, OPTIONS) as a
+//! UA would, and reads the gateway's verdicts from the `dialgate-outcome`
+//! Info Package it asks for and from the `Reason` of a gateway BYE.
+//!
+//! Every run is bounded: at most `calls` calls, no new call after
+//! `duration`, and calls still up then are hung up and counted `cut`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::sip::message::{self, Message, Method, StatusCode, param};
+use crate::sip::sdp::Codec;
+use crate::sip::transaction::{ClientTx, TimerConfig, TimerOutput};
+
+use super::codes::CodeRow;
+use super::report::{Ending, Report, Verdict};
+use super::rewrite::{self, Dialog, Identities, Identity, Local, OUTCOME_PACKAGE};
+use super::script::{Script, ScriptError, StepKind, read_sdp};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Calls take the scripts in turn.
+    pub scripts: Vec<Script>,
+    /// Calls take the code rows in turn; empty keeps the traces' own keys.
+    pub codes: Vec<CodeRow>,
+    pub target: SocketAddr,
+    /// Local address for the SIP and RTP sockets.
+    pub bind: IpAddr,
+    /// New calls per second.
+    pub rate: f64,
+    pub calls: u64,
+    pub concurrency: usize,
+    /// Playback speed: 2.0 plays a trace in half its time.
+    pub speed: f64,
+    /// No call starts after this; calls still up are then hung up.
+    pub duration: Duration,
+    pub timers: TimerConfig,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ReplayError {
+    #[error("no trace to replay")]
+    NoScript,
+    #[error("trace {trace}: {source}")]
+    Script { trace: usize, source: ScriptError },
+    #[error("cannot bind the SIP socket on {bind}: {source}")]
+    Bind {
+        bind: IpAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How long a call may go on past its script's end before it is cut.
+const OVERRUN: Duration = Duration::from_secs(90);
+/// After the run's time is up, how long hung-up calls get to finish.
+const WIND_DOWN: Duration = Duration::from_secs(10);
+/// How long after its script's end a call waits for the gateway's BYE
+/// where the trace had one.
+const GATEWAY_BYE_WAIT: Duration = Duration::from_secs(30);
+/// Where the trace ends with neither side hanging up: wait this long, then
+/// hang up.
+const QUIET_END: Duration = Duration::from_secs(1);
+
+type Inbox = mpsc::UnboundedSender<Message>;
+
+/// Routes the gateway's messages to their calls.
+#[derive(Default)]
+struct Router {
+    calls: Mutex<HashMap<String, Inbox>>,
+}
+
+impl Router {
+    fn add(&self, call_id: &str, inbox: Inbox) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.insert(call_id.to_owned(), inbox);
+        }
+    }
+
+    fn remove(&self, call_id: &str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.remove(call_id);
+        }
+    }
+
+    fn route(&self, m: Message) {
+        let inbox = self
+            .calls
+            .lock()
+            .ok()
+            .and_then(|calls| calls.get(m.call_id()).cloned());
+        if let Some(inbox) = inbox {
+            let _ = inbox.send(m);
+        }
+    }
+}
+
+async fn receive_sip(socket: Arc<UdpSocket>, router: Arc<Router>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((len, _)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        if let Ok(m) = message::parse(&buf[..len]) {
+            router.route(m);
+        }
+    }
+}
+
+struct Shared {
+    sip: Arc<UdpSocket>,
+    sip_local: SocketAddr,
+    router: Arc<Router>,
+    target: SocketAddr,
+    bind: IpAddr,
+    speed: f64,
+    timers: TimerConfig,
+    identities: Identities,
+}
+
+/// Runs `plan`; `progress` hears each call's ending as it comes.
+pub async fn run(plan: Plan, mut progress: impl FnMut(&Report)) -> Result<Report, ReplayError> {
+    if plan.scripts.is_empty() {
+        return Err(ReplayError::NoScript);
+    }
+    // Every script must take every code row: find out now, not per call.
+    for (trace, script) in plan.scripts.iter().enumerate() {
+        if let Some(row) = plan.codes.first() {
+            script
+                .with_codes(&row.codes())
+                .map_err(|source| ReplayError::Script { trace, source })?;
+        }
+    }
+    let sip = UdpSocket::bind((plan.bind, 0))
+        .await
+        .map_err(|source| ReplayError::Bind {
+            bind: plan.bind,
+            source,
+        })?;
+    let sip_local = sip.local_addr().map_err(|source| ReplayError::Bind {
+        bind: plan.bind,
+        source,
+    })?;
+    let sip = Arc::new(sip);
+    let router = Arc::new(Router::default());
+    let receiver = tokio::spawn(receive_sip(sip.clone(), router.clone()));
+    let shared = Arc::new(Shared {
+        sip,
+        sip_local,
+        router,
+        target: plan.target,
+        bind: plan.bind,
+        speed: plan.speed.max(0.01),
+        timers: plan.timers,
+        identities: Identities::random(),
+    });
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let interval = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let mut hard_stop = None;
+    let mut report = Report::new();
+    let mut set = JoinSet::new();
+    let mut launched = 0u64;
+    let mut last_launch = start;
+    loop {
+        let may_launch = launched < plan.calls && hard_stop.is_none();
+        if !may_launch && set.is_empty() {
+            break;
+        }
+        let next_due = start + interval.mul_f64(launched as f64);
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_due), if may_launch && set.len() < plan.concurrency => {
+                let script = script_for(&plan, launched);
+                let (shared, abort) = (shared.clone(), abort_rx.clone());
+                set.spawn(call(shared, launched, script, abort));
+                launched += 1;
+                last_launch = Instant::now();
+            }
+            joined = set.join_next(), if !set.is_empty() => {
+                let ending = match joined {
+                    Some(Ok(Some(ending))) => ending,
+                    // The call could not bind its RTP socket.
+                    Some(Ok(None)) => failed("socket"),
+                    _ => failed("internal"),
+                };
+                report.add(&ending);
+                report.elapsed = start.elapsed();
+                progress(&report);
+            }
+            _ = tokio::time::sleep_until(deadline), if hard_stop.is_none() => {
+                let _ = abort_tx.send(true);
+                hard_stop = Some(Instant::now() + WIND_DOWN);
+            }
+            _ = tokio::time::sleep_until(hard_stop.unwrap_or(deadline)), if hard_stop.is_some() => {
+                for _ in 0..set.len() {
+                    report.add(&failed("cut"));
+                }
+                set.abort_all();
+                break;
+            }
+        }
+    }
+    receiver.abort();
+    report.launching = last_launch - start;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+fn failed(cause: &str) -> Ending {
+    Ending {
+        verdict: Verdict::Failed(cause.to_owned()),
+        ..Ending::new()
+    }
+}
+
+fn script_for(plan: &Plan, index: u64) -> Script {
+    let n = plan.scripts.len() as u64;
+    let base = &plan.scripts[(index % n) as usize];
+    if plan.codes.is_empty() {
+        return base.clone();
+    }
+    let row = &plan.codes[(index % plan.codes.len() as u64) as usize];
+    // Checked against the first row before the run; rows differ only in digits.
+    base.with_codes(&row.codes())
+        .unwrap_or_else(|_| base.clone())
+}
+
+/// The cause a gateway's `Reason` names: its `text`, in snake case.
+fn reason_cause(reason: &str) -> Option<String> {
+    let text = param(reason, "text")?.trim_matches('"');
+    let cause: String = text
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (!cause.is_empty()).then_some(cause)
+}
+
+/// The outcome in a `dialgate-outcome` INFO body.
+fn outcome_of(body: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(body).lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "outcome").then(|| v.trim().to_owned())
+    })
+}
+
+struct Pending {
+    tx: ClientTx,
+    method: Method,
+    expect: Option<u16>,
+    sent: Message,
+}
+
+/// One virtual call, from INVITE to its end.
+struct Call {
+    shared: Arc<Shared>,
+    id: Identity,
+    local: Local,
+    rtp: UdpSocket,
+    inbox: mpsc::UnboundedReceiver<Message>,
+    ending: Ending,
+}
+
+async fn call(
+    shared: Arc<Shared>,
+    index: u64,
+    script: Script,
+    abort: watch::Receiver<bool>,
+) -> Option<Ending> {
+    let rtp = UdpSocket::bind((shared.bind, 0)).await.ok()?;
+    let local = Local {
+        sip: shared.sip_local,
+        rtp: rtp.local_addr().ok()?,
+    };
+    let id = shared.identities.get(index);
+    let (tx, inbox) = mpsc::unbounded_channel();
+    shared.router.add(&id.call_id, tx);
+    let call_id = id.call_id.clone();
+    let mut c = Call {
+        shared: shared.clone(),
+        id,
+        local,
+        rtp,
+        inbox,
+        ending: Ending::new(),
+    };
+    c.play(&script, abort).await;
+    shared.router.remove(&call_id);
+    Some(c.ending)
+}
+
+impl Call {
+    async fn send(&self, m: &Message) {
+        let _ = self
+            .shared
+            .sip
+            .send_to(&m.to_bytes(), self.shared.target)
+            .await;
+    }
+
+    fn due(&self, base: Instant, after: Duration) -> Instant {
+        base + after.div_f64(self.shared.speed)
+    }
+
+    async fn play(&mut self, script: &Script, mut abort: watch::Receiver<bool>) {
+        let invite = rewrite::invite(
+            &script.invite,
+            &mut self.id,
+            &self.local,
+            self.shared.target,
+        );
+        let t_invite = Instant::now();
+        self.send(&invite).await;
+        let answered_at = script.answered_at.unwrap_or(Duration::MAX);
+        // Steps are in time order: those before the trace's answer, then the rest.
+        let answer_step = script
+            .steps
+            .iter()
+            .position(|s| s.at >= answered_at)
+            .unwrap_or(script.steps.len());
+        let (pre, post) = script.steps.split_at(answer_step);
+        let mut pre_next = 0usize;
+        let mut resend = Some((t_invite + self.shared.timers.t1, self.shared.timers.t1));
+        let give_up = t_invite + 64 * self.shared.timers.t1;
+        let answer = loop {
+            let next_pre = pre.get(pre_next).map(|s| self.due(t_invite, s.at));
+            tokio::select! {
+                m = self.inbox.recv() => {
+                    let Some(m) = m else { return };
+                    match (m.status(), m.cseq()) {
+                        (Some(s), Some((_, Method::Invite))) if m.branch() == invite.branch() => {
+                            if s.is_provisional() {
+                                resend = None;
+                            } else if s.is_success() {
+                                break m;
+                            } else {
+                                let ack = rewrite::ack(&invite, &m, &mut self.id);
+                                self.send(&ack).await;
+                                self.refused_at_setup(script, s);
+                                return;
+                            }
+                        }
+                        _ => self.answer_request(&m, &invite).await,
+                    }
+                }
+                _ = tokio::time::sleep_until(resend.map_or(give_up, |r| r.0)), if resend.is_some() => {
+                    if let Some((_, every)) = resend {
+                        self.send(&invite).await;
+                        self.ending.retransmitted += 1;
+                        resend = Some((Instant::now() + every * 2, every * 2));
+                    }
+                }
+                _ = tokio::time::sleep_until(give_up) => {
+                    self.ending.verdict = Verdict::Failed("no_answer".into());
+                    return;
+                }
+                _ = tokio::time::sleep_until(next_pre.unwrap_or(give_up)), if next_pre.is_some() => {
+                    let step = &pre[pre_next];
+                    pre_next += 1;
+                    if let StepKind::Request { message, .. } = &step.kind
+                        && message.method() == Some(&Method::Cancel)
+                    {
+                        self.send(&rewrite::cancel(&invite)).await;
+                    }
+                }
+                _ = abort.changed() => {
+                    self.send(&rewrite::cancel(&invite)).await;
+                    self.ending.verdict = Verdict::Failed("cut".into());
+                    return;
+                }
+            }
+        };
+        let t_answer = Instant::now();
+        self.ending.answered = true;
+        self.ending.setup = Some(t_answer - t_invite);
+        if let Some(expected) = script.expected.invite_status
+            && !(200..300).contains(&expected)
+        {
+            self.ending.differences.push(format!(
+                "INVITE answered 2xx where the trace got {expected}"
+            ));
+        }
+        let ack = rewrite::ack(&invite, &answer, &mut self.id);
+        self.send(&ack).await;
+        let mut dialog = Dialog {
+            remote_tag: answer.tag("To").unwrap_or_default().to_owned(),
+            remote_target: answer
+                .header("Contact")
+                .map(message::uri_of)
+                .unwrap_or(self.shared.target.to_string().as_str())
+                .to_owned(),
+            cseq: invite.cseq().map_or(1, |c| c.0) + 1,
+        };
+        let negotiated = read_sdp(&String::from_utf8_lossy(&answer.body));
+        let remote_rtp = negotiated.as_ref().and_then(|n| n.remote_rtp);
+        let has_rtp = script
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Rtp(_)));
+        // A trace without RTP (a text capture) still sends G.711 silence, as a phone would.
+        let silence = match negotiated.as_ref().map(|n| (n.codec, n.payload_type)) {
+            Some((Codec::Pcmu, pt)) if !has_rtp => Some((pt, 0xFFu8)),
+            Some((Codec::Pcma, pt)) if !has_rtp => Some((pt, 0xD5u8)),
+            _ => None,
+        };
+        let base = if answered_at == Duration::MAX {
+            Duration::ZERO
+        } else {
+            answered_at
+        };
+        let script_end = post
+            .last()
+            .map_or(t_answer, |s| self.due(t_answer, s.at - base));
+        let mut next = 0usize;
+        let mut pending: HashMap<String, Pending> = HashMap::new();
+        let mut last_key: Option<Instant> = None;
+        let mut last_outcome: Option<String> = None;
+        let mut admitted = false;
+        let mut caller_bye = false;
+        let mut seen_requests: Vec<String> = Vec::new();
+        let mut comfort = tokio::time::interval(Duration::from_millis(20));
+        let mut comfort_seq: u16 = 0;
+        let mut buf = vec![0u8; 2048];
+        let quiet = if script.expected.gateway_bye.is_some() {
+            GATEWAY_BYE_WAIT
+        } else {
+            QUIET_END
+        };
+        let stuck = script_end + OVERRUN;
+        loop {
+            let next_due = post.get(next).map(|s| self.due(t_answer, s.at - base));
+            let timer = pending.values().filter_map(|p| p.tx.poll_timeout()).min();
+            let idle_until =
+                (next_due.is_none() && !caller_bye).then(|| Instant::now().max(script_end) + quiet);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_due.unwrap_or(stuck)), if next_due.is_some() => {
+                    let step = &post[next];
+                    next += 1;
+                    match &step.kind {
+                        StepKind::Rtp(p) => {
+                            if let Some(to) = remote_rtp {
+                                let _ = self.rtp.send_to(&self.id.rtp(p), to).await;
+                                self.ending.rtp_sent += 1;
+                            }
+                            if Some(p.payload_type) == script.media.event_payload_type && p.marker {
+                                last_key = Some(Instant::now());
+                            }
+                        }
+                        StepKind::Request { message, expect } => {
+                            let method = message.method().cloned().unwrap_or(Method::Info);
+                            if method == Method::Cancel || method == Method::Ack {
+                                continue;
+                            }
+                            let m = rewrite::in_dialog(message, &mut self.id, &self.local, &mut dialog);
+                            self.send(&m).await;
+                            if method == Method::Info {
+                                last_key = Some(Instant::now());
+                            }
+                            caller_bye |= method == Method::Bye;
+                            let tx = ClientTx::new(std::time::Instant::now(), m.to_bytes(), false, self.shared.timers);
+                            let branch = m.branch().unwrap_or_default().to_owned();
+                            pending.insert(branch, Pending { tx, method, expect: *expect, sent: m });
+                        }
+                    }
+                }
+                m = self.inbox.recv() => {
+                    let Some(m) = m else { return };
+                    if let Some(status) = m.status() {
+                        if m.cseq().is_some_and(|c| c.1 == Method::Invite) && m.branch() == invite.branch() {
+                            // Our ACK was lost: the 2xx came again.
+                            self.ending.retransmissions_received += 1;
+                            self.send(&ack).await;
+                            continue;
+                        }
+                        let branch = m.branch().unwrap_or_default().to_owned();
+                        let Some(p) = pending.get_mut(&branch) else { continue };
+                        if !p.tx.recv_response(std::time::Instant::now(), status.0) {
+                            continue;
+                        }
+                        let p = pending.remove(&branch).unwrap_or_else(|| unreachable!("just found"));
+                        if let Some(expect) = p.expect && expect != status.0 {
+                            self.ending.differences.push(format!("{} answered {} where the trace got {expect}", p.method.as_str(), status.0));
+                        }
+                        if p.method == Method::Invite && status.is_success() {
+                            let ack = rewrite::ack(&p.sent, &m, &mut self.id);
+                            self.send(&ack).await;
+                        }
+                        if p.method == Method::Bye {
+                            self.ending.verdict = verdict(admitted, last_outcome.as_deref());
+                            return;
+                        }
+                        continue;
+                    }
+                    let key = format!("{} {}", m.branch().unwrap_or_default(), m.method().map_or("", |x| x.as_str()));
+                    let again = seen_requests.contains(&key);
+                    if again {
+                        self.ending.retransmissions_received += 1;
+                    } else {
+                        seen_requests.push(key);
+                    }
+                    match m.method() {
+                        Some(Method::Bye) => {
+                            self.send(&rewrite::respond(&m, StatusCode::OK, &self.id, &self.local, None)).await;
+                            self.gateway_bye(script, &m, admitted, last_outcome.as_deref());
+                            return;
+                        }
+                        Some(Method::Info) if m.header("Info-Package").is_some_and(|p| p.eq_ignore_ascii_case(OUTCOME_PACKAGE)) => {
+                            self.send(&rewrite::respond(&m, StatusCode::OK, &self.id, &self.local, None)).await;
+                            if again {
+                                continue;
+                            }
+                            let outcome = outcome_of(&m.body);
+                            if outcome.as_deref() == Some("admitted") && !admitted {
+                                admitted = true;
+                                self.ending.admission = last_key.map(|k| k.elapsed());
+                            }
+                            last_outcome = outcome;
+                        }
+                        _ => self.answer_request(&m, &invite).await,
+                    }
+                }
+                _ = tokio::time::sleep_until(timer.map_or(stuck, Instant::from_std)), if timer.is_some() => {
+                    let now = std::time::Instant::now();
+                    let mut gone = Vec::new();
+                    for (branch, p) in pending.iter_mut() {
+                        if p.tx.poll_timeout().is_some_and(|t| t <= now) {
+                            match p.tx.handle_timeout(now) {
+                                TimerOutput::Retransmit(bytes) => {
+                                    let _ = self.shared.sip.send_to(&bytes, self.shared.target).await;
+                                    self.ending.retransmitted += 1;
+                                }
+                                TimerOutput::RequestTimeout => gone.push((branch.clone(), p.method.clone())),
+                                _ => gone.push((branch.clone(), Method::Ack)),
+                            }
+                        }
+                    }
+                    for (branch, method) in gone {
+                        pending.remove(&branch);
+                        if method == Method::Bye {
+                            self.ending.verdict = Verdict::Failed("bye_timeout".into());
+                            return;
+                        }
+                        if method != Method::Ack {
+                            self.ending.differences.push(format!("{} unanswered", method.as_str()));
+                        }
+                    }
+                }
+                received = self.rtp.recv_from(&mut buf) => {
+                    if received.is_ok() {
+                        self.ending.rtp_received += 1;
+                    }
+                }
+                _ = comfort.tick(), if silence.is_some() && remote_rtp.is_some() => {
+                    if let (Some((pt, byte)), Some(to)) = (silence, remote_rtp) {
+                        let p = super::script::RtpPacket {
+                            payload_type: pt,
+                            marker: comfort_seq == 0,
+                            sequence: comfort_seq,
+                            timestamp: u32::from(comfort_seq) * 160,
+                            payload: vec![byte; 160],
+                        };
+                        comfort_seq = comfort_seq.wrapping_add(1);
+                        let _ = self.rtp.send_to(&self.id.rtp(&p), to).await;
+                        self.ending.rtp_sent += 1;
+                    }
+                }
+                _ = tokio::time::sleep_until(idle_until.unwrap_or(stuck)), if idle_until.is_some() => {
+                    // The script is over and nobody hung up: we do.
+                    let bye = self.bye(&script.invite, &mut dialog).await;
+                    let expected_gateway_bye = script.expected.gateway_bye.is_some();
+                    caller_bye = true;
+                    pending.insert(bye.branch().unwrap_or_default().to_owned(), Pending {
+                        tx: ClientTx::new(std::time::Instant::now(), bye.to_bytes(), false, self.shared.timers),
+                        method: Method::Bye,
+                        expect: None,
+                        sent: bye,
+                    });
+                    if expected_gateway_bye {
+                        self.ending.differences.push("gateway did not hang up where the trace's did".into());
+                        self.ending.verdict = Verdict::Failed("no_gateway_bye".into());
+                        // The BYE goes out; the verdict stays.
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep_until(stuck) => {
+                    let _ = self.bye(&script.invite, &mut dialog).await;
+                    self.ending.verdict = Verdict::Failed("stuck".into());
+                    return;
+                }
+                _ = abort.changed() => {
+                    let _ = self.bye(&script.invite, &mut dialog).await;
+                    self.ending.verdict = Verdict::Failed("cut".into());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hangs up: a BYE shaped like the script's INVITE (its From and To).
+    async fn bye(&mut self, template: &Message, dialog: &mut Dialog) -> Message {
+        let mut t = template.clone();
+        t.start = message::StartLine::Request {
+            method: Method::Bye,
+            uri: String::new(),
+        };
+        t.body.clear();
+        t.headers.retain(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "Content-Type" | "Recv-Info" | "Supported" | "Allow"
+            )
+        });
+        let bye = rewrite::in_dialog(&t, &mut self.id, &self.local, dialog);
+        self.send(&bye).await;
+        bye
+    }
+
+    /// The INVITE got a final error: refused as the trace was, or failed.
+    fn refused_at_setup(&mut self, script: &Script, status: StatusCode) {
+        let cause = format!("sip_{}", status.0);
+        if script.expected.invite_status == Some(status.0) {
+            self.ending.verdict = Verdict::Refused(cause);
+        } else {
+            if let Some(expected) = script.expected.invite_status {
+                self.ending.differences.push(format!(
+                    "INVITE answered {} where the trace got {expected}",
+                    status.0
+                ));
+            }
+            self.ending.verdict = Verdict::Failed(cause);
+        }
+    }
+
+    fn gateway_bye(&mut self, script: &Script, bye: &Message, admitted: bool, last: Option<&str>) {
+        let cause = bye.header("Reason").and_then(reason_cause);
+        match &script.expected.gateway_bye {
+            None => self
+                .ending
+                .differences
+                .push("gateway hung up where the trace's caller did".into()),
+            Some(expected) => {
+                let expected = expected.as_deref().and_then(reason_cause);
+                if expected != cause {
+                    self.ending.differences.push(format!(
+                        "gateway hung up for {} where the trace's did for {}",
+                        cause.as_deref().unwrap_or("no reason"),
+                        expected.as_deref().unwrap_or("no reason")
+                    ));
+                }
+            }
+        }
+        let room_refusal = matches!(
+            cause.as_deref(),
+            Some("conference_full" | "conference_locked")
+        );
+        self.ending.verdict = match (admitted, cause) {
+            (true, Some(c)) if room_refusal => Verdict::Refused(c),
+            (true, _) => Verdict::Admitted,
+            (false, Some(c)) => Verdict::Refused(c),
+            (false, None) => match last {
+                Some(o) => Verdict::Refused(o.to_owned()),
+                None => Verdict::Failed("gateway_hung_up".into()),
+            },
+        };
+    }
+
+    /// Answers a request the gateway sent that needs nothing else from us.
+    async fn answer_request(&mut self, m: &Message, invite: &Message) {
+        let Some(method) = m.method() else { return };
+        let (status, body) = match method {
+            Method::Ack => return,
+            // A re-INVITE gets our offer again as the answer: nothing changed here.
+            Method::Invite => (StatusCode::OK, Some(invite.body.clone())),
+            _ => (StatusCode::OK, None),
+        };
+        self.send(&rewrite::respond(m, status, &self.id, &self.local, body))
+            .await;
+    }
+}
+
+/// The verdict when the caller hangs up.
+fn verdict(admitted: bool, last_outcome: Option<&str>) -> Verdict {
+    match (admitted, last_outcome) {
+        (true, _) => Verdict::Admitted,
+        (false, Some(o)) => Verdict::Refused(o.to_owned()),
+        (false, None) => Verdict::Abandoned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_texts_become_causes() {
+        assert_eq!(
+            reason_cause("SIP;cause=403;text=\"wrong\"").as_deref(),
+            Some("wrong")
+        );
+        assert_eq!(
+            reason_cause("SIP;cause=486;text=\"conference full\"").as_deref(),
+            Some("conference_full")
+        );
+        assert_eq!(reason_cause("SIP;cause=200"), None);
+    }
+
+    #[test]
+    fn outcome_bodies_are_read() {
+        assert_eq!(
+            outcome_of(b"outcome=not_started\r\nstage=access\r\n").as_deref(),
+            Some("not_started")
+        );
+        assert_eq!(outcome_of(b"stage=access\r\n"), None);
+    }
+
+    #[test]
+    fn a_caller_hanging_up_is_judged_by_the_last_outcome() {
+        assert_eq!(verdict(true, Some("wrong")), Verdict::Admitted);
+        assert_eq!(
+            verdict(false, Some("wrong")),
+            Verdict::Refused("wrong".into())
+        );
+        assert_eq!(verdict(false, None), Verdict::Abandoned);
+    }
+}
