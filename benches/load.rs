@@ -96,6 +96,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether some socket is bound to UDP `port` (from /proc/net/udp).
+fn udp_port_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(&suffix))
+        })
+}
+
 struct Gateway {
     child: Child,
     /// Kept open: the gateway writes a line or two more after ready.
@@ -244,8 +258,11 @@ fn cpu_per_call(s: &Sizes) -> CpuPerCall {
         .stderr(Stdio::null())
         .spawn()
         .expect("start sipp uas");
-    // The uas binds at once; give it a moment to open its socket.
-    std::thread::sleep(Duration::from_millis(300));
+    // Up once its port is taken (bounded: 5 s).
+    let limit = Instant::now() + Duration::from_secs(5);
+    while !udp_port_bound(port) && Instant::now() < limit {
+        std::thread::yield_now();
+    }
     let before = cpu(uas.id());
     let status = sipp_uac(&format!("127.0.0.1:{port}"), s.cpu_calls, s.cpu_rate, 1000)
         .status()
@@ -410,8 +427,6 @@ fn idle_memory(s: &Sizes) -> IdleMemory {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    // Every call has answered and played a moment of its prompt.
-    std::thread::sleep(Duration::from_secs(1));
     let loaded = rss_kib(gw.pid());
     let _ = uac.kill();
     let _ = uac.wait();

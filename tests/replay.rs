@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{BIN, Gateway, repo, schedule_meeting};
+use support::{BIN, Gateway, attempt_rows, repo, schedule_meeting};
 
 /// The code the traces key (the demo room's).
 const TRACE_CODE: &str = "123456789";
@@ -48,19 +48,26 @@ async fn replay(gw: &Gateway, trace_file: &PathBuf, args: &[&str]) -> Run {
     }
 }
 
+/// The times of a text trace's header lines (`U DATE TIME SRC -> DST`).
+fn header_times(text: &str) -> Vec<chrono::NaiveDateTime> {
+    text.lines()
+        .filter(|l| l.starts_with("U "))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            chrono::NaiveDateTime::parse_from_str(
+                &format!("{} {}", w[1], w[2]),
+                "%Y/%m/%d %H:%M:%S%.f",
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
 async fn gateway(code: &str) -> Gateway {
     let (dir, db) = Gateway::provisioned(code);
     // Many wrong codes from one address and caller-ID are the point of a
     // load test here, not an attack.
     Gateway::start(dir, db, &["--lockout-attempts", "1000"]).await
-}
-
-async fn attempts(db: &str) -> Vec<dialgate::store::AttemptRow> {
-    let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .query_attempts(None, None, None)
-        .await
-        .expect("attempt log")
 }
 
 #[tokio::test]
@@ -82,7 +89,7 @@ async fn a_real_softphones_capture_is_admitted_by_a_real_gateway() {
     assert_eq!(r["admission_latency"]["count"], 3, "{r}");
     assert!(r["rtp_packets_sent"].as_u64().unwrap() > 3 * 100, "{r}");
     // The gateway saw three calls, each admitted once, each its own.
-    let log = attempts(&gw.db).await;
+    let log = attempt_rows(&gw.db).await;
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(log.iter().all(|a| a.outcome == "admitted"), "{log:?}");
     let ids: HashSet<_> = log.iter().map(|a| a.call_id.clone()).collect();
@@ -128,7 +135,7 @@ async fn twenty_right_and_ten_wrong_codes_give_twenty_admitted_and_ten_refused()
     assert_eq!(r["failed"], 0, "{r}");
     assert_eq!(r["setup_latency"]["count"], 30, "{r}");
     assert_eq!(r["admission_latency"]["count"], 20, "{r}");
-    let log = attempts(&gw.db).await;
+    let log = attempt_rows(&gw.db).await;
     let admitted = log.iter().filter(|a| a.outcome == "admitted").count();
     let wrong = log.iter().filter(|a| a.outcome == "wrong").count();
     assert_eq!((admitted, wrong), (20, 10), "{log:?}");
@@ -179,7 +186,7 @@ async fn wrong_thrice_and_hanging_up_in_the_prompt_end_as_their_traces_did() {
     assert_eq!(hangup.code, 0, "{r}\n{}", hangup.stderr);
     assert_eq!(r["abandoned"], 2, "{r}");
     assert_eq!(r["admitted"], 0, "{r}");
-    let log = attempts(&gw.db).await;
+    let log = attempt_rows(&gw.db).await;
     assert_eq!(log.iter().filter(|a| a.outcome == "wrong").count(), 6);
     assert_eq!(log.iter().filter(|a| a.outcome == "abandoned").count(), 2);
 }
@@ -190,18 +197,7 @@ async fn speed_scales_the_traces_timing() {
     let file = trace("info_admitted.txt");
     let text = std::fs::read_to_string(&file).unwrap();
     // The trace's length: first header line to last.
-    let stamps: Vec<chrono::NaiveDateTime> = text
-        .lines()
-        .filter(|l| l.starts_with("U "))
-        .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            chrono::NaiveDateTime::parse_from_str(
-                &format!("{} {}", w[1], w[2]),
-                "%Y/%m/%d %H:%M:%S%.f",
-            )
-            .unwrap()
-        })
-        .collect();
+    let stamps = header_times(&text);
     let length = (*stamps.last().unwrap() - stamps[0]).to_std().unwrap();
     assert!(length > Duration::from_secs(3), "{length:?}");
     let normal = replay(&gw, &file, &["--calls", "1"]).await;
@@ -221,6 +217,32 @@ async fn speed_scales_the_traces_timing() {
         secs(&fast) + slack > length / 4 && secs(&fast) < length / 4 + slack,
         "speed 4: {:?} for a {length:?} trace",
         secs(&fast)
+    );
+}
+
+#[tokio::test]
+async fn a_trace_that_stops_without_a_bye_is_hung_up_soon_after_its_end() {
+    let gw = gateway(TRACE_CODE).await;
+    let text = std::fs::read_to_string(trace("info_admitted.txt")).unwrap();
+    // Cut the capture at the caller's BYE: neither side hangs up in it.
+    let lines: Vec<&str> = text.lines().collect();
+    let bye = lines.iter().position(|l| l.starts_with("BYE ")).unwrap();
+    let cut = lines[..bye - 1].join("\n");
+    let stamps = header_times(&cut);
+    let length = (*stamps.last().unwrap() - stamps[0]).to_std().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no_bye.txt");
+    std::fs::write(&file, cut).unwrap();
+    let run = replay(&gw, &file, &["--calls", "1"]).await;
+    let r = &run.report;
+    assert_eq!(run.code, 0, "{r}\n{}", run.stderr);
+    assert_eq!(r["admitted"], 1, "{r}");
+    // The replay hangs up a second after the script's end, however much
+    // RTP the gateway keeps sending meanwhile.
+    let elapsed = Duration::from_secs_f64(r["elapsed_s"].as_f64().unwrap());
+    assert!(
+        elapsed < length + Duration::from_secs(3),
+        "{elapsed:?} for a {length:?} trace"
     );
 }
 

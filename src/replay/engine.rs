@@ -14,7 +14,7 @@
 //! Every run is bounded: at most `calls` calls, no new call after
 //! `duration`, and calls still up then are hung up and counted `cut`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +31,7 @@ use crate::sip::transaction::{ClientTx, TimerConfig, TimerOutput};
 use super::codes::CodeRow;
 use super::report::{Ending, Report, Verdict};
 use super::rewrite::{self, Dialog, Identities, Identity, Local, OUTCOME_PACKAGE};
-use super::script::{Script, ScriptError, StepKind, read_sdp};
+use super::script::{RtpPacket, Script, ScriptError, Step, StepKind, read_sdp};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -179,6 +179,7 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(&Report)) -> Result<Report
     let mut set = JoinSet::new();
     let mut launched = 0u64;
     let mut last_launch = start;
+    let scripts: Vec<Arc<Script>> = plan.scripts.iter().cloned().map(Arc::new).collect();
     loop {
         let may_launch = launched < plan.calls && hard_stop.is_none();
         if !may_launch && set.is_empty() {
@@ -187,7 +188,7 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(&Report)) -> Result<Report
         let next_due = start + interval.mul_f64(launched as f64);
         tokio::select! {
             _ = tokio::time::sleep_until(next_due), if may_launch && set.len() < plan.concurrency => {
-                let script = script_for(&plan, launched);
+                let script = script_for(&plan, &scripts, launched);
                 let (shared, abort) = (shared.clone(), abort_rx.clone());
                 set.spawn(call(shared, launched, script, abort));
                 launched += 1;
@@ -230,16 +231,17 @@ fn failed(cause: &str) -> Ending {
     }
 }
 
-fn script_for(plan: &Plan, index: u64) -> Script {
-    let n = plan.scripts.len() as u64;
-    let base = &plan.scripts[(index % n) as usize];
+/// Call `index`'s script: the traces in turn, each with the next code row
+/// keyed in (shared as it is when there are no codes).
+fn script_for(plan: &Plan, scripts: &[Arc<Script>], index: u64) -> Arc<Script> {
+    let base = &scripts[(index % scripts.len() as u64) as usize];
     if plan.codes.is_empty() {
         return base.clone();
     }
     let row = &plan.codes[(index % plan.codes.len() as u64) as usize];
     // Checked against the first row before the run; rows differ only in digits.
     base.with_codes(&row.codes())
-        .unwrap_or_else(|_| base.clone())
+        .map_or_else(|_| base.clone(), Arc::new)
 }
 
 /// The cause a gateway's `Reason` names: its `text`, in snake case.
@@ -277,17 +279,63 @@ struct Pending {
 /// One virtual call, from INVITE to its end.
 struct Call {
     shared: Arc<Shared>,
+    script: Arc<Script>,
     id: Identity,
     local: Local,
     rtp: UdpSocket,
     inbox: mpsc::UnboundedReceiver<Message>,
     ending: Ending,
+    /// Where RTP packets are built, one at a time.
+    out: Vec<u8>,
+}
+
+/// The answered INVITE, and what the call goes on with.
+struct Answered {
+    invite: Message,
+    ack: Message,
+    at: Instant,
+    dialog: Dialog,
+    remote_rtp: Option<SocketAddr>,
+    /// G.711 silence to send where the trace has no RTP: (payload type, byte).
+    silence: Option<(u8, u8)>,
+}
+
+/// What the call has heard and said since the answer.
+#[derive(Default)]
+struct Progress {
+    pending: HashMap<String, Pending>,
+    /// When the latest key went out (RFC 4733 press start or SIP INFO).
+    last_key: Option<Instant>,
+    /// The gateway's latest verdict on an attempt.
+    last_outcome: Option<String>,
+    admitted: bool,
+    /// Our BYE is out: the script's end no longer matters.
+    caller_bye: bool,
+    /// Requests from the gateway already seen (branch and method).
+    seen: HashSet<String>,
+}
+
+impl Progress {
+    /// The verdict when the caller hangs up.
+    fn verdict(&self) -> Verdict {
+        match (self.admitted, &self.last_outcome) {
+            (true, _) => Verdict::Admitted,
+            (false, Some(o)) => Verdict::Refused(o.clone()),
+            (false, None) => Verdict::Abandoned,
+        }
+    }
+}
+
+/// Whether the call goes on after an event.
+enum Next {
+    Go,
+    End,
 }
 
 async fn call(
     shared: Arc<Shared>,
     index: u64,
-    script: Script,
+    script: Arc<Script>,
     abort: watch::Receiver<bool>,
 ) -> Option<Ending> {
     let rtp = UdpSocket::bind((shared.bind, 0)).await.ok()?;
@@ -301,13 +349,18 @@ async fn call(
     let call_id = id.call_id.clone();
     let mut c = Call {
         shared: shared.clone(),
+        script,
         id,
         local,
         rtp,
         inbox,
         ending: Ending::new(),
+        out: vec![0; 2048],
     };
-    c.play(&script, abort).await;
+    let mut abort = abort;
+    if let Some(answered) = c.set_up(&mut abort).await {
+        c.converse(answered, abort).await;
+    }
     shared.router.remove(&call_id);
     Some(c.ending)
 }
@@ -321,11 +374,32 @@ impl Call {
             .await;
     }
 
+    async fn send_rtp(&mut self, p: &RtpPacket, to: SocketAddr) {
+        if let Some(len) = self.id.rtp_into(p, &mut self.out) {
+            let _ = self.rtp.send_to(&self.out[..len], to).await;
+            self.ending.rtp_sent += 1;
+        }
+    }
+
     fn due(&self, base: Instant, after: Duration) -> Instant {
         base + after.div_f64(self.shared.speed)
     }
 
-    async fn play(&mut self, script: &Script, mut abort: watch::Receiver<bool>) {
+    /// Steps before the trace's answer, and from it on (steps are in time order).
+    fn split(&self) -> usize {
+        let answered = self.script.answered_at.unwrap_or(Duration::MAX);
+        self.script
+            .steps
+            .iter()
+            .position(|s| s.at >= answered)
+            .unwrap_or(self.script.steps.len())
+    }
+
+    /// INVITE until a final response (Timer A retransmissions, Timer B),
+    /// playing any CANCEL of the trace meanwhile. `None` when the call ends
+    /// without an answer.
+    async fn set_up(&mut self, abort: &mut watch::Receiver<bool>) -> Option<Answered> {
+        let script = self.script.clone();
         let invite = rewrite::invite(
             &script.invite,
             &mut self.id,
@@ -334,14 +408,7 @@ impl Call {
         );
         let t_invite = Instant::now();
         self.send(&invite).await;
-        let answered_at = script.answered_at.unwrap_or(Duration::MAX);
-        // Steps are in time order: those before the trace's answer, then the rest.
-        let answer_step = script
-            .steps
-            .iter()
-            .position(|s| s.at >= answered_at)
-            .unwrap_or(script.steps.len());
-        let (pre, post) = script.steps.split_at(answer_step);
+        let pre = &script.steps[..self.split()];
         let mut pre_next = 0usize;
         let mut resend = Some((t_invite + self.shared.timers.t1, self.shared.timers.t1));
         let give_up = t_invite + 64 * self.shared.timers.t1;
@@ -349,21 +416,20 @@ impl Call {
             let next_pre = pre.get(pre_next).map(|s| self.due(t_invite, s.at));
             tokio::select! {
                 m = self.inbox.recv() => {
-                    let Some(m) = m else { return };
-                    match (m.status(), m.cseq()) {
-                        (Some(s), Some((_, Method::Invite))) if m.branch() == invite.branch() => {
-                            if s.is_provisional() {
-                                resend = None;
-                            } else if s.is_success() {
-                                break m;
-                            } else {
-                                let ack = rewrite::ack(&invite, &m, &mut self.id);
-                                self.send(&ack).await;
-                                self.refused_at_setup(script, s);
-                                return;
-                            }
+                    let m = m?;
+                    let status = m.status().filter(|_| {
+                        m.cseq().is_some_and(|c| c.1 == Method::Invite) && m.branch() == invite.branch()
+                    });
+                    match status {
+                        Some(s) if s.is_provisional() => resend = None,
+                        Some(s) if s.is_success() => break m,
+                        Some(s) => {
+                            let ack = rewrite::ack(&invite, &m, &mut self.id, &self.local);
+                            self.send(&ack).await;
+                            self.refused_at_setup(s);
+                            return None;
                         }
-                        _ => self.answer_request(&m, &invite).await,
+                        None => self.answer_request(&m, &invite).await,
                     }
                 }
                 _ = tokio::time::sleep_until(resend.map_or(give_up, |r| r.0)), if resend.is_some() => {
@@ -375,7 +441,7 @@ impl Call {
                 }
                 _ = tokio::time::sleep_until(give_up) => {
                     self.ending.verdict = Verdict::Failed("no_answer".into());
-                    return;
+                    return None;
                 }
                 _ = tokio::time::sleep_until(next_pre.unwrap_or(give_up)), if next_pre.is_some() => {
                     let step = &pre[pre_next];
@@ -389,13 +455,13 @@ impl Call {
                 _ = abort.changed() => {
                     self.send(&rewrite::cancel(&invite)).await;
                     self.ending.verdict = Verdict::Failed("cut".into());
-                    return;
+                    return None;
                 }
             }
         };
-        let t_answer = Instant::now();
+        let at = Instant::now();
         self.ending.answered = true;
-        self.ending.setup = Some(t_answer - t_invite);
+        self.ending.setup = Some(at - t_invite);
         if let Some(expected) = script.expected.invite_status
             && !(200..300).contains(&expected)
         {
@@ -403,225 +469,300 @@ impl Call {
                 "INVITE answered 2xx where the trace got {expected}"
             ));
         }
-        let ack = rewrite::ack(&invite, &answer, &mut self.id);
+        let ack = rewrite::ack(&invite, &answer, &mut self.id, &self.local);
         self.send(&ack).await;
-        let mut dialog = Dialog {
+        let dialog = Dialog {
             remote_tag: answer.tag("To").unwrap_or_default().to_owned(),
-            remote_target: answer
-                .header("Contact")
-                .map(message::uri_of)
-                .unwrap_or(self.shared.target.to_string().as_str())
-                .to_owned(),
+            remote_target: answer.header("Contact").map_or_else(
+                || format!("sip:{}", self.shared.target),
+                |c| message::uri_of(c).to_owned(),
+            ),
             cseq: invite.cseq().map_or(1, |c| c.0) + 1,
         };
         let negotiated = read_sdp(&String::from_utf8_lossy(&answer.body));
-        let remote_rtp = negotiated.as_ref().and_then(|n| n.remote_rtp);
         let has_rtp = script
             .steps
             .iter()
             .any(|s| matches!(s.kind, StepKind::Rtp(_)));
         // A trace without RTP (a text capture) still sends G.711 silence, as a phone would.
         let silence = match negotiated.as_ref().map(|n| (n.codec, n.payload_type)) {
-            Some((Codec::Pcmu, pt)) if !has_rtp => Some((pt, 0xFFu8)),
-            Some((Codec::Pcma, pt)) if !has_rtp => Some((pt, 0xD5u8)),
+            Some((Codec::Pcmu, pt)) if !has_rtp => Some((pt, 0xFF)),
+            Some((Codec::Pcma, pt)) if !has_rtp => Some((pt, 0xD5)),
             _ => None,
         };
-        let base = if answered_at == Duration::MAX {
-            Duration::ZERO
-        } else {
-            answered_at
-        };
-        let script_end = post
-            .last()
-            .map_or(t_answer, |s| self.due(t_answer, s.at - base));
-        let mut next = 0usize;
-        let mut pending: HashMap<String, Pending> = HashMap::new();
-        let mut last_key: Option<Instant> = None;
-        let mut last_outcome: Option<String> = None;
-        let mut admitted = false;
-        let mut caller_bye = false;
-        let mut seen_requests: Vec<String> = Vec::new();
-        let mut comfort = tokio::time::interval(Duration::from_millis(20));
-        let mut comfort_seq: u16 = 0;
-        let mut buf = vec![0u8; 2048];
-        let quiet = if script.expected.gateway_bye.is_some() {
-            GATEWAY_BYE_WAIT
-        } else {
-            QUIET_END
-        };
+        Some(Answered {
+            invite,
+            ack,
+            at,
+            dialog,
+            remote_rtp: negotiated.and_then(|n| n.remote_rtp),
+            silence,
+        })
+    }
+
+    /// Plays the script's steps after the answer, answering the gateway,
+    /// until one side hangs up.
+    async fn converse(&mut self, mut a: Answered, mut abort: watch::Receiver<bool>) {
+        let script = self.script.clone();
+        let post = &script.steps[self.split()..];
+        let base = self.script.answered_at.unwrap_or(Duration::ZERO);
+        let (answered, speed) = (a.at, self.shared.speed);
+        let at = move |s: &Step| answered + s.at.saturating_sub(base).div_f64(speed);
+        let script_end = post.last().map_or(a.at, at);
+        // Where the script ends with neither side hanging up, we do, once
+        // the gateway has had its time to.
+        let quiet_end = script_end
+            + if script.expected.gateway_bye.is_some() {
+                GATEWAY_BYE_WAIT
+            } else {
+                QUIET_END
+            };
         let stuck = script_end + OVERRUN;
+        let mut p = Progress::default();
+        let mut next = 0usize;
+        let mut comfort = tokio::time::interval(Duration::from_millis(20));
+        let mut silence = a.silence.map(|(pt, byte)| RtpPacket {
+            payload_type: pt,
+            marker: true,
+            sequence: 0,
+            timestamp: 0,
+            payload: vec![byte; 160],
+        });
+        let mut buf = vec![0u8; 2048];
         loop {
-            let next_due = post.get(next).map(|s| self.due(t_answer, s.at - base));
-            let timer = pending.values().filter_map(|p| p.tx.poll_timeout()).min();
-            let idle_until =
-                (next_due.is_none() && !caller_bye).then(|| Instant::now().max(script_end) + quiet);
-            tokio::select! {
+            let next_due = post.get(next).map(at);
+            let timer = p.pending.values().filter_map(|x| x.tx.poll_timeout()).min();
+            let idle = next_due.is_none() && !p.caller_bye;
+            let flow = tokio::select! {
                 _ = tokio::time::sleep_until(next_due.unwrap_or(stuck)), if next_due.is_some() => {
-                    let step = &post[next];
                     next += 1;
-                    match &step.kind {
-                        StepKind::Rtp(p) => {
-                            if let Some(to) = remote_rtp {
-                                let _ = self.rtp.send_to(&self.id.rtp(p), to).await;
-                                self.ending.rtp_sent += 1;
-                            }
-                            if Some(p.payload_type) == script.media.event_payload_type && p.marker {
-                                last_key = Some(Instant::now());
-                            }
-                        }
-                        StepKind::Request { message, expect } => {
-                            let method = message.method().cloned().unwrap_or(Method::Info);
-                            if method == Method::Cancel || method == Method::Ack {
-                                continue;
-                            }
-                            let m = rewrite::in_dialog(message, &mut self.id, &self.local, &mut dialog);
-                            self.send(&m).await;
-                            if method == Method::Info {
-                                last_key = Some(Instant::now());
-                            }
-                            caller_bye |= method == Method::Bye;
-                            let tx = ClientTx::new(std::time::Instant::now(), m.to_bytes(), false, self.shared.timers);
-                            let branch = m.branch().unwrap_or_default().to_owned();
-                            pending.insert(branch, Pending { tx, method, expect: *expect, sent: m });
-                        }
-                    }
+                    self.step(&post[next - 1], &mut a, &mut p).await;
+                    Next::Go
                 }
-                m = self.inbox.recv() => {
-                    let Some(m) = m else { return };
-                    if let Some(status) = m.status() {
-                        if m.cseq().is_some_and(|c| c.1 == Method::Invite) && m.branch() == invite.branch() {
-                            // Our ACK was lost: the 2xx came again.
-                            self.ending.retransmissions_received += 1;
-                            self.send(&ack).await;
-                            continue;
-                        }
-                        let branch = m.branch().unwrap_or_default().to_owned();
-                        let Some(p) = pending.get_mut(&branch) else { continue };
-                        if !p.tx.recv_response(std::time::Instant::now(), status.0) {
-                            continue;
-                        }
-                        let p = pending.remove(&branch).unwrap_or_else(|| unreachable!("just found"));
-                        if let Some(expect) = p.expect && expect != status.0 {
-                            self.ending.differences.push(format!("{} answered {} where the trace got {expect}", p.method.as_str(), status.0));
-                        }
-                        if p.method == Method::Invite && status.is_success() {
-                            let ack = rewrite::ack(&p.sent, &m, &mut self.id);
-                            self.send(&ack).await;
-                        }
-                        if p.method == Method::Bye {
-                            self.ending.verdict = verdict(admitted, last_outcome.as_deref());
-                            return;
-                        }
-                        continue;
-                    }
-                    let key = format!("{} {}", m.branch().unwrap_or_default(), m.method().map_or("", |x| x.as_str()));
-                    let again = seen_requests.contains(&key);
-                    if again {
-                        self.ending.retransmissions_received += 1;
-                    } else {
-                        seen_requests.push(key);
-                    }
-                    match m.method() {
-                        Some(Method::Bye) => {
-                            self.send(&rewrite::respond(&m, StatusCode::OK, &self.id, &self.local, None)).await;
-                            self.gateway_bye(script, &m, admitted, last_outcome.as_deref());
-                            return;
-                        }
-                        Some(Method::Info) if m.header("Info-Package").is_some_and(|p| p.eq_ignore_ascii_case(OUTCOME_PACKAGE)) => {
-                            self.send(&rewrite::respond(&m, StatusCode::OK, &self.id, &self.local, None)).await;
-                            if again {
-                                continue;
-                            }
-                            let outcome = outcome_of(&m.body);
-                            if outcome.as_deref() == Some("admitted") && !admitted {
-                                admitted = true;
-                                self.ending.admission = last_key.map(|k| k.elapsed());
-                            }
-                            last_outcome = outcome;
-                        }
-                        _ => self.answer_request(&m, &invite).await,
-                    }
-                }
+                m = self.inbox.recv() => match m {
+                    Some(m) => self.on_message(m, &a, &mut p).await,
+                    None => Next::End,
+                },
                 _ = tokio::time::sleep_until(timer.map_or(stuck, Instant::from_std)), if timer.is_some() => {
-                    let now = std::time::Instant::now();
-                    let mut gone = Vec::new();
-                    for (branch, p) in pending.iter_mut() {
-                        if p.tx.poll_timeout().is_some_and(|t| t <= now) {
-                            match p.tx.handle_timeout(now) {
-                                TimerOutput::Retransmit(bytes) => {
-                                    let _ = self.shared.sip.send_to(&bytes, self.shared.target).await;
-                                    self.ending.retransmitted += 1;
-                                }
-                                TimerOutput::RequestTimeout => gone.push((branch.clone(), p.method.clone())),
-                                _ => gone.push((branch.clone(), Method::Ack)),
-                            }
-                        }
-                    }
-                    for (branch, method) in gone {
-                        pending.remove(&branch);
-                        if method == Method::Bye {
-                            self.ending.verdict = Verdict::Failed("bye_timeout".into());
-                            return;
-                        }
-                        if method != Method::Ack {
-                            self.ending.differences.push(format!("{} unanswered", method.as_str()));
-                        }
-                    }
+                    self.on_timers(&mut p).await
                 }
                 received = self.rtp.recv_from(&mut buf) => {
-                    if received.is_ok() {
-                        self.ending.rtp_received += 1;
-                    }
+                    self.ending.rtp_received += u64::from(received.is_ok());
+                    Next::Go
                 }
-                _ = comfort.tick(), if silence.is_some() && remote_rtp.is_some() => {
-                    if let (Some((pt, byte)), Some(to)) = (silence, remote_rtp) {
-                        let p = super::script::RtpPacket {
-                            payload_type: pt,
-                            marker: comfort_seq == 0,
-                            sequence: comfort_seq,
-                            timestamp: u32::from(comfort_seq) * 160,
-                            payload: vec![byte; 160],
-                        };
-                        comfort_seq = comfort_seq.wrapping_add(1);
-                        let _ = self.rtp.send_to(&self.id.rtp(&p), to).await;
-                        self.ending.rtp_sent += 1;
+                _ = comfort.tick(), if silence.is_some() && a.remote_rtp.is_some() => {
+                    if let (Some(packet), Some(to)) = (&silence, a.remote_rtp) {
+                        self.send_rtp(packet, to).await;
                     }
+                    if let Some(s) = silence.as_mut() {
+                        s.marker = false;
+                        s.sequence = s.sequence.wrapping_add(1);
+                        s.timestamp = s.timestamp.wrapping_add(160);
+                    }
+                    Next::Go
                 }
-                _ = tokio::time::sleep_until(idle_until.unwrap_or(stuck)), if idle_until.is_some() => {
-                    // The script is over and nobody hung up: we do.
-                    let bye = self.bye(&script.invite, &mut dialog).await;
-                    let expected_gateway_bye = script.expected.gateway_bye.is_some();
-                    caller_bye = true;
-                    pending.insert(bye.branch().unwrap_or_default().to_owned(), Pending {
-                        tx: ClientTx::new(std::time::Instant::now(), bye.to_bytes(), false, self.shared.timers),
-                        method: Method::Bye,
-                        expect: None,
-                        sent: bye,
-                    });
-                    if expected_gateway_bye {
+                _ = tokio::time::sleep_until(quiet_end), if idle => {
+                    let bye = self.bye(&mut a.dialog).await;
+                    if script.expected.gateway_bye.is_some() {
                         self.ending.differences.push("gateway did not hang up where the trace's did".into());
                         self.ending.verdict = Verdict::Failed("no_gateway_bye".into());
-                        // The BYE goes out; the verdict stays.
-                        return;
+                        Next::End
+                    } else {
+                        self.track(&mut p, bye, Method::Bye, None);
+                        p.caller_bye = true;
+                        Next::Go
                     }
                 }
                 _ = tokio::time::sleep_until(stuck) => {
-                    let _ = self.bye(&script.invite, &mut dialog).await;
+                    self.bye(&mut a.dialog).await;
                     self.ending.verdict = Verdict::Failed("stuck".into());
-                    return;
+                    Next::End
                 }
                 _ = abort.changed() => {
-                    let _ = self.bye(&script.invite, &mut dialog).await;
+                    self.bye(&mut a.dialog).await;
                     self.ending.verdict = Verdict::Failed("cut".into());
-                    return;
+                    Next::End
                 }
+            };
+            if let Next::End = flow {
+                return;
             }
         }
     }
 
+    /// Plays one step of the script.
+    async fn step(&mut self, step: &Step, a: &mut Answered, p: &mut Progress) {
+        match &step.kind {
+            StepKind::Rtp(packet) => {
+                if let Some(to) = a.remote_rtp {
+                    self.send_rtp(packet, to).await;
+                }
+                if Some(packet.payload_type) == self.script.media.event_payload_type
+                    && packet.marker
+                {
+                    p.last_key = Some(Instant::now());
+                }
+            }
+            StepKind::Request { message, expect } => {
+                let method = message.method().cloned().unwrap_or(Method::Info);
+                if method == Method::Cancel || method == Method::Ack {
+                    return;
+                }
+                let m = rewrite::in_dialog(message, &mut self.id, &self.local, &mut a.dialog);
+                self.send(&m).await;
+                if method == Method::Info {
+                    p.last_key = Some(Instant::now());
+                }
+                p.caller_bye |= method == Method::Bye;
+                self.track(p, m, method, *expect);
+            }
+        }
+    }
+
+    /// Keeps a request we sent as a client transaction (retransmitted until answered).
+    fn track(&self, p: &mut Progress, sent: Message, method: Method, expect: Option<u16>) {
+        let tx = ClientTx::new(
+            std::time::Instant::now(),
+            sent.to_bytes(),
+            false,
+            self.shared.timers,
+        );
+        let branch = sent.branch().unwrap_or_default().to_owned();
+        p.pending.insert(
+            branch,
+            Pending {
+                tx,
+                method,
+                expect,
+                sent,
+            },
+        );
+    }
+
+    async fn on_message(&mut self, m: Message, a: &Answered, p: &mut Progress) -> Next {
+        if let Some(status) = m.status() {
+            return self.on_response(m, status, a, p).await;
+        }
+        let key = format!(
+            "{} {}",
+            m.branch().unwrap_or_default(),
+            m.method().map_or("", Method::as_str)
+        );
+        let again = !p.seen.insert(key);
+        self.ending.retransmissions_received += u64::from(again);
+        match m.method() {
+            Some(Method::Bye) => {
+                let ok = rewrite::respond(&m, StatusCode::OK, &self.id, &self.local, None);
+                self.send(&ok).await;
+                self.gateway_bye(&m, p);
+                Next::End
+            }
+            Some(Method::Info)
+                if m.header("Info-Package")
+                    .is_some_and(|x| x.eq_ignore_ascii_case(OUTCOME_PACKAGE)) =>
+            {
+                let ok = rewrite::respond(&m, StatusCode::OK, &self.id, &self.local, None);
+                self.send(&ok).await;
+                if !again {
+                    let outcome = outcome_of(&m.body);
+                    if outcome.as_deref() == Some("admitted") && !p.admitted {
+                        p.admitted = true;
+                        self.ending.admission = p.last_key.map(|k| k.elapsed());
+                    }
+                    p.last_outcome = outcome;
+                }
+                Next::Go
+            }
+            _ => {
+                self.answer_request(&m, &a.invite).await;
+                Next::Go
+            }
+        }
+    }
+
+    async fn on_response(
+        &mut self,
+        m: Message,
+        status: StatusCode,
+        a: &Answered,
+        p: &mut Progress,
+    ) -> Next {
+        if m.cseq().is_some_and(|c| c.1 == Method::Invite) && m.branch() == a.invite.branch() {
+            // Our ACK was lost: the 2xx came again.
+            self.ending.retransmissions_received += 1;
+            self.send(&a.ack).await;
+            return Next::Go;
+        }
+        let branch = m.branch().unwrap_or_default();
+        let Some(pending) = p.pending.get_mut(branch) else {
+            return Next::Go;
+        };
+        if !pending
+            .tx
+            .recv_response(std::time::Instant::now(), status.0)
+        {
+            return Next::Go;
+        }
+        let Some(done) = p.pending.remove(branch) else {
+            return Next::Go;
+        };
+        if let Some(expect) = done.expect
+            && expect != status.0
+        {
+            self.ending.differences.push(format!(
+                "{} answered {} where the trace got {expect}",
+                done.method.as_str(),
+                status.0
+            ));
+        }
+        match done.method {
+            Method::Invite if status.is_success() => {
+                let ack = rewrite::ack(&done.sent, &m, &mut self.id, &self.local);
+                self.send(&ack).await;
+                Next::Go
+            }
+            Method::Bye => {
+                self.ending.verdict = p.verdict();
+                Next::End
+            }
+            _ => Next::Go,
+        }
+    }
+
+    /// Retransmits our requests that are due; a BYE nobody answers ends the call.
+    async fn on_timers(&mut self, p: &mut Progress) -> Next {
+        let now = std::time::Instant::now();
+        let mut unanswered = Vec::new();
+        for (branch, pending) in p.pending.iter_mut() {
+            if pending.tx.poll_timeout().is_some_and(|t| t <= now) {
+                match pending.tx.handle_timeout(now) {
+                    TimerOutput::Retransmit(bytes) => {
+                        let _ = self.shared.sip.send_to(&bytes, self.shared.target).await;
+                        self.ending.retransmitted += 1;
+                    }
+                    TimerOutput::RequestTimeout => unanswered.push(branch.clone()),
+                    _ => {}
+                }
+            }
+        }
+        for branch in unanswered {
+            let Some(gone) = p.pending.remove(&branch) else {
+                continue;
+            };
+            if gone.method == Method::Bye {
+                self.ending.verdict = Verdict::Failed("bye_timeout".into());
+                return Next::End;
+            }
+            self.ending
+                .differences
+                .push(format!("{} unanswered", gone.method.as_str()));
+        }
+        Next::Go
+    }
+
     /// Hangs up: a BYE shaped like the script's INVITE (its From and To).
-    async fn bye(&mut self, template: &Message, dialog: &mut Dialog) -> Message {
-        let mut t = template.clone();
+    async fn bye(&mut self, dialog: &mut Dialog) -> Message {
+        let mut t = self.script.invite.clone();
         t.start = message::StartLine::Request {
             method: Method::Bye,
             uri: String::new(),
@@ -639,7 +780,8 @@ impl Call {
     }
 
     /// The INVITE got a final error: refused as the trace was, or failed.
-    fn refused_at_setup(&mut self, script: &Script, status: StatusCode) {
+    fn refused_at_setup(&mut self, status: StatusCode) {
+        let script = self.script.clone();
         let cause = format!("sip_{}", status.0);
         if script.expected.invite_status == Some(status.0) {
             self.ending.verdict = Verdict::Refused(cause);
@@ -654,9 +796,11 @@ impl Call {
         }
     }
 
-    fn gateway_bye(&mut self, script: &Script, bye: &Message, admitted: bool, last: Option<&str>) {
+    /// The gateway hung up: compared with the trace, judged by its Reason
+    /// and what the gateway said of the attempts before.
+    fn gateway_bye(&mut self, bye: &Message, p: &Progress) {
         let cause = bye.header("Reason").and_then(reason_cause);
-        match &script.expected.gateway_bye {
+        match &self.script.expected.gateway_bye {
             None => self
                 .ending
                 .differences
@@ -676,13 +820,13 @@ impl Call {
             cause.as_deref(),
             Some("conference_full" | "conference_locked")
         );
-        self.ending.verdict = match (admitted, cause) {
+        self.ending.verdict = match (p.admitted, cause) {
             (true, Some(c)) if room_refusal => Verdict::Refused(c),
             (true, _) => Verdict::Admitted,
             (false, Some(c)) => Verdict::Refused(c),
-            (false, None) => match last {
-                Some(o) => Verdict::Refused(o.to_owned()),
-                None => Verdict::Failed("gateway_hung_up".into()),
+            (false, None) => match p.verdict() {
+                Verdict::Abandoned => Verdict::Failed("gateway_hung_up".into()),
+                refused => refused,
             },
         };
     }
@@ -698,15 +842,6 @@ impl Call {
         };
         self.send(&rewrite::respond(m, status, &self.id, &self.local, body))
             .await;
-    }
-}
-
-/// The verdict when the caller hangs up.
-fn verdict(admitted: bool, last_outcome: Option<&str>) -> Verdict {
-    match (admitted, last_outcome) {
-        (true, _) => Verdict::Admitted,
-        (false, Some(o)) => Verdict::Refused(o.to_owned()),
-        (false, None) => Verdict::Abandoned,
     }
 }
 
@@ -738,11 +873,19 @@ mod tests {
 
     #[test]
     fn a_caller_hanging_up_is_judged_by_the_last_outcome() {
-        assert_eq!(verdict(true, Some("wrong")), Verdict::Admitted);
+        let judged = |admitted: bool, last: Option<&str>| {
+            Progress {
+                admitted,
+                last_outcome: last.map(str::to_owned),
+                ..Progress::default()
+            }
+            .verdict()
+        };
+        assert_eq!(judged(true, Some("wrong")), Verdict::Admitted);
         assert_eq!(
-            verdict(false, Some("wrong")),
+            judged(false, Some("wrong")),
             Verdict::Refused("wrong".into())
         );
-        assert_eq!(verdict(false, None), Verdict::Abandoned);
+        assert_eq!(judged(false, None), Verdict::Abandoned);
     }
 }

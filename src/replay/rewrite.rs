@@ -87,8 +87,9 @@ impl Identity {
         )
     }
 
-    /// The caller's RTP packet as this call sends it.
-    pub fn rtp(&self, p: &RtpPacket) -> Vec<u8> {
+    /// Writes the caller's RTP packet, as this call sends it, into `out`;
+    /// its length, or `None` when `out` is too small for it.
+    pub fn rtp_into(&self, p: &RtpPacket, out: &mut [u8]) -> Option<usize> {
         RtpPacketBuilder::new()
             .payload_type(p.payload_type & 0x7F)
             .marked(p.marker)
@@ -96,9 +97,8 @@ impl Identity {
             .sequence(Seq::from(p.sequence.wrapping_add(self.sequence_offset)))
             .timestamp(p.timestamp.wrapping_add(self.timestamp_offset))
             .payload(&p.payload)
-            .build()
-            // Cannot fail: no CSRCs, payload type masked to 7 bits.
-            .unwrap_or_default()
+            .build_into(out)
+            .ok()
     }
 }
 
@@ -307,7 +307,7 @@ pub fn cancel(sent_invite: &Message) -> Message {
 
 /// ACK for the INVITE's final response: a new transaction to the gateway's
 /// Contact for a 2xx, the INVITE's own branch and URI otherwise (§17.1.1.3).
-pub fn ack(sent_invite: &Message, response: &Message, id: &mut Identity) -> Message {
+pub fn ack(sent_invite: &Message, response: &Message, id: &mut Identity, local: &Local) -> Message {
     let success = response.status().is_some_and(StatusCode::is_success);
     let mut m = sent_invite.clone();
     let uri = match (&sent_invite.start, response.header("Contact")) {
@@ -320,18 +320,8 @@ pub fn ack(sent_invite: &Message, response: &Message, id: &mut Identity) -> Mess
         uri,
     };
     if success {
-        let top = m.header("Via").unwrap_or_default().to_owned();
-        let host = top
-            .split_whitespace()
-            .nth(1)
-            .and_then(|h| h.split(';').next())
-            .unwrap_or_default()
-            .to_owned();
-        set(
-            &mut m,
-            "Via",
-            format!("SIP/2.0/UDP {host};rport;branch={}", id.next_branch()),
-        );
+        let branch = id.next_branch();
+        set(&mut m, "Via", via(local, &branch));
     }
     if let Some(to) = response.header("To") {
         set(&mut m, "To", to.to_owned());
@@ -437,18 +427,25 @@ mod tests {
                 cseq: 21,
             };
             let info = in_dialog(&trace, &mut id, &l, &mut dialog);
-            let rtp = id.rtp(&RtpPacket {
-                payload_type: 0,
-                marker: false,
-                sequence: 7,
-                timestamp: 160,
-                payload: vec![0xFF; 160],
-            });
+            let mut rtp = [0u8; 512];
+            let len = id
+                .rtp_into(
+                    &RtpPacket {
+                        payload_type: 0,
+                        marker: false,
+                        sequence: 7,
+                        timestamp: 160,
+                        payload: vec![0xFF; 160],
+                    },
+                    &mut rtp,
+                )
+                .unwrap();
+            let rtp = &rtp[..len];
             assert!(call_ids.insert(sent.call_id().to_owned()));
             assert!(tags.insert(sent.tag("From").unwrap().to_owned()));
             assert!(branches.insert(sent.branch().unwrap().to_owned()));
             assert!(branches.insert(info.branch().unwrap().to_owned()));
-            let (h, _) = crate::media::rtp::read(&rtp).unwrap();
+            let (h, _) = crate::media::rtp::read(rtp).unwrap();
             assert!(ssrcs.insert(h.ssrc));
         }
         assert_eq!(ssrcs.len() as u64, calls);
@@ -532,8 +529,14 @@ mod tests {
         let mut ok = respond(&sent, StatusCode::OK, &id, &local(0), None);
         set(&mut ok, "To", "<sip:+15550100@127.0.0.1>;tag=gw".into());
         set(&mut ok, "Contact", "<sip:dialgate@127.0.0.1:5060>".into());
-        let ack_ok = ack(&sent, &ok, &mut id);
+        let ack_ok = ack(&sent, &ok, &mut id, &local(0));
         assert_ne!(ack_ok.branch(), sent.branch());
+        assert!(
+            ack_ok
+                .header("Via")
+                .unwrap()
+                .starts_with("SIP/2.0/UDP 127.0.0.1:6000;")
+        );
         assert_eq!(ack_ok.tag("To"), Some("gw"));
         assert_eq!(ack_ok.header("CSeq"), Some("20 ACK"));
         assert!(ack_ok.body.is_empty());
@@ -541,7 +544,7 @@ mod tests {
         busy.start = StartLine::Response {
             status: StatusCode(486),
         };
-        let ack_busy = ack(&sent, &busy, &mut id);
+        let ack_busy = ack(&sent, &busy, &mut id, &local(0));
         assert_eq!(ack_busy.branch(), sent.branch());
         let c = cancel(&sent);
         assert_eq!(c.branch(), sent.branch());

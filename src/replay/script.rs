@@ -134,6 +134,8 @@ impl Script {
         let mut steps = Vec::new();
         let mut expected = Expected::default();
         let mut answered_at = None;
+        // The trace's answer: its codec's clock is the RTP clock.
+        let mut answer = None;
         let mut seen_branches: Vec<(String, String)> = Vec::new();
         // (cseq, method) of each request step, to attach its final status.
         let mut pending: Vec<(u32, String, usize)> = Vec::new();
@@ -171,8 +173,9 @@ impl Script {
                         && msg.branch() == invite_branch.as_deref()
                     {
                         expected.invite_status.get_or_insert(status.0);
-                        if status.is_success() {
-                            answered_at.get_or_insert(at);
+                        if status.is_success() && answered_at.is_none() {
+                            answered_at = Some(at);
+                            answer = read_sdp(&String::from_utf8_lossy(&msg.body));
                         }
                     } else if let Some(&(_, _, i)) = pending
                         .iter()
@@ -194,7 +197,7 @@ impl Script {
         let media_source = offer.as_ref().and_then(|o| o.remote_rtp);
         let mut media = MediaPlan {
             event_payload_type: offer.as_ref().and_then(|o| o.telephone_event),
-            clock_rate: 8000,
+            clock_rate: answer.map_or(8000, |a| a.codec.clock_rate()),
             audio_payload_type: None,
         };
         if let Some(source) = media_source {
@@ -223,9 +226,6 @@ impl Script {
                     }),
                 });
             }
-        }
-        if let (Some(pt), Some(offer_text)) = (media.audio_payload_type, offer_body(&invite)) {
-            media.clock_rate = clock_of(&offer_text, pt);
         }
         steps.sort_by_key(|s| s.at);
         Ok(Script {
@@ -452,12 +452,12 @@ impl Script {
         // Shift later timestamps with the time, then number the packets anew.
         let old_len = last.end - first.start;
         let end = first.start + new_len;
+        let moved = samples(new_len).wrapping_sub(samples(old_len));
         let mut seq = self.first_sequence();
         for step in &mut script.steps {
             if let StepKind::Rtp(p) = &mut step.kind {
                 if step.at > end {
-                    let moved = samples(new_len) as i64 - samples(old_len) as i64;
-                    p.timestamp = p.timestamp.wrapping_add(moved as u32);
+                    p.timestamp = p.timestamp.wrapping_add(moved);
                 }
                 p.sequence = seq;
                 seq = seq.wrapping_add(1);
@@ -577,20 +577,6 @@ pub fn read_sdp(text: &str) -> Option<sdp::Negotiated> {
 
 fn offer_of(invite: &Message) -> Option<sdp::Negotiated> {
     read_sdp(&offer_body(invite)?)
-}
-
-/// RTP clock of payload type `pt` in an SDP: its rtpmap, else the static
-/// table (every static audio type we meet runs at 8 kHz).
-fn clock_of(sdp_text: &str, pt: u8) -> u32 {
-    sdp_text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("a=rtpmap:"))
-        .find_map(|l| {
-            let (num, rest) = l.split_once(' ')?;
-            (num.parse::<u8>().ok()? == pt).then_some(())?;
-            rest.split('/').nth(1)?.trim().parse().ok()
-        })
-        .unwrap_or(8000)
 }
 
 #[cfg(test)]

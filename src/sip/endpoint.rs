@@ -673,22 +673,34 @@ impl Endpoint {
             bye.headers.push(("Reason".into(), reason));
         }
         let flow = dialog.request_flow();
-        let bytes = bye.to_bytes();
+        self.start_client(now, call, flow, &branch, &bye, true);
+    }
+
+    /// Sends `request` (whose top Via carries `branch`) as a non-INVITE
+    /// client transaction of `call`.
+    fn start_client(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        flow: Flow,
+        branch: &str,
+        request: &Message,
+        ends_dialog: bool,
+    ) {
+        let bytes = request.to_bytes();
         let tx = ClientTx::new(
             now,
             bytes.clone(),
             flow.transport.is_reliable(),
             self.timers,
         );
-        self.client.insert(
-            format!("z9hG4bK{branch}"),
-            ClientEntry {
-                tx,
-                flow,
-                call,
-                ends_dialog: true,
-            },
-        );
+        let entry = ClientEntry {
+            tx,
+            flow,
+            call,
+            ends_dialog,
+        };
+        self.client.insert(format!("z9hG4bK{branch}"), entry);
         self.transmit(flow, bytes);
     }
 
@@ -713,23 +725,7 @@ impl Endpoint {
             .push(("Content-Disposition".into(), "Info-Package".into()));
         info.body = body.into_bytes();
         let flow = dialog.request_flow();
-        let bytes = info.to_bytes();
-        let tx = ClientTx::new(
-            now,
-            bytes.clone(),
-            flow.transport.is_reliable(),
-            self.timers,
-        );
-        self.client.insert(
-            format!("z9hG4bK{branch}"),
-            ClientEntry {
-                tx,
-                flow,
-                call,
-                ends_dialog: false,
-            },
-        );
-        self.transmit(flow, bytes);
+        self.start_client(now, call, flow, &branch, &info, false);
     }
 
     fn forget(&mut self, call: CallRef) {

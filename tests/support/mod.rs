@@ -328,12 +328,18 @@ pub async fn info_call_refused(gw: &Gateway, keys: &str) -> SippRun {
 
 /// The attempt log of `db` as (stage, outcome), oldest first.
 pub async fn attempt_log(db: &str) -> Vec<(String, String)> {
+    attempt_rows(db)
+        .await
+        .into_iter()
+        .map(|a| (a.stage, a.outcome))
+        .collect()
+}
+
+/// The attempt log of `db`, whole rows.
+pub async fn attempt_rows(db: &str) -> Vec<dialgate::store::AttemptRow> {
     let store = dialgate::store::Store::open(db).await.expect("open store");
     store
         .query_attempts(None, None, None)
         .await
         .expect("attempt log")
-        .into_iter()
-        .map(|a| (a.stage, a.outcome))
-        .collect()
 }
