@@ -38,6 +38,8 @@ struct Sizes {
     confirm: Duration,
     first_rate: f64,
     max_probes: usize,
+    /// (b): confirmation runs at most, each 20 % below the last.
+    max_confirms: usize,
     /// (c): idle calls held.
     idle_calls: u32,
 }
@@ -49,6 +51,7 @@ const FULL: Sizes = Sizes {
     confirm: Duration::from_secs(60),
     first_rate: 10.0,
     max_probes: 8,
+    max_confirms: 5,
     idle_calls: 1000,
 };
 
@@ -59,6 +62,7 @@ const QUICK: Sizes = Sizes {
     confirm: Duration::from_secs(3),
     first_rate: 4.0,
     max_probes: 1,
+    max_confirms: 1,
     idle_calls: 20,
 };
 
@@ -382,7 +386,8 @@ fn max_rate(s: &Sizes) -> MaxRate {
     }
     let mut sustained = None;
     let mut candidate = good;
-    for _ in 0..2 {
+    // A rate that holds for 15 s may not for 60 s: step down until one does.
+    for _ in 0..s.max_confirms {
         let Some(r) = candidate else { break };
         let p = probe(r, s.confirm);
         eprintln!(
