@@ -8,14 +8,15 @@
 //!   reports it exactly once.
 //! - [`sip_info`] — SIP INFO bodies (`application/dtmf-relay`,
 //!   `application/dtmf`), one press per request.
-//! - in-band tones decoded from audio ([`DtmfSource::Inband`]); the Goertzel
-//!   detector lives with the media code, not here.
+//! - [`inband`] — tones in the decoded audio itself (a Goertzel detector
+//!   with ITU-T Q.24 tolerances), for trunks that send no telephone-events.
 //!
 //! Everything here is sans-IO: bytes and `Instant`s in, keys out. No sockets,
 //! no clock reads. Keys follow the RFC 4733 §3.2 event-code table (0–9, `*`,
 //! `#`, A–D); the other telephone events (flash, tones, trunk signals) are
 //! deliberately not keys and are dropped by the decoders.
 
+pub mod inband;
 pub mod rfc4733;
 pub mod sip_info;
 
