@@ -93,7 +93,7 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum FixtureCommand {
-    /// A pcap of RTP keying CODE as RFC 4733 telephone-events between G.711 silence.
+    /// A pcap of RTP keying CODE: RFC 4733 telephone-events between G.711 silence, in-band tones, or both.
     KeypadPcap {
         /// Keys to press, e.g. 123456789#
         #[arg(long)]
@@ -107,6 +107,9 @@ pub enum FixtureCommand {
         /// How long each key is held, e.g. 100ms
         #[arg(long, default_value = "100ms")]
         press: String,
+        /// How the keys are sent: `rfc4733` (events), `inband` (tones in the G.711 audio) or `both`
+        #[arg(long, default_value = "rfc4733")]
+        signal: String,
     },
     /// A capture's SIP messages as a text trace (`U DATE TIME SRC -> DST` then the message).
     TraceText {
@@ -165,13 +168,14 @@ pub fn run_calls(api: &str, token: &str, json: bool) -> ExitCode {
 
 /// Writes a fixture file.
 pub fn run_fixture(command: FixtureCommand) -> ExitCode {
-    let (code, out, event_payload_type, press) = match command {
+    let (code, out, event_payload_type, press, signal) = match command {
         FixtureCommand::KeypadPcap {
             code,
             out,
             event_payload_type,
             press,
-        } => (code, out, event_payload_type, press),
+            signal,
+        } => (code, out, event_payload_type, press, signal),
         FixtureCommand::TraceText { capture, out } => return trace_text(&capture, &out),
     };
     let press = match crate::config::parse_duration(&press) {
@@ -181,7 +185,12 @@ pub fn run_fixture(command: FixtureCommand) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let Some(signal) = crate::replay::synth::Signal::parse(&signal) else {
+        eprintln!("error: invalid signal: use rfc4733, inband or both");
+        return ExitCode::from(2);
+    };
     let keying = crate::replay::synth::Keying {
+        signal,
         event_payload_type,
         press,
         ..Default::default()

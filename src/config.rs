@@ -115,6 +115,9 @@ pub struct ServeOptions {
     /// Hang up (BYE) a call that sends no RTP for this long; 0s never [default: 60s]
     #[arg(long)]
     pub rtp_timeout: Option<String>,
+    /// Listen for keypad tones in the audio: `auto` (only while no telephone-event is negotiated), `inband` (always), `never` [default: auto]
+    #[arg(long)]
+    pub dtmf_mode: Option<String>,
 }
 
 /// Resolved settings for one gateway.
@@ -141,6 +144,8 @@ pub struct Settings {
     pub codecs: Vec<Codec>,
     /// No RTP for this long ends the call; `None`: never.
     pub rtp_timeout: Option<Duration>,
+    /// When calls listen for keypad tones in their audio.
+    pub dtmf_mode: crate::dtmf::InbandMode,
 }
 
 /// `opus,g722,pcmu,pcma`: known names, each once, at least one.
@@ -259,6 +264,7 @@ impl ServeOptions {
             max_talkers: self.max_talkers.or(base.max_talkers),
             codecs: self.codecs.or(base.codecs),
             rtp_timeout: self.rtp_timeout.or(base.rtp_timeout),
+            dtmf_mode: self.dtmf_mode.or(base.dtmf_mode),
         }
     }
 
@@ -376,7 +382,13 @@ impl ServeOptions {
             DEFAULT_RTP_TIMEOUT,
         )?)
         .filter(|d| !d.is_zero());
+        let dtmf_mode = match self.dtmf_mode.as_deref() {
+            None => crate::dtmf::InbandMode::default(),
+            Some(mode) => crate::dtmf::InbandMode::parse(mode)
+                .ok_or_else(|| invalid("dtmf-mode", "must be auto, inband or never"))?,
+        };
         Ok(Settings {
+            dtmf_mode,
             rtp_timeout,
             codecs,
             max_talkers,
@@ -519,6 +531,24 @@ mod tests {
         assert_eq!(with(Some("0s")), Some(None));
         assert_eq!(with(Some("90s")), Some(Some(Duration::from_secs(90))));
         assert_eq!(with(Some("soon")), None);
+    }
+
+    #[test]
+    fn dtmf_mode_defaults_to_auto_and_refuses_other_words() {
+        use crate::dtmf::InbandMode;
+        let with = |m: Option<&str>| {
+            ServeOptions {
+                dtmf_mode: m.map(str::to_owned),
+                ..ServeOptions::default()
+            }
+            .resolve()
+            .map(|s| s.dtmf_mode)
+        };
+        assert_eq!(with(None).ok(), Some(InbandMode::Auto));
+        assert_eq!(with(Some("inband")).ok(), Some(InbandMode::Inband));
+        assert_eq!(with(Some("never")).ok(), Some(InbandMode::Never));
+        let err = with(Some("always")).expect_err("not a mode").to_string();
+        assert!(err.contains("dtmf-mode"), "{err}");
     }
 
     #[test]

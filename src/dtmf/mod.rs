@@ -17,6 +17,7 @@
 //! deliberately not keys and are dropped by the decoders.
 
 pub mod inband;
+pub mod merge;
 pub mod rfc4733;
 pub mod sip_info;
 
@@ -156,6 +157,51 @@ pub enum DtmfSource {
     Inband,
 }
 
+impl DtmfSource {
+    /// The name in the API, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::SipInfo => "sip_info",
+            DtmfSource::Inband => "inband",
+        }
+    }
+}
+
+/// When the gateway listens for keypad tones in the caller's audio.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InbandMode {
+    /// Only while no telephone-event is negotiated (follows re-INVITEs).
+    #[default]
+    Auto,
+    /// Always, beside RFC 4733 and SIP INFO ([`merge`] keeps presses single).
+    Inband,
+    /// Never: keys come only as RFC 4733 events or SIP INFO.
+    Never,
+}
+
+impl InbandMode {
+    /// `auto`, `inband` or `never`.
+    pub fn parse(text: &str) -> Option<InbandMode> {
+        match text {
+            "auto" => Some(InbandMode::Auto),
+            "inband" => Some(InbandMode::Inband),
+            "never" => Some(InbandMode::Never),
+            _ => None,
+        }
+    }
+
+    /// Whether to run the tone detector on a call whose SDP did (or did
+    /// not) negotiate telephone-event.
+    pub fn listens(self, telephone_event: bool) -> bool {
+        match self {
+            InbandMode::Auto => !telephone_event,
+            InbandMode::Inband => true,
+            InbandMode::Never => false,
+        }
+    }
+}
+
 /// One key press, counted once, with where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyPress {
@@ -167,6 +213,16 @@ pub struct KeyPress {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn inband_mode_follows_telephone_event_only_in_auto() {
+        assert_eq!(InbandMode::parse("auto"), Some(InbandMode::Auto));
+        assert_eq!(InbandMode::parse("Always"), None);
+        assert!(InbandMode::Auto.listens(false));
+        assert!(!InbandMode::Auto.listens(true));
+        assert!(InbandMode::Inband.listens(true));
+        assert!(!InbandMode::Never.listens(false));
+    }
 
     #[test]
     fn event_codes_follow_rfc4733_table() {

@@ -193,6 +193,12 @@ impl Receiver {
         (!continues).then_some(key)
     }
 
+    /// The newest event's duration so far (RTP timestamp units) and whether
+    /// its end packet has arrived: how long the last press was held.
+    pub fn newest(&self) -> Option<(u16, bool)> {
+        self.recent.back().map(|s| (s.duration, s.ended))
+    }
+
     fn forget_if_idle(&mut self, now: Instant) {
         if let Some(last) = self.last_packet_at
             && now.saturating_duration_since(last) >= IDLE_RESET

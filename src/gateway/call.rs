@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::keys::CallKeys;
 use super::live::{CallState, LiveCall};
 use super::player::Player;
 use super::{OUTCOME_PACKAGE, Shared, SipCommand};
@@ -19,7 +20,6 @@ use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, Decision, invitee_still_valid, resolve};
 use crate::access::{AccessCode, E164, Outcome, Stage};
 use crate::conference::{Member, Policy, Presence, Refusal, Role};
-use crate::dtmf::rfc4733;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::ivr::{Action, Event, LookupResult, Machine};
 use crate::media::leg::Leg;
@@ -383,6 +383,7 @@ impl Call {
             since: crate::store::format_time(chrono::Utc::now()),
             codec: codec_name(negotiated.codec),
             dtmf_sources: Default::default(),
+            dtmf: Vec::new(),
             muted: false,
             role: None,
             // A first offer may already be on hold (sendonly, inactive).
@@ -409,8 +410,12 @@ impl Call {
             ),
             Latch::new(negotiated.remote_rtp),
         ));
-        let mut keypad = rfc4733::Receiver::new();
-        let mut keypad_ssrc: Option<u32> = None;
+        let mut keys = CallKeys::new(
+            self.call.0,
+            self.shared.live.clone(),
+            self.shared.settings.dtmf_mode,
+            &negotiated,
+        );
         // A caller that sends media must keep sending it (comfort noise,
         // keepalives); on hold (recvonly, inactive) it need not.
         let (caller_sends, mut on_hold) = media_flow(&negotiated);
@@ -444,6 +449,15 @@ impl Call {
         let mut lookup: Option<PendingLookup<'_>> = None;
 
         let end = 'call: loop {
+            // Keys from any source, once each: to the IVR, or in the room to
+            // the keypad menu.
+            while let Some(key) = keys.poll_key() {
+                let now = Instant::now().into_std();
+                match &room {
+                    Some(r) => self.room_key(now, key, r, &mut room_keypad),
+                    None => ivr.handle(now, Event::Digit(key)),
+                }
+            }
             while let Some(action) = ivr.poll_action() {
                 match action {
                     Action::Play { id, prompts } => player.play(id, prompts),
@@ -529,6 +543,7 @@ impl Call {
                         rtp_lost.increment(lost);
                     }
                     if header.payload_type == negotiated.payload_type {
+                        keys.on_audio(now, payload);
                         if let Some((_, member)) = &room {
                             member.push_audio(now, &header, payload);
                         }
@@ -537,19 +552,7 @@ impl Call {
                             // Keypad packets share the stream: not audio, not loss.
                             member.push_not_audio(&header);
                         }
-                        if keypad_ssrc != Some(header.ssrc) {
-                            // A new stream: its event timestamps start afresh.
-                            keypad = rfc4733::Receiver::new();
-                            keypad_ssrc = Some(header.ssrc);
-                        }
-                        if let Some(key) = keypad.on_packet(now, header.timestamp, header.marker, payload) {
-                            tracing::debug!(source = "rfc4733", "key");
-                            self.shared.live.dtmf_seen(self.call.0, "rfc4733");
-                            match &room {
-                                Some(r) => self.room_key(now, key, r, &mut room_keypad),
-                                None => ivr.handle(now, Event::Digit(key)),
-                            }
-                        }
+                        keys.on_event(now, &header, payload);
                     }
                 }
                 (result, granted) = async {
@@ -571,12 +574,7 @@ impl Call {
                     Some(CallEvent::Info { tx, content_type, body }) => {
                         let status = match parse_info(&content_type, &body) {
                             Ok(key) => {
-                                self.shared.live.dtmf_seen(self.call.0, "sip_info");
-                                let now = Instant::now().into_std();
-                                match &room {
-                                    Some(r) => self.room_key(now, key, r, &mut room_keypad),
-                                    None => ivr.handle(now, Event::Digit(key)),
-                                }
+                                keys.on_info(Instant::now().into_std(), key);
                                 StatusCode::OK
                             }
                             Err(SipInfoError::UnsupportedContentType) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -598,6 +596,7 @@ impl Call {
                                 answer = reply;
                                 let (sends, held) = media_flow(&new);
                                 self.renegotiated(&leg, room.as_ref().map(|(_, m)| m.as_ref()), &negotiated, &new, held);
+                                keys.renegotiated(&new);
                                 rtp_timeout = self.shared.settings.rtp_timeout.filter(|_| sends);
                                 last_media = Instant::now();
                                 silence.as_mut().reset(last_media + rtp_timeout.unwrap_or(NO_TIMEOUT));

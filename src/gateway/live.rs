@@ -30,9 +30,11 @@ pub struct LiveCall {
     pub room_id: Option<i64>,
     pub since: String,
     pub codec: String,
-    /// DTMF sources seen so far: `rfc4733`, `sip_info`.
+    /// DTMF sources seen so far: `rfc4733`, `sip_info`, `inband`.
     #[schema(value_type = Vec<String>)]
     pub dtmf_sources: BTreeSet<&'static str>,
+    /// The call's latest key presses (at most 32), oldest first.
+    pub dtmf: Vec<DtmfPress>,
     pub muted: bool,
     /// In a room: host or participant.
     pub role: Option<Role>,
@@ -41,6 +43,24 @@ pub struct LiveCall {
     /// The far end's latest RTCP report on the audio we send it.
     pub far_end: Option<FarEnd>,
 }
+
+/// One key press in a call's DTMF trace. Which key is never kept: the
+/// trace would give access codes away.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct DtmfPress {
+    /// How it arrived: `rfc4733`, `sip_info` or `inband`.
+    #[schema(value_type = String)]
+    pub source: &'static str,
+    /// When the key went down, RFC 3339 UTC with milliseconds.
+    pub start: String,
+    /// How long it was held, where the source says (RFC 4733, in-band).
+    pub duration_ms: Option<u64>,
+    /// False when another source had already delivered this press.
+    pub counted: bool,
+}
+
+/// Presses kept per call in the live view.
+const DTMF_TRACE: usize = 32;
 
 /// What the far end's RTCP says of the stream the gateway sends it.
 #[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
@@ -141,12 +161,55 @@ impl LiveCalls {
         }
     }
 
-    pub fn dtmf_seen(&self, id: u64, source: &'static str) {
-        metrics::counter!("dialgate_dtmf_digits_total", "source" => source).increment(1);
+    /// A key press reached the call (`counted` unless another source had
+    /// already delivered it), which went down at `start`.
+    pub fn dtmf_press(
+        &self,
+        id: u64,
+        source: crate::dtmf::DtmfSource,
+        start: std::time::Instant,
+        counted: bool,
+    ) {
+        let name = source.as_str();
+        if counted {
+            metrics::counter!("dialgate_dtmf_digits_total", "source" => name).increment(1);
+        } else {
+            metrics::counter!("dialgate_dtmf_duplicates_total", "source" => name).increment(1);
+        }
+        let ago = chrono::Duration::from_std(start.elapsed()).unwrap_or_default();
+        let start = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         if let Ok(mut c) = self.calls.lock()
             && let Some(e) = c.get_mut(&id)
         {
-            e.info.dtmf_sources.insert(source);
+            e.info.dtmf_sources.insert(name);
+            if e.info.dtmf.len() == DTMF_TRACE {
+                e.info.dtmf.remove(0);
+            }
+            e.info.dtmf.push(DtmfPress {
+                source: name,
+                start,
+                duration_ms: None,
+                counted,
+            });
+        }
+    }
+
+    /// The latest press from `source` was released after `length`.
+    pub fn dtmf_length(
+        &self,
+        id: u64,
+        source: crate::dtmf::DtmfSource,
+        length: std::time::Duration,
+    ) {
+        let name = source.as_str();
+        metrics::histogram!("dialgate_dtmf_press_seconds", "source" => name)
+            .record(length.as_secs_f64());
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+            && let Some(p) = e.info.dtmf.iter_mut().rev().find(|p| p.source == name)
+            && p.duration_ms.is_none()
+        {
+            p.duration_ms = Some(u64::try_from(length.as_millis()).unwrap_or(u64::MAX));
         }
     }
 

@@ -7,6 +7,7 @@
 //! `{"event":"ready","sip":"127.0.0.1:P","api":"127.0.0.1:A","rtp_ports":"L-H"}`.
 
 mod call;
+mod keys;
 pub mod live;
 mod player;
 

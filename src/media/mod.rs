@@ -10,6 +10,8 @@
 //! - [`jitter`]: the adaptive jitter buffer in front of the room's mix.
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
+//! - [`tap`]: the caller's audio decoded again, to 8 kHz, for the in-band
+//!   DTMF detector.
 //!
 //! Left out for now: the 16 kHz internal rate (wideband G.722/Opus), RTCP (issue 5).
 
@@ -24,3 +26,4 @@ pub mod prompts;
 pub mod reception;
 pub mod rtcp;
 pub mod rtp;
+pub mod tap;

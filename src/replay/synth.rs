@@ -1,5 +1,7 @@
-//! A caller keying a code over RTP: G.711 silence around RFC 4733
-//! telephone-events, as a phone sends it.
+//! A caller keying a code over RTP, as a phone sends it: G.711 silence
+//! around RFC 4733 telephone-events, the keys' tones in the audio itself
+//! (in-band), or both at once (a phone that signals events and lets the
+//! tone through too).
 //!
 //! One SSRC; sequence +1 per packet; an 8 kHz timestamp that follows wall
 //! time; per key a fixed event timestamp (the press's start), marker on its
@@ -12,7 +14,9 @@ use std::time::Duration;
 use rtp_rs::{RtpPacketBuilder, Seq};
 
 use crate::dtmf::Key;
+use crate::dtmf::inband::key_tone;
 use crate::dtmf::rfc4733::key_press_payloads;
+use crate::media::g711::{self, Law};
 
 /// One packet and when to send it, from the start of the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,9 +25,37 @@ pub struct TimedPacket {
     pub bytes: Vec<u8>,
 }
 
+/// How the keys reach the far end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Signal {
+    /// RFC 4733 telephone-events between silent audio packets.
+    #[default]
+    Events,
+    /// The keys' tones in the audio (G.711), no events.
+    Tones,
+    /// Both: every 20 ms of a press, a tone packet and an event packet.
+    Both,
+}
+
+impl Signal {
+    /// `rfc4733`, `inband` or `both`.
+    pub fn parse(text: &str) -> Option<Signal> {
+        match text {
+            "rfc4733" => Some(Signal::Events),
+            "inband" => Some(Signal::Tones),
+            "both" => Some(Signal::Both),
+            _ => None,
+        }
+    }
+}
+
+/// Level of each tone of an in-band key, dBm0 (a phone sends about −6 to −10).
+pub const TONE_LEVEL_DBM0: f64 = -9.0;
+
 /// How the keys are pressed.
 #[derive(Clone, Debug)]
 pub struct Keying {
+    pub signal: Signal,
     pub audio_payload_type: u8,
     pub event_payload_type: u8,
     pub ssrc: u32,
@@ -42,6 +74,7 @@ pub struct Keying {
 impl Default for Keying {
     fn default() -> Self {
         Keying {
+            signal: Signal::Events,
             audio_payload_type: 0,
             event_payload_type: 101,
             ssrc: 0x0D1A_1CA7,
@@ -84,7 +117,8 @@ impl Stream<'_> {
             .wrapping_add(self.frames.wrapping_mul(SAMPLES_PER_FRAME))
     }
 
-    fn push(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
+    /// One packet at the current time; [`Self::tick`] moves time on.
+    fn packet(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
         let bytes = RtpPacketBuilder::new()
             .payload_type(pt)
             .ssrc(self.keying.ssrc)
@@ -100,18 +134,80 @@ impl Stream<'_> {
             bytes,
         });
         self.seq = self.seq.wrapping_add(1);
+    }
+
+    fn tick(&mut self) {
         self.frames += 1;
     }
 
-    fn silence(&mut self, length: Duration) {
-        let silence: &[u8] = if self.keying.audio_payload_type == 8 {
-            &PCMA_SILENCE
+    fn push(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
+        self.packet(pt, marker, timestamp, payload);
+        self.tick();
+    }
+
+    fn law(&self) -> Law {
+        if self.keying.audio_payload_type == 8 {
+            Law::A
         } else {
-            &PCMU_SILENCE
-        };
+            Law::Mu
+        }
+    }
+
+    /// One 20 ms audio packet: `key`'s tone, or silence.
+    fn audio(&mut self, key: Option<Key>) {
+        let ts = self.timestamp();
+        let pt = self.keying.audio_payload_type;
+        match key {
+            Some(key) => {
+                let from = u64::from(self.frames) * u64::from(SAMPLES_PER_FRAME);
+                let pcm = key_tone(key, TONE_LEVEL_DBM0, from, SAMPLES_PER_FRAME as usize);
+                let mut payload = Vec::with_capacity(pcm.len());
+                g711::encode(self.law(), &pcm, &mut payload);
+                self.packet(pt, false, ts, &payload);
+            }
+            None => {
+                let silence: &[u8] = match self.law() {
+                    Law::A => &PCMA_SILENCE,
+                    Law::Mu => &PCMU_SILENCE,
+                };
+                self.packet(pt, false, ts, silence);
+            }
+        }
+    }
+
+    /// One press of `key` as the keying's signal says.
+    fn press(&mut self, key: Key, press_ms: u32) {
+        let event_ts = self.timestamp();
+        let events = key_press_payloads(key, press_ms, 10);
+        let tone_frames = press_ms.div_ceil(SAMPLES_PER_FRAME / 8) as usize;
+        match self.keying.signal {
+            Signal::Events => {
+                for (marker, payload) in events {
+                    self.push(self.keying.event_payload_type, marker, event_ts, &payload);
+                }
+            }
+            Signal::Tones => {
+                for _ in 0..tone_frames {
+                    self.audio(Some(key));
+                    self.tick();
+                }
+            }
+            Signal::Both => {
+                for (i, (marker, payload)) in events.into_iter().enumerate() {
+                    // The tone sounds while the event does; the repeated
+                    // end packets ride over silence.
+                    self.audio((i < tone_frames).then_some(key));
+                    self.packet(self.keying.event_payload_type, marker, event_ts, &payload);
+                    self.tick();
+                }
+            }
+        }
+    }
+
+    fn silence(&mut self, length: Duration) {
         for _ in 0..length.as_millis().div_ceil(20) {
-            let ts = self.timestamp();
-            self.push(self.keying.audio_payload_type, false, ts, silence);
+            self.audio(None);
+            self.tick();
         }
     }
 }
@@ -134,10 +230,7 @@ pub fn keyed_code(code: &str, keying: &Keying) -> Result<Vec<TimedPacket>, Synth
         if i > 0 {
             s.silence(keying.gap);
         }
-        let event_ts = s.timestamp();
-        for (marker, payload) in key_press_payloads(*key, press_ms, 10) {
-            s.push(keying.event_payload_type, marker, event_ts, &payload);
-        }
+        s.press(*key, press_ms);
     }
     s.silence(keying.tail);
     Ok(s.out)
@@ -186,6 +279,63 @@ mod tests {
         let last = headers.last().unwrap();
         let frames = u32::try_from(headers.len() - 1).unwrap();
         assert_eq!(last.timestamp, k.first_timestamp + 160 * frames);
+    }
+
+    /// The keys the in-band detector hears in the audio packets.
+    fn tones_heard(packets: &[TimedPacket]) -> String {
+        let mut tap = crate::media::tap::ToneTap::new(crate::sip::sdp::Codec::Pcmu);
+        let mut heard = String::new();
+        for p in packets {
+            let (h, payload) = read(&p.bytes).unwrap();
+            if h.payload_type == 0 {
+                tap.push(payload);
+            }
+            while let Some(t) = tap.poll_tone() {
+                if let crate::dtmf::inband::Tone::Began { key, .. } = t {
+                    heard.push(key.to_char());
+                }
+            }
+        }
+        heard
+    }
+
+    #[test]
+    fn tones_carry_the_keys_in_the_audio_and_both_carries_them_twice() {
+        let tones = Keying {
+            signal: Signal::Tones,
+            ..Keying::default()
+        };
+        let packets = keyed_code("1123#", &tones).unwrap();
+        assert!(
+            packets
+                .iter()
+                .all(|p| read(&p.bytes).unwrap().0.payload_type == 0)
+        );
+        assert_eq!(tones_heard(&packets), "1123#");
+
+        let both = Keying {
+            signal: Signal::Both,
+            ..Keying::default()
+        };
+        let packets = keyed_code("1123#", &both).unwrap();
+        assert_eq!(tones_heard(&packets), "1123#");
+        let mut rx = Receiver::new();
+        let t0 = Instant::now();
+        let events: String = packets
+            .iter()
+            .filter_map(|p| {
+                let (h, payload) = read(&p.bytes)?;
+                (h.payload_type == 101).then_some(())?;
+                rx.on_packet(t0 + p.at, h.timestamp, h.marker, payload)
+            })
+            .map(Key::to_char)
+            .collect();
+        assert_eq!(events, "1123#");
+        // One sequence across both payload types, time moving 20 ms per pair.
+        let headers: Vec<_> = packets.iter().map(|p| read(&p.bytes).unwrap().0).collect();
+        for w in headers.windows(2) {
+            assert_eq!(w[1].sequence, w[0].sequence.wrapping_add(1));
+        }
     }
 
     #[test]

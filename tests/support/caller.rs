@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dialgate::media::codec::{self, Decoder, Encoder, OpusParams};
 use dialgate::media::rtp::{self, Header};
-use dialgate::replay::synth::{Keying, keyed_code};
+use dialgate::replay::synth::{Keying, Signal, keyed_code};
 use dialgate::sip::message::{self, Message, Method, StartLine};
 use dialgate::sip::sdp::Codec;
 use tokio::net::UdpSocket;
@@ -35,6 +35,8 @@ pub struct Caller {
     last_sample: i16,
     /// Talk and listen at 16 kHz (320 samples a frame) instead of 8 kHz.
     pub wideband: bool,
+    /// Whether our offers (the INVITE's, re-INVITEs') include telephone-event.
+    pub telephone_event: bool,
 }
 
 pub struct Dial<'a> {
@@ -42,6 +44,8 @@ pub struct Dial<'a> {
     pub codecs: &'a [Codec],
     /// Port written in our SDP (default: the real RTP port) — to test latching.
     pub advertised_rtp_port: Option<u16>,
+    /// Offer telephone-event (default: yes).
+    pub telephone_event: bool,
 }
 
 impl Default for Dial<'_> {
@@ -50,12 +54,13 @@ impl Default for Dial<'_> {
             number: "+15550100",
             codecs: &[Codec::Pcmu],
             advertised_rtp_port: None,
+            telephone_event: true,
         }
     }
 }
 
-/// Our SDP offer: `codecs` then telephone-event, in `direction`.
-fn offer(rtp_port: u16, codecs: &[Codec], direction: &str, version: u32) -> String {
+/// Our SDP offer: `codecs` then (if `events`) telephone-event, in `direction`.
+fn offer(rtp_port: u16, codecs: &[Codec], events: bool, direction: &str, version: u32) -> String {
     let pts: Vec<String> = codecs
         .iter()
         .map(|c| c.payload_type().to_string())
@@ -64,9 +69,17 @@ fn offer(rtp_port: u16, codecs: &[Codec], direction: &str, version: u32) -> Stri
         .iter()
         .map(|c| format!("a=rtpmap:{} {}\r\n", c.payload_type(), c.rtpmap()))
         .collect();
+    let (event_pt, event_maps) = if events {
+        (
+            " 101",
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+        )
+    } else {
+        ("", "")
+    };
     format!(
         "v=0\r\no=tester 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio {rtp_port} RTP/AVP {} 101\r\n{maps}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na={direction}\r\n",
+m=audio {rtp_port} RTP/AVP {}{event_pt}\r\n{maps}{event_maps}a=ptime:20\r\na={direction}\r\n",
         pts.join(" ")
     )
 }
@@ -86,7 +99,7 @@ impl Caller {
         let rtp_port = dial
             .advertised_rtp_port
             .unwrap_or(rtp.local_addr().expect("addr").port());
-        let sdp = offer(rtp_port, dial.codecs, "sendrecv", 1);
+        let sdp = offer(rtp_port, dial.codecs, dial.telephone_event, "sendrecv", 1);
         let call_id = format!("{}@tester", rand::random::<u64>());
         let from_tag = format!("{:x}", rand::random::<u32>());
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
@@ -120,6 +133,7 @@ Content-Length: {}\r\n\r\n{sdp}",
             decoder: codec::decoder(Codec::Pcmu),
             last_sample: 0,
             wideband: false,
+            telephone_event: dial.telephone_event,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -195,7 +209,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
     pub async fn reinvite(&mut self, codecs: &[Codec], direction: &str) -> (u16, String) {
         self.cseq += 1;
         let port = self.rtp.local_addr().expect("addr").port();
-        let sdp = offer(port, codecs, direction, self.cseq);
+        let sdp = offer(port, codecs, self.telephone_event, direction, self.cseq);
         let local = self.sip.local_addr().expect("addr");
         let extra = format!("Contact: <sip:tester@{local}>\r\nContent-Type: application/sdp\r\n");
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
@@ -239,8 +253,15 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
 
     /// Keys `code` as RFC 4733 events (G.711 silence around), paced in real time.
     pub async fn key_rfc4733(&mut self, code: &str) {
+        self.key(code, Signal::Events).await;
+    }
+
+    /// Keys `code` as `signal` says (events, tones in the G.711 audio, or
+    /// both), paced in real time.
+    pub async fn key(&mut self, code: &str, signal: Signal) {
         let dest = self.gateway_rtp.expect("gateway RTP address");
         let keying = Keying {
+            signal,
             audio_payload_type: self.payload_type,
             ssrc: self.ssrc,
             first_sequence: self.seq,
