@@ -17,25 +17,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dialgate::dtmf::inband::{Detector, Tone};
 use dialgate::media::g711::{self, Law};
+use support::signal::{Rng, keys_heard};
+
+mod support;
 
 const RATE: u32 = 8000;
-
-/// (what, seconds, keys heard) for one signal.
-fn detect(pcm: &[i16]) -> String {
-    let mut detector = Detector::new();
-    let mut keys = String::new();
-    for frame in pcm.chunks(160) {
-        detector.push(frame);
-        while let Some(tone) = detector.poll_tone() {
-            if let Tone::Began { key, .. } = tone {
-                keys.push(key.to_char());
-            }
-        }
-    }
-    keys
-}
 
 /// As a G.711 μ-law line delivers it.
 fn through_ulaw(pcm: &[i16]) -> Vec<i16> {
@@ -52,7 +39,7 @@ struct Table {
 
 impl Table {
     fn add(&mut self, what: impl Into<String>, pcm: &[i16]) {
-        let keys = detect(pcm);
+        let keys = keys_heard(pcm);
         self.rows
             .push((what.into(), pcm.len() as f64 / f64::from(RATE), keys));
     }
@@ -166,28 +153,6 @@ fn the_gateways_own_prompts_and_hold_music_give_no_key() {
     assert_eq!(table.false_keys(), 0, "{report}");
 }
 
-/// xorshift64: the same "random" music every run.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A timbre: the relative amplitude of each harmonic, and how fast a note
 /// decays (per second; 0 for sustained).
 struct Timbre {
@@ -255,7 +220,7 @@ fn play(
 /// Seconds of music-like signal in one timbre: chords every beat, a melody
 /// over them, a bass line and a noise "drum".
 fn music(timbre: &Timbre, seconds: usize, seed: u64) -> Vec<i16> {
-    let mut dice = Dice(seed | 1);
+    let mut dice = Rng(seed | 1);
     let mut out = vec![0.0f64; seconds * RATE as usize];
     let beat = 4000; // samples: 120 beats a minute
     // Major and minor triads and sevenths, as semitones above a root.

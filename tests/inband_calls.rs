@@ -7,39 +7,18 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dialgate::replay::pcap;
-use dialgate::replay::synth::{self, Signal};
+use dialgate::replay::synth::Signal;
 use dialgate::sip::sdp::Codec;
 use serde_json::Value;
 use support::caller::{Caller, Dial};
 use support::http::{call, token};
-use support::{Gateway, SippRun, attempt_log, scenario, sipp};
+use support::{Gateway, SippRun, attempt_log, keypad_pcap, scenario, sipp};
 
 const CODE: &str = "001122334";
 /// Presses in `CODE#`.
 const PRESSES: usize = 10;
-
-fn keypad_pcap(dir: &Path, code: &str, signal: Signal) -> String {
-    let keying = synth::Keying {
-        signal,
-        ..synth::Keying::default()
-    };
-    let packets = synth::keyed_code(code, &keying).expect("code");
-    let path: PathBuf = dir.join(format!("keys-{signal:?}.pcap"));
-    let file = std::fs::File::create(&path).expect("pcap file");
-    pcap::write_udp(
-        file,
-        "127.0.0.1:40000".parse().unwrap(),
-        "127.0.0.1:20000".parse().unwrap(),
-        1_700_000_000,
-        &packets,
-    )
-    .expect("write pcap");
-    path.to_string_lossy().into_owned()
-}
 
 /// The live call once it is in the room with `presses` counted keys and
 /// `entries` presses in all in its trace, polled through the API for up to
@@ -113,6 +92,7 @@ async fn a_caller_without_telephone_event_keys_the_code_as_tones_and_is_admitted
     let (dir, db) = Gateway::provisioned(CODE);
     let token = token(&db);
     let pcap = keypad_pcap(dir.path(), &format!("{CODE}#"), Signal::Tones);
+    let pcap = pcap.to_string_lossy();
     let gw = Gateway::start(dir, db, &[]).await;
     let (run, live) = sipp_call(&gw, "uac_inband.xml", &pcap, &token, PRESSES).await;
     run.assert_ok(&gw);
@@ -137,6 +117,7 @@ async fn keys_sent_both_as_rfc4733_and_as_tones_are_counted_once() {
     let (dir, db) = Gateway::provisioned(CODE);
     let token = token(&db);
     let pcap = keypad_pcap(dir.path(), &format!("{CODE}#"), Signal::Both);
+    let pcap = pcap.to_string_lossy();
     // `inband`: listen to the audio even though telephone-event is negotiated.
     let gw = Gateway::start(dir, db, &["--dtmf-mode", "inband"]).await;
     // Each key heard twice: as an event and as a tone.
@@ -172,6 +153,7 @@ async fn in_auto_mode_a_negotiated_telephone_event_leaves_the_tones_alone() {
     let (dir, db) = Gateway::provisioned(CODE);
     let token = token(&db);
     let pcap = keypad_pcap(dir.path(), &format!("{CODE}#"), Signal::Both);
+    let pcap = pcap.to_string_lossy();
     let gw = Gateway::start(dir, db, &[]).await;
     let (run, live) = sipp_call(&gw, "uac_rfc4733.xml", &pcap, &token, PRESSES).await;
     run.assert_ok(&gw);

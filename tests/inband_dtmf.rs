@@ -9,7 +9,9 @@
 use std::f64::consts::PI;
 use std::io::Write;
 
-use dialgate::dtmf::inband::{Detector, Tone};
+use support::signal::{Rng, keys_heard};
+
+mod support;
 
 const RATE: f64 = 8000.0;
 /// Peak of a 0 dBm0 sine in 16-bit PCM (full scale is +3.14 dBm0).
@@ -17,26 +19,6 @@ const DBM0_PEAK: f64 = 22_826.0;
 const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLUMNS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
 const KEYPAD: &str = "123A456B789C*0#D";
-
-/// xorshift64 and Box–Muller: noise without a dependency, the same every run.
-struct Noise(u64);
-
-impl Noise {
-    fn uniform(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn gaussian(&mut self) -> f64 {
-        let u = self.uniform().max(1e-12);
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (2.0 * PI * v).cos()
-    }
-}
 
 /// A signal under construction, in floating point until it is quantised.
 #[derive(Default)]
@@ -70,7 +52,7 @@ impl Signal {
 
     /// White Gaussian noise of `rms` over the whole signal.
     fn noise(mut self, rms: f64, seed: u64) -> Signal {
-        let mut noise = Noise(seed | 1);
+        let mut noise = Rng(seed | 1);
         for s in &mut self.0 {
             *s += rms * noise.gaussian();
         }
@@ -92,21 +74,6 @@ fn amplitude(dbm0: f64) -> f64 {
 fn key_freqs(key: char) -> (f64, f64) {
     let i = KEYPAD.find(key).expect("a keypad key");
     (ROWS[i / 4], COLUMNS[i % 4])
-}
-
-/// The keys the detector hears in `pcm`, fed 20 ms at a time.
-fn heard(pcm: &[i16]) -> String {
-    let mut detector = Detector::new();
-    let mut keys = String::new();
-    for frame in pcm.chunks(160) {
-        detector.push(frame);
-        while let Some(tone) = detector.poll_tone() {
-            if let Tone::Began { key, .. } = tone {
-                keys.push(key.to_char());
-            }
-        }
-    }
-    keys
 }
 
 /// One row of the results table: how many of its cases came out right.
@@ -137,7 +104,7 @@ impl Table {
         for (name, pcm, expected) in cases {
             total += 1;
             expect_any |= !expected.is_empty();
-            let got = heard(&pcm);
+            let got = keys_heard(&pcm);
             if got == expected {
                 right += 1;
             } else {
@@ -417,5 +384,5 @@ fn the_detector_reports_keys_it_hears_once_whatever_their_order() {
         let (low, high) = key_freqs(k);
         s = s.tones(&[(low, -12.0), (high, -12.0)], 40.0).silence(40.0);
     }
-    assert_eq!(heard(&s.silence(200.0).pcm()), KEYPAD);
+    assert_eq!(keys_heard(&s.silence(200.0).pcm()), KEYPAD);
 }

@@ -4,34 +4,18 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use dialgate::replay::{pcap, synth};
+use dialgate::replay::synth::Signal;
 use support::caller::{Caller, Dial};
-use support::{Gateway, scenario, sipp};
+use support::{Gateway, keypad_pcap, scenario, sipp};
 
 const CODE: &str = "001122334";
-
-fn keypad_pcap(dir: &std::path::Path, code: &str) -> PathBuf {
-    let packets = synth::keyed_code(code, &synth::Keying::default()).expect("code");
-    let path = dir.join(format!("keys-{}.pcap", code.replace('#', "P")));
-    let file = std::fs::File::create(&path).expect("pcap file");
-    pcap::write_udp(
-        file,
-        "127.0.0.1:40000".parse().unwrap(),
-        "127.0.0.1:20000".parse().unwrap(),
-        1_700_000_000,
-        &packets,
-    )
-    .expect("write pcap");
-    path
-}
 
 #[tokio::test]
 async fn right_code_by_rfc4733_stays_in_the_room_until_the_callers_bye() {
     let (dir, db) = Gateway::provisioned(CODE);
-    let pcap = keypad_pcap(dir.path(), &format!("{CODE}#"));
+    let pcap = keypad_pcap(dir.path(), &format!("{CODE}#"), Signal::Events);
     let gw = Gateway::start(dir, db, &[]).await;
     let pcap = pcap.to_string_lossy().into_owned();
     let run = sipp(
@@ -54,7 +38,7 @@ async fn right_code_by_rfc4733_stays_in_the_room_until_the_callers_bye() {
 #[tokio::test]
 async fn wrong_code_three_times_by_rfc4733_gets_bye() {
     let (dir, db) = Gateway::provisioned(CODE);
-    let pcap = keypad_pcap(dir.path(), "1111#2222#3333#");
+    let pcap = keypad_pcap(dir.path(), "1111#2222#3333#", Signal::Events);
     let gw = Gateway::start(dir, db, &[]).await;
     let pcap = pcap.to_string_lossy().into_owned();
     let run = sipp(

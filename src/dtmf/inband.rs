@@ -161,6 +161,10 @@ pub struct Detector {
     bins: [Bin; 8],
     hann: [f64; WINDOW],
     hann_sum: f64,
+    /// Mean square of one tone at [`MIN_LEVEL_DBM0`]: quieter windows are skipped.
+    floor: f64,
+    /// [`GROUP_PEAK_DB`] as a power ratio.
+    group_peak: f64,
     /// Samples not yet analysed; `buf[0]` is stream sample `position`.
     buf: Vec<f64>,
     position: u64,
@@ -190,6 +194,8 @@ impl Detector {
             bins,
             hann,
             hann_sum: hann.iter().sum(),
+            floor: (DBM0_PEAK * db_to_amplitude(MIN_LEVEL_DBM0)).powi(2) / 2.0,
+            group_peak: 10f64.powf(GROUP_PEAK_DB / 10.0),
             buf: Vec::with_capacity(WINDOW + 2 * 160),
             position: 0,
             previous: None,
@@ -237,8 +243,7 @@ impl Detector {
         let energy: f64 = window.iter().map(|x| x * x).sum();
         // Quieter than one tone at the minimum level: nothing to find, and
         // the next window will have no phase to compare with.
-        let floor = (DBM0_PEAK * db_to_amplitude(MIN_LEVEL_DBM0)).powi(2) / 2.0;
-        if energy / (WINDOW as f64) < floor {
+        if energy / (WINDOW as f64) < self.floor {
             self.previous = None;
             return None;
         }
@@ -249,8 +254,8 @@ impl Detector {
             hann[i] = bin.run(window.iter().zip(&self.hann).map(|(x, w)| x * w));
         }
         let previous = self.previous.replace(hann)?;
-        let row = strongest(&rect[..4])?;
-        let column = 4 + strongest(&rect[4..])?;
+        let row = strongest(&rect[..4], self.group_peak)?;
+        let column = 4 + strongest(&rect[4..], self.group_peak)?;
         let low = self.measure(row, rect[row], hann[row], previous[row])?;
         let high = self.measure(column, rect[column], hann[column], previous[column])?;
         let twist = low.level - high.level;
@@ -354,16 +359,15 @@ impl Detector {
     }
 }
 
-/// Index of the strongest of `bins`, if it beats each other one by
-/// [`GROUP_PEAK_DB`].
-fn strongest(bins: &[(f64, f64)]) -> Option<usize> {
+/// Index of the strongest of `bins`, if its power beats each other one's
+/// `margin` times ([`GROUP_PEAK_DB`]).
+fn strongest(bins: &[(f64, f64)], margin: f64) -> Option<usize> {
     let power = |b: &(f64, f64)| b.0 * b.0 + b.1 * b.1;
     let (best, peak) = bins
         .iter()
         .map(power)
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    let margin = 10f64.powf(GROUP_PEAK_DB / 10.0);
     let dominates = bins
         .iter()
         .enumerate()

@@ -380,9 +380,12 @@ impl Script {
         let template: Vec<(Duration, &RtpPacket)> = first
             .steps
             .iter()
-            .filter_map(|&i| match self.steps.get(i).map(|s| &s.kind) {
-                Some(StepKind::Rtp(p)) => Some((self.steps[i].at - first.start, p)),
-                _ => None,
+            .filter_map(|&i| {
+                let step = self.steps.get(i)?;
+                match &step.kind {
+                    StepKind::Rtp(p) => Some((step.at.saturating_sub(first.start), p)),
+                    _ => None,
+                }
             })
             .collect();
         let Some(&(_, head)) = template.first() else {
@@ -450,7 +453,8 @@ impl Script {
             matches!(k, StepKind::Rtp(_))
         });
         // Shift later timestamps with the time, then number the packets anew.
-        let old_len = last.end - first.start;
+        // Saturating: a capture's steps need not be in time order.
+        let old_len = last.end.saturating_sub(first.start);
         let end = first.start + new_len;
         let moved = samples(new_len).wrapping_sub(samples(old_len));
         let mut seq = self.first_sequence();

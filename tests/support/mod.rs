@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command as AsyncCommand};
 
+pub mod signal;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
 
 pub fn repo() -> PathBuf {
@@ -342,4 +344,26 @@ pub async fn attempt_rows(db: &str) -> Vec<dialgate::store::AttemptRow> {
         .query_attempts(None, None, None)
         .await
         .expect("attempt log")
+}
+
+/// A pcap of RTP keying `code` as `signal` says (events, tones or both),
+/// from the synthesiser, for SIPp's `play_pcap_audio`.
+pub fn keypad_pcap(dir: &Path, code: &str, signal: dialgate::replay::synth::Signal) -> PathBuf {
+    use dialgate::replay::{pcap, synth};
+    let keying = synth::Keying {
+        signal,
+        ..synth::Keying::default()
+    };
+    let packets = synth::keyed_code(code, &keying).expect("code");
+    let path = dir.join(format!("keys-{signal:?}-{}.pcap", code.replace('#', "P")));
+    let file = std::fs::File::create(&path).expect("pcap file");
+    pcap::write_udp(
+        file,
+        "127.0.0.1:40000".parse().expect("address"),
+        "127.0.0.1:20000".parse().expect("address"),
+        1_700_000_000,
+        &packets,
+    )
+    .expect("write pcap");
+    path
 }
