@@ -1,6 +1,6 @@
 //! `serve` settings: command-line flags over an optional TOML file (same
 //! keys, kebab-case) over built-in defaults, resolved once at start-up into
-//! [`Settings`]. Durations are written `90s`, `1h30m`, `500ms`.
+//! [`Settings`]. Durations are written `90s`, `1h30m`, `500ms`, `90d`.
 
 use crate::sip::sdp::{ALL_CODECS, Codec};
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +23,12 @@ pub const DEFAULT_RTP_PORTS: &str = "20000-29999";
 pub const DEFAULT_DATABASE: &str = "sqlite://dialgate.db";
 pub const DEFAULT_PROMPTS: &str = "./prompts";
 pub const DEFAULT_SECRET_FILE: &str = "dialgate.secret";
+/// Calls in progress past which new ones get 503 before answering.
+pub const DEFAULT_MAX_CALLS: usize = 2000;
+/// Event-loop lag past which new calls get 503 before answering.
+pub const DEFAULT_MAX_LOOP_LAG: Duration = Duration::from_millis(100);
+/// Longest a number lookup may take before the call gets 503.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(thiserror::Error, Debug)]
 pub enum ConfigError {
@@ -118,6 +124,24 @@ pub struct ServeOptions {
     /// Listen for keypad tones in the audio: `auto` (only while no telephone-event is negotiated), `inband` (always), `never` [default: auto]
     #[arg(long)]
     pub dtmf_mode: Option<String>,
+    /// Calls in progress past which new INVITEs get 503 with Retry-After before answering [default: 2000]
+    #[arg(long)]
+    pub max_calls: Option<usize>,
+    /// Event-loop lag past which new INVITEs get 503 (the CPU is saturated); 0s never [default: 100ms]
+    #[arg(long)]
+    pub max_loop_lag: Option<String>,
+    /// Longest the store may take to route a call before it gets 503 [default: 2s]
+    #[arg(long)]
+    pub store_timeout: Option<String>,
+    /// Attempt-log rows waiting to be written past which new INVITEs get 503 [default: 20000]
+    #[arg(long)]
+    pub attempt_backlog: Option<usize>,
+    /// How long the attempt-log writer gathers rows into one commit [default: 50ms]
+    #[arg(long)]
+    pub attempt_batch_window: Option<String>,
+    /// Attempt-log rows older than this are pruned in the background; 0s keeps them [default: 90d]
+    #[arg(long)]
+    pub attempt_retention: Option<String>,
 }
 
 /// Resolved settings for one gateway.
@@ -146,6 +170,14 @@ pub struct Settings {
     pub rtp_timeout: Option<Duration>,
     /// When calls listen for keypad tones in their audio.
     pub dtmf_mode: crate::dtmf::InbandMode,
+    /// Calls in progress past which new ones are refused.
+    pub max_calls: usize,
+    /// Event-loop lag past which new calls are refused; zero: never.
+    pub max_loop_lag: Duration,
+    /// Longest a routing lookup may take.
+    pub store_timeout: Duration,
+    /// The attempt log's writer.
+    pub attempt_log: crate::store::LogConfig,
 }
 
 /// `opus,g722,pcmu,pcma`: known names, each once, at least one.
@@ -201,7 +233,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            _ => return Err(format!("{s:?}: unit must be ms, s, m, h or d")),
         };
         total = total
             .checked_add(part)
@@ -265,6 +298,12 @@ impl ServeOptions {
             codecs: self.codecs.or(base.codecs),
             rtp_timeout: self.rtp_timeout.or(base.rtp_timeout),
             dtmf_mode: self.dtmf_mode.or(base.dtmf_mode),
+            max_calls: self.max_calls.or(base.max_calls),
+            max_loop_lag: self.max_loop_lag.or(base.max_loop_lag),
+            store_timeout: self.store_timeout.or(base.store_timeout),
+            attempt_backlog: self.attempt_backlog.or(base.attempt_backlog),
+            attempt_batch_window: self.attempt_batch_window.or(base.attempt_batch_window),
+            attempt_retention: self.attempt_retention.or(base.attempt_retention),
         }
     }
 
@@ -387,7 +426,39 @@ impl ServeOptions {
             Some(mode) => crate::dtmf::InbandMode::parse(mode)
                 .ok_or_else(|| invalid("dtmf-mode", "must be auto, inband or never"))?,
         };
+        let max_calls = match self.max_calls {
+            Some(0) => return Err(invalid("max-calls", "must be at least 1")),
+            Some(n) => n,
+            None => DEFAULT_MAX_CALLS,
+        };
+        let store_timeout = dur("store-timeout", self.store_timeout, DEFAULT_STORE_TIMEOUT)?;
+        if store_timeout.is_zero() {
+            return Err(invalid("store-timeout", "must be more than 0"));
+        }
+        let log_defaults = crate::store::LogConfig::default();
+        let attempt_log = crate::store::LogConfig {
+            batch_window: dur(
+                "attempt-batch-window",
+                self.attempt_batch_window,
+                log_defaults.batch_window,
+            )?,
+            backlog_limit: match self.attempt_backlog {
+                Some(0) => return Err(invalid("attempt-backlog", "must be at least 1")),
+                Some(n) => n,
+                None => log_defaults.backlog_limit,
+            },
+            retention: match self.attempt_retention {
+                Some(s) => Some(parse_duration(&s).map_err(|e| invalid("attempt-retention", e))?)
+                    .filter(|d| !d.is_zero()),
+                None => log_defaults.retention,
+            },
+            ..log_defaults
+        };
         Ok(Settings {
+            max_calls,
+            max_loop_lag: dur("max-loop-lag", self.max_loop_lag, DEFAULT_MAX_LOOP_LAG)?,
+            store_timeout,
+            attempt_log,
             dtmf_mode,
             rtp_timeout,
             codecs,

@@ -31,13 +31,7 @@ impl Default for LockoutPolicy {
     }
 }
 
-/// Failure counts within the window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Failures {
-    pub caller_id: u32,
-    pub source: u32,
-    pub number: u32,
-}
+pub use crate::store::Failures;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -125,6 +119,12 @@ mod tests {
             }),
             Verdict::Alarm
         );
+    }
+
+    #[test]
+    fn the_stores_failure_list_is_ours() {
+        let ours: Vec<&str> = FAILURES.iter().map(|o| o.as_str()).collect();
+        assert_eq!(ours, crate::store::attempt_log::FAILED_OUTCOMES);
     }
 
     #[test]

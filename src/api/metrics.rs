@@ -8,7 +8,11 @@
 //! `dialgate_jitter_frames_total{event}` (lost, late, duplicate,
 //! drift_drop, underrun; added when a caller leaves its room), `dialgate_mixer_tick_seconds` and
 //! `dialgate_db_query_seconds{op}` (histograms; `op` is the call path's
-//! query: `number`, `failures`, `resolve`, `invitee`, `record_attempt`).
+//! query: `number`, `failures`, `resolve`, `invitee`, `record_attempt` — one
+//! batch of the attempt log's writer), `dialgate_calls_shed_total{reason}`
+//! (`max_calls`, `attempt_log`, `loop_lag`, `store`: refused with 503 before
+//! answering), `dialgate_attempt_log_backlog`, `dialgate_attempt_rows_written_total`,
+//! `dialgate_event_loop_lag_seconds`, `dialgate_calls_in_progress`.
 //! Codes never appear in labels.
 
 use std::sync::OnceLock;

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::admission::{Admission, CallSlot, Shed};
 use super::keys::CallKeys;
 use super::live::{CallState, LiveCall};
 use super::player::Player;
@@ -31,7 +32,7 @@ use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, Direction, LocalMedia, Negotiated, SdpError};
-use crate::store::{Attempt, NumberRow, timed};
+use crate::store::{Attempt, FailureKeys, Guess, NumberRow, timed};
 
 /// Extra wait before each answer while a number is being probed.
 const PROBED_NUMBER_DELAY: Duration = Duration::from_secs(2);
@@ -41,9 +42,12 @@ const BYE_WAIT: Duration = Duration::from_secs(40);
 
 type Events = mpsc::UnboundedReceiver<CallEvent>;
 
-/// A code lookup under way: the IVR's answer and what it granted.
-type PendingLookup<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (LookupResult, Option<Grant>)> + Send + 'a>>;
+/// A code check's answer: the IVR's result, what a right code granted, and
+/// the guess it settles (recorded with the attempt).
+type Checked = (LookupResult, Option<Grant>, Option<Guess>);
+
+/// A code lookup under way.
+type PendingLookup<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Checked> + Send + 'a>>;
 
 struct Call {
     shared: Arc<Shared>,
@@ -67,6 +71,8 @@ struct Grant {
     invitee: Option<i64>,
     /// The host code was keyed.
     host: bool,
+    /// The room's settings, read with the code.
+    policy: Policy,
 }
 
 /// Why the media loop ended.
@@ -148,7 +154,14 @@ async fn presence_change(watch: &mut Option<tokio::sync::watch::Receiver<Presenc
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events: Events) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    incoming: IncomingCall,
+    mut events: Events,
+    slot: CallSlot,
+) {
+    // The call's place in `--max-calls`, held until the call task ends.
+    let _slot = slot;
     let respond = |status: StatusCode, sdp: Option<Vec<u8>>| {
         let _ = shared.sip.send(SipCommand::RespondInvite {
             call: incoming.call,
@@ -156,16 +169,50 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
             sdp,
         });
     };
-    let number = match route(&shared, &incoming).await {
-        Ok(Some(number)) => number,
-        Ok(None) => {
+    // Everything the store must say about this call is asked before the
+    // answer, bounded in time: a store that cannot keep up refuses calls
+    // (503) instead of leaving answered callers in silence.
+    let routed = tokio::time::timeout(shared.settings.store_timeout, route(&shared, &incoming));
+    let number = match routed.await {
+        Ok(Ok(Some(number))) => number,
+        Ok(Ok(None)) => {
             respond(StatusCode::NOT_FOUND, None);
             return;
         }
-        Err(()) => {
+        Ok(Err(())) => {
             respond(StatusCode::SERVICE_UNAVAILABLE, None);
             return;
         }
+        Err(_) => {
+            Admission::count_shed(Shed::Store);
+            tracing::warn!(limit = ?shared.settings.store_timeout, "number lookup too slow: 503");
+            respond(StatusCode::SERVICE_UNAVAILABLE, None);
+            return;
+        }
+    };
+    let who = identify(
+        &shared.settings.trusted_peers,
+        incoming.source,
+        &incoming.vias,
+        incoming.p_asserted_identity.as_deref(),
+        &incoming.from_user,
+    );
+    let call = Call {
+        caller_id: who.caller_id,
+        source: who.source,
+        source_ip: who.source_ip.to_string(),
+        shared: shared.clone(),
+        call: incoming.call,
+        call_id: incoming.call_id.clone(),
+        number,
+        outcome_info: incoming.recv_info.iter().any(|p| p == OUTCOME_PACKAGE),
+    };
+    let counted = tokio::time::timeout(shared.settings.store_timeout, call.verdict());
+    let Ok(verdict) = counted.await else {
+        Admission::count_shed(Shed::Store);
+        tracing::warn!(limit = ?shared.settings.store_timeout, "lockout count too slow: 503");
+        respond(StatusCode::SERVICE_UNAVAILABLE, None);
+        return;
     };
     let port = match shared.ports.allocate() {
         Ok(p) => p,
@@ -189,7 +236,7 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
             return;
         }
     };
-    tracing::info!(number = %number.number, codec = ?negotiated.codec, "incoming call");
+    tracing::info!(number = %call.number.number, codec = ?negotiated.codec, "incoming call");
     if !shared.settings.answer_delay.is_zero() {
         respond(StatusCode::RINGING, None);
         let ring = tokio::time::sleep(shared.settings.answer_delay);
@@ -244,24 +291,7 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: IncomingCall, mut events:
             }
         }
     }
-    let who = identify(
-        &shared.settings.trusted_peers,
-        incoming.source,
-        &incoming.vias,
-        incoming.p_asserted_identity.as_deref(),
-        &incoming.from_user,
-    );
-    let call = Call {
-        caller_id: who.caller_id,
-        source: who.source,
-        source_ip: who.source_ip.to_string(),
-        shared,
-        call: incoming.call,
-        call_id: incoming.call_id,
-        number,
-        outcome_info: incoming.recv_info.iter().any(|p| p == OUTCOME_PACKAGE),
-    };
-    call.run_media(port, (negotiated, session, answer), events)
+    call.run_media(port, (negotiated, session, answer), events, verdict)
         .await;
 }
 
@@ -355,6 +385,7 @@ impl Call {
         port: RtpPort,
         (mut negotiated, mut session, mut answer): (Negotiated, Session, String),
         mut events: Events,
+        verdict: Verdict,
     ) {
         let RtpPort {
             socket,
@@ -392,7 +423,7 @@ impl Call {
         });
         // The number's language, English where it has no prompts.
         let prompts = self.shared.prompts.for_language(&self.number.language);
-        let mut ivr = match self.verdict().await {
+        let mut ivr = match verdict {
             Verdict::Locked => {
                 tracing::info!("caller locked out");
                 Machine::locked(self.shared.settings.ivr.clone())
@@ -447,6 +478,8 @@ impl Call {
         let mut grant: Option<Grant> = None;
         // The code lookup under way, if any: the IVR's answer and the grant.
         let mut lookup: Option<PendingLookup<'_>> = None;
+        // The guess the last lookup checked, settled by the IVR's attempt.
+        let mut guess: Option<Guess> = None;
 
         let end = 'call: loop {
             // Keys from any source, once each: to the IVR, or in the room to
@@ -467,8 +500,7 @@ impl Call {
                     Action::VerifySecurity(code) => {
                         let (this, granted) = (&self, grant.clone());
                         lookup = Some(Box::pin(async move {
-                            let result = this.verify_security(&code, granted.as_ref()).await;
-                            (result, granted)
+                            this.verify_security(&code, granted).await
                         }));
                     }
                     Action::Lookup(code) => {
@@ -480,7 +512,7 @@ impl Call {
                             .as_ref()
                             .filter(|_| outcome == Outcome::Admitted)
                             .map(|g| g.room_id);
-                        self.record(stage, outcome, room_id).await;
+                        self.record(stage, outcome, room_id, guess.take());
                     }
                     Action::Join { room_id } => {
                         let host = grant.as_ref().is_some_and(|g| g.host);
@@ -493,7 +525,7 @@ impl Call {
                             negotiated.codec,
                         );
                         member.set_held(on_hold);
-                        let policy = self.room_policy(room_id).await;
+                        let policy = grant.as_ref().map(|g| g.policy).unwrap_or_default();
                         match self.shared.rooms.join(room_id, member.clone(), policy) {
                             Ok(now) => {
                                 self.shared
@@ -555,7 +587,7 @@ impl Call {
                         keys.on_event(now, &header, payload);
                     }
                 }
-                (result, granted) = async {
+                (result, granted, guessed) = async {
                     match lookup.as_mut() {
                         Some(f) => f.await,
                         None => std::future::pending().await,
@@ -563,6 +595,7 @@ impl Call {
                 } => {
                     lookup = None;
                     grant = granted;
+                    guess = guessed;
                     ivr.handle(Instant::now().into_std(), Event::Lookup(result));
                 }
                 received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
@@ -664,7 +697,7 @@ impl Call {
                 ivr.handle(Instant::now().into_std(), Event::CallerGone);
                 while let Some(action) = ivr.poll_action() {
                     if let Action::Attempt { stage, outcome } = action {
-                        self.record(stage, outcome, None).await;
+                        self.record(stage, outcome, None, guess.take());
                     }
                 }
                 if matches!(end, End::MediaTimeout) {
@@ -831,14 +864,24 @@ impl Call {
         let _ = wait.await;
     }
 
-    /// Whether this caller may try a code now, from the failures in the window.
-    async fn verdict(&self) -> Verdict {
+    /// Who this call's failures count against.
+    fn failure_keys(&self) -> FailureKeys<'_> {
+        FailureKeys {
+            caller_id: countable_caller_id(&self.caller_id).then_some(self.caller_id.as_str()),
+            source_ip: &self.source_ip,
+            number: &self.number.number,
+        }
+    }
+
+    /// What the failure counts say of this caller.
+    ///
+    /// Where the store fails, the gateway fails open for the lockout (the
+    /// code must still be right, and the outage must not lock every caller
+    /// out) and closed for the code itself ([`Call::lookup`]: refused). This
+    /// is the one place that choice is made for counts.
+    fn judge(&self, counted: Result<crate::store::Failures, crate::store::StoreError>) -> Verdict {
         let policy = &self.shared.settings.lockout;
-        let since = chrono::Utc::now() - policy.window;
-        let caller = countable_caller_id(&self.caller_id).then_some(self.caller_id.as_str());
-        let store = &self.shared.store;
-        let counted = store.failures_since(caller, &self.source_ip, &self.number.number, since);
-        match timed("failures", counted).await {
+        match counted {
             Ok(failures) => {
                 let verdict = policy.verdict(failures);
                 if verdict == Verdict::Alarm {
@@ -847,9 +890,33 @@ impl Call {
                 verdict
             }
             Err(e) => {
-                tracing::error!(%e, "cannot count failed attempts");
+                tracing::error!(%e, "cannot count failed attempts: lockout not applied");
                 Verdict::Open
             }
+        }
+    }
+
+    /// Whether this caller may try a code now, from the failures in the window.
+    async fn verdict(&self) -> Verdict {
+        let since = chrono::Utc::now() - self.shared.settings.lockout.window;
+        let counted = self.shared.attempts.failures(self.failure_keys(), since);
+        self.judge(timed("failures", counted).await)
+    }
+
+    /// As [`verdict`](Self::verdict), and unless locked, a guess that counts
+    /// as a failure until its attempt is recorded: parallel calls from one
+    /// source cannot check more guesses than the limit.
+    async fn guess(&self) -> (Verdict, Option<Guess>) {
+        let policy = &self.shared.settings.lockout;
+        let since = chrono::Utc::now() - policy.window;
+        let allow = |f| policy.verdict(f) != Verdict::Locked;
+        let counted = self
+            .shared
+            .attempts
+            .guess(self.failure_keys(), since, allow);
+        match timed("failures", counted).await {
+            Ok((failures, guess)) => (self.judge(Ok(failures)), guess),
+            Err(e) => (self.judge(Err(e)), None),
         }
     }
 
@@ -905,10 +972,11 @@ impl Call {
     }
 
     /// The IVR's answer for an access code, and what a right one granted.
-    async fn lookup(&self, code: &AccessCode) -> (LookupResult, Option<Grant>) {
+    async fn lookup(&self, code: &AccessCode) -> Checked {
         // Parallel calls from one source must not outrun the lockout.
-        match self.verdict().await {
-            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None),
+        let (verdict, guess) = self.guess().await;
+        match verdict {
+            Verdict::Locked => return (LookupResult::Refused(Outcome::Locked), None, None),
             Verdict::Alarm => tokio::time::sleep(PROBED_NUMBER_DELAY).await,
             Verdict::Open => {}
         }
@@ -944,46 +1012,55 @@ impl Call {
                     security,
                     invitee,
                     host,
+                    policy: self.room_policy(room_id).await,
                 };
-                (result, Some(grant))
+                (result, Some(grant), guess)
             }
-            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None),
+            Ok(Decision::Refuse(outcome)) => (LookupResult::Refused(outcome), None, guess),
             Err(e) => {
-                // The caller is refused rather than left waiting; the
-                // operator sees the error.
+                // Fail closed: the caller is refused rather than left
+                // waiting or let in; the operator sees the error.
                 tracing::error!(%e, "access code lookup failed");
-                (LookupResult::Refused(Outcome::Wrong), None)
+                (LookupResult::Refused(Outcome::Wrong), None, guess)
             }
         }
     }
 
     /// The IVR's answer for a security code: right for the grant's hash, and
     /// a personal code revoked meanwhile fails now.
-    async fn verify_security(&self, code: &AccessCode, grant: Option<&Grant>) -> LookupResult {
-        let Some(grant) = grant else {
-            return LookupResult::Refused(Outcome::Wrong);
+    async fn verify_security(&self, code: &AccessCode, grant: Option<Grant>) -> Checked {
+        let Some(mut grant) = grant else {
+            return (LookupResult::Refused(Outcome::Wrong), None, None);
         };
+        let (verdict, guess) = self.guess().await;
+        if verdict == Verdict::Locked {
+            return (LookupResult::Refused(Outcome::Locked), Some(grant), None);
+        }
         if let Some(id) = grant.invitee
             && !timed("invitee", invitee_still_valid(&self.shared.store, id))
                 .await
                 .unwrap_or(false)
         {
-            return LookupResult::Refused(Outcome::Revoked);
+            return (LookupResult::Refused(Outcome::Revoked), Some(grant), guess);
         }
         let right = grant
             .security
             .as_deref()
             .is_some_and(|stored| self.shared.secret.verify(SECURITY, code.as_str(), stored));
         if right {
-            LookupResult::Admitted {
+            // The room's settings as they are now, at the join.
+            grant.policy = self.room_policy(grant.room_id).await;
+            let result = LookupResult::Admitted {
                 room_id: grant.room_id,
-            }
+            };
+            (result, Some(grant), guess)
         } else {
-            LookupResult::Refused(Outcome::Wrong)
+            (LookupResult::Refused(Outcome::Wrong), Some(grant), guess)
         }
     }
 
-    async fn record(&self, stage: Stage, outcome: Outcome, room_id: Option<i64>) {
+    /// Logs an attempt: queued for the attempt log's writer, never awaited.
+    fn record(&self, stage: Stage, outcome: Outcome, room_id: Option<i64>, guess: Option<Guess>) {
         let attempt = Attempt {
             at: chrono::Utc::now(),
             number: self.number.number.clone(),
@@ -1009,8 +1086,6 @@ impl Call {
                 body: format!("outcome={}\r\nstage={}\r\n", attempt.outcome, attempt.stage),
             });
         }
-        if let Err(e) = timed("record_attempt", self.shared.store.record_attempt(&attempt)).await {
-            tracing::error!(%e, "cannot write the attempt log");
-        }
+        self.shared.attempts.record(attempt, guess);
     }
 }

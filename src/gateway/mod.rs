@@ -6,6 +6,7 @@
 //! listening, `serve` prints one JSON line on stdout:
 //! `{"event":"ready","sip":"127.0.0.1:P","api":"127.0.0.1:A","rtp_ports":"L-H"}`.
 
+pub mod admission;
 mod call;
 mod keys;
 pub mod live;
@@ -29,7 +30,8 @@ use crate::sip::dialog::LocalAddr;
 use crate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
 use crate::sip::message::StatusCode;
 use crate::sip::transport::{self, SipSockets, TransportHandle};
-use crate::store::{Store, StoreError};
+use crate::store::{AttemptLog, Store, StoreError};
+use admission::{Admission, RETRY_AFTER_SECS};
 
 #[derive(thiserror::Error, Debug)]
 pub enum ServeError {
@@ -95,6 +97,9 @@ pub(crate) struct Shared {
     pub rooms: Rooms,
     pub sip: mpsc::UnboundedSender<SipCommand>,
     pub live: live::LiveCalls,
+    /// The attempt log's writer: calls queue rows, never wait.
+    pub attempts: AttemptLog,
+    pub admission: Arc<Admission>,
 }
 
 /// Logs to stderr, as text or one JSON object per line; `RUST_LOG`
@@ -176,7 +181,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         },
         settings.sip_timers,
     );
+    let attempts = AttemptLog::start(store.clone(), settings.attempt_log);
+    let admission = Admission::new(settings.max_calls, settings.max_loop_lag, attempts.clone());
+    tokio::spawn(admission.clone().watch_loop_lag());
     let shared = Arc::new(Shared {
+        attempts: attempts.clone(),
+        admission,
         rooms,
         settings,
         store,
@@ -199,6 +209,19 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     }
     tracing::info!(sip = %local, "dialgate ready");
     run_endpoint(endpoint, transport, inbound, sip_rx, shared).await;
+    // Every queued attempt row is written before the process exits.
+    let backlog = attempts.backlog();
+    if tokio::time::timeout(LOG_FLUSH_LIMIT, attempts.close())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            rows = attempts.backlog(),
+            "attempt log not flushed: the store did not take the rows"
+        );
+    } else {
+        tracing::info!(rows = backlog, "attempt log flushed");
+    }
     Ok(())
 }
 
@@ -220,6 +243,18 @@ async fn shutdown_signal() {
 /// How long shutdown waits for BYEs to be answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// How long shutdown waits for the attempt log to be written.
+const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(30);
+
+/// Extra headers of a final answer to an INVITE: a 503 says when to retry.
+fn invite_refusal_headers(status: StatusCode) -> Vec<(String, String)> {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        vec![("Retry-After".into(), RETRY_AFTER_SECS.to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
 async fn run_endpoint(
     mut endpoint: Endpoint,
     transport: TransportHandle,
@@ -231,7 +266,22 @@ async fn run_endpoint(
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut stopping: Option<Instant> = None;
+    let mut shed_before = None;
     loop {
+        let shed = shared.admission.shedding();
+        if shed != shed_before {
+            match shed {
+                Some(why) => {
+                    tracing::warn!(reason = why.as_str(), calls = shared.admission.calls(), backlog = shared.attempts.backlog(), lag = ?shared.admission.loop_lag(), "overloaded: refusing new calls (503)")
+                }
+                None => tracing::info!(calls = shared.admission.calls(), "taking new calls again"),
+            }
+            shed_before = shed;
+        }
+        endpoint.set_overloaded(
+            shed.map(|_| RETRY_AFTER_SECS)
+                .or(stopping.map(|_| RETRY_AFTER_SECS)),
+        );
         let timer = endpoint.poll_timeout().map(Instant::from_std);
         let now = tokio::select! {
             Some((flow, bytes)) = inbound.recv() => {
@@ -242,7 +292,7 @@ async fn run_endpoint(
             Some(cmd) = commands.recv() => {
                 let now = Instant::now().into_std();
                 match cmd {
-                    SipCommand::RespondInvite { call, status, sdp } => endpoint.respond_invite(now, call, status, Vec::new(), sdp),
+                    SipCommand::RespondInvite { call, status, sdp } => endpoint.respond_invite(now, call, status, invite_refusal_headers(status), sdp),
                     SipCommand::Respond { tx, status } => endpoint.respond(now, &tx, status),
                     SipCommand::RespondReinvite { tx, status, sdp } => endpoint.respond_reinvite(now, &tx, status, sdp),
                     SipCommand::Bye { call, reason } => endpoint.send_bye(now, call, reason),
@@ -274,20 +324,34 @@ async fn run_endpoint(
             match out {
                 Output::Transmit { flow, bytes } => transport.send(flow, bytes).await,
                 Output::Incoming(incoming) => {
-                    if stopping.is_some() {
-                        endpoint.respond_invite(
-                            Instant::now().into_std(),
-                            incoming.call,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Vec::new(),
-                            None,
-                        );
-                        continue;
-                    }
+                    // Refused before anything is answered: shutting down,
+                    // or the gateway cannot serve one more call.
+                    let slot = match stopping {
+                        Some(_) => Err(None),
+                        None => shared.admission.admit().map_err(Some),
+                    };
+                    let slot = match slot {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            if let Some(why) = why {
+                                Admission::count_shed(why);
+                                tracing::debug!(reason = why.as_str(), source = %incoming.source, "call shed before answering");
+                            }
+                            let status = StatusCode::SERVICE_UNAVAILABLE;
+                            endpoint.respond_invite(
+                                Instant::now().into_std(),
+                                incoming.call,
+                                status,
+                                invite_refusal_headers(status),
+                                None,
+                            );
+                            continue;
+                        }
+                    };
                     let (tx, rx) = mpsc::unbounded_channel();
                     calls.insert(incoming.call, tx);
                     let span = tracing::info_span!("call", call_id = %incoming.call_id);
-                    tokio::spawn(call::run(shared.clone(), incoming, rx).instrument(span));
+                    tokio::spawn(call::run(shared.clone(), incoming, rx, slot).instrument(span));
                 }
                 Output::Call(call, event) => {
                     let last = matches!(

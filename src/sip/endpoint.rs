@@ -126,6 +126,8 @@ pub struct Endpoint {
     reinvites: HashMap<CallRef, TxKey>,
     next_call: u64,
     out: VecDeque<Output>,
+    /// The gateway sheds new calls: OPTIONS is answered 503.
+    overloaded: Option<u32>,
 }
 
 impl Endpoint {
@@ -140,7 +142,14 @@ impl Endpoint {
             reinvites: HashMap::new(),
             next_call: 1,
             out: VecDeque::new(),
+            overloaded: None,
         }
+    }
+
+    /// While `Some(retry_after_secs)`, OPTIONS gets 503 with that
+    /// `Retry-After`, so a dispatcher in front sends new calls elsewhere.
+    pub fn set_overloaded(&mut self, retry_after: Option<u32>) {
+        self.overloaded = retry_after;
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -243,7 +252,19 @@ impl Endpoint {
         let in_dialog = req.tag("To").is_some();
         match method {
             Method::Invite if !in_dialog => self.on_new_invite(now, flow, req),
-            Method::Options => self.simple(now, flow, &req, &method, StatusCode::OK),
+            Method::Options => match self.overloaded {
+                Some(after) => {
+                    let mut resp = response(
+                        &req,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(&random_token()),
+                        flow.remote,
+                    );
+                    resp.headers.push(("Retry-After".into(), after.to_string()));
+                    self.answer(now, flow, &req, &method, resp);
+                }
+                None => self.simple(now, flow, &req, &method, StatusCode::OK),
+            },
             Method::Invite | Method::Bye | Method::Info => match self.dialog_of(&req) {
                 Some(call) => self.on_in_dialog(now, flow, call, req, method),
                 None => self.simple(now, flow, &req, &method, StatusCode::CALL_DOES_NOT_EXIST),

@@ -11,6 +11,7 @@
 //! A SQLite file is created when absent and switched to WAL. Access codes are
 //! never written to the attempt log.
 
+pub mod attempt_log;
 mod catalog;
 mod invitees;
 mod meetings;
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub use attempt_log::{AttemptLog, FailureKeys, Failures, Guess, LogConfig};
 pub use catalog::TenantUse;
 pub use invitees::InviteeRow;
 pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};
@@ -310,68 +312,6 @@ impl Store {
         code: &str,
     ) -> Result<Option<RoomRow>, StoreError> {
         self.room_where("r.access_code", tenant_id, code).await
-    }
-
-    /// Appends to the attempt log. The code itself is never passed here.
-    pub async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO attempts (at, number, caller_id, source, source_ip, stage, outcome, room_id, call_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(format_time(attempt.at))
-        .bind(&attempt.number)
-        .bind(&attempt.caller_id)
-        .bind(&attempt.source)
-        .bind(&attempt.source_ip)
-        .bind(attempt.stage)
-        .bind(attempt.outcome)
-        .bind(attempt.room_id)
-        .bind(&attempt.call_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Failed attempts since `since` by this caller-ID (if countable), this
-    /// source IP and to this number.
-    pub async fn failures_since(
-        &self,
-        caller_id: Option<&str>,
-        source_ip: &str,
-        number: &str,
-        since: DateTime<Utc>,
-    ) -> Result<crate::access::lockout::Failures, StoreError> {
-        let outcomes: Vec<String> = crate::access::lockout::FAILURES
-            .iter()
-            .map(|o| format!("'{}'", o.as_str()))
-            .collect();
-        let outcomes = outcomes.join(", ");
-        let since = format_time(since);
-        let count = |column: &'static str, value: String| {
-            // Column names and outcomes are constants of ours, never input.
-            let sql = format!(
-                "SELECT COUNT(*) FROM attempts WHERE {column} = $1 AND at > $2 AND outcome IN ({outcomes})"
-            );
-            let since = since.clone();
-            async move {
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(value)
-                    .bind(since)
-                    .fetch_one(&self.pool)
-                    .await?;
-                let n: i64 = row.try_get(0)?;
-                Ok::<u32, StoreError>(u32::try_from(n).unwrap_or(u32::MAX))
-            }
-        };
-        let caller_id = match caller_id {
-            Some(c) => count("caller_id", c.to_owned()).await?,
-            None => 0,
-        };
-        Ok(crate::access::lockout::Failures {
-            caller_id,
-            source: count("source_ip", source_ip.to_owned()).await?,
-            number: count("number", number.to_owned()).await?,
-        })
     }
 
     /// Attempt-log rows, oldest first, filtered by time, number and room.

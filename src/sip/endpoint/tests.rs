@@ -230,6 +230,28 @@ fn options_register_and_unknown_methods() {
 }
 
 #[test]
+fn options_gets_503_with_retry_after_while_overloaded_and_200_after() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    ep.set_overloaded(Some(5));
+    ep.handle_input(
+        now,
+        flow(),
+        request("OPTIONS", "z9hG4bK-o1", 1, None).as_bytes(),
+    );
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![503]);
+    assert_eq!(d.sent[0].header("Retry-After"), Some("5"));
+    ep.set_overloaded(None);
+    ep.handle_input(
+        now,
+        flow(),
+        request("OPTIONS", "z9hG4bK-o2", 2, None).as_bytes(),
+    );
+    assert_eq!(statuses(&drain(&mut ep)), vec![200]);
+}
+
+#[test]
 fn info_is_handed_over_and_answered_once() {
     let t0 = Instant::now();
     let mut ep = endpoint();

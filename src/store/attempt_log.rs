@@ -1,0 +1,532 @@
+//! The attempt log's one writer, and the failure counts lockouts decide on.
+//!
+//! Calls never wait for the database to log an attempt: [`AttemptLog::record`]
+//! queues the row and returns. One task takes the queue in batches (group
+//! commit: everything that arrived within [`LogConfig::batch_window`], up to
+//! [`LogConfig::max_batch`] rows, in one transaction of multi-row
+//! `INSERT`s). A row is never dropped: when a batch fails it goes back to the
+//! head of the queue and is tried again, and the gateway refuses new calls
+//! while [`AttemptLog::backlog`] is past its limit (the queue is bounded by
+//! that refusal, not by losing rows). [`AttemptLog::close`] writes what is
+//! queued before the process exits; a `kill -9` loses at most the rows of
+//! the last batch window.
+//!
+//! Lockouts count failures from the store (the source of truth across
+//! restarts and nodes) plus what this process has not written yet, plus the
+//! guesses being checked right now ([`Guess`]): so concurrent calls cannot
+//! check more guesses than the limit, and a failure counts from the moment
+//! it is known, not from its commit. The counts and a commit never
+//! interleave: a batch commits and leaves the unwritten tally under one
+//! write lock, and a count holds the read lock from its query until it has
+//! added the unwritten tally, so no row is counted twice or missed.
+//!
+//! Left out: guesses under way on other nodes are not seen (at most one
+//! batch window per node).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use tokio::sync::{Notify, RwLock};
+
+use super::{Attempt, Store, StoreError, format_time};
+
+/// Outcomes that count as a failed guess; the partial indexes of migration
+/// 0009 name the same list (`access::lockout::FAILURES` is checked against it).
+pub const FAILED_OUTCOMES: [&str; 5] = ["wrong", "not_started", "ended", "revoked", "used"];
+
+/// Whether an outcome is a failed guess.
+pub fn is_failure(outcome: &str) -> bool {
+    FAILED_OUTCOMES.contains(&outcome)
+}
+
+/// Failure counts within a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Failures {
+    pub caller_id: u32,
+    pub source: u32,
+    pub number: u32,
+}
+
+/// Who a count is for: a caller-ID (`None` when it must not be counted,
+/// e.g. `anonymous`), a source IP and the dialled number.
+#[derive(Clone, Copy, Debug)]
+pub struct FailureKeys<'a> {
+    pub caller_id: Option<&'a str>,
+    pub source_ip: &'a str,
+    pub number: &'a str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    CallerId(String),
+    SourceIp(String),
+    Number(String),
+}
+
+impl FailureKeys<'_> {
+    fn keys(&self) -> Vec<Key> {
+        let mut keys = vec![
+            Key::SourceIp(self.source_ip.to_owned()),
+            Key::Number(self.number.to_owned()),
+        ];
+        if let Some(c) = self.caller_id {
+            keys.push(Key::CallerId(c.to_owned()));
+        }
+        keys
+    }
+}
+
+fn row_keys(a: &Attempt) -> [Key; 3] {
+    [
+        Key::CallerId(a.caller_id.clone()),
+        Key::SourceIp(a.source_ip.clone()),
+        Key::Number(a.number.clone()),
+    ]
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LogConfig {
+    /// How long the writer gathers rows before a commit.
+    pub batch_window: Duration,
+    /// Most rows in one transaction.
+    pub max_batch: usize,
+    /// Queued rows past which the gateway refuses new calls.
+    pub backlog_limit: usize,
+    /// Rows older than this are pruned; `None`: kept for ever.
+    pub retention: Option<Duration>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            batch_window: Duration::from_millis(50),
+            max_batch: 1000,
+            backlog_limit: 20_000,
+            retention: Some(Duration::from_secs(90 * 24 * 3600)),
+        }
+    }
+}
+
+/// Rows per `INSERT` statement (9 binds each: well under SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 100;
+/// Rows one prune statement deletes.
+const PRUNE_BATCH: i64 = 1000;
+/// How often old rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Wait before a failed batch is tried again (doubling up to the cap).
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Attempt>,
+    /// Rows taken by the writer and not committed yet.
+    writing: usize,
+    /// Per key: failures queued or being written, and guesses under way.
+    unwritten: HashMap<Key, u32>,
+    closed: bool,
+    /// The writer has written everything and stopped.
+    stopped: bool,
+}
+
+impl State {
+    fn add(&mut self, key: Key) {
+        *self.unwritten.entry(key).or_default() += 1;
+    }
+
+    fn sub(&mut self, key: &Key) {
+        if let Some(n) = self.unwritten.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.unwritten.remove(key);
+            }
+        }
+    }
+
+    fn count(&self, key: Key) -> u32 {
+        self.unwritten.get(&key).copied().unwrap_or(0)
+    }
+}
+
+struct Inner {
+    store: Store,
+    config: LogConfig,
+    state: Mutex<State>,
+    /// Rows arrived, or the log closed.
+    wake: Notify,
+    /// The log is closing: the batch window ends now.
+    closing: Notify,
+    /// The writer stopped.
+    stopped: Notify,
+    /// Write-held while a batch commits and leaves `unwritten`; read-held
+    /// by a count from its query to its reading of `unwritten`.
+    commit: RwLock<()>,
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the tally half-made
+        // (every update is one call); keep going with what is there.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The attempt log: queue rows, count failures. Cheap to clone.
+#[derive(Clone)]
+pub struct AttemptLog {
+    inner: Arc<Inner>,
+}
+
+/// A guess being checked: it counts as a failure until its attempt is
+/// recorded (then the row counts, if it failed) or it is dropped.
+#[must_use = "a dropped guess stops counting"]
+pub struct Guess {
+    log: Weak<Inner>,
+    keys: Vec<Key>,
+}
+
+impl Drop for Guess {
+    fn drop(&mut self) {
+        // Settled by `record` (keys taken, under the lock already held).
+        if self.keys.is_empty() {
+            return;
+        }
+        if let Some(inner) = self.log.upgrade() {
+            let mut state = inner.state();
+            for k in &self.keys {
+                state.sub(k);
+            }
+        }
+    }
+}
+
+impl AttemptLog {
+    /// Starts the writer (and the pruner) on the current tokio runtime.
+    pub fn start(store: Store, config: LogConfig) -> AttemptLog {
+        let inner = Arc::new(Inner {
+            store,
+            config,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            closing: Notify::new(),
+            stopped: Notify::new(),
+            commit: RwLock::new(()),
+        });
+        tokio::spawn(write_loop(inner.clone()));
+        if let Some(age) = config.retention {
+            tokio::spawn(prune_loop(Arc::downgrade(&inner), age));
+        }
+        AttemptLog { inner }
+    }
+
+    /// Queues `attempt`; `guess` is the guess it settles, if any. Never
+    /// waits and never drops the row.
+    pub fn record(&self, attempt: Attempt, guess: Option<Guess>) {
+        let failed = is_failure(attempt.outcome);
+        {
+            let mut state = self.inner.state();
+            if failed {
+                for k in row_keys(&attempt) {
+                    state.add(k);
+                }
+            }
+            state.queue.push_back(attempt);
+            metrics::gauge!("dialgate_attempt_log_backlog").set(state.queue.len() as f64);
+            // The guess's own count goes in the same critical section in
+            // which the row's comes: no count sees neither.
+            if let Some(mut g) = guess {
+                for k in std::mem::take(&mut g.keys) {
+                    state.sub(&k);
+                }
+            }
+        }
+        self.inner.wake.notify_one();
+    }
+
+    /// Rows queued and not yet committed.
+    pub fn backlog(&self) -> usize {
+        let state = self.inner.state();
+        state.queue.len() + state.writing
+    }
+
+    /// Whether the backlog is past its limit (new calls are refused).
+    pub fn behind(&self) -> bool {
+        self.backlog() >= self.inner.config.backlog_limit
+    }
+
+    /// Failures since `since` for `keys`: committed, unwritten and guesses
+    /// under way.
+    pub async fn failures(
+        &self,
+        keys: FailureKeys<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Failures, StoreError> {
+        let _reading = self.inner.commit.read().await;
+        let stored = self.inner.store.failures_since(keys, since).await?;
+        let state = self.inner.state();
+        Ok(add_unwritten(&state, keys, stored))
+    }
+
+    /// Counts as [`failures`](Self::failures) does and, if `allow` accepts
+    /// the counts, starts a guess that counts as a failure until settled.
+    /// The check and the start are one step, so concurrent guesses cannot
+    /// pass a limit together.
+    pub async fn guess(
+        &self,
+        keys: FailureKeys<'_>,
+        since: DateTime<Utc>,
+        allow: impl FnOnce(Failures) -> bool,
+    ) -> Result<(Failures, Option<Guess>), StoreError> {
+        let _reading = self.inner.commit.read().await;
+        let stored = self.inner.store.failures_since(keys, since).await?;
+        let mut state = self.inner.state();
+        let counts = add_unwritten(&state, keys, stored);
+        if !allow(counts) {
+            return Ok((counts, None));
+        }
+        let keys = keys.keys();
+        for k in &keys {
+            state.add(k.clone());
+        }
+        let guess = Guess {
+            log: Arc::downgrade(&self.inner),
+            keys,
+        };
+        Ok((counts, Some(guess)))
+    }
+
+    /// Writes everything queued, then stops the writer. Rows recorded after
+    /// this are still queued but only written if the writer is running.
+    pub async fn close(&self) {
+        let stopped = self.inner.stopped.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        {
+            let mut state = self.inner.state();
+            state.closed = true;
+            if state.stopped {
+                return;
+            }
+        }
+        self.inner.wake.notify_one();
+        self.inner.closing.notify_one();
+        stopped.await;
+    }
+}
+
+fn add_unwritten(state: &State, keys: FailureKeys<'_>, stored: Failures) -> Failures {
+    let caller_id = keys
+        .caller_id
+        .map_or(0, |c| state.count(Key::CallerId(c.to_owned())));
+    Failures {
+        caller_id: stored.caller_id.saturating_add(caller_id),
+        source: stored
+            .source
+            .saturating_add(state.count(Key::SourceIp(keys.source_ip.to_owned()))),
+        number: stored
+            .number
+            .saturating_add(state.count(Key::Number(keys.number.to_owned()))),
+    }
+}
+
+async fn write_loop(inner: Arc<Inner>) {
+    let mut retry = RETRY_FIRST;
+    loop {
+        let wake = inner.wake.notified();
+        let (empty, closed) = {
+            let state = inner.state();
+            (state.queue.is_empty(), state.closed)
+        };
+        if empty {
+            if closed {
+                break;
+            }
+            wake.await;
+            continue;
+        }
+        drop(wake);
+        if !closed {
+            // Group commit: let the rows of the next moments join this
+            // batch, unless the log is closing.
+            tokio::select! {
+                _ = tokio::time::sleep(inner.config.batch_window) => {}
+                _ = inner.closing.notified() => {}
+            }
+        }
+        let batch: Vec<Attempt> = {
+            let mut state = inner.state();
+            let n = state.queue.len().min(inner.config.max_batch);
+            state.writing = n;
+            state.queue.drain(..n).collect()
+        };
+        let commit = inner.commit.write().await;
+        let started = std::time::Instant::now();
+        let written = super::timed("record_attempt", inner.store.insert_attempts(&batch)).await;
+        match written {
+            Ok(()) => {
+                let mut state = inner.state();
+                state.writing = 0;
+                for a in batch.iter().filter(|a| is_failure(a.outcome)) {
+                    for k in row_keys(a) {
+                        state.sub(&k);
+                    }
+                }
+                metrics::gauge!("dialgate_attempt_log_backlog").set(state.queue.len() as f64);
+                drop(state);
+                drop(commit);
+                metrics::counter!("dialgate_attempt_rows_written_total")
+                    .increment(batch.len() as u64);
+                metrics::histogram!("dialgate_attempt_log_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                retry = RETRY_FIRST;
+            }
+            Err(e) => {
+                drop(commit);
+                tracing::error!(%e, rows = batch.len(), retry_in = ?retry, "cannot write the attempt log: will retry, rows kept");
+                metrics::counter!("dialgate_attempt_log_errors_total").increment(1);
+                {
+                    let mut state = inner.state();
+                    state.writing = 0;
+                    for a in batch.into_iter().rev() {
+                        state.queue.push_front(a);
+                    }
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_CAP);
+            }
+        }
+    }
+    inner.state().stopped = true;
+    inner.stopped.notify_waiters();
+}
+
+async fn prune_loop(inner: Weak<Inner>, age: Duration) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let Ok(age) = chrono::Duration::from_std(age) else {
+            return;
+        };
+        let before = Utc::now() - age;
+        match inner.store.prune_attempts(before, PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, before = %format_time(before), "attempt log pruned"),
+            Err(e) => tracing::warn!(%e, "cannot prune the attempt log"),
+        }
+    }
+}
+
+impl Store {
+    /// Appends `rows` in one transaction.
+    pub async fn insert_attempts(&self, rows: &[Attempt]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO attempts (at, number, caller_id, source, source_ip, stage, outcome, room_id, call_id) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 9;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9
+                ));
+            }
+            // Placeholders only: every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                q = q
+                    .bind(format_time(a.at))
+                    .bind(a.number.clone())
+                    .bind(a.caller_id.clone())
+                    .bind(a.source.clone())
+                    .bind(a.source_ip.clone())
+                    .bind(a.stage)
+                    .bind(a.outcome)
+                    .bind(a.room_id)
+                    .bind(a.call_id.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes attempts older than `before`, `batch` rows per statement so
+    /// the writer is never held long; returns how many.
+    pub async fn prune_attempts(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let before = format_time(before);
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at < $1 ORDER BY id LIMIT $2)",
+            )
+            .bind(before.clone())
+            .bind(batch)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += done;
+            if done < u64::try_from(batch).unwrap_or(0) {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Failed attempts since `since` for each of `keys`, in one query whose
+    /// cost follows the failures (partial indexes), not the traffic.
+    pub async fn failures_since(
+        &self,
+        keys: FailureKeys<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Failures, StoreError> {
+        let outcomes: Vec<String> = FAILED_OUTCOMES.iter().map(|o| format!("'{o}'")).collect();
+        let failed = format!("outcome IN ({})", outcomes.join(", "));
+        // Column names and outcomes are constants of ours, never input.
+        let sql = format!(
+            "SELECT \
+             (SELECT COUNT(*) FROM attempts WHERE caller_id = $1 AND at > $4 AND {failed}), \
+             (SELECT COUNT(*) FROM attempts WHERE source_ip = $2 AND at > $4 AND {failed}), \
+             (SELECT COUNT(*) FROM attempts WHERE number = $3 AND at > $4 AND {failed})"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            // NULL matches no row: an uncountable caller-ID counts 0.
+            .bind(keys.caller_id.map(str::to_owned))
+            .bind(keys.source_ip.to_owned())
+            .bind(keys.number.to_owned())
+            .bind(format_time(since))
+            .fetch_one(&self.pool)
+            .await?;
+        let n = |i: usize| -> Result<u32, StoreError> {
+            let v: i64 = row.try_get(i)?;
+            Ok(u32::try_from(v).unwrap_or(u32::MAX))
+        };
+        Ok(Failures {
+            caller_id: n(0)?,
+            source: n(1)?,
+            number: n(2)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! The writer and the counts against a real SQLite file.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+
+async fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::open(&url).await.expect("open");
+    (dir, store)
+}
+
+fn attempt(at: DateTime<Utc>, source_ip: &str, caller: &str, outcome: &'static str) -> Attempt {
+    Attempt {
+        at,
+        number: "+15550100".into(),
+        caller_id: caller.into(),
+        source: format!("{source_ip}:5060"),
+        source_ip: source_ip.into(),
+        stage: "access",
+        outcome,
+        room_id: None,
+        call_id: format!("{source_ip}-{caller}-{outcome}"),
+    }
+}
+
+async fn rows(store: &Store) -> usize {
+    store
+        .query_attempts(None, None, None)
+        .await
+        .expect("query")
+        .len()
+}
+
+fn keys<'a>(source_ip: &'a str, caller: &'a str) -> FailureKeys<'a> {
+    FailureKeys {
+        caller_id: Some(caller),
+        source_ip,
+        number: "+15550100",
+    }
+}
+
+fn config(window: Duration) -> LogConfig {
+    LogConfig {
+        batch_window: window,
+        ..LogConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn every_recorded_row_is_written_by_close_in_batches() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
+    let now = Utc::now();
+    for i in 0..2_500 {
+        let outcome = if i % 10 == 0 { "wrong" } else { "admitted" };
+        log.record(attempt(now, "10.0.0.1", "alice", outcome), None);
+    }
+    log.close().await;
+    assert_eq!(rows(&store).await, 2_500);
+    assert_eq!(log.backlog(), 0);
+}
+
+#[tokio::test]
+async fn an_unwritten_failure_counts_at_once_and_once_after_its_commit() {
+    let (_dir, store) = temp_store().await;
+    // A long window: the row stays queued while we count.
+    let log = AttemptLog::start(store.clone(), config(Duration::from_secs(3600)));
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    log.record(attempt(Utc::now(), "10.0.0.1", "alice", "wrong"), None);
+    log.record(attempt(Utc::now(), "10.0.0.1", "alice", "admitted"), None);
+    let before = log
+        .failures(keys("10.0.0.1", "alice"), since)
+        .await
+        .unwrap();
+    assert_eq!(rows(&store).await, 0, "nothing committed yet");
+    assert_eq!(
+        before,
+        Failures {
+            caller_id: 1,
+            source: 1,
+            number: 1
+        }
+    );
+    log.close().await;
+    assert_eq!(rows(&store).await, 2);
+    let after = log
+        .failures(keys("10.0.0.1", "alice"), since)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "committed rows are not counted twice");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_times() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(20)));
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    // Three failures already on record.
+    store
+        .insert_attempts(&[
+            attempt(Utc::now(), "10.0.0.9", "bob", "wrong"),
+            attempt(Utc::now(), "10.0.0.9", "bob", "wrong"),
+            attempt(Utc::now(), "10.0.0.9", "bob", "wrong"),
+        ])
+        .await
+        .unwrap();
+    let limit = 10;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let caller = format!("caller-{i}");
+                let k = FailureKeys {
+                    caller_id: Some(&caller),
+                    source_ip: "10.0.0.9",
+                    number: "+15550100",
+                };
+                let (_, guess) = log.guess(k, since, |f| f.source < limit).await.unwrap();
+                let guess = guess?;
+                // The guess is checked (slowly) and found wrong.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                log.record(
+                    attempt(Utc::now(), "10.0.0.9", &caller, "wrong"),
+                    Some(guess),
+                );
+                Some(())
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for t in tasks {
+        if t.await.unwrap().is_some() {
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 7, "3 on record + 7 checked = the limit of 10");
+    log.close().await;
+    let f = log
+        .failures(keys("10.0.0.9", "nobody"), since)
+        .await
+        .unwrap();
+    assert_eq!(f.source, 10);
+}
+
+#[tokio::test]
+async fn a_dropped_guess_stops_counting_and_a_right_one_leaves_no_failure() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    let k = keys("10.0.0.2", "carol");
+    let (_, g) = log.guess(k, since, |_| true).await.unwrap();
+    assert_eq!(log.failures(k, since).await.unwrap().source, 1, "in flight");
+    drop(g);
+    assert_eq!(log.failures(k, since).await.unwrap().source, 0);
+    let (_, g) = log.guess(k, since, |_| true).await.unwrap();
+    log.record(attempt(Utc::now(), "10.0.0.2", "carol", "admitted"), g);
+    assert_eq!(log.failures(k, since).await.unwrap().source, 0);
+    log.close().await;
+    assert_eq!(rows(&store).await, 1);
+}
+
+#[tokio::test]
+async fn a_batch_the_store_refuses_is_kept_and_written_when_it_can_be() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
+    // The table is away: every commit fails.
+    sqlx::query("ALTER TABLE attempts RENAME TO attempts_away")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        log.record(attempt(Utc::now(), "10.0.0.3", "dave", "wrong"), None);
+    }
+    // Wait (bounded) until the writer has tried and failed at least once.
+    let mut tried = false;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if log.backlog() == 5 && log.inner.state().writing == 0 {
+            tried = true;
+            break;
+        }
+    }
+    assert!(tried);
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    // The store cannot count now either, but the rows are still held.
+    assert_eq!(log.backlog(), 5);
+    sqlx::query("ALTER TABLE attempts_away RENAME TO attempts")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), log.close())
+        .await
+        .expect("flushed once the table is back");
+    assert_eq!(rows(&store).await, 5);
+    let f = log.failures(keys("10.0.0.3", "dave"), since).await.unwrap();
+    assert_eq!(f.source, 5);
+}
+
+#[tokio::test]
+async fn the_backlog_limit_says_behind() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(
+        store.clone(),
+        LogConfig {
+            batch_window: Duration::from_secs(3600),
+            backlog_limit: 3,
+            ..LogConfig::default()
+        },
+    );
+    for _ in 0..2 {
+        log.record(attempt(Utc::now(), "10.0.0.4", "erin", "admitted"), None);
+    }
+    assert!(!log.behind());
+    log.record(attempt(Utc::now(), "10.0.0.4", "erin", "admitted"), None);
+    assert!(log.behind());
+    log.close().await;
+    assert!(!log.behind());
+    assert_eq!(rows(&store).await, 3);
+}
+
+#[tokio::test]
+async fn counts_are_right_and_cheap_over_a_large_history() {
+    let (_dir, store) = temp_store().await;
+    let now = Utc::now();
+    // 200,000 attempts over the last 30 days from 50 sources, 1 % failed;
+    // the last 15 minutes hold 1,000 of them.
+    let mut batch = Vec::with_capacity(10_000);
+    let mut expected_recent = 0u32;
+    let mut expected_caller = 0u32;
+    for i in 0..200_000u32 {
+        let recent = i % 200 == 0;
+        let age = if recent {
+            chrono::Duration::seconds(i64::from(i % 800))
+        } else {
+            chrono::Duration::minutes(20 + i64::from(i % 43_000))
+        };
+        let source = format!("10.1.0.{}", i % 50);
+        let failed = i % 100 == 7 || (recent && i % 400 == 0);
+        let outcome = if failed { "wrong" } else { "admitted" };
+        if recent && failed && source == "10.1.0.0" {
+            expected_recent += 1;
+        }
+        let caller = format!("+1555{:04}", i % 1000);
+        if recent && failed && caller == "+15550000" {
+            expected_caller += 1;
+        }
+        batch.push(attempt(now - age, &source, &caller, outcome));
+        if batch.len() == 10_000 {
+            store.insert_attempts(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    assert!(expected_recent > 0);
+    let since = now - chrono::Duration::minutes(15);
+    let k = FailureKeys {
+        caller_id: Some("+15550000"),
+        source_ip: "10.1.0.0",
+        number: "+15550100",
+    };
+    let f = store.failures_since(k, since).await.unwrap();
+    assert_eq!(f.source, expected_recent);
+    assert_eq!(f.caller_id, expected_caller);
+    // Each count reads the failures' partial index, never the whole table.
+    for column in ["caller_id", "source_ip", "number"] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM attempts WHERE {column} = 'x' AND at > 'y' \
+             AND outcome IN ('wrong', 'not_started', 'ended', 'revoked', 'used')"
+        );
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(3).unwrap())
+            .collect();
+        let plan = plan.join(" | ");
+        assert!(plan.contains("attempts_failed_"), "{column}: {plan}");
+    }
+}
+
+#[tokio::test]
+async fn pruning_removes_only_rows_past_retention_in_batches() {
+    let (_dir, store) = temp_store().await;
+    let now = Utc::now();
+    let mut rows_in = Vec::new();
+    for i in 0..2_500 {
+        let age = if i < 2_300 {
+            chrono::Duration::days(100)
+        } else {
+            chrono::Duration::days(1)
+        };
+        rows_in.push(attempt(now - age, "10.0.0.5", "frank", "admitted"));
+    }
+    store.insert_attempts(&rows_in).await.unwrap();
+    let removed = store
+        .prune_attempts(now - chrono::Duration::days(90), 1000)
+        .await
+        .unwrap();
+    assert_eq!(removed, 2_300);
+    assert_eq!(rows(&store).await, 200);
+}
