@@ -106,8 +106,7 @@ impl Admission {
         if let Some(why) = self.shedding() {
             return Err(why);
         }
-        // Checked then taken: two INVITEs racing may pass the limit by
-        // one each, never more (one endpoint task admits them in turn).
+        // Checked then taken without a race: the one endpoint task admits.
         self.calls.fetch_add(1, Ordering::AcqRel);
         Ok(CallSlot(self.clone()))
     }

@@ -1003,16 +1003,21 @@ impl Call {
                 host,
                 ..
             }) => {
-                let result = match security {
-                    Some(_) => LookupResult::NeedSecurity { room_id },
-                    None => LookupResult::Admitted { room_id },
+                // With a security code to come, the room's settings are
+                // read at its check instead.
+                let (result, policy) = match security {
+                    Some(_) => (LookupResult::NeedSecurity { room_id }, Policy::default()),
+                    None => (
+                        LookupResult::Admitted { room_id },
+                        self.room_policy(room_id).await,
+                    ),
                 };
                 let grant = Grant {
                     room_id,
                     security,
                     invitee,
                     host,
-                    policy: self.room_policy(room_id).await,
+                    policy,
                 };
                 (result, Some(grant), guess)
             }

@@ -327,16 +327,19 @@ async fn run_endpoint(
                     // Refused before anything is answered: shutting down,
                     // or the gateway cannot serve one more call.
                     let slot = match stopping {
-                        Some(_) => Err(None),
-                        None => shared.admission.admit().map_err(Some),
+                        Some(_) => None,
+                        None => shared
+                            .admission
+                            .admit()
+                            .inspect_err(|why| {
+                                Admission::count_shed(*why);
+                                tracing::debug!(reason = why.as_str(), source = %incoming.source, "call shed before answering");
+                            })
+                            .ok(),
                     };
                     let slot = match slot {
-                        Ok(slot) => slot,
-                        Err(why) => {
-                            if let Some(why) = why {
-                                Admission::count_shed(why);
-                                tracing::debug!(reason = why.as_str(), source = %incoming.source, "call shed before answering");
-                            }
+                        Some(slot) => slot,
+                        None => {
                             let status = StatusCode::SERVICE_UNAVAILABLE;
                             endpoint.respond_invite(
                                 Instant::now().into_std(),

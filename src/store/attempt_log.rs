@@ -24,7 +24,7 @@
 //! batch window per node).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -128,6 +128,8 @@ struct State {
     /// Per key: failures queued or being written, and guesses under way.
     unwritten: HashMap<Key, u32>,
     closed: bool,
+    /// Batches the store refused (each kept and tried again).
+    failed_batches: u64,
     /// The writer has written everything and stopped.
     stopped: bool,
 }
@@ -161,6 +163,8 @@ struct Inner {
     closing: Notify,
     /// The writer stopped.
     stopped: Notify,
+    /// A batch was tried (committed or failed).
+    tried: Notify,
     /// Write-held while a batch commits and leaves `unwritten`; read-held
     /// by a count from its query to its reading of `unwritten`.
     commit: RwLock<()>,
@@ -213,6 +217,7 @@ impl AttemptLog {
             wake: Notify::new(),
             closing: Notify::new(),
             stopped: Notify::new(),
+            tried: Notify::new(),
             commit: RwLock::new(()),
         });
         tokio::spawn(write_loop(inner.clone()));
@@ -382,6 +387,7 @@ async fn write_loop(inner: Arc<Inner>) {
                 metrics::histogram!("dialgate_attempt_log_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 retry = RETRY_FIRST;
+                inner.tried.notify_waiters();
             }
             Err(e) => {
                 drop(commit);
@@ -390,10 +396,12 @@ async fn write_loop(inner: Arc<Inner>) {
                 {
                     let mut state = inner.state();
                     state.writing = 0;
+                    state.failed_batches += 1;
                     for a in batch.into_iter().rev() {
                         state.queue.push_front(a);
                     }
                 }
+                inner.tried.notify_waiters();
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(RETRY_CAP);
             }
@@ -499,16 +507,19 @@ impl Store {
         keys: FailureKeys<'_>,
         since: DateTime<Utc>,
     ) -> Result<Failures, StoreError> {
-        let outcomes: Vec<String> = FAILED_OUTCOMES.iter().map(|o| format!("'{o}'")).collect();
-        let failed = format!("outcome IN ({})", outcomes.join(", "));
-        // Column names and outcomes are constants of ours, never input.
-        let sql = format!(
-            "SELECT \
-             (SELECT COUNT(*) FROM attempts WHERE caller_id = $1 AND at > $4 AND {failed}), \
-             (SELECT COUNT(*) FROM attempts WHERE source_ip = $2 AND at > $4 AND {failed}), \
-             (SELECT COUNT(*) FROM attempts WHERE number = $3 AND at > $4 AND {failed})"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        // Built once: every call counts, and the text never changes.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let outcomes: Vec<String> = FAILED_OUTCOMES.iter().map(|o| format!("'{o}'")).collect();
+            let failed = format!("outcome IN ({})", outcomes.join(", "));
+            // Column names and outcomes are constants of ours, never input.
+            format!(
+                "SELECT \
+                 (SELECT COUNT(*) FROM attempts WHERE caller_id = $1 AND at > $4 AND {failed}), \
+                 (SELECT COUNT(*) FROM attempts WHERE source_ip = $2 AND at > $4 AND {failed}), \
+                 (SELECT COUNT(*) FROM attempts WHERE number = $3 AND at > $4 AND {failed})"
+            )
+        });
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
             // NULL matches no row: an uncountable caller-ID counts 0.
             .bind(keys.caller_id.map(str::to_owned))
             .bind(keys.source_ip.to_owned())

@@ -109,9 +109,12 @@ async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_
         .await
         .unwrap();
     let limit = 10;
+    // Every guess is checked before any is settled: all 20 are in flight at once.
+    let all_checked = std::sync::Arc::new(tokio::sync::Barrier::new(20));
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let log = log.clone();
+            let all_checked = all_checked.clone();
             tokio::spawn(async move {
                 let caller = format!("caller-{i}");
                 let k = FailureKeys {
@@ -120,9 +123,9 @@ async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_
                     number: "+15550100",
                 };
                 let (_, guess) = log.guess(k, since, |f| f.source < limit).await.unwrap();
+                all_checked.wait().await;
+                // Each guess that was let through is found wrong.
                 let guess = guess?;
-                // The guess is checked (slowly) and found wrong.
-                tokio::time::sleep(Duration::from_millis(30)).await;
                 log.record(
                     attempt(Utc::now(), "10.0.0.9", &caller, "wrong"),
                     Some(guess),
@@ -175,16 +178,19 @@ async fn a_batch_the_store_refuses_is_kept_and_written_when_it_can_be() {
     for _ in 0..5 {
         log.record(attempt(Utc::now(), "10.0.0.3", "dave", "wrong"), None);
     }
-    // Wait (bounded) until the writer has tried and failed at least once.
-    let mut tried = false;
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        if log.backlog() == 5 && log.inner.state().writing == 0 {
-            tried = true;
-            break;
+    // Until the writer has tried and failed at least once (bounded).
+    let failed = async {
+        loop {
+            let tried = log.inner.tried.notified();
+            if log.inner.state().failed_batches > 0 {
+                return;
+            }
+            tried.await;
         }
-    }
-    assert!(tried);
+    };
+    tokio::time::timeout(Duration::from_secs(20), failed)
+        .await
+        .expect("the writer tried the batch");
     let since = Utc::now() - chrono::Duration::minutes(15);
     // The store cannot count now either, but the rows are still held.
     assert_eq!(log.backlog(), 5);
