@@ -337,13 +337,28 @@ pub async fn attempt_log(db: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The attempt log of `db`, whole rows.
+/// The attempt log of `db`, whole rows, once the gateway's writer has
+/// committed what it queued: the rows stay the same over three batch
+/// windows (50 ms each), at most 5 s. A stopgap: the gateway says nothing
+/// a test could await when its writer is idle.
 pub async fn attempt_rows(db: &str) -> Vec<dialgate::store::AttemptRow> {
     let store = dialgate::store::Store::open(db).await.expect("open store");
-    store
-        .query_attempts(None, None, None)
-        .await
-        .expect("attempt log")
+    let read = || async {
+        store
+            .query_attempts(None, None, None)
+            .await
+            .expect("attempt log")
+    };
+    let mut rows = read().await;
+    for _ in 0..33 {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let again = read().await;
+        if again == rows {
+            break;
+        }
+        rows = again;
+    }
+    rows
 }
 
 /// A pcap of RTP keying `code` as `signal` says (events, tones or both),
