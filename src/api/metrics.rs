@@ -12,7 +12,9 @@
 //! batch of the attempt log's writer), `dialgate_calls_shed_total{reason}`
 //! (`max_calls`, `attempt_log`, `loop_lag`, `store`: refused with 503 before
 //! answering), `dialgate_attempt_log_backlog`, `dialgate_attempt_rows_written_total`,
-//! `dialgate_event_loop_lag_seconds`, `dialgate_calls_in_progress`.
+//! `dialgate_event_loop_lag_seconds`, `dialgate_calls_in_progress`,
+//! `dialgate_admission_seconds{stage}` (histogram: the key that completed a
+//! code → the IVR's verdict on it, lookups and lockout counts included).
 //! Codes never appear in labels.
 
 use std::sync::OnceLock;
@@ -39,6 +41,13 @@ pub fn install() -> Option<PrometheusHandle> {
                     metrics_exporter_prometheus::Matcher::Full("dialgate_db_query_seconds".into()),
                     &[
                         0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                    ],
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("dialgate_admission_seconds".into()),
+                    &[
+                        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
                     ],
                 )
                 .ok()?

@@ -480,6 +480,8 @@ impl Call {
         let mut lookup: Option<PendingLookup<'_>> = None;
         // The guess the last lookup checked, settled by the IVR's attempt.
         let mut guess: Option<Guess> = None;
+        // When the last key asked for a verdict: admission latency.
+        let mut asked: Option<Instant> = None;
 
         let end = 'call: loop {
             // Keys from any source, once each: to the IVR, or in the room to
@@ -498,12 +500,14 @@ impl Call {
                     // Lookups run beside the media: prompts, RTP and SIP go on
                     // while the store answers (or a probed number is slowed).
                     Action::VerifySecurity(code) => {
+                        asked = Some(Instant::now());
                         let (this, granted) = (&self, grant.clone());
                         lookup = Some(Box::pin(async move {
                             this.verify_security(&code, granted).await
                         }));
                     }
                     Action::Lookup(code) => {
+                        asked = Some(Instant::now());
                         let this = &self;
                         lookup = Some(Box::pin(async move { this.lookup(&code).await }));
                     }
@@ -512,6 +516,10 @@ impl Call {
                             .as_ref()
                             .filter(|_| outcome == Outcome::Admitted)
                             .map(|g| g.room_id);
+                        if let Some(at) = asked.take() {
+                            metrics::histogram!("dialgate_admission_seconds", "stage" => stage.as_str())
+                                .record(at.elapsed().as_secs_f64());
+                        }
                         self.record(stage, outcome, room_id, guess.take());
                     }
                     Action::Join { room_id } => {

@@ -10,7 +10,8 @@
 //! which room — belong to the gateway, which answers INVITEs through
 //! [`Endpoint::respond_invite`] and hangs up through [`Endpoint::send_bye`].
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ use super::transaction::{ClientTx, ServerState, ServerTx, TimerConfig, TimerOutp
 pub struct CallRef(pub u64);
 
 /// A server transaction's identity (RFC 3261 §17.2.3).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxKey {
     branch: String,
     call_id: String,
@@ -100,6 +101,8 @@ pub enum Output {
 
 struct ServerEntry {
     tx: ServerTx,
+    /// The deadline this entry holds in the timer heap.
+    armed: Option<Instant>,
     flow: Flow,
     /// The request, for requests the TU answers later (INFO).
     request: Option<Message>,
@@ -108,10 +111,35 @@ struct ServerEntry {
 
 struct ClientEntry {
     tx: ClientTx,
+    /// The deadline this entry holds in the timer heap.
+    armed: Option<Instant>,
     flow: Flow,
     call: CallRef,
     /// A BYE: its answer (or its timeout) ends the dialog. An INFO's does not.
     ends_dialog: bool,
+}
+
+/// Whose deadline a timer-heap entry is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Server(TxKey),
+    /// A client transaction, by branch.
+    Client(String),
+}
+
+/// The transactions' deadlines, earliest first, so an event costs
+/// O(log n) in the live transactions rather than a sweep of all of them.
+///
+/// Lazy deletion: every change to a transaction re-arms it
+/// ([`Endpoint::arm`]), pushing its new deadline and recording it in the
+/// entry's `armed`; a heap entry whose deadline is no longer its
+/// transaction's `armed` (changed, or the transaction gone) is stale and
+/// skipped when it comes up.
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    /// Heap entries examined, stale ones included (for tests of the cost).
+    examined: u64,
 }
 
 /// The UA core for every call on one SIP listening address.
@@ -128,6 +156,7 @@ pub struct Endpoint {
     out: VecDeque<Output>,
     /// The gateway sheds new calls: OPTIONS is answered 503.
     overloaded: Option<u32>,
+    deadlines: Timers,
 }
 
 impl Endpoint {
@@ -143,7 +172,78 @@ impl Endpoint {
             next_call: 1,
             out: VecDeque::new(),
             overloaded: None,
+            deadlines: Timers::default(),
         }
+    }
+
+    /// Adds a server transaction and arms its timer.
+    fn insert_server(
+        &mut self,
+        key: TxKey,
+        tx: ServerTx,
+        flow: Flow,
+        request: Option<Message>,
+        call: Option<CallRef>,
+    ) {
+        let entry = ServerEntry {
+            tx,
+            armed: None,
+            flow,
+            request,
+            call,
+        };
+        self.server.insert(key.clone(), entry);
+        self.arm(TimerKey::Server(key));
+    }
+
+    /// Puts `key`'s transaction's next deadline in the heap, after
+    /// anything that may have changed it. A deadline already armed is
+    /// not pushed again; an old one left behind goes stale.
+    fn arm(&mut self, key: TimerKey) {
+        let (due, armed) = match &key {
+            TimerKey::Server(k) => match self.server.get_mut(k) {
+                Some(e) => (e.tx.poll_timeout(), &mut e.armed),
+                None => return,
+            },
+            TimerKey::Client(b) => match self.client.get_mut(b) {
+                Some(e) => (e.tx.poll_timeout(), &mut e.armed),
+                None => return,
+            },
+        };
+        if due == *armed {
+            return;
+        }
+        *armed = due;
+        if let Some(at) = due {
+            self.deadlines.heap.push(Reverse((at, key)));
+        }
+        // Stale entries leave as their deadlines pass (within 64·T1); a
+        // rebuild bounds the heap should changes ever outpace that.
+        let live = self.server.len() + self.client.len();
+        if self.deadlines.heap.len() > 4 * live + 1024 {
+            self.rebuild_timers();
+        }
+    }
+
+    fn rebuild_timers(&mut self) {
+        let server = self
+            .server
+            .iter()
+            .filter_map(|(k, e)| Some(Reverse((e.armed?, TimerKey::Server(k.clone())))));
+        let client = self
+            .client
+            .iter()
+            .filter_map(|(b, e)| Some(Reverse((e.armed?, TimerKey::Client(b.clone())))));
+        self.deadlines.heap = server.chain(client).collect();
+    }
+
+    /// Whether a heap entry still stands for its transaction's deadline.
+    fn current(&self, at: Instant, key: &TimerKey) -> bool {
+        let armed = match key {
+            TimerKey::Server(k) => self.server.get(k).and_then(|e| e.armed),
+            TimerKey::Client(b) => self.client.get(b).and_then(|e| e.armed),
+        };
+        armed == Some(at)
     }
 
     /// While `Some(retry_after_secs)`, OPTIONS gets 503 with that
@@ -196,15 +296,7 @@ impl Endpoint {
         let invite = *method == Method::Invite;
         let mut tx = ServerTx::new(now, invite, flow.transport.is_reliable(), self.timers);
         tx.send_response(now, status, bytes.clone());
-        self.server.insert(
-            TxKey::of(req, method),
-            ServerEntry {
-                tx,
-                flow,
-                request: None,
-                call: None,
-            },
-        );
+        self.insert_server(TxKey::of(req, method), tx, flow, None, None);
         self.transmit(flow, bytes);
     }
 
@@ -281,15 +373,7 @@ impl Endpoint {
         let trying = response(&req, StatusCode::TRYING, None, flow.remote).to_bytes();
         let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
         tx.send_response(now, 100, trying.clone());
-        self.server.insert(
-            TxKey::of(&req, &Method::Invite),
-            ServerEntry {
-                tx,
-                flow,
-                request: None,
-                call: Some(call),
-            },
-        );
+        self.insert_server(TxKey::of(&req, &Method::Invite), tx, flow, None, Some(call));
         self.transmit(flow, trying);
         let incoming = IncomingCall {
             call,
@@ -347,15 +431,8 @@ impl Endpoint {
             }
             Method::Info => {
                 let key = TxKey::of(&req, &method);
-                self.server.insert(
-                    key.clone(),
-                    ServerEntry {
-                        tx: ServerTx::new(now, false, flow.transport.is_reliable(), self.timers),
-                        flow,
-                        request: Some(req.clone()),
-                        call: Some(call),
-                    },
-                );
+                let tx = ServerTx::new(now, false, flow.transport.is_reliable(), self.timers);
+                self.insert_server(key.clone(), tx, flow, Some(req.clone()), Some(call));
                 self.out.push_back(Output::Call(
                     call,
                     CallEvent::Info {
@@ -391,15 +468,7 @@ impl Endpoint {
                 let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
                 tx.send_response(now, 100, trying.clone());
                 self.transmit(flow, trying);
-                self.server.insert(
-                    key.clone(),
-                    ServerEntry {
-                        tx,
-                        flow,
-                        request: Some(req.clone()),
-                        call: Some(call),
-                    },
-                );
+                self.insert_server(key.clone(), tx, flow, Some(req.clone()), Some(call));
                 self.out.push_back(Output::Call(
                     call,
                     CallEvent::Reinvite {
@@ -425,15 +494,7 @@ impl Endpoint {
                 let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
                 tx.send_response(now, 200, bytes.clone());
                 self.reinvites.insert(call, TxKey::of(&req, &method));
-                self.server.insert(
-                    TxKey::of(&req, &method),
-                    ServerEntry {
-                        tx,
-                        flow,
-                        request: None,
-                        call: None,
-                    },
-                );
+                self.insert_server(TxKey::of(&req, &method), tx, flow, None, None);
                 self.transmit(flow, bytes);
             }
         }
@@ -488,7 +549,7 @@ impl Endpoint {
             && entry.tx.state() == ServerState::Completed
         {
             entry.tx.recv_ack(now);
-            return;
+            return self.arm(TimerKey::Server(key));
         }
         // ACK to a 2xx is its own transaction: match the dialog (§13.3.1.4).
         let Some(call) = self.dialog_of(req) else {
@@ -498,7 +559,7 @@ impl Endpoint {
             if let Some(entry) = self.server.get_mut(&key) {
                 entry.tx.recv_ack(now);
             }
-            return;
+            return self.arm(TimerKey::Server(key));
         }
         let Some(invite_key) = self.invite_key(call) else {
             return;
@@ -506,6 +567,7 @@ impl Endpoint {
         if let Some(entry) = self.server.get_mut(&invite_key) {
             entry.tx.recv_ack(now);
         }
+        self.arm(TimerKey::Server(invite_key));
         if let Some(d) = self.dialogs.get_mut(&call)
             && !d.acked
         {
@@ -520,8 +582,10 @@ impl Endpoint {
         let Some(entry) = self.client.get_mut(branch) else {
             return;
         };
-        if entry.tx.recv_response(now, status.0) && entry.ends_dialog {
-            let call = entry.call;
+        let ended = entry.tx.recv_response(now, status.0) && entry.ends_dialog;
+        let call = entry.call;
+        self.arm(TimerKey::Client(branch.to_owned()));
+        if ended {
             self.forget(call);
             self.out.push_back(Output::Call(call, CallEvent::Ended));
         }
@@ -599,6 +663,7 @@ impl Endpoint {
         if let Some(entry) = self.server.get_mut(&key) {
             entry.tx.send_response(now, status.0, bytes.clone());
         }
+        self.arm(TimerKey::Server(key));
         if status.0 >= 300 {
             self.forget(call);
         }
@@ -617,6 +682,7 @@ impl Endpoint {
         let bytes = response(&req, status, tag.as_deref(), entry.flow.remote).to_bytes();
         entry.tx.send_response(now, status.0, bytes.clone());
         let flow = entry.flow;
+        self.arm(TimerKey::Server(tx.clone()));
         self.transmit(flow, bytes);
     }
 
@@ -654,6 +720,7 @@ impl Endpoint {
         let bytes = resp.to_bytes();
         entry.tx.send_response(now, status.0, bytes.clone());
         let (flow, call) = (entry.flow, entry.call);
+        self.arm(TimerKey::Server(tx.clone()));
         if success && let Some(call) = call {
             self.reinvites.insert(call, tx.clone());
             if let Some(d) = self.dialogs.get_mut(&call)
@@ -717,11 +784,14 @@ impl Endpoint {
         );
         let entry = ClientEntry {
             tx,
+            armed: None,
             flow,
             call,
             ends_dialog,
         };
-        self.client.insert(format!("z9hG4bK{branch}"), entry);
+        let branch = format!("z9hG4bK{branch}");
+        self.client.insert(branch.clone(), entry);
+        self.arm(TimerKey::Client(branch));
         self.transmit(flow, bytes);
     }
 
@@ -756,70 +826,44 @@ impl Endpoint {
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let s = self.server.values().filter_map(|e| e.tx.poll_timeout());
-        let c = self.client.values().filter_map(|e| e.tx.poll_timeout());
-        s.chain(c).min()
+    /// The earliest deadline of any transaction (stale heap entries on
+    /// top are dropped on the way).
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key))) = self.deadlines.heap.peek() {
+            if self.current(*at, key) {
+                return Some(*at);
+            }
+            self.deadlines.examined += 1;
+            self.deadlines.heap.pop();
+        }
+        None
     }
 
+    /// Runs every transaction timer due by `now`, each transaction at most
+    /// once per call; the cost is in the timers due, not the transactions live.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut done = Vec::new();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, _))) = self.deadlines.heap.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.deadlines.heap.pop() else {
+                break;
+            };
+            self.deadlines.examined += 1;
+            due.push((at, key));
+        }
         let mut events = Vec::new();
-        let mut unanswered = Vec::new();
-        for (key, entry) in &mut self.server {
-            if entry.tx.poll_timeout().is_some_and(|t| t <= now) {
-                match entry.tx.handle_timeout(now) {
-                    TimerOutput::Retransmit(bytes) => self.out.push_back(Output::Transmit {
-                        flow: entry.flow,
-                        bytes,
-                    }),
-                    TimerOutput::AckTimeout => {
-                        done.push(key.clone());
-                        if let Some(call) = entry.call {
-                            events.push((call, CallEvent::AckTimeout));
-                        }
-                    }
-                    TimerOutput::Unanswered => match entry.call {
-                        // An INVITE nobody answered: refuse it ourselves.
-                        Some(call) if entry.tx.is_invite() => unanswered.push(call),
-                        // An INFO nobody answered: forget it.
-                        _ => done.push(key.clone()),
-                    },
-                    TimerOutput::Terminated | TimerOutput::RequestTimeout => done.push(key.clone()),
-                    TimerOutput::Nothing => {}
-                }
+        for (at, key) in due {
+            // Checked here, not when popped: a transaction handled once in
+            // this call has re-armed, so a duplicate entry of it is stale.
+            if !self.current(at, &key) {
+                continue;
             }
-        }
-        for key in done {
-            self.server.remove(&key);
-        }
-        for call in unanswered {
-            tracing::warn!("INVITE left unanswered: 500");
-            self.respond_invite(now, call, StatusCode::SERVER_ERROR, Vec::new(), None);
-        }
-        let mut done = Vec::new();
-        for (branch, entry) in &mut self.client {
-            if entry.tx.poll_timeout().is_some_and(|t| t <= now) {
-                match entry.tx.handle_timeout(now) {
-                    TimerOutput::Retransmit(bytes) => self.out.push_back(Output::Transmit {
-                        flow: entry.flow,
-                        bytes,
-                    }),
-                    TimerOutput::RequestTimeout => {
-                        done.push(branch.clone());
-                        if entry.ends_dialog {
-                            events.push((entry.call, CallEvent::Ended));
-                        }
-                    }
-                    TimerOutput::Terminated | TimerOutput::AckTimeout | TimerOutput::Unanswered => {
-                        done.push(branch.clone())
-                    }
-                    TimerOutput::Nothing => {}
-                }
+            match key {
+                TimerKey::Server(k) => self.server_timeout(now, k, &mut events),
+                TimerKey::Client(b) => self.client_timeout(now, b, &mut events),
             }
-        }
-        for branch in done {
-            self.client.remove(&branch);
         }
         for (call, event) in events {
             if matches!(event, CallEvent::Ended) {
@@ -830,6 +874,106 @@ impl Endpoint {
             }
             self.out.push_back(Output::Call(call, event));
         }
+    }
+
+    fn server_timeout(&mut self, now: Instant, key: TxKey, events: &mut Vec<(CallRef, CallEvent)>) {
+        let Some(entry) = self.server.get_mut(&key) else {
+            return;
+        };
+        entry.armed = None;
+        let (flow, call, invite) = (entry.flow, entry.call, entry.tx.is_invite());
+        let done = match entry.tx.handle_timeout(now) {
+            TimerOutput::Retransmit(bytes) => {
+                self.transmit(flow, bytes);
+                false
+            }
+            TimerOutput::AckTimeout => {
+                if let Some(call) = call {
+                    events.push((call, CallEvent::AckTimeout));
+                }
+                true
+            }
+            TimerOutput::Unanswered => match call {
+                // An INVITE nobody answered: refuse it ourselves.
+                Some(call) if invite && self.dialogs.contains_key(&call) => {
+                    tracing::warn!("INVITE left unanswered: 500");
+                    self.respond_invite(now, call, StatusCode::SERVER_ERROR, Vec::new(), None);
+                    false
+                }
+                // An INFO nobody answered (or an INVITE whose dialog is
+                // gone): forget it.
+                _ => true,
+            },
+            TimerOutput::Terminated | TimerOutput::RequestTimeout => true,
+            TimerOutput::Nothing => false,
+        };
+        if done {
+            self.server.remove(&key);
+        } else {
+            self.arm(TimerKey::Server(key));
+        }
+    }
+
+    fn client_timeout(
+        &mut self,
+        now: Instant,
+        branch: String,
+        events: &mut Vec<(CallRef, CallEvent)>,
+    ) {
+        let Some(entry) = self.client.get_mut(&branch) else {
+            return;
+        };
+        entry.armed = None;
+        let (flow, call, ends_dialog) = (entry.flow, entry.call, entry.ends_dialog);
+        let done = match entry.tx.handle_timeout(now) {
+            TimerOutput::Retransmit(bytes) => {
+                self.transmit(flow, bytes);
+                false
+            }
+            TimerOutput::RequestTimeout => {
+                if ends_dialog {
+                    events.push((call, CallEvent::Ended));
+                }
+                true
+            }
+            TimerOutput::Terminated | TimerOutput::AckTimeout | TimerOutput::Unanswered => true,
+            TimerOutput::Nothing => false,
+        };
+        if done {
+            self.client.remove(&branch);
+        } else {
+            self.arm(TimerKey::Client(branch));
+        }
+    }
+
+    /// Timer-heap entries examined so far, stale ones included.
+    #[cfg(test)]
+    fn timers_examined(&self) -> u64 {
+        self.deadlines.examined
+    }
+
+    /// Transactions whose deadline is not the one armed in the heap: a
+    /// change that forgot to re-arm (must always be none).
+    #[cfg(test)]
+    fn misarmed(&self) -> usize {
+        let s = self
+            .server
+            .values()
+            .filter(|e| e.armed != e.tx.poll_timeout());
+        let c = self
+            .client
+            .values()
+            .filter(|e| e.armed != e.tx.poll_timeout());
+        s.count() + c.count()
+    }
+
+    /// The earliest deadline by sweeping every transaction: what the heap
+    /// must always agree with.
+    #[cfg(test)]
+    fn swept_timeout(&self) -> Option<Instant> {
+        let s = self.server.values().filter_map(|e| e.tx.poll_timeout());
+        let c = self.client.values().filter_map(|e| e.tx.poll_timeout());
+        s.chain(c).min()
     }
 }
 

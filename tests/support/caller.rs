@@ -21,6 +21,8 @@ pub struct Caller {
     from_tag: String,
     pub to: String,
     pub invite_status: u16,
+    /// The final answer's `Retry-After`, if it had one.
+    pub retry_after: Option<String>,
     cseq: u32,
     /// Where the gateway's SDP answer says to send media.
     pub gateway_rtp: Option<SocketAddr>,
@@ -122,6 +124,7 @@ Content-Length: {}\r\n\r\n{sdp}",
             from_tag,
             to: String::new(),
             invite_status: 0,
+            retry_after: None,
             cseq: 1,
             gateway_rtp: None,
             codec: Codec::Pcmu,
@@ -148,6 +151,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                 continue;
             }
             caller.invite_status = status.0;
+            caller.retry_after = resp.header("Retry-After").map(str::to_owned);
             caller.to = resp.header("To").unwrap_or_default().to_owned();
             let ack_branch = if status.0 < 300 {
                 format!("z9hG4bK{:x}", rand::random::<u64>())

@@ -196,15 +196,60 @@ impl Gateway {
 
     /// Stops the gateway with SIGINT (Ctrl-C) and waits for it to exit.
     pub async fn interrupt(&mut self) -> std::process::ExitStatus {
+        self.stop("-INT").await
+    }
+
+    /// Stops the gateway with SIGTERM (what a service manager sends) and
+    /// waits for it to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.stop("-TERM").await
+    }
+
+    async fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill")
-                .args(["-INT", &pid.to_string()])
+                .args([signal, &pid.to_string()])
                 .status();
         }
         tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
-            .expect("gateway exits within 15 s of Ctrl-C")
+            .expect("gateway exits within 15 s of the signal")
             .expect("wait")
+    }
+
+    /// The value of the metric line `series` (name and labels as the
+    /// gateway prints them) in `/metrics`, read with `token`; 0 while absent.
+    pub async fn metric(&self, token: &str, series: &str) -> f64 {
+        let (status, text) = http::request(&self.api, "GET", "/metrics", Some(token), None).await;
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .find_map(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `series` in `/metrics` satisfies `ready` (checked every
+    /// 20 ms, at most `limit`); returns the value, failing the test if not.
+    pub async fn await_metric(
+        &self,
+        token: &str,
+        series: &str,
+        limit: Duration,
+        ready: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let value = self.metric(token, series).await;
+            if ready(value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{series} still {value} after {limit:?}\n--- gateway log ---\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -579,3 +579,174 @@ fn huge_content_length_is_refused() {
     assert_eq!(statuses(&d), vec![400]);
     assert!(d.sent[0].tag("To").is_some(), "400 carries a To tag");
 }
+
+/// `request` in a dialog of its own Call-ID.
+fn request_in(
+    call_id: &str,
+    method: &str,
+    branch: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+) -> String {
+    request(method, branch, cseq, to_tag).replace("Call-ID: call-1", &format!("Call-ID: {call_id}"))
+}
+
+/// A small deterministic generator (xorshift), so the mix is the same each run.
+struct Mix(u64);
+
+impl Mix {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    /// One of the last 32 of `len` (recent calls are the ones still busy).
+    fn recent(&mut self, len: usize) -> usize {
+        len - 1 - self.below(len.min(32) as u64) as usize
+    }
+}
+
+#[test]
+fn the_timer_heap_agrees_with_a_sweep_of_every_transaction_through_a_busy_mix() {
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut ep = endpoint();
+    let mut mix = Mix(0x9e37_79b9_7f4a_7c15);
+    // Calls the caller side knows: (Call-ID, our call, our tag once answered, next CSeq).
+    let mut calls: Vec<(String, CallRef, Option<String>, u32)> = Vec::new();
+    let mut sent_requests: Vec<Message> = Vec::new();
+    let mut timers_fired = 0;
+    for step in 0..20_000u32 {
+        match mix.below(12) {
+            0 | 1 => {
+                let call_id = format!("mix-{step}");
+                let req = request_in(&call_id, "INVITE", &format!("z9hG4bK-i{step}"), 1, None);
+                ep.handle_input(now, flow(), req.as_bytes());
+                if let Some(i) = drain(&mut ep).incoming.pop() {
+                    calls.push((call_id, i.call, None, 2));
+                }
+            }
+            2 if !calls.is_empty() => {
+                // The gateway answers (or refuses) a pending call.
+                let n = mix.recent(calls.len());
+                let (_, call, tag, _) = &mut calls[n];
+                if tag.is_none() {
+                    let status = if mix.below(4) == 0 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    };
+                    ep.respond_invite(now, *call, status, Vec::new(), Some(b"v=0\r\n".to_vec()));
+                    let d = drain(&mut ep);
+                    *tag = d.sent.iter().find_map(|m| m.tag("To").map(str::to_owned));
+                }
+            }
+            3 | 4 if !calls.is_empty() => {
+                // The caller ACKs, sends INFO or hangs up.
+                let n = mix.recent(calls.len());
+                let (call_id, _, tag, cseq) = &mut calls[n];
+                if let Some(tag) = tag.clone() {
+                    let (method, ack_cseq) = match mix.below(3) {
+                        0 => ("ACK", 1),
+                        1 => ("INFO", *cseq),
+                        _ => ("BYE", *cseq),
+                    };
+                    *cseq += 1;
+                    let branch = format!("z9hG4bK-c{step}");
+                    let req = request_in(call_id, method, &branch, ack_cseq, Some(&tag));
+                    ep.handle_input(now, flow(), req.as_bytes());
+                    for (_, event) in drain(&mut ep).events {
+                        if let CallEvent::Info { tx, .. } = event
+                            && mix.below(2) == 0
+                        {
+                            ep.respond(now, &tx, StatusCode::OK);
+                        }
+                    }
+                }
+            }
+            5 if !calls.is_empty() => {
+                // The gateway hangs up; the caller answers its BYE or not.
+                let n = mix.recent(calls.len());
+                ep.send_bye(now, calls[n].1, None);
+                sent_requests.extend(
+                    drain(&mut ep)
+                        .sent
+                        .into_iter()
+                        .filter(|m| m.method().is_some()),
+                );
+            }
+            6 if !sent_requests.is_empty() => {
+                let n = mix.below(sent_requests.len() as u64) as usize;
+                let req = sent_requests.swap_remove(n);
+                let ok =
+                    ok_to(&req).replace("Call-ID: call-1", &format!("Call-ID: {}", req.call_id()));
+                ep.handle_input(now, flow(), ok.as_bytes());
+                drain(&mut ep);
+            }
+            7 => {
+                let req = request_in("probe", "OPTIONS", &format!("z9hG4bK-o{step}"), 1, None);
+                ep.handle_input(now, flow(), req.as_bytes());
+                drain(&mut ep);
+            }
+            8 if !calls.is_empty() => {
+                let n = mix.recent(calls.len());
+                let (call_id, ..) = &calls[n];
+                let branch = format!("z9hG4bK-i{}", call_id.trim_start_matches("mix-"));
+                let req = request_in(call_id, "CANCEL", &branch, 1, None);
+                ep.handle_input(now, flow(), req.as_bytes());
+                drain(&mut ep);
+            }
+            _ => {
+                // Time passes: up to 1 s, and every due timer runs.
+                now += Duration::from_millis(mix.below(1000));
+                if ep.poll_timeout().is_some_and(|t| t <= now) {
+                    timers_fired += 1;
+                }
+                ep.handle_timeout(now);
+                drain(&mut ep);
+            }
+        }
+        assert_eq!(ep.misarmed(), 0, "step {step}");
+        assert_eq!(ep.poll_timeout(), ep.swept_timeout(), "step {step}");
+        // Whatever was due has run: the next deadline is in the future.
+        assert!(ep.poll_timeout().is_none_or(|t| t > now), "step {step}");
+    }
+    assert!(timers_fired > 500, "the mix ran timers: {timers_fired}");
+    // Then every transaction ends, and the heap with them.
+    run_timers(&mut ep, now + Duration::from_secs(3600));
+    assert_eq!(ep.transactions(), 0);
+    assert_eq!(ep.poll_timeout(), None);
+}
+
+#[test]
+fn a_timer_costs_the_same_with_twenty_thousand_live_transactions() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    // 20,000 OPTIONS, each a transaction kept 64·T1 (32 s) for retransmissions.
+    for i in 0..20_000 {
+        let req = request_in("probe", "OPTIONS", &format!("z9hG4bK-o{i}"), 1, None);
+        ep.handle_input(t0, flow(), req.as_bytes());
+    }
+    drain(&mut ep);
+    let (_, _) = invite(&mut ep, t0);
+    assert_eq!(ep.transactions(), 20_001);
+    let before = ep.timers_examined();
+    // Timer G: the 200 goes again at T1; nothing else is due.
+    let due = ep.poll_timeout().expect("the 200's retransmission");
+    assert_eq!(due, t0 + Duration::from_millis(500));
+    ep.handle_timeout(due);
+    assert_eq!(statuses(&drain(&mut ep)), vec![200]);
+    assert!(
+        ep.timers_examined() - before <= 2,
+        "examined {} heap entries for one due timer",
+        ep.timers_examined() - before
+    );
+    // At 32 s the OPTIONS transactions all end, each examined once.
+    let before = ep.timers_examined();
+    ep.handle_timeout(t0 + Duration::from_secs(32));
+    drain(&mut ep);
+    assert_eq!(ep.transactions(), 0);
+    assert!(ep.timers_examined() - before <= 20_010);
+}
