@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     /// The attempt log's writer: calls queue rows, never wait.
     pub attempts: AttemptLog,
     pub admission: Arc<Admission>,
+    /// What every call's core decides by.
+    pub rules: Arc<call::Rules>,
 }
 
 /// Logs to stderr, as text or one JSON object per line; `RUST_LOG`
@@ -184,7 +186,18 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let attempts = AttemptLog::start(store.clone(), settings.attempt_log);
     let admission = Admission::new(settings.max_calls, settings.max_loop_lag, attempts.clone());
     tokio::spawn(admission.clone().watch_loop_lag());
+    let rules = Arc::new(call::Rules {
+        ivr: settings.ivr.clone(),
+        lockout: settings.lockout.clone(),
+        answer_delay: settings.answer_delay,
+        store_timeout: settings.store_timeout,
+        rtp_timeout: settings.rtp_timeout,
+        advertise: settings.advertise,
+        codecs: settings.codecs.clone(),
+        secret: secret.clone(),
+    });
     let shared = Arc::new(Shared {
+        rules,
         attempts: attempts.clone(),
         admission,
         rooms,

@@ -34,6 +34,16 @@ pub struct TxKey {
 }
 
 impl TxKey {
+    /// A key of an INFO with `branch`, for other modules' tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(branch: &str) -> TxKey {
+        TxKey {
+            branch: branch.to_owned(),
+            call_id: "test".to_owned(),
+            method: "INFO".to_owned(),
+        }
+    }
+
     fn of(msg: &Message, method: &Method) -> TxKey {
         TxKey {
             branch: msg.branch().unwrap_or_default().to_owned(),

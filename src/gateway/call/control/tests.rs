@@ -1,0 +1,750 @@
+//! The call's control flow on simulated time: every phase, every store
+//! answer (and failure), nothing sleeps and nothing binds a socket.
+
+use super::*;
+use crate::store::StoreError;
+
+const OFFER: &str = "v=0\r\no=caller 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+const HOLD: &str = "v=0\r\no=caller 1 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";
+const SECRET: [u8; 32] = [5; 32];
+
+fn rules() -> Rules {
+    Rules {
+        ivr: IvrConfig::default(),
+        lockout: LockoutPolicy::default(),
+        answer_delay: Duration::ZERO,
+        store_timeout: Duration::from_secs(2),
+        rtp_timeout: Some(Duration::from_secs(30)),
+        advertise: "127.0.0.1".parse().unwrap(),
+        codecs: vec![Codec::Pcmu],
+        secret: Secret::from_key(SECRET),
+    }
+}
+
+fn store_down() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolTimedOut)
+}
+
+fn tx(n: u32) -> TxKey {
+    TxKey::for_tests(&format!("z9hG4bK-{n}"))
+}
+
+/// A call driven on simulated time.
+struct Harness {
+    core: CallCore,
+    now: Instant,
+}
+
+impl Harness {
+    fn with(rules: Rules) -> Harness {
+        let now = Instant::now();
+        let offer = Offer {
+            content_type: Some("application/sdp".into()),
+            body: OFFER.as_bytes().to_vec(),
+        };
+        Harness {
+            core: CallCore::new(now, Arc::new(rules), offer),
+            now,
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.core.poll_action()).collect()
+    }
+
+    fn give(&mut self, input: Input) -> Vec<Action> {
+        self.core.handle(self.now, input);
+        self.drain()
+    }
+
+    fn answer(&mut self, answer: Answer) -> Vec<Action> {
+        self.give(Input::Answer(answer))
+    }
+
+    fn sip(&mut self, event: CallEvent) -> Vec<Action> {
+        self.give(Input::Sip(event))
+    }
+
+    /// Moves time on by `d`, running what falls due.
+    fn advance(&mut self, d: Duration) -> Vec<Action> {
+        self.now += d;
+        if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.core.handle_timeout(self.now);
+        }
+        self.drain()
+    }
+
+    /// The last prompt of `actions` plays to its end.
+    fn finish_play(&mut self, actions: &[Action]) -> Vec<Action> {
+        let id = actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::Play { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a prompt plays");
+        self.give(Input::PlayDone(id))
+    }
+
+    fn keys(&mut self, keys: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        for c in keys.chars() {
+            self.now += Duration::from_millis(200);
+            out.extend(self.give(Input::Key(Key::from_char(c).unwrap())));
+        }
+        out
+    }
+
+    /// Routed, counted (`failures`), port opened: the 200 goes out.
+    fn answered(rules: Rules, failures: Failures) -> Harness {
+        let mut h = Harness::with(rules);
+        assert_eq!(h.drain(), vec![Action::Ask(Ask::Route)]);
+        let a = h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+        assert_eq!(a, vec![Action::Ask(Ask::Count)]);
+        let a = h.answer(Answer::Count(Ok(failures)));
+        assert_eq!(a, vec![Action::OpenPort]);
+        let a = h.give(Input::Port(Some(Session {
+            port: 40000,
+            id: 7,
+            version: 7,
+        })));
+        assert!(
+            matches!(&a[..], [Action::Respond { status, sdp: Some(_) }] if *status == StatusCode::OK),
+            "{a:?}"
+        );
+        h
+    }
+
+    /// Answered and acknowledged: the IVR greets.
+    fn talking() -> Harness {
+        let mut h = Harness::answered(rules(), Failures::default());
+        let a = h.sip(CallEvent::Ack);
+        assert!(matches!(a.first(), Some(Action::StartMedia(_))), "{a:?}");
+        assert!(plays(&a).contains(&PromptId::Welcome), "{a:?}");
+        h
+    }
+}
+
+fn plays(actions: &[Action]) -> Vec<PromptId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Play { prompts, .. } => Some(prompts.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn records(actions: &[Action]) -> Vec<(Stage, Outcome)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Record { stage, outcome, .. } => Some((*stage, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn admit(room_id: i64, security: Option<String>) -> Decision {
+    Decision::Admit {
+        room_id,
+        meeting_id: None,
+        security,
+        invitee: None,
+        host: false,
+    }
+}
+
+#[test]
+fn a_call_is_routed_counted_answered_and_greeted_after_the_ack() {
+    let mut h = Harness::answered(rules(), Failures::default());
+    assert!(!h.core.in_media(), "no media before the ACK");
+    let a = h.sip(CallEvent::Ack);
+    assert!(matches!(a.first(), Some(Action::StartMedia(n)) if n.codec == Codec::Pcmu));
+    assert_eq!(
+        plays(&a),
+        vec![PromptId::Welcome, PromptId::EnterAccessCode]
+    );
+    assert!(h.core.plays_prompts());
+}
+
+#[test]
+fn an_unprovisioned_number_gets_404_and_a_store_failure_503() {
+    let mut h = Harness::with(rules());
+    h.drain();
+    let a = h.answer(Answer::Route(Ok(None)));
+    assert_eq!(
+        a,
+        vec![Action::Respond {
+            status: StatusCode::NOT_FOUND,
+            sdp: None
+        }]
+    );
+    assert!(h.core.is_done());
+    // Fail closed: a number the store cannot route is not answered.
+    let mut h = Harness::with(rules());
+    h.drain();
+    let a = h.answer(Answer::Route(Err(store_down())));
+    assert_eq!(
+        a,
+        vec![Action::Respond {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            sdp: None
+        }]
+    );
+    assert!(h.core.is_done());
+}
+
+#[test]
+fn a_store_too_slow_before_answering_sheds_the_call_with_503() {
+    let mut h = Harness::with(rules());
+    h.drain();
+    assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+    assert!(h.advance(Duration::from_millis(1999)).is_empty());
+    let a = h.advance(Duration::from_millis(1));
+    assert_eq!(
+        a,
+        vec![
+            Action::Shed(Shed::Store),
+            Action::Respond {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                sdp: None
+            }
+        ]
+    );
+    assert!(h.core.is_done());
+    // The answer that comes too late changes nothing.
+    assert!(
+        h.answer(Answer::Route(Ok(Some("+15550100".into()))))
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_slow_failure_count_sheds_too_but_a_failed_one_fails_open() {
+    let mut h = Harness::with(rules());
+    h.drain();
+    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+    h.now += Duration::from_secs(1);
+    // The count has its own store deadline, from when it was asked.
+    assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+    let a = h.advance(Duration::from_secs(1));
+    assert_eq!(a.first(), Some(&Action::Shed(Shed::Store)));
+    // Fail open: the lockout is not applied when failures cannot be counted.
+    let mut h = Harness::with(rules());
+    h.drain();
+    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+    assert_eq!(
+        h.answer(Answer::Count(Err(store_down()))),
+        vec![Action::OpenPort]
+    );
+}
+
+#[test]
+fn no_rtp_port_or_no_common_codec_refuse_before_answering() {
+    let mut h = Harness::with(rules());
+    h.drain();
+    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+    h.answer(Answer::Count(Ok(Failures::default())));
+    let a = h.give(Input::Port(None));
+    assert_eq!(
+        a,
+        vec![Action::Respond {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            sdp: None
+        }]
+    );
+    let mut r = rules();
+    r.codecs = vec![Codec::Pcma];
+    let mut h = Harness::with(r);
+    h.drain();
+    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+    h.answer(Answer::Count(Ok(Failures::default())));
+    let a = h.give(Input::Port(Some(Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    })));
+    assert_eq!(
+        a,
+        vec![Action::Respond {
+            status: StatusCode::NOT_ACCEPTABLE_HERE,
+            sdp: None
+        }]
+    );
+}
+
+#[test]
+fn an_answer_delay_rings_first_and_answers_when_it_is_over() {
+    let mut r = rules();
+    r.answer_delay = Duration::from_secs(3);
+    let mut h = Harness::with(r);
+    h.drain();
+    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+    h.answer(Answer::Count(Ok(Failures::default())));
+    let a = h.give(Input::Port(Some(Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    })));
+    assert_eq!(
+        a,
+        vec![Action::Respond {
+            status: StatusCode::RINGING,
+            sdp: None
+        }]
+    );
+    // INFO while ringing is taken (200), a re-INVITE must wait (491).
+    let a = h.sip(CallEvent::Info {
+        tx: tx(2),
+        content_type: "application/dtmf-relay".into(),
+        body: b"Signal=5\r\nDuration=160\r\n".to_vec(),
+    });
+    assert_eq!(
+        a,
+        vec![Action::RespondInfo {
+            tx: tx(2),
+            status: StatusCode::OK
+        }]
+    );
+    let a = h.sip(CallEvent::Reinvite {
+        tx: tx(3),
+        content_type: "application/sdp".into(),
+        body: HOLD.as_bytes().to_vec(),
+    });
+    assert!(
+        matches!(&a[..], [Action::RespondReinvite { status, .. }] if *status == StatusCode::REQUEST_PENDING)
+    );
+    assert!(h.advance(Duration::from_millis(2999)).is_empty());
+    let a = h.advance(Duration::from_millis(1));
+    assert!(
+        matches!(&a[..], [Action::Respond { status, sdp: Some(_) }] if *status == StatusCode::OK)
+    );
+}
+
+#[test]
+fn a_caller_who_cancels_while_ringing_is_gone_without_an_answer() {
+    let mut r = rules();
+    r.answer_delay = Duration::from_secs(3);
+    let mut h = Harness::with(r);
+    h.drain();
+    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
+    h.answer(Answer::Count(Ok(Failures::default())));
+    h.give(Input::Port(Some(Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    })));
+    assert!(h.sip(CallEvent::Cancelled).is_empty());
+    assert!(h.core.is_done());
+    assert!(h.advance(Duration::from_secs(5)).is_empty());
+}
+
+#[test]
+fn without_an_ack_the_call_is_hung_up_and_no_media_starts() {
+    let mut h = Harness::answered(rules(), Failures::default());
+    let a = h.sip(CallEvent::AckTimeout);
+    assert_eq!(a, vec![Action::Bye { reason: None }]);
+    assert!(h.core.is_done());
+    assert!(h.sip(CallEvent::Ack).is_empty());
+}
+
+#[test]
+fn info_during_a_prompt_keys_a_digit_and_is_answered() {
+    let mut h = Harness::talking();
+    let a = h.sip(CallEvent::Info {
+        tx: tx(2),
+        content_type: "application/dtmf-relay".into(),
+        body: b"Signal=5\r\nDuration=160\r\n".to_vec(),
+    });
+    assert_eq!(
+        a,
+        vec![
+            Action::InfoKey(Key::D5),
+            Action::RespondInfo {
+                tx: tx(2),
+                status: StatusCode::OK
+            }
+        ]
+    );
+    // The key comes back from the merger and stops the prompt (barge-in).
+    assert_eq!(h.give(Input::Key(Key::D5)), vec![Action::StopPlay]);
+    // A body it cannot read gets 400, a type it does not take 415.
+    let a = h.sip(CallEvent::Info {
+        tx: tx(3),
+        content_type: "application/dtmf-relay".into(),
+        body: b"nonsense".to_vec(),
+    });
+    assert_eq!(
+        a,
+        vec![Action::RespondInfo {
+            tx: tx(3),
+            status: StatusCode::BAD_REQUEST
+        }]
+    );
+    let a = h.sip(CallEvent::Info {
+        tx: tx(4),
+        content_type: "text/plain".into(),
+        body: b"5".to_vec(),
+    });
+    assert_eq!(
+        a,
+        vec![Action::RespondInfo {
+            tx: tx(4),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE
+        }]
+    );
+}
+
+#[test]
+fn a_reinvite_in_the_ivr_puts_the_caller_on_hold_with_a_new_version() {
+    let mut h = Harness::talking();
+    let a = h.sip(CallEvent::Reinvite {
+        tx: tx(2),
+        content_type: "application/sdp".into(),
+        body: HOLD.as_bytes().to_vec(),
+    });
+    let [
+        Action::Renegotiated { old, new, held },
+        Action::RespondReinvite {
+            status,
+            sdp: Some(sdp),
+            ..
+        },
+    ] = &a[..]
+    else {
+        panic!("{a:?}");
+    };
+    assert!(*held);
+    assert_eq!(old.direction, Direction::SendRecv);
+    assert_eq!(new.direction, Direction::SendOnly);
+    assert_eq!(*status, StatusCode::OK);
+    let sdp = String::from_utf8_lossy(sdp);
+    assert!(
+        sdp.contains("o=dialgate 7 8 IN IP4") || sdp.contains(" 7 8 IN IP4"),
+        "{sdp}"
+    );
+    assert!(sdp.contains("a=recvonly"), "{sdp}");
+    // The same offer again: the same answer, no change, the same version.
+    let a = h.sip(CallEvent::Reinvite {
+        tx: tx(3),
+        content_type: "application/sdp".into(),
+        body: HOLD.as_bytes().to_vec(),
+    });
+    assert!(
+        matches!(&a[..], [Action::RespondReinvite { status, sdp: Some(s), .. }]
+            if *status == StatusCode::OK && String::from_utf8_lossy(s).contains(" 7 8 IN IP4")),
+        "{a:?}"
+    );
+    // An offer it cannot take is refused and the session kept.
+    let a = h.sip(CallEvent::Reinvite {
+        tx: tx(4),
+        content_type: "application/sdp".into(),
+        body: b"garbage".to_vec(),
+    });
+    assert!(
+        matches!(&a[..], [Action::RespondReinvite { status, sdp: None, .. }] if status.0 >= 400)
+    );
+}
+
+#[test]
+fn a_right_code_is_counted_resolved_and_joined_with_the_rooms_settings() {
+    let mut h = Harness::talking();
+    let a = h.keys("1234#");
+    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess)));
+    let a = h.answer(Answer::Guess(Ok(Failures::default())));
+    assert!(matches!(&a[..], [Action::Ask(Ask::Resolve(code))] if code.as_str() == "1234"));
+    let a = h.answer(Answer::Resolve(Ok(admit(9, None))));
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
+    h.now += Duration::from_millis(30);
+    let policy = Policy {
+        wait_for_host: true,
+        ..Policy::default()
+    };
+    let a = h.answer(Answer::Policy(Ok(Some(policy))));
+    assert!(a.contains(&Action::Record {
+        stage: Stage::Access,
+        outcome: Outcome::Admitted,
+        room_id: Some(9),
+        latency: Some(Duration::from_millis(30)),
+    }));
+    assert!(h.core.plays_prompts(), "the joining prompt first");
+    let a = h.finish_play(&a);
+    assert!(a.contains(&Action::Join {
+        room_id: 9,
+        host: false,
+        policy
+    }));
+    assert!(!h.core.plays_prompts(), "the room's mix takes over");
+    assert!(h.give(Input::Joined(Ok(()))).is_empty());
+    // Keys in the room are keypad commands; a participant's host command is ignored.
+    assert!(h.keys("*6").contains(&Action::Room(Command::ToggleMute)));
+    assert!(h.keys("*7").is_empty());
+    // The caller leaves: counted as admitted.
+    let a = h.sip(CallEvent::Bye);
+    assert_eq!(
+        a,
+        vec![Action::MediaEnded {
+            outcome: "admitted"
+        }]
+    );
+    assert!(h.core.is_done());
+}
+
+#[test]
+fn hanging_up_during_a_lookup_records_the_abandoned_attempt_and_ignores_the_late_answer() {
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    let a = h.sip(CallEvent::Bye);
+    assert_eq!(
+        a[0],
+        Action::MediaEnded {
+            outcome: "abandoned"
+        }
+    );
+    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Abandoned)]);
+    assert!(h.core.is_done());
+    assert!(h.answer(Answer::Guess(Ok(Failures::default()))).is_empty());
+}
+
+#[test]
+fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_defaults() {
+    // Fail closed for the code.
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    h.answer(Answer::Guess(Ok(Failures::default())));
+    let a = h.answer(Answer::Resolve(Err(store_down())));
+    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Wrong)]);
+    // Fail open for the room's settings: the code was right.
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    h.answer(Answer::Guess(Ok(Failures::default())));
+    h.answer(Answer::Resolve(Ok(admit(9, None))));
+    let a = h.answer(Answer::Policy(Err(store_down())));
+    let a = h.finish_play(&a);
+    assert!(a.contains(&Action::Join {
+        room_id: 9,
+        host: false,
+        policy: Policy::default()
+    }));
+    // A failed guess count does not lock out either.
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    let a = h.answer(Answer::Guess(Err(store_down())));
+    assert!(matches!(&a[..], [Action::Ask(Ask::Resolve(_))]));
+}
+
+#[test]
+fn a_caller_past_the_lockout_limit_is_refused_without_a_lookup() {
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    let locked = Failures {
+        caller_id: LockoutPolicy::default().attempts,
+        ..Failures::default()
+    };
+    let a = h.answer(Answer::Guess(Ok(locked)));
+    assert!(!a.iter().any(|x| matches!(x, Action::Ask(_))));
+    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Locked)]);
+    // Locked before the answer too: the IVR says so and hangs up.
+    let mut h = Harness::answered(rules(), locked);
+    let a = h.sip(CallEvent::Ack);
+    assert!(plays(&a).contains(&PromptId::TooManyAttempts), "{a:?}");
+}
+
+#[test]
+fn a_probed_number_slows_each_lookup_by_two_seconds() {
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    let probed = Failures {
+        number: LockoutPolicy::default().number_alarm,
+        ..Failures::default()
+    };
+    assert!(h.answer(Answer::Guess(Ok(probed))).is_empty());
+    assert_eq!(h.core.poll_timeout(), Some(h.now + PROBED_NUMBER_DELAY));
+    assert!(
+        h.advance(PROBED_NUMBER_DELAY - Duration::from_millis(1))
+            .is_empty()
+    );
+    let a = h.advance(Duration::from_millis(1));
+    assert!(matches!(&a[..], [Action::Ask(Ask::Resolve(_))]), "{a:?}");
+}
+
+#[test]
+fn a_security_code_is_verified_against_the_grant_and_the_settings_read_at_the_join() {
+    let secret = Secret::from_key(SECRET);
+    let hash = secret.hash(SECURITY, "4321");
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    h.answer(Answer::Guess(Ok(Failures::default())));
+    let a = h.answer(Answer::Resolve(Ok(admit(9, Some(hash)))));
+    assert!(plays(&a).contains(&PromptId::EnterSecurityCode), "{a:?}");
+    assert_eq!(records(&a), vec![]);
+    // Wrong first: refused without reading anything more.
+    let a = h.keys("1111#");
+    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess)));
+    let a = h.answer(Answer::Guess(Ok(Failures::default())));
+    assert_eq!(records(&a), vec![(Stage::Security, Outcome::Wrong)]);
+    // Right: the settings are read, then the join.
+    h.keys("4321#");
+    let a = h.answer(Answer::Guess(Ok(Failures::default())));
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
+    let a = h.answer(Answer::Policy(Ok(None)));
+    assert!(records(&a).contains(&(Stage::Security, Outcome::Admitted)));
+    let a = h.finish_play(&a);
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Join { room_id: 9, .. })),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_revoked_invitee_is_refused_at_the_security_code_even_when_the_store_fails() {
+    for valid in [Ok(false), Err(store_down())] {
+        let secret = Secret::from_key(SECRET);
+        let mut h = Harness::talking();
+        h.keys("1234#");
+        h.answer(Answer::Guess(Ok(Failures::default())));
+        let decision = Decision::Admit {
+            room_id: 9,
+            meeting_id: Some(3),
+            security: Some(secret.hash(SECURITY, "4321")),
+            invitee: Some(11),
+            host: false,
+        };
+        h.answer(Answer::Resolve(Ok(decision)));
+        h.keys("4321#");
+        let a = h.answer(Answer::Guess(Ok(Failures::default())));
+        assert_eq!(a, vec![Action::Ask(Ask::Invitee(11))]);
+        let a = h.answer(Answer::Invitee(valid));
+        assert_eq!(records(&a), vec![(Stage::Security, Outcome::Revoked)]);
+    }
+}
+
+#[test]
+fn silence_past_the_rtp_timeout_hangs_up_with_408_and_media_resets_it() {
+    let mut h = Harness::talking();
+    h.now += Duration::from_secs(20);
+    assert!(h.give(Input::Media).is_empty());
+    assert!(
+        h.advance(Duration::from_secs(29))
+            .iter()
+            .all(|a| !matches!(a, Action::Bye { .. }))
+    );
+    let a = h.advance(Duration::from_secs(1));
+    assert_eq!(
+        a[0],
+        Action::MediaEnded {
+            outcome: "media_timeout"
+        }
+    );
+    assert!(a.contains(&Action::Bye {
+        reason: Some("SIP;cause=408;text=\"RTP timeout\"".into())
+    }));
+    // Then the BYE's answer ends it.
+    assert!(h.sip(CallEvent::Ended).is_empty());
+    assert!(h.core.is_done());
+}
+
+#[test]
+fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    h.answer(Answer::Guess(Ok(Failures::default())));
+    h.answer(Answer::Resolve(Ok(admit(9, None))));
+    let a = h.answer(Answer::Policy(Ok(None)));
+    h.finish_play(&a);
+    let a = h.give(Input::Joined(Err(Refusal::Full)));
+    assert_eq!(
+        a[0],
+        Action::MediaEnded {
+            outcome: "room_full"
+        }
+    );
+    assert_eq!(plays(&a), vec![PromptId::ConferenceFull]);
+    assert!(h.core.plays_prompts());
+    // A re-INVITE while it closes must wait; INFO is taken.
+    let a = h.sip(CallEvent::Reinvite {
+        tx: tx(5),
+        content_type: "application/sdp".into(),
+        body: HOLD.as_bytes().to_vec(),
+    });
+    assert!(
+        matches!(&a[..], [Action::RespondReinvite { status, .. }] if *status == StatusCode::REQUEST_PENDING)
+    );
+    let a = h.give(Input::PlayDone(CLOSING_PLAY));
+    assert_eq!(
+        a,
+        vec![Action::Bye {
+            reason: Some(Closure::FULL.reason.into())
+        }]
+    );
+    // While the BYE is out, INFO gets 481; 40 s without an answer ends it.
+    let a = h.sip(CallEvent::Info {
+        tx: tx(6),
+        content_type: "application/dtmf-relay".into(),
+        body: b"Signal=1\r\n".to_vec(),
+    });
+    assert_eq!(
+        a,
+        vec![Action::RespondInfo {
+            tx: tx(6),
+            status: StatusCode::CALL_DOES_NOT_EXIST
+        }]
+    );
+    h.advance(BYE_WAIT);
+    assert!(h.core.is_done());
+}
+
+#[test]
+fn a_closing_prompt_plays_ten_seconds_at_most() {
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    h.answer(Answer::Guess(Ok(Failures::default())));
+    h.answer(Answer::Resolve(Ok(admit(9, None))));
+    let a = h.answer(Answer::Policy(Ok(None)));
+    h.finish_play(&a);
+    h.give(Input::Joined(Ok(())));
+    let a = h.give(Input::Presence(Presence::Ended));
+    assert_eq!(plays(&a), vec![PromptId::ConferenceEnded]);
+    let a = h.advance(CLOSING_PROMPT_LIMIT);
+    assert_eq!(
+        a,
+        vec![Action::Bye {
+            reason: Some(Closure::ENDED.reason.into())
+        }]
+    );
+}
+
+#[test]
+fn three_wrong_codes_hang_up_with_the_outcome() {
+    let mut h = Harness::talking();
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        h.keys("1111#");
+        h.answer(Answer::Guess(Ok(Failures::default())));
+        all.extend(h.answer(Answer::Resolve(Ok(Decision::Refuse(Outcome::Wrong)))));
+        // The "wrong code" prompt finishes; the next attempt may start.
+        if let Some(id) = all.iter().rev().find_map(|a| match a {
+            Action::Play { id, .. } => Some(*id),
+            _ => None,
+        }) {
+            all.extend(h.give(Input::PlayDone(id)));
+        }
+    }
+    assert_eq!(records(&all).len(), 3);
+    assert!(
+        all.iter()
+            .any(|a| matches!(a, Action::MediaEnded { outcome: "wrong" })),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|a| matches!(a, Action::Bye { reason: Some(r) } if r.contains("403"))),
+        "{all:?}"
+    );
+}
