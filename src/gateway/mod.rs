@@ -125,6 +125,23 @@ pub fn init_logging(json: bool) {
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let prompts = PromptLibrary::load(&settings.prompts)?;
     tracing::info!(languages = ?prompts.languages(), "prompts loaded");
+    // Encoded once per codec for every call (Opus at our default bitrate;
+    // a far end's lower cap is encoded on first use), off the event loop:
+    // a call that comes first encodes what it needs itself.
+    let encodings: Vec<_> = settings
+        .codecs
+        .iter()
+        .map(|&codec| crate::media::codec::Encoding {
+            codec,
+            opus: crate::media::codec::OpusParams::default(),
+        })
+        .collect();
+    let library = prompts.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        library.prepare(&encodings);
+        tracing::info!(took = ?started.elapsed(), "prompts encoded");
+    });
     let store = Store::open(&settings.database).await?;
     let secret = Secret::load_or_create(&settings.secret_file)?;
     let sockets = SipSockets::bind(settings.sip_listen)
@@ -268,6 +285,38 @@ fn invite_refusal_headers(status: StatusCode) -> Vec<(String, String)> {
     }
 }
 
+/// Events queued per call at most: a call that does not keep up has its
+/// requests refused rather than queued without end.
+const CALL_EVENTS: usize = 64;
+
+/// Hands `event` to its call. When the call's queue is full, a request in
+/// it (INFO, re-INVITE) is answered 503 here; the events that end a call
+/// are never dropped (queued by a task of their own).
+fn deliver(endpoint: &mut Endpoint, tx: &mpsc::Sender<CallEvent>, event: CallEvent) {
+    let event = match tx.try_send(event) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+        Err(mpsc::error::TrySendError::Full(event)) => event,
+    };
+    let now = Instant::now().into_std();
+    let busy = StatusCode::SERVICE_UNAVAILABLE;
+    match event {
+        CallEvent::Info { tx: key, .. } => {
+            tracing::debug!("call's event queue full: INFO refused (503)");
+            endpoint.respond(now, &key, busy);
+        }
+        CallEvent::Reinvite { tx: key, .. } => {
+            tracing::debug!("call's event queue full: re-INVITE refused (503)");
+            endpoint.respond_reinvite(now, &key, busy, None);
+        }
+        other => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(other).await;
+            });
+        }
+    }
+}
+
 async fn run_endpoint(
     mut endpoint: Endpoint,
     transport: TransportHandle,
@@ -275,7 +324,7 @@ async fn run_endpoint(
     mut commands: mpsc::UnboundedReceiver<SipCommand>,
     shared: Arc<Shared>,
 ) {
-    let mut calls: HashMap<CallRef, mpsc::UnboundedSender<CallEvent>> = HashMap::new();
+    let mut calls: HashMap<CallRef, mpsc::Sender<CallEvent>> = HashMap::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut stopping: Option<Instant> = None;
@@ -364,7 +413,7 @@ async fn run_endpoint(
                             continue;
                         }
                     };
-                    let (tx, rx) = mpsc::unbounded_channel();
+                    let (tx, rx) = mpsc::channel(CALL_EVENTS);
                     calls.insert(incoming.call, tx);
                     let span = tracing::info_span!("call", call_id = %incoming.call_id);
                     tokio::spawn(call::run(shared.clone(), incoming, rx, slot).instrument(span));
@@ -375,7 +424,7 @@ async fn run_endpoint(
                         CallEvent::Ended | CallEvent::Bye | CallEvent::Cancelled
                     );
                     if let Some(tx) = calls.get(&call) {
-                        let _ = tx.send(event);
+                        deliver(&mut endpoint, tx, event);
                     }
                     if last {
                         calls.remove(&call);
@@ -387,5 +436,81 @@ async fn run_endpoint(
             tracing::info!("all calls ended");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::dialog::{Flow, Transport};
+    use crate::sip::message;
+
+    const CALLER: &str = "127.0.0.1:5070";
+
+    fn request(method: &str, branch: &str, cseq: u32, to_tag: Option<&str>) -> Vec<u8> {
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        format!(
+            "{method} sip:+15550100@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\n\
+From: <sip:a@127.0.0.1>;tag=f\r\nTo: <sip:+15550100@127.0.0.1>{to_tag}\r\nCall-ID: full-queue\r\n\
+CSeq: {cseq} {method}\r\nContact: <sip:a@{CALLER}>\r\nMax-Forwards: 70\r\n\
+Content-Type: application/dtmf-relay\r\nContent-Length: 9\r\n\r\nSignal=5\n"
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_event_queue_is_full_has_its_info_refused_and_still_hears_its_bye() {
+        let flow = Flow {
+            transport: Transport::Udp,
+            remote: CALLER.parse().unwrap(),
+        };
+        let local = LocalAddr {
+            advertise: "127.0.0.1".parse().unwrap(),
+            port: 5060,
+        };
+        let mut ep = Endpoint::new(local, Default::default());
+        let now = std::time::Instant::now();
+        ep.handle_input(now, flow, &request("INVITE", "z9hG4bK-i", 1, None));
+        let mut call = None;
+        while let Some(out) = ep.poll_output() {
+            if let Output::Incoming(i) = out {
+                call = Some(i.call);
+            }
+        }
+        let call = call.expect("a call");
+        ep.respond_invite(now, call, StatusCode::OK, Vec::new(), None);
+        let mut tag = None;
+        while let Some(out) = ep.poll_output() {
+            if let Output::Transmit { bytes, .. } = out {
+                tag = message::parse(&bytes)
+                    .ok()
+                    .and_then(|m| m.tag("To").map(str::to_owned));
+            }
+        }
+        let tag = tag.expect("our tag");
+        // A queue of one, already holding an event the call has not read.
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(CallEvent::Ack).unwrap();
+        ep.handle_input(now, flow, &request("INFO", "z9hG4bK-n", 2, Some(&tag)));
+        let mut statuses = Vec::new();
+        while let Some(out) = ep.poll_output() {
+            match out {
+                Output::Call(_, event) => deliver(&mut ep, &tx, event),
+                Output::Transmit { bytes, .. } => {
+                    statuses.extend(message::parse(&bytes).ok().and_then(|m| m.status()));
+                }
+                Output::Incoming(_) => {}
+            }
+        }
+        assert_eq!(statuses, vec![StatusCode::SERVICE_UNAVAILABLE]);
+        // The BYE is not dropped: it waits for room in the queue.
+        ep.handle_input(now, flow, &request("BYE", "z9hG4bK-b", 3, Some(&tag)));
+        while let Some(out) = ep.poll_output() {
+            if let Output::Call(_, event) = out {
+                deliver(&mut ep, &tx, event);
+            }
+        }
+        assert!(matches!(rx.recv().await, Some(CallEvent::Ack)));
+        assert!(matches!(rx.recv().await, Some(CallEvent::Bye)));
     }
 }

@@ -1,8 +1,11 @@
-//! Prompt playback for one leg: a queue of prompts read out 20 ms at a time.
+//! Prompt playback for one leg: a queue of prompts read out 20 ms at a time
+//! as frames of the prompts ([`Player::next_prompt_frame`]), which the leg
+//! sends as payloads encoded once for every call (see
+//! [`crate::media::prompts::encoded`]).
 
 use crate::ivr::PlayId;
 use crate::media::pcm::PCM_FRAME;
-use crate::media::prompts::{PromptId, PromptSet};
+use crate::media::prompts::{PromptFrame, PromptId, PromptSet};
 
 #[derive(Debug, Default)]
 pub struct Player {
@@ -22,38 +25,34 @@ impl Player {
         self.current = None;
     }
 
-    /// The next frame into `frame` (silence-padded), or the id of the play
-    /// that just finished (`Err`), or `Ok(false)` when idle.
-    pub fn next_frame(
+    /// The next 20 ms: a frame of the prompt playing (`Ok(Some)`, for
+    /// [`crate::media::leg::Leg::send_prompt`]), or the id of the play that
+    /// just finished (`Err`, once), or `Ok(None)` when idle. Each prompt
+    /// starts on a frame of its own: its last frame is padded with silence
+    /// rather than filled from the next prompt.
+    pub fn next_prompt_frame(
         &mut self,
         prompts: &PromptSet,
-        frame: &mut [i16; PCM_FRAME],
-    ) -> Result<bool, PlayId> {
+    ) -> Result<Option<PromptFrame>, PlayId> {
         let Some((id, list)) = &self.current else {
-            return Ok(false);
+            return Ok(None);
         };
-        let mut filled = 0;
-        while filled < PCM_FRAME {
-            let Some(prompt) = list.get(self.index) else {
-                break;
-            };
-            let samples = prompts.get(*prompt);
-            let take = (samples.len() - self.offset.min(samples.len())).min(PCM_FRAME - filled);
-            frame[filled..filled + take].copy_from_slice(&samples[self.offset..self.offset + take]);
-            filled += take;
-            self.offset += take;
-            if self.offset >= samples.len() {
-                self.index += 1;
-                self.offset = 0;
+        while let Some(prompt) = list.get(self.index) {
+            // `offset` counts samples; here it stays on a frame boundary.
+            let index = self.offset / PCM_FRAME;
+            if index < prompts.frame_count(*prompt) {
+                self.offset = (index + 1) * PCM_FRAME;
+                return Ok(Some(PromptFrame {
+                    prompt: *prompt,
+                    index,
+                }));
             }
+            self.index += 1;
+            self.offset = 0;
         }
-        if filled == 0 {
-            let id = *id;
-            self.current = None;
-            return Err(id);
-        }
-        frame[filled..].fill(0);
-        Ok(true)
+        let id = *id;
+        self.current = None;
+        Err(id)
     }
 }
 
@@ -61,24 +60,70 @@ impl Player {
 mod tests {
     use super::*;
 
+    fn frame(prompt: PromptId, index: usize) -> Result<Option<PromptFrame>, PlayId> {
+        Ok(Some(PromptFrame { prompt, index }))
+    }
+
     #[test]
-    fn plays_prompts_back_to_back_then_reports_done_once() {
+    fn prompt_frames_play_back_to_back_each_prompt_padded_then_done_once_then_idle() {
         let prompts = PromptSet::from_samples([
             (PromptId::Welcome, vec![1; 400]),
-            (PromptId::Goodbye, vec![2; 260]),
+            (PromptId::Goodbye, vec![2; 640]),
         ]);
         let mut p = Player::default();
+        assert_eq!(
+            p.next_prompt_frame(&prompts),
+            Ok(None),
+            "idle before a play"
+        );
         p.play(PlayId(4), vec![PromptId::Welcome, PromptId::Goodbye]);
-        let mut f = [0; PCM_FRAME];
-        assert_eq!(p.next_frame(&prompts, &mut f), Ok(true));
-        assert!(f.iter().all(|s| *s == 1));
-        assert_eq!(p.next_frame(&prompts, &mut f), Ok(true));
-        assert_eq!(&f[..80], &[1; 80]);
-        assert_eq!(&f[80..320], &[2; 240]);
-        assert_eq!(p.next_frame(&prompts, &mut f), Ok(true));
-        assert_eq!(&f[..20], &[2; 20]);
-        assert_eq!(&f[20..], &[0; 300]);
-        assert_eq!(p.next_frame(&prompts, &mut f), Err(PlayId(4)));
-        assert_eq!(p.next_frame(&prompts, &mut f), Ok(false));
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Welcome, 0));
+        // Welcome's last 80 samples have a frame of their own.
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Welcome, 1));
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Goodbye, 0));
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Goodbye, 1));
+        assert_eq!(p.next_prompt_frame(&prompts), Err(PlayId(4)));
+        assert_eq!(p.next_prompt_frame(&prompts), Ok(None));
+        assert_eq!(p.next_prompt_frame(&prompts), Ok(None));
+    }
+
+    #[test]
+    fn empty_prompts_are_skipped_and_a_play_of_nothing_is_done_at_once() {
+        let prompts = PromptSet::from_samples([(PromptId::Goodbye, vec![2; 10])]);
+        let mut p = Player::default();
+        p.play(
+            PlayId(1),
+            vec![PromptId::Welcome, PromptId::Goodbye, PromptId::Joining],
+        );
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Goodbye, 0));
+        assert_eq!(p.next_prompt_frame(&prompts), Err(PlayId(1)));
+        p.play(PlayId(2), vec![PromptId::Welcome]);
+        assert_eq!(p.next_prompt_frame(&prompts), Err(PlayId(2)));
+        p.play(PlayId(3), vec![]);
+        assert_eq!(p.next_prompt_frame(&prompts), Err(PlayId(3)));
+        assert_eq!(p.next_prompt_frame(&prompts), Ok(None));
+    }
+
+    #[test]
+    fn a_stopped_play_reports_no_done_and_a_new_play_starts_from_its_first_frame() {
+        let prompts = PromptSet::from_samples([
+            (PromptId::Welcome, vec![1; 960]),
+            (PromptId::Goodbye, vec![2; 320]),
+        ]);
+        let mut p = Player::default();
+        p.play(PlayId(1), vec![PromptId::Welcome]);
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Welcome, 0));
+        p.stop();
+        assert_eq!(p.next_prompt_frame(&prompts), Ok(None), "barge-in: no done");
+        p.play(PlayId(2), vec![PromptId::Welcome]);
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Welcome, 0));
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Welcome, 1));
+        p.play(PlayId(3), vec![PromptId::Goodbye]);
+        assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Goodbye, 0));
+        assert_eq!(
+            p.next_prompt_frame(&prompts),
+            Err(PlayId(3)),
+            "play 2 is never done"
+        );
     }
 }

@@ -66,6 +66,14 @@ impl Default for OpusParams {
     }
 }
 
+/// What a stream's payloads are encoded as: the codec and the settings its
+/// encoder was opened with (only Opus has any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoding {
+    pub codec: Codec,
+    pub opus: OpusParams,
+}
+
 /// A fresh encoder for `codec`.
 pub fn encoder(codec: Codec, opus: OpusParams) -> Box<dyn Encoder> {
     match codec {

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
+use super::prompts::{PromptFrame, PromptSet};
 use super::rtp::{Latch, Outbound};
 
 #[derive(Debug)]
@@ -118,6 +119,28 @@ impl Leg {
         self.send(packet, dest);
     }
 
+    /// Sends one 20 ms frame of a prompt, or silence for `None`: a copy of
+    /// the payload encoded once for every call in this leg's encoding, or,
+    /// for a codec each call encodes itself (G.722), the frame's PCM through
+    /// this leg's own encoder. Chosen under the leg's lock, so a re-INVITE
+    /// changing the codec never gets a payload of the old one.
+    pub fn send_prompt(&self, prompts: &PromptSet, at: Option<PromptFrame>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
+            return;
+        };
+        let packet = match prompts.encoded(s.outbound.encoding()) {
+            Some(table) => {
+                let payload = at.and_then(|at| table.frame(at));
+                s.outbound.packet_with(payload.unwrap_or(table.silence()))
+            }
+            None => s
+                .outbound
+                .packet(at.map_or(&[], |at| prompts.frame_pcm(at))),
+        };
+        self.send(packet, dest);
+    }
+
     fn send(&self, packet: &[u8], dest: SocketAddr) {
         self.sent.increment(1);
         if let Err(e) = self.socket.try_send_to(packet, dest)
@@ -125,5 +148,79 @@ impl Leg {
         {
             tracing::debug!(%e, %dest, "RTP send failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::codec::{self, OpusParams};
+    use crate::media::prompts::PromptId;
+    use crate::media::rtp;
+    use crate::sip::sdp::Codec;
+
+    /// A leg sending `codec` to a socket of the test's own.
+    async fn leg_to_receiver(codec: Codec) -> (Leg, UdpSocket) {
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        // The leg's sends never wait: let the reactor see the socket writable.
+        socket.writable().await.unwrap();
+        let to = Latch::new(Some(receiver.local_addr().unwrap()));
+        let leg = Leg::new(socket, Outbound::new(codec, codec.payload_type()), to);
+        (leg, receiver)
+    }
+
+    async fn payload_received(receiver: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 1500];
+        let wait = std::time::Duration::from_secs(5);
+        let len = tokio::time::timeout(wait, receiver.recv(&mut buf))
+            .await
+            .expect("a packet within 5 s")
+            .unwrap();
+        rtp::read(&buf[..len]).unwrap().1.to_vec()
+    }
+
+    fn prompts() -> PromptSet {
+        let tone = (0..700).map(|n| ((n as f32 * 0.3).sin() * 8000.0) as i16);
+        PromptSet::from_samples([(PromptId::Welcome, tone.collect())])
+    }
+
+    #[tokio::test]
+    async fn pcmu_prompt_frames_go_out_as_the_payloads_encoded_once() {
+        let (leg, receiver) = leg_to_receiver(Codec::Pcmu).await;
+        let prompts = prompts();
+        let at = PromptFrame {
+            prompt: PromptId::Welcome,
+            index: 2,
+        };
+        leg.send_prompt(&prompts, Some(at));
+        leg.send_prompt(&prompts, None);
+        let table = prompts.encoded(leg_encoding(&leg)).unwrap();
+        assert_eq!(payload_received(&receiver).await, table.frame(at).unwrap());
+        assert_eq!(payload_received(&receiver).await, vec![0xFF; 160]);
+    }
+
+    #[tokio::test]
+    async fn g722_prompt_frames_are_encoded_by_the_legs_own_encoder() {
+        let (leg, receiver) = leg_to_receiver(Codec::G722).await;
+        let prompts = prompts();
+        let mut own = codec::encoder(Codec::G722, OpusParams::default());
+        let mut expected = Vec::new();
+        for index in 0..3 {
+            let at = PromptFrame {
+                prompt: PromptId::Welcome,
+                index,
+            };
+            leg.send_prompt(&prompts, Some(at));
+            own.encode(prompts.frame_pcm(at), &mut expected);
+            assert_eq!(payload_received(&receiver).await, expected, "frame {index}");
+        }
+        leg.send_prompt(&prompts, None);
+        own.encode(&[], &mut expected);
+        assert_eq!(payload_received(&receiver).await, expected, "silence");
+    }
+
+    fn leg_encoding(leg: &Leg) -> crate::media::codec::Encoding {
+        leg.state.lock().unwrap().outbound.encoding()
     }
 }

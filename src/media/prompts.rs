@@ -7,6 +7,9 @@
 //! resampled with rubato's FFT resampler to the gateway's 16 kHz
 //! ([`crate::media::pcm`]) and stored as 16-bit PCM; codecs encode from that.
 //!
+//! Calls play prompts in 20 ms frames ([`PromptFrame`]); for most codecs
+//! each frame is encoded once for every call ([`encoded`]).
+//!
 //! A missing or undecodable prompt is an error naming the file, so the gateway
 //! refuses to start rather than play silence to callers.
 //!
@@ -30,6 +33,12 @@ use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
+
+use crate::media::codec::Encoding;
+use crate::media::pcm::PCM_FRAME;
+
+pub mod encoded;
+pub use encoded::{EncodedPrompts, PromptFrame};
 
 /// The rate [`PromptSet`] holds its samples at.
 pub const SAMPLE_RATE_HZ: u32 = crate::media::pcm::PCM_RATE;
@@ -215,11 +224,13 @@ pub fn number_words(n: usize) -> Vec<usize> {
 
 /// Every prompt of one language, decoded to 16 kHz mono i16 PCM, held in memory.
 ///
-/// Cloning is cheap: the samples are shared.
+/// Cloning is cheap: the samples, and the prompts encoded from them, are
+/// shared.
 #[derive(Clone)]
 pub struct PromptSet {
     samples: [Arc<[i16]>; PromptId::ALL.len()],
     numbers: [Arc<[i16]>; NUMBER_WORDS.len()],
+    encoded: Arc<encoded::Cache>,
 }
 
 impl PromptSet {
@@ -271,6 +282,27 @@ impl PromptSet {
         &self.samples[id.index()]
     }
 
+    /// Frames of 20 ms the prompt is played in, the last padded with silence.
+    pub fn frame_count(&self, id: PromptId) -> usize {
+        self.get(id).len().div_ceil(PCM_FRAME)
+    }
+
+    /// The samples of one frame of a prompt: 320, fewer in its last frame
+    /// (the rest is silence), none past its end.
+    pub fn frame_pcm(&self, at: PromptFrame) -> &[i16] {
+        let samples = self.get(at.prompt);
+        let start = at.index.saturating_mul(PCM_FRAME).min(samples.len());
+        let end = start.saturating_add(PCM_FRAME).min(samples.len());
+        samples.get(start..end).unwrap_or_default()
+    }
+
+    /// Every prompt encoded for `encoding`, each built on its first use and
+    /// shared by every clone of this set; `None` for a codec each call
+    /// encodes itself (G.722, see [`encoded`]).
+    pub fn encoded(&self, encoding: Encoding) -> Option<&EncodedPrompts> {
+        self.encoded.get(encoding)
+    }
+
     /// Builds a set from samples already at 16 kHz; ids not given are empty.
     pub fn from_samples(map: impl IntoIterator<Item = (PromptId, Vec<i16>)>) -> PromptSet {
         let mut samples: [Arc<[i16]>; PromptId::ALL.len()] = Default::default();
@@ -278,6 +310,7 @@ impl PromptSet {
             samples[id.index()] = pcm.into();
         }
         PromptSet {
+            encoded: Arc::new(encoded::Cache::new(samples.clone())),
             samples,
             numbers: Default::default(),
         }
@@ -558,6 +591,22 @@ impl PromptLibrary {
     /// The prompts for `language`, or English when that language has none.
     pub fn for_language(&self, language: &str) -> &PromptSet {
         self.languages.get(language).unwrap_or(&self.default)
+    }
+
+    /// Encodes every prompt of every language for `encodings` now, so no
+    /// call waits for (or stalls its thread on) a first encoding.
+    pub fn prepare(&self, encodings: &[Encoding]) {
+        for set in self
+            .languages
+            .values()
+            .chain(std::iter::once(&self.default))
+        {
+            for table in encodings.iter().filter_map(|e| set.encoded(*e)) {
+                for id in PromptId::ALL {
+                    let _ = table.frame_count(id);
+                }
+            }
+        }
     }
 
     /// Languages loaded, English first.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
-use super::codec::{self, Encoder, OpusParams};
+use super::codec::{self, Encoder, Encoding, OpusParams};
 use super::pcm::NARROW_FRAME;
 use crate::sip::sdp::Codec;
 
@@ -21,6 +21,8 @@ use crate::sip::sdp::Codec;
 /// room encoded once for many legs.
 pub struct Outbound {
     codec: Codec,
+    /// The Opus settings `encoder` was opened with.
+    opus: OpusParams,
     encoder: Box<dyn Encoder>,
     payload_type: u8,
     ssrc: u32,
@@ -54,6 +56,7 @@ impl Outbound {
         let mut rng = rand::rng();
         Outbound {
             codec,
+            opus,
             encoder: codec::encoder(codec, opus),
             payload_type,
             ssrc: rng.random(),
@@ -74,11 +77,21 @@ impl Outbound {
     pub fn set_codec(&mut self, codec: Codec, payload_type: u8, opus: OpusParams) {
         self.codec = codec;
         self.payload_type = payload_type;
+        self.opus = opus;
         self.encoder = codec::encoder(codec, opus);
     }
 
     pub fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// What this stream's own encoder produces: what a payload given to
+    /// [`Outbound::packet_with`] must be encoded as.
+    pub fn encoding(&self) -> Encoding {
+        Encoding {
+            codec: self.codec,
+            opus: self.opus,
+        }
     }
 
     pub fn payload_type(&self) -> u8 {

@@ -28,7 +28,6 @@ use crate::access::{E164, Outcome, Stage};
 use crate::conference::keypad::Command;
 use crate::conference::{Member, Policy, Presence, Role};
 use crate::media::leg::Leg;
-use crate::media::pcm::PCM_FRAME;
 use crate::media::ports::RtpPort;
 use crate::media::prompts::PromptId;
 use crate::media::rtp::{self, Latch, Outbound};
@@ -38,7 +37,7 @@ use crate::store::{Attempt, FailureKeys, Guess, NumberRow, timed};
 
 pub use self::control::Rules;
 
-type Events = mpsc::UnboundedReceiver<CallEvent>;
+type Events = mpsc::Receiver<CallEvent>;
 
 /// The store's reply to one [`Ask`], with what the shell keeps of it.
 enum Reply {
@@ -169,7 +168,6 @@ pub(crate) async fn run(
     let mut pending: Option<Pending<'static>> = None;
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
-    let mut frame = [0i16; PCM_FRAME];
     // One timer for the core's deadlines, reset only when they move.
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
@@ -234,7 +232,7 @@ pub(crate) async fn run(
                 core.handle(Instant::now().into_std(), Input::Sip(ev.unwrap_or(CallEvent::Ended)));
             }
             _ = tick(clock), if prompts_on => {
-                if let Some(done) = shell.send_prompt_frame(&mut frame) {
+                if let Some(done) = shell.send_prompt_frame() {
                     core.handle(Instant::now().into_std(), Input::PlayDone(done));
                 }
             }
@@ -549,26 +547,20 @@ impl Shell {
         Some(())
     }
 
-    /// One 20 ms frame of the prompt playing (silence when none is): the
-    /// id of a play that just finished, if one did.
-    fn send_prompt_frame(&mut self, frame: &mut [i16; PCM_FRAME]) -> Option<crate::ivr::PlayId> {
+    /// One 20 ms frame of the prompt playing (silence when none is), as
+    /// payloads encoded once for every call: the id of a play that just
+    /// finished, if one did.
+    fn send_prompt_frame(&mut self) -> Option<crate::ivr::PlayId> {
         let prompts = self
             .shared
             .prompts
             .for_language(self.number.as_ref().map_or("en", |n| n.language.as_str()));
         let m = self.media.as_mut()?;
-        let done = match m.player.next_frame(prompts, frame) {
-            Ok(true) => None,
-            Ok(false) => {
-                frame.fill(0);
-                None
-            }
-            Err(done) => {
-                frame.fill(0);
-                Some(done)
-            }
+        let (at, done) = match m.player.next_prompt_frame(prompts) {
+            Ok(at) => (at, None),
+            Err(done) => (None, Some(done)),
         };
-        m.leg.send_frame(frame);
+        m.leg.send_prompt(prompts, at);
         done
     }
 
