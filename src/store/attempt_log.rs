@@ -116,6 +116,10 @@ const ROWS_PER_STATEMENT: usize = 100;
 const PRUNE_BATCH: i64 = 1000;
 /// How often old rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Longest a guess waits for the guesses under way from the same caller
+/// or source to settle (they take a code lookup: milliseconds, or the
+/// entry of a security code).
+pub const GUESS_WAIT: Duration = Duration::from_secs(5);
 /// Wait before a failed batch is tried again (doubling up to the cap).
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -125,8 +129,10 @@ struct State {
     queue: VecDeque<Attempt>,
     /// Rows taken by the writer and not committed yet.
     writing: usize,
-    /// Per key: failures queued or being written, and guesses under way.
-    unwritten: HashMap<Key, u32>,
+    /// Per key: failures queued or being written.
+    unwritten: Tally,
+    /// Per key: guesses under way (checked, not yet settled).
+    pending: Tally,
     closed: bool,
     /// Batches the store refused (each kept and tried again).
     failed_batches: u64,
@@ -134,22 +140,42 @@ struct State {
     stopped: bool,
 }
 
-impl State {
+/// Counts per key.
+#[derive(Default)]
+struct Tally(HashMap<Key, u32>);
+
+impl Tally {
     fn add(&mut self, key: Key) {
-        *self.unwritten.entry(key).or_default() += 1;
+        *self.0.entry(key).or_default() += 1;
     }
 
     fn sub(&mut self, key: &Key) {
-        if let Some(n) = self.unwritten.get_mut(key) {
+        if let Some(n) = self.0.get_mut(key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.unwritten.remove(key);
+                self.0.remove(key);
             }
         }
     }
 
     fn count(&self, key: Key) -> u32 {
-        self.unwritten.get(&key).copied().unwrap_or(0)
+        self.0.get(&key).copied().unwrap_or(0)
+    }
+
+    /// `base` plus this tally's counts for `keys`.
+    fn plus(&self, keys: FailureKeys<'_>, base: Failures) -> Failures {
+        let caller_id = keys
+            .caller_id
+            .map_or(0, |c| self.count(Key::CallerId(c.to_owned())));
+        Failures {
+            caller_id: base.caller_id.saturating_add(caller_id),
+            source: base
+                .source
+                .saturating_add(self.count(Key::SourceIp(keys.source_ip.to_owned()))),
+            number: base
+                .number
+                .saturating_add(self.count(Key::Number(keys.number.to_owned()))),
+        }
     }
 }
 
@@ -165,6 +191,8 @@ struct Inner {
     stopped: Notify,
     /// A batch was tried (committed or failed).
     tried: Notify,
+    /// A guess was settled (recorded or dropped).
+    settled: Notify,
     /// Write-held while a batch commits and leaves `unwritten`; read-held
     /// by a count from its query to its reading of `unwritten`.
     commit: RwLock<()>,
@@ -201,8 +229,10 @@ impl Drop for Guess {
         if let Some(inner) = self.log.upgrade() {
             let mut state = inner.state();
             for k in &self.keys {
-                state.sub(k);
+                state.pending.sub(k);
             }
+            drop(state);
+            inner.settled.notify_waiters();
         }
     }
 }
@@ -218,6 +248,7 @@ impl AttemptLog {
             closing: Notify::new(),
             stopped: Notify::new(),
             tried: Notify::new(),
+            settled: Notify::new(),
             commit: RwLock::new(()),
         });
         tokio::spawn(write_loop(inner.clone()));
@@ -231,24 +262,28 @@ impl AttemptLog {
     /// waits and never drops the row.
     pub fn record(&self, attempt: Attempt, guess: Option<Guess>) {
         let failed = is_failure(attempt.outcome);
+        let settles = guess.is_some();
         {
             let mut state = self.inner.state();
             if failed {
                 for k in row_keys(&attempt) {
-                    state.add(k);
+                    state.unwritten.add(k);
                 }
             }
             state.queue.push_back(attempt);
             metrics::gauge!("dialgate_attempt_log_backlog").set(state.queue.len() as f64);
-            // The guess's own count goes in the same critical section in
-            // which the row's comes: no count sees neither.
+            // The guess leaves in the same critical section in which its
+            // row's failure comes: no count sees neither.
             if let Some(mut g) = guess {
                 for k in std::mem::take(&mut g.keys) {
-                    state.sub(&k);
+                    state.pending.sub(&k);
                 }
             }
         }
         self.inner.wake.notify_one();
+        if settles {
+            self.inner.settled.notify_waiters();
+        }
     }
 
     /// Rows queued and not yet committed.
@@ -262,8 +297,8 @@ impl AttemptLog {
         self.backlog() >= self.inner.config.backlog_limit
     }
 
-    /// Failures since `since` for `keys`: committed, unwritten and guesses
-    /// under way.
+    /// Failures since `since` for `keys`: committed and unwritten (guesses
+    /// under way are not failures yet).
     pub async fn failures(
         &self,
         keys: FailureKeys<'_>,
@@ -272,35 +307,59 @@ impl AttemptLog {
         let _reading = self.inner.commit.read().await;
         let stored = self.inner.store.failures_since(keys, since).await?;
         let state = self.inner.state();
-        Ok(add_unwritten(&state, keys, stored))
+        Ok(state.unwritten.plus(keys, stored))
     }
 
-    /// Counts as [`failures`](Self::failures) does and, if `allow` accepts
-    /// the counts, starts a guess that counts as a failure until settled.
-    /// The check and the start are one step, so concurrent guesses cannot
-    /// pass a limit together.
+    /// Counts as [`failures`](Self::failures) does; if `allow` refuses the
+    /// counts, no guess (the caller is locked out). Otherwise a guess is
+    /// started, in the same step as the check — unless the guesses already
+    /// under way could, if all of them failed, reach the limit: then it
+    /// waits for them to settle and checks again. So concurrent guesses
+    /// never pass a limit together, and a burst of right codes from one
+    /// source (a trunk, an SBC) waits milliseconds instead of being locked
+    /// out. Past [`GUESS_WAIT`] it goes ahead anyway (fails open, as the
+    /// lockout does when the store fails), with a warning.
     pub async fn guess(
         &self,
         keys: FailureKeys<'_>,
         since: DateTime<Utc>,
-        allow: impl FnOnce(Failures) -> bool,
+        allow: impl Fn(Failures) -> bool,
     ) -> Result<(Failures, Option<Guess>), StoreError> {
-        let _reading = self.inner.commit.read().await;
-        let stored = self.inner.store.failures_since(keys, since).await?;
-        let mut state = self.inner.state();
-        let counts = add_unwritten(&state, keys, stored);
-        if !allow(counts) {
-            return Ok((counts, None));
+        let deadline = tokio::time::Instant::now() + GUESS_WAIT;
+        loop {
+            // Armed before the counts are read: a guess settled after the
+            // read wakes this wait.
+            let settled = self.inner.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            {
+                let _reading = self.inner.commit.read().await;
+                let stored = self.inner.store.failures_since(keys, since).await?;
+                let mut state = self.inner.state();
+                let counts = state.unwritten.plus(keys, stored);
+                if !allow(counts) {
+                    return Ok((counts, None));
+                }
+                let waited_out = tokio::time::Instant::now() >= deadline;
+                if allow(state.pending.plus(keys, counts)) || waited_out {
+                    if waited_out {
+                        tracing::warn!(
+                            "guesses under way did not settle in time: checked without waiting"
+                        );
+                    }
+                    let keys = keys.keys();
+                    for k in &keys {
+                        state.pending.add(k.clone());
+                    }
+                    let guess = Guess {
+                        log: Arc::downgrade(&self.inner),
+                        keys,
+                    };
+                    return Ok((counts, Some(guess)));
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, settled).await;
         }
-        let keys = keys.keys();
-        for k in &keys {
-            state.add(k.clone());
-        }
-        let guess = Guess {
-            log: Arc::downgrade(&self.inner),
-            keys,
-        };
-        Ok((counts, Some(guess)))
     }
 
     /// Writes everything queued, then stops the writer. Rows recorded after
@@ -319,21 +378,6 @@ impl AttemptLog {
         self.inner.wake.notify_one();
         self.inner.closing.notify_one();
         stopped.await;
-    }
-}
-
-fn add_unwritten(state: &State, keys: FailureKeys<'_>, stored: Failures) -> Failures {
-    let caller_id = keys
-        .caller_id
-        .map_or(0, |c| state.count(Key::CallerId(c.to_owned())));
-    Failures {
-        caller_id: stored.caller_id.saturating_add(caller_id),
-        source: stored
-            .source
-            .saturating_add(state.count(Key::SourceIp(keys.source_ip.to_owned()))),
-        number: stored
-            .number
-            .saturating_add(state.count(Key::Number(keys.number.to_owned()))),
     }
 }
 
@@ -376,7 +420,7 @@ async fn write_loop(inner: Arc<Inner>) {
                 state.writing = 0;
                 for a in batch.iter().filter(|a| is_failure(a.outcome)) {
                     for k in row_keys(a) {
-                        state.sub(&k);
+                        state.unwritten.sub(&k);
                     }
                 }
                 metrics::gauge!("dialgate_attempt_log_backlog").set(state.queue.len() as f64);

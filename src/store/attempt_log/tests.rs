@@ -94,6 +94,18 @@ async fn an_unwritten_failure_counts_at_once_and_once_after_its_commit() {
     assert_eq!(after, before, "committed rows are not counted twice");
 }
 
+/// A guess for caller `i` from 10.0.0.9, let through below `limit` failures.
+async fn guess_from(log: &AttemptLog, i: usize, limit: u32) -> Option<Guess> {
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    let caller = format!("caller-{i}");
+    let k = FailureKeys {
+        caller_id: Some(&caller),
+        source_ip: "10.0.0.9",
+        number: "+15550100",
+    };
+    log.guess(k, since, |f| f.source < limit).await.unwrap().1
+}
+
 #[tokio::test]
 async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_times() {
     let (_dir, store) = temp_store().await;
@@ -109,38 +121,43 @@ async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_
         .await
         .unwrap();
     let limit = 10;
-    // Every guess is checked before any is settled: all 20 are in flight at once.
-    let all_checked = std::sync::Arc::new(tokio::sync::Barrier::new(20));
-    let tasks: Vec<_> = (0..20)
+    // Seven guesses are let through at once and held, unsettled.
+    let mut held = Vec::new();
+    for i in 0..7 {
+        held.push(guess_from(&log, i, limit).await.expect("below the limit"));
+    }
+    // Thirteen more, all at once: none may pass while the seven could
+    // still reach the limit.
+    let waiting: Vec<_> = (7..20)
         .map(|i| {
             let log = log.clone();
-            let all_checked = all_checked.clone();
-            tokio::spawn(async move {
-                let caller = format!("caller-{i}");
-                let k = FailureKeys {
-                    caller_id: Some(&caller),
-                    source_ip: "10.0.0.9",
-                    number: "+15550100",
-                };
-                let (_, guess) = log.guess(k, since, |f| f.source < limit).await.unwrap();
-                all_checked.wait().await;
-                // Each guess that was let through is found wrong.
-                let guess = guess?;
-                log.record(
-                    attempt(Utc::now(), "10.0.0.9", &caller, "wrong"),
-                    Some(guess),
-                );
-                Some(())
-            })
+            tokio::spawn(async move { guess_from(&log, i, limit).await })
         })
         .collect();
-    let mut checked = 0;
-    for t in tasks {
-        if t.await.unwrap().is_some() {
-            checked += 1;
+    let early = tokio::time::timeout(Duration::from_millis(300), async {
+        for w in &waiting {
+            while !w.is_finished() {
+                tokio::task::yield_now().await;
+            }
         }
+    });
+    assert!(
+        early.await.is_err(),
+        "a guess passed while seven were under way"
+    );
+    // The seven are found wrong: 3 + 7 = the limit, so the rest are locked out.
+    for (i, g) in held.into_iter().enumerate() {
+        log.record(
+            attempt(Utc::now(), "10.0.0.9", &format!("caller-{i}"), "wrong"),
+            Some(g),
+        );
     }
-    assert_eq!(checked, 7, "3 on record + 7 checked = the limit of 10");
+    for w in waiting {
+        assert!(
+            w.await.unwrap().is_none(),
+            "locked out once the limit is reached"
+        );
+    }
     log.close().await;
     let f = log
         .failures(keys("10.0.0.9", "nobody"), since)
@@ -150,17 +167,64 @@ async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_
 }
 
 #[tokio::test]
+async fn right_codes_from_one_source_wait_for_the_guesses_under_way_and_are_not_locked_out() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(20)));
+    let limit = 10;
+    let mut held = Vec::new();
+    for i in 0..10 {
+        held.push(guess_from(&log, i, limit).await.expect("below the limit"));
+    }
+    let waiting: Vec<_> = (10..15)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { guess_from(&log, i, limit).await })
+        })
+        .collect();
+    // The ten were right codes: no failure, so the five go on.
+    for (i, g) in held.into_iter().enumerate() {
+        log.record(
+            attempt(Utc::now(), "10.0.0.9", &format!("caller-{i}"), "admitted"),
+            Some(g),
+        );
+    }
+    for w in waiting {
+        let g = w.await.unwrap().expect("not locked out: nothing failed");
+        drop(g);
+    }
+    log.close().await;
+    assert_eq!(rows(&store).await, 10);
+}
+
+#[tokio::test]
 async fn a_dropped_guess_stops_counting_and_a_right_one_leaves_no_failure() {
     let (_dir, store) = temp_store().await;
     let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
     let since = Utc::now() - chrono::Duration::minutes(15);
     let k = keys("10.0.0.2", "carol");
-    let (_, g) = log.guess(k, since, |_| true).await.unwrap();
-    assert_eq!(log.failures(k, since).await.unwrap().source, 1, "in flight");
+    // With a limit of one, a second guess waits while the first is under way…
+    let (_, g) = log.guess(k, since, |f| f.source < 1).await.unwrap();
+    let g = g.expect("the first guess");
+    assert_eq!(
+        log.failures(k, since).await.unwrap().source,
+        0,
+        "not a failure yet"
+    );
+    let second = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let k = keys("10.0.0.2", "carol");
+            let since = Utc::now() - chrono::Duration::minutes(15);
+            log.guess(k, since, |f| f.source < 1).await.unwrap().1
+        })
+    };
+    // …and goes on once the first is dropped (it never became a failure).
     drop(g);
-    assert_eq!(log.failures(k, since).await.unwrap().source, 0);
-    let (_, g) = log.guess(k, since, |_| true).await.unwrap();
-    log.record(attempt(Utc::now(), "10.0.0.2", "carol", "admitted"), g);
+    let g = second.await.unwrap().expect("let through after the drop");
+    log.record(
+        attempt(Utc::now(), "10.0.0.2", "carol", "admitted"),
+        Some(g),
+    );
     assert_eq!(log.failures(k, since).await.unwrap().source, 0);
     log.close().await;
     assert_eq!(rows(&store).await, 1);
