@@ -27,6 +27,8 @@ pub const DEFAULT_SECRET_FILE: &str = "dialgate.secret";
 pub const DEFAULT_MAX_CALLS: usize = 2000;
 /// Event-loop lag past which new calls get 503 before answering.
 pub const DEFAULT_MAX_LOOP_LAG: Duration = Duration::from_millis(100);
+/// Smoothed call-path store latency past which new calls get 503.
+pub const DEFAULT_MAX_STORE_LATENCY: Duration = Duration::from_millis(200);
 /// Longest a number lookup may take before the call gets 503.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -130,6 +132,9 @@ pub struct ServeOptions {
     /// Event-loop lag past which new INVITEs get 503 (the CPU is saturated); 0s never [default: 100ms]
     #[arg(long)]
     pub max_loop_lag: Option<String>,
+    /// Mean call-path store latency (smoothed over about a second) past which new INVITEs get 503; 0s never [default: 200ms]
+    #[arg(long)]
+    pub max_store_latency: Option<String>,
     /// Longest the store may take to route a call before it gets 503 [default: 2s]
     #[arg(long)]
     pub store_timeout: Option<String>,
@@ -174,6 +179,8 @@ pub struct Settings {
     pub max_calls: usize,
     /// Event-loop lag past which new calls are refused; zero: never.
     pub max_loop_lag: Duration,
+    /// Smoothed store latency past which new calls are refused; zero: never.
+    pub max_store_latency: Duration,
     /// Longest a routing lookup may take.
     pub store_timeout: Duration,
     /// The attempt log's writer.
@@ -300,6 +307,7 @@ impl ServeOptions {
             dtmf_mode: self.dtmf_mode.or(base.dtmf_mode),
             max_calls: self.max_calls.or(base.max_calls),
             max_loop_lag: self.max_loop_lag.or(base.max_loop_lag),
+            max_store_latency: self.max_store_latency.or(base.max_store_latency),
             store_timeout: self.store_timeout.or(base.store_timeout),
             attempt_backlog: self.attempt_backlog.or(base.attempt_backlog),
             attempt_batch_window: self.attempt_batch_window.or(base.attempt_batch_window),
@@ -457,6 +465,11 @@ impl ServeOptions {
         Ok(Settings {
             max_calls,
             max_loop_lag: dur("max-loop-lag", self.max_loop_lag, DEFAULT_MAX_LOOP_LAG)?,
+            max_store_latency: dur(
+                "max-store-latency",
+                self.max_store_latency,
+                DEFAULT_MAX_STORE_LATENCY,
+            )?,
             store_timeout,
             attempt_log,
             dtmf_mode,

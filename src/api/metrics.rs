@@ -10,8 +10,8 @@
 //! `dialgate_db_query_seconds{op}` (histograms; `op` is the call path's
 //! query: `number`, `failures`, `resolve`, `invitee`, `record_attempt` — one
 //! batch of the attempt log's writer), `dialgate_calls_shed_total{reason}`
-//! (`max_calls`, `attempt_log`, `loop_lag`, `store`: refused with 503 before
-//! answering), `dialgate_attempt_log_backlog`, `dialgate_attempt_rows_written_total`,
+//! (`max_calls`, `attempt_log`, `loop_lag`, `store`, `store_latency`:
+//! refused with 503 before answering), `dialgate_store_latency_seconds`, `dialgate_attempt_log_backlog`, `dialgate_attempt_rows_written_total`,
 //! `dialgate_event_loop_lag_seconds`, `dialgate_calls_in_progress`,
 //! `dialgate_admission_seconds{stage}` (histogram: the key that completed a
 //! code → the IVR's verdict on it, lookups and lockout counts included).

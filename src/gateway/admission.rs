@@ -3,13 +3,19 @@
 //!
 //! A call the gateway cannot serve gets `503 Service Unavailable` with
 //! `Retry-After` before any 200 OK, never an answer and then starvation.
-//! Three signals, each cheap to read on every INVITE:
+//! Four signals, each cheap to read on every INVITE:
 //! - calls in progress at `--max-calls`;
 //! - the attempt log's writer behind (its backlog past its limit): taking
 //!   more calls would mean queueing rows without end;
 //! - the event loop late: the runtime's scheduling lag (a 20 ms probe's
 //!   lateness, smoothed) past `--max-loop-lag`, the sign that the CPU is
-//!   saturated and every call's media is about to suffer.
+//!   saturated and every call's media is about to suffer;
+//! - the store slow: the mean time calls wait for their store questions
+//!   (routing, counts, lookups — a verdict's wait included), per quarter
+//!   second and smoothed, past `--max-store-latency`. The soak bench's 2×
+//!   step showed this one rising first (query p99 from 5 ms to 1 s) while
+//!   the loop lag stayed low: without it, calls were answered and then
+//!   waited seconds for their verdict.
 //!
 //! While any holds, OPTIONS is answered 503 too, so a dispatcher in front
 //! (Kamailio) sends new calls to another node.
@@ -34,6 +40,8 @@ pub enum Shed {
     LoopLag,
     /// The store did not answer in time.
     Store,
+    /// The store answers calls slowly (smoothed mean past the limit).
+    StoreLatency,
 }
 
 impl Shed {
@@ -44,6 +52,7 @@ impl Shed {
             Shed::AttemptLog => "attempt_log",
             Shed::LoopLag => "loop_lag",
             Shed::Store => "store",
+            Shed::StoreLatency => "store_latency",
         }
     }
 }
@@ -51,6 +60,12 @@ impl Shed {
 pub struct Admission {
     max_calls: usize,
     max_lag: Duration,
+    max_store: Duration,
+    /// Store waits since the last quarter second: their sum (µs) and count.
+    store_sum_us: AtomicU64,
+    store_count: AtomicU64,
+    /// Smoothed mean store wait, in microseconds.
+    store_us: AtomicU64,
     calls: AtomicUsize,
     /// Smoothed event-loop lag, in microseconds.
     lag_us: AtomicU64,
@@ -68,10 +83,19 @@ impl Drop for CallSlot {
 }
 
 impl Admission {
-    pub fn new(max_calls: usize, max_lag: Duration, attempts: AttemptLog) -> Arc<Admission> {
+    pub fn new(
+        max_calls: usize,
+        max_lag: Duration,
+        max_store: Duration,
+        attempts: AttemptLog,
+    ) -> Arc<Admission> {
         Arc::new(Admission {
             max_calls,
             max_lag,
+            max_store,
+            store_sum_us: AtomicU64::new(0),
+            store_count: AtomicU64::new(0),
+            store_us: AtomicU64::new(0),
             calls: AtomicUsize::new(0),
             lag_us: AtomicU64::new(0),
             attempts,
@@ -88,6 +112,31 @@ impl Admission {
         Duration::from_micros(self.lag_us.load(Ordering::Relaxed))
     }
 
+    /// A call waited `took` for one store question.
+    pub fn observe_store(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.store_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.store_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The smoothed mean store wait.
+    pub fn store_latency(&self) -> Duration {
+        Duration::from_micros(self.store_us.load(Ordering::Relaxed))
+    }
+
+    /// Folds the waits observed since the last call into the smoothed
+    /// mean (new = 3/4 old + 1/4 this period's mean; a period without any
+    /// wait counts as 0, so the signal decays once calls stop coming).
+    pub fn fold_store_period(&self) {
+        let sum = self.store_sum_us.swap(0, Ordering::Relaxed);
+        let count = self.store_count.swap(0, Ordering::Relaxed);
+        let mean = sum.checked_div(count).unwrap_or(0);
+        let old = self.store_us.load(Ordering::Relaxed);
+        let smoothed = old - old / 4 + mean / 4;
+        self.store_us.store(smoothed, Ordering::Relaxed);
+        metrics::gauge!("dialgate_store_latency_seconds").set(smoothed as f64 / 1e6);
+    }
+
     /// Why the gateway refuses new calls now, if it does.
     pub fn shedding(&self) -> Option<Shed> {
         if self.calls() >= self.max_calls {
@@ -96,6 +145,8 @@ impl Admission {
             Some(Shed::AttemptLog)
         } else if !self.max_lag.is_zero() && self.loop_lag() > self.max_lag {
             Some(Shed::LoopLag)
+        } else if !self.max_store.is_zero() && self.store_latency() > self.max_store {
+            Some(Shed::StoreLatency)
         } else {
             None
         }
@@ -121,6 +172,7 @@ impl Admission {
     pub async fn watch_loop_lag(self: Arc<Self>) {
         const PERIOD: Duration = Duration::from_millis(20);
         let mut next = tokio::time::Instant::now() + PERIOD;
+        let mut ticks = 0u32;
         loop {
             tokio::time::sleep_until(next).await;
             let now = tokio::time::Instant::now();
@@ -131,7 +183,67 @@ impl Admission {
             self.lag_us.store(smoothed, Ordering::Relaxed);
             metrics::gauge!("dialgate_event_loop_lag_seconds").set(smoothed as f64 / 1e6);
             metrics::gauge!("dialgate_calls_in_progress").set(self.calls() as f64);
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(12) {
+                // A quarter second (12 × 20 ms, near enough).
+                self.fold_store_period();
+            }
             next = now + PERIOD;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LogConfig, Store};
+
+    async fn admission(max_store: Duration) -> (tempfile::TempDir, Arc<Admission>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let log = AttemptLog::start(store, LogConfig::default());
+        (dir, Admission::new(10, Duration::ZERO, max_store, log))
+    }
+
+    #[tokio::test]
+    async fn a_slow_store_sheds_new_calls_and_the_signal_decays_when_calls_stop() {
+        let (_dir, a) = admission(Duration::from_millis(200)).await;
+        // Quick answers: nothing to shed.
+        for _ in 0..50 {
+            a.observe_store(Duration::from_millis(5));
+        }
+        a.fold_store_period();
+        assert_eq!(a.shedding(), None);
+        // A store answering in a second, for a few periods: shed.
+        let mut periods = 0;
+        while a.shedding().is_none() {
+            for _ in 0..20 {
+                a.observe_store(Duration::from_secs(1));
+            }
+            a.fold_store_period();
+            periods += 1;
+            assert!(periods <= 3, "shed within three quarter seconds");
+        }
+        assert_eq!(a.shedding(), Some(Shed::StoreLatency));
+        assert!(a.admit().is_err());
+        // No more waits at all (every call refused): it decays and calls come back.
+        let mut periods = 0;
+        while a.shedding().is_some() {
+            a.fold_store_period();
+            periods += 1;
+            assert!(periods <= 12, "taking calls again within three seconds");
+        }
+        assert!(a.admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn zero_never_sheds_on_the_store() {
+        let (_dir, a) = admission(Duration::ZERO).await;
+        for _ in 0..20 {
+            a.observe_store(Duration::from_secs(5));
+        }
+        a.fold_store_period();
+        assert_eq!(a.shedding(), None);
     }
 }

@@ -201,7 +201,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         settings.sip_timers,
     );
     let attempts = AttemptLog::start(store.clone(), settings.attempt_log);
-    let admission = Admission::new(settings.max_calls, settings.max_loop_lag, attempts.clone());
+    let admission = Admission::new(
+        settings.max_calls,
+        settings.max_loop_lag,
+        settings.max_store_latency,
+        attempts.clone(),
+    );
     tokio::spawn(admission.clone().watch_loop_lag());
     let rules = Arc::new(call::Rules {
         ivr: settings.ivr.clone(),
@@ -334,7 +339,7 @@ async fn run_endpoint(
         if shed != shed_before {
             match shed {
                 Some(why) => {
-                    tracing::warn!(reason = why.as_str(), calls = shared.admission.calls(), backlog = shared.attempts.backlog(), lag = ?shared.admission.loop_lag(), "overloaded: refusing new calls (503)")
+                    tracing::warn!(reason = why.as_str(), calls = shared.admission.calls(), backlog = shared.attempts.backlog(), lag = ?shared.admission.loop_lag(), store = ?shared.admission.store_latency(), "overloaded: refusing new calls (503)")
                 }
                 None => tracing::info!(calls = shared.admission.calls(), "taking new calls again"),
             }

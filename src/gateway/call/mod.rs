@@ -166,6 +166,8 @@ pub(crate) async fn run(
     };
     let dialled = incoming.dialled.clone();
     let mut pending: Option<Pending<'static>> = None;
+    // When the store question under way was asked (admission's signal).
+    let mut asked = Instant::now();
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
     // One timer for the core's deadlines, reset only when they move.
@@ -180,6 +182,7 @@ pub(crate) async fn run(
             while let Some(action) = core.poll_action() {
                 if let Some(ask) = shell.act(now, action) {
                     pending = Some(shell.ask(ask, dialled.clone()));
+                    asked = Instant::now();
                 }
             }
             if shell.inputs.is_empty() {
@@ -225,6 +228,7 @@ pub(crate) async fn run(
                 }
             } => {
                 pending = None;
+                shell.shared.admission.observe_store(asked.elapsed());
                 let answer = shell.settle(reply);
                 core.handle(Instant::now().into_std(), Input::Answer(answer));
             }
