@@ -29,7 +29,7 @@ use crate::conference::keypad::Command;
 use crate::conference::{Member, Policy, Presence, Role};
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
-use crate::media::prompts::PromptId;
+use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::sdp::{self, Negotiated};
@@ -63,6 +63,9 @@ struct Media {
     leg: Arc<Leg>,
     keys: CallKeys,
     player: Player,
+    /// The number's language's prompts (English where it has none), looked
+    /// up once for the call.
+    prompts: PromptSet,
     tick: tokio::time::Interval,
     negotiated: Negotiated,
     on_hold: bool,
@@ -95,7 +98,7 @@ struct Shell {
 }
 
 /// The next datagram on `socket` (RTP or RTCP); never, without one.
-async fn recv_rtcp(
+async fn recv_from(
     socket: Option<&UdpSocket>,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, std::net::SocketAddr)> {
@@ -214,7 +217,7 @@ pub(crate) async fn run(
                 ..
             }) => (
                 Some(tick),
-                Some(socket.clone()),
+                Some(&**socket),
                 rtcp.as_ref(),
                 presence.as_mut(),
             ),
@@ -240,7 +243,7 @@ pub(crate) async fn run(
                     core.handle(Instant::now().into_std(), Input::PlayDone(done));
                 }
             }
-            received = recv_rtcp(socket.as_deref(), &mut rtp_buf), if media_on => {
+            received = recv_from(socket, &mut rtp_buf), if media_on => {
                 if let Ok((len, source)) = received
                     && shell.on_rtp(source, &rtp_buf[..len])
                 {
@@ -249,7 +252,7 @@ pub(crate) async fn run(
                     shell.keys_to(&mut core, now);
                 }
             }
-            received = recv_rtcp(rtcp, &mut rtcp_buf), if media_on => {
+            received = recv_from(rtcp, &mut rtcp_buf), if media_on => {
                 if let Ok((len, source)) = received {
                     shell.on_rtcp(source, &rtcp_buf[..len]);
                 }
@@ -539,6 +542,11 @@ impl Shell {
             leg,
             keys,
             player: Player::default(),
+            prompts: self
+                .shared
+                .prompts
+                .for_language(self.number.as_ref().map_or("en", |n| n.language.as_str()))
+                .clone(),
             tick,
             negotiated,
             on_hold,
@@ -555,16 +563,12 @@ impl Shell {
     /// payloads encoded once for every call: the id of a play that just
     /// finished, if one did.
     fn send_prompt_frame(&mut self) -> Option<crate::ivr::PlayId> {
-        let prompts = self
-            .shared
-            .prompts
-            .for_language(self.number.as_ref().map_or("en", |n| n.language.as_str()));
         let m = self.media.as_mut()?;
-        let (at, done) = match m.player.next_prompt_frame(prompts) {
+        let (at, done) = match m.player.next_prompt_frame(&m.prompts) {
             Ok(at) => (at, None),
             Err(done) => (None, Some(done)),
         };
-        m.leg.send_prompt(prompts, at);
+        m.leg.send_prompt(&m.prompts, at);
         done
     }
 
@@ -647,12 +651,10 @@ impl Shell {
             return Err(crate::conference::Refusal::Full);
         };
         let role = if host { Role::Host } else { Role::Participant };
-        let language = self.number.as_ref().map_or("en", |n| n.language.as_str());
-        let prompts = self.shared.prompts.for_language(language);
         let member = Member::new(
             self.call,
             role,
-            prompts.clone(),
+            m.prompts.clone(),
             m.leg.clone(),
             m.negotiated.codec,
         );

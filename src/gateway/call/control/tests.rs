@@ -31,6 +31,24 @@ fn tx(n: u32) -> TxKey {
     TxKey::for_tests(&format!("z9hG4bK-{n}"))
 }
 
+/// An INFO in the dialog, as the endpoint hands it over.
+fn info(n: u32, content_type: &str, body: &[u8]) -> CallEvent {
+    CallEvent::Info {
+        tx: tx(n),
+        content_type: content_type.into(),
+        body: body.to_vec(),
+    }
+}
+
+/// A re-INVITE offering `sdp`.
+fn reinvite(n: u32, sdp: &[u8]) -> CallEvent {
+    CallEvent::Reinvite {
+        tx: tx(n),
+        content_type: "application/sdp".into(),
+        body: sdp.to_vec(),
+    }
+}
+
 /// A call driven on simulated time.
 struct Harness {
     core: CallCore,
@@ -299,11 +317,11 @@ fn an_answer_delay_rings_first_and_answers_when_it_is_over() {
         }]
     );
     // INFO while ringing is taken (200), a re-INVITE must wait (491).
-    let a = h.sip(CallEvent::Info {
-        tx: tx(2),
-        content_type: "application/dtmf-relay".into(),
-        body: b"Signal=5\r\nDuration=160\r\n".to_vec(),
-    });
+    let a = h.sip(info(
+        2,
+        "application/dtmf-relay",
+        b"Signal=5\r\nDuration=160\r\n",
+    ));
     assert_eq!(
         a,
         vec![Action::RespondInfo {
@@ -311,11 +329,7 @@ fn an_answer_delay_rings_first_and_answers_when_it_is_over() {
             status: StatusCode::OK
         }]
     );
-    let a = h.sip(CallEvent::Reinvite {
-        tx: tx(3),
-        content_type: "application/sdp".into(),
-        body: HOLD.as_bytes().to_vec(),
-    });
+    let a = h.sip(reinvite(3, HOLD.as_bytes()));
     assert!(
         matches!(&a[..], [Action::RespondReinvite { status, .. }] if *status == StatusCode::REQUEST_PENDING)
     );
@@ -356,11 +370,11 @@ fn without_an_ack_the_call_is_hung_up_and_no_media_starts() {
 #[test]
 fn info_during_a_prompt_keys_a_digit_and_is_answered() {
     let mut h = Harness::talking();
-    let a = h.sip(CallEvent::Info {
-        tx: tx(2),
-        content_type: "application/dtmf-relay".into(),
-        body: b"Signal=5\r\nDuration=160\r\n".to_vec(),
-    });
+    let a = h.sip(info(
+        2,
+        "application/dtmf-relay",
+        b"Signal=5\r\nDuration=160\r\n",
+    ));
     assert_eq!(
         a,
         vec![
@@ -374,11 +388,7 @@ fn info_during_a_prompt_keys_a_digit_and_is_answered() {
     // The key comes back from the merger and stops the prompt (barge-in).
     assert_eq!(h.give(Input::Key(Key::D5)), vec![Action::StopPlay]);
     // A body it cannot read gets 400, a type it does not take 415.
-    let a = h.sip(CallEvent::Info {
-        tx: tx(3),
-        content_type: "application/dtmf-relay".into(),
-        body: b"nonsense".to_vec(),
-    });
+    let a = h.sip(info(3, "application/dtmf-relay", b"nonsense"));
     assert_eq!(
         a,
         vec![Action::RespondInfo {
@@ -386,11 +396,7 @@ fn info_during_a_prompt_keys_a_digit_and_is_answered() {
             status: StatusCode::BAD_REQUEST
         }]
     );
-    let a = h.sip(CallEvent::Info {
-        tx: tx(4),
-        content_type: "text/plain".into(),
-        body: b"5".to_vec(),
-    });
+    let a = h.sip(info(4, "text/plain", b"5"));
     assert_eq!(
         a,
         vec![Action::RespondInfo {
@@ -403,11 +409,7 @@ fn info_during_a_prompt_keys_a_digit_and_is_answered() {
 #[test]
 fn a_reinvite_in_the_ivr_puts_the_caller_on_hold_with_a_new_version() {
     let mut h = Harness::talking();
-    let a = h.sip(CallEvent::Reinvite {
-        tx: tx(2),
-        content_type: "application/sdp".into(),
-        body: HOLD.as_bytes().to_vec(),
-    });
+    let a = h.sip(reinvite(2, HOLD.as_bytes()));
     let [
         Action::Renegotiated { old, new, held },
         Action::RespondReinvite {
@@ -430,22 +432,14 @@ fn a_reinvite_in_the_ivr_puts_the_caller_on_hold_with_a_new_version() {
     );
     assert!(sdp.contains("a=recvonly"), "{sdp}");
     // The same offer again: the same answer, no change, the same version.
-    let a = h.sip(CallEvent::Reinvite {
-        tx: tx(3),
-        content_type: "application/sdp".into(),
-        body: HOLD.as_bytes().to_vec(),
-    });
+    let a = h.sip(reinvite(3, HOLD.as_bytes()));
     assert!(
         matches!(&a[..], [Action::RespondReinvite { status, sdp: Some(s), .. }]
             if *status == StatusCode::OK && String::from_utf8_lossy(s).contains(" 7 8 IN IP4")),
         "{a:?}"
     );
     // An offer it cannot take is refused and the session kept.
-    let a = h.sip(CallEvent::Reinvite {
-        tx: tx(4),
-        content_type: "application/sdp".into(),
-        body: b"garbage".to_vec(),
-    });
+    let a = h.sip(reinvite(4, b"garbage"));
     assert!(
         matches!(&a[..], [Action::RespondReinvite { status, sdp: None, .. }] if status.0 >= 400)
     );
@@ -668,11 +662,7 @@ fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
     assert_eq!(plays(&a), vec![PromptId::ConferenceFull]);
     assert!(h.core.plays_prompts());
     // A re-INVITE while it closes must wait; INFO is taken.
-    let a = h.sip(CallEvent::Reinvite {
-        tx: tx(5),
-        content_type: "application/sdp".into(),
-        body: HOLD.as_bytes().to_vec(),
-    });
+    let a = h.sip(reinvite(5, HOLD.as_bytes()));
     assert!(
         matches!(&a[..], [Action::RespondReinvite { status, .. }] if *status == StatusCode::REQUEST_PENDING)
     );
@@ -684,11 +674,7 @@ fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
         }]
     );
     // While the BYE is out, INFO gets 481; 40 s without an answer ends it.
-    let a = h.sip(CallEvent::Info {
-        tx: tx(6),
-        content_type: "application/dtmf-relay".into(),
-        body: b"Signal=1\r\n".to_vec(),
-    });
+    let a = h.sip(info(6, "application/dtmf-relay", b"Signal=1\r\n"));
     assert_eq!(
         a,
         vec![Action::RespondInfo {
