@@ -18,6 +18,9 @@
 //! the same. Every load is bounded in calls and time; SIPp is needed
 //! (`./dev bench` installs it).
 
+#[path = "support/proc.rs"]
+mod proc;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -65,40 +68,6 @@ const QUICK: Sizes = Sizes {
     max_confirms: 1,
     idle_calls: 20,
 };
-
-/// A process's user + system CPU time.
-fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .map(|f| f.parse().unwrap_or(0))
-                .collect()
-        })
-        .unwrap_or_default();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 /// Whether some socket is bound to UDP `port` (from /proc/net/udp).
 fn udp_port_bound(port: u16) -> bool {
@@ -149,6 +118,7 @@ impl Gateway {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         stdout.read_line(&mut line).expect("ready line");
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
+        proc::settle(child.id());
         let token_out = Command::new(BIN)
             .args([
                 "token",
@@ -246,12 +216,12 @@ struct CpuPerCall {
 /// (a) The gateway's CPU per call against SIPp's -sn uas, same UAC load.
 fn cpu_per_call(s: &Sizes) -> CpuPerCall {
     let gw = Gateway::start(&[]);
-    let before = cpu(gw.pid());
+    let before = proc::cpu(gw.pid());
     let status = sipp_uac(&gw.sip, s.cpu_calls, s.cpu_rate, 1000)
         .status()
         .expect("run sipp");
     assert!(status.success(), "SIPp uac → gateway: {status}");
-    let gateway = cpu(gw.pid()) - before;
+    let gateway = proc::cpu(gw.pid()) - before;
     drop(gw);
 
     let port = 45_060 + (std::process::id() % 500) as u16;
@@ -267,11 +237,11 @@ fn cpu_per_call(s: &Sizes) -> CpuPerCall {
     while !udp_port_bound(port) && Instant::now() < limit {
         std::thread::yield_now();
     }
-    let before = cpu(uas.id());
+    let before = proc::cpu(uas.id());
     let status = sipp_uac(&format!("127.0.0.1:{port}"), s.cpu_calls, s.cpu_rate, 1000)
         .status()
         .expect("run sipp");
-    let sipp = cpu(uas.id()) - before;
+    let sipp = proc::cpu(uas.id()) - before;
     let _ = uas.kill();
     let _ = uas.wait();
     assert!(status.success(), "SIPp uac → SIPp uas: {status}");
@@ -310,7 +280,7 @@ struct Probe {
 fn probe(rate: f64, length: Duration) -> Probe {
     let gw = Gateway::start(&[]);
     let calls = (rate * length.as_secs_f64()).round().max(1.0) as u64;
-    let before = cpu(gw.pid());
+    let before = proc::cpu(gw.pid());
     let started = Instant::now();
     let out = Command::new(BIN)
         .arg("replay")
@@ -323,7 +293,7 @@ fn probe(rate: f64, length: Duration) -> Probe {
         .output()
         .expect("run dialgate replay");
     let wall = started.elapsed();
-    let used = cpu(gw.pid()) - before;
+    let used = proc::cpu(gw.pid()) - before;
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let n = |k: &str| r[k].as_u64().unwrap_or(0);
     let ms = |a: &str, b: &str| r[a][b].as_f64().unwrap_or(0.0);
@@ -419,7 +389,7 @@ fn idle_memory(s: &Sizes) -> IdleMemory {
     // Warm up: the first calls allocate what every later call shares.
     let status = sipp_uac(&gw.sip, 20, 20, 200).status().expect("run sipp");
     assert!(status.success(), "warm-up calls: {status}");
-    let baseline = rss_kib(gw.pid());
+    let baseline = proc::rss_kib(gw.pid());
     let mut uac = sipp_uac(&gw.sip, s.idle_calls, 100, 120_000)
         .spawn()
         .expect("start sipp");
@@ -432,7 +402,7 @@ fn idle_memory(s: &Sizes) -> IdleMemory {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let loaded = rss_kib(gw.pid());
+    let loaded = proc::rss_kib(gw.pid());
     let _ = uac.kill();
     let _ = uac.wait();
     assert_eq!(up, u64::from(s.idle_calls), "idle calls up in the IVR");

@@ -35,6 +35,9 @@
 //! files). Every load is bounded in calls and time; every child process is
 //! killed on every exit path (SIPp is needed: `./dev bench soak` installs it).
 
+#[path = "support/proc.rs"]
+mod proc;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -168,43 +171,6 @@ impl Drop for Reaper {
     }
 }
 
-/// A process's user + system CPU time, in seconds.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .map(|f| f.parse().unwrap_or(0))
-                .collect()
-        })
-        .unwrap_or_default();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    ticks as f64 / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// An even UDP port, with the one two above it, free on loopback right now:
 /// SIPp's `-mp` (audio, and video two above).
 fn free_media_port() -> u16 {
@@ -266,6 +232,7 @@ impl Gateway {
             .recv_timeout(Duration::from_secs(60))
             .expect("gateway ready within 60 s");
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        proc::settle(proc.pid());
         let out = Command::new(BIN)
             .args([
                 "token",
@@ -967,9 +934,12 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> (Vec<Sample>, Vec<Option<i32>
             t: t0.elapsed().as_secs_f64(),
             tick,
             scrape: scrape.unwrap_or_default(),
-            gateway_cpu_s: cpu_s(gw.pid()),
-            sipp_cpu_s: sipps.iter().map(|s| cpu_s(s.proc.pid())).sum(),
-            rss_kib: rss_kib(gw.pid()),
+            gateway_cpu_s: proc::cpu(gw.pid()).as_secs_f64(),
+            sipp_cpu_s: sipps
+                .iter()
+                .map(|s| proc::cpu(s.proc.pid()).as_secs_f64())
+                .sum(),
+            rss_kib: proc::rss_kib(gw.pid()),
             sipp: sipps
                 .iter_mut()
                 .map(Sipp::counts)
