@@ -689,7 +689,7 @@ mod tests {
         let leg = Arc::new(Leg::new(
             socket,
             Outbound::new(codec, codec.payload_type()),
-            Latch::new(None),
+            Latch::new(None, Vec::new()),
         ));
         let prompts =
             PromptSet::from_samples(PromptId::ALL.map(|id| (id, vec![id as i16 + 1; 10])));

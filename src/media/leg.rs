@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 
 use super::prompts::{PromptFrame, PromptSet};
-use super::rtp::{Latch, Outbound};
+use super::rtp::{Header, Latch, Outbound};
 
 #[derive(Debug)]
 struct State {
@@ -49,12 +49,12 @@ impl Leg {
     }
 
     /// Media of the call's payload types arrived from `source`; `false`
-    /// means it is not from the latched source and must be dropped.
+    /// means it is not the caller's stream and must be dropped ([`Latch`]).
     #[must_use]
-    pub fn on_media(&self, now: Instant, source: SocketAddr) -> bool {
+    pub fn on_media(&self, now: Instant, source: SocketAddr, header: &Header) -> bool {
         self.state
             .lock()
-            .is_ok_and(|mut s| s.latch.on_media(now, source))
+            .is_ok_and(|mut s| s.latch.on_media(now, source, header))
     }
 
     /// The codec this leg sends; `None` while it sends nothing (on hold).
@@ -92,7 +92,7 @@ impl Leg {
         }
         s.sending = sending;
         if remote != s.latch.signalled() {
-            s.latch = Latch::new(remote);
+            s.latch.resignal(remote);
         }
     }
 
@@ -165,7 +165,7 @@ mod tests {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         // The leg's sends never wait: let the reactor see the socket writable.
         socket.writable().await.unwrap();
-        let to = Latch::new(Some(receiver.local_addr().unwrap()));
+        let to = Latch::new(Some(receiver.local_addr().unwrap()), Vec::new());
         let leg = Leg::new(socket, Outbound::new(codec, codec.payload_type()), to);
         (leg, receiver)
     }

@@ -1,16 +1,18 @@
 //! The RTP port pool: one even port per call from a configured range and
 //! the odd port above it for RTCP, both bound on demand, released when the
 //! [`RtpPort`] guard drops. Ports another process holds are skipped, so
-//! several gateways (or test gateways) may share a range.
+//! several gateways (or test gateways) may share a range. Ports are drawn
+//! at random, so a stranger cannot guess the next call's port from the last.
 
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
+use rand::Rng;
+
 #[derive(Debug)]
 struct PoolState {
-    next: u16,
     in_use: HashSet<u16>,
 }
 
@@ -56,7 +58,6 @@ impl PortPool {
             low: first,
             high,
             state: Arc::new(Mutex::new(PoolState {
-                next: first,
                 in_use: HashSet::new(),
             })),
         }
@@ -66,19 +67,21 @@ impl PortPool {
         self.state.lock().map_or(0, |s| s.in_use.len())
     }
 
-    /// Binds the next free even port, round-robin through the range.
+    /// Binds a free even port drawn at random: from a random slot of the
+    /// range, the first free one at or after it (wrapping round).
     pub fn allocate(&self) -> io::Result<RtpPort> {
         let mut state = self
             .state
             .lock()
             .map_err(|_| io::Error::other("port pool lock poisoned"))?;
-        let slots = (u32::from(self.high) - u32::from(self.low)) / 2 + 1;
-        for _ in 0..slots {
-            let port = state.next;
-            state.next = if u32::from(port) + 2 > u32::from(self.high) {
-                self.low
-            } else {
-                port + 2
+        // An even `low` above an odd `high` still has its one slot.
+        let slots = (u32::from(self.high).saturating_sub(u32::from(self.low))) / 2 + 1;
+        let start = rand::rng().random_range(0..slots);
+        for i in 0..slots {
+            let slot = (start + i) % slots;
+            // Within the range by construction: low + 2 * slot <= high.
+            let Ok(port) = u16::try_from(u32::from(self.low) + 2 * slot) else {
+                continue;
             };
             if state.in_use.contains(&port) {
                 continue;
@@ -121,6 +124,25 @@ mod tests {
         assert_eq!(pool.in_use(), 2);
         drop(a);
         assert_eq!(pool.in_use(), 1);
+    }
+
+    #[test]
+    fn ports_are_drawn_at_random_across_the_range() {
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41200, 41399);
+        let mut seen = HashSet::new();
+        let mut ascending = 0;
+        let mut last = 0;
+        for _ in 0..40 {
+            let port = pool.allocate().unwrap().port;
+            assert!((41200..=41398).contains(&port) && port.is_multiple_of(2));
+            ascending += usize::from(port == last + 2);
+            last = port;
+            seen.insert(port);
+        }
+        // Released at once, a round-robin pool would hand out 40 ports in
+        // a row; 40 draws of 100 slots give about 33 distinct ports.
+        assert!(seen.len() > 20, "{seen:?}");
+        assert!(ascending < 10, "ports follow each other: {ascending} of 40");
     }
 
     #[test]

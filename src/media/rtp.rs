@@ -6,7 +6,7 @@
 //!
 //! Sans-IO: the call task owns the socket and the clock.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -162,44 +162,114 @@ pub fn read(buf: &[u8]) -> Option<(Header, &[u8])> {
     Some((header, r.payload()))
 }
 
-/// How long the latched source must be silent before another may take over.
+/// How long the latched source must be silent before another of the
+/// caller's addresses may take over.
 pub const RELATCH_AFTER: Duration = Duration::from_secs(1);
 
-/// Symmetric RTP: where to send.
+/// How far past the latched stream's last sequence number a packet from a
+/// new port of the caller may be and still be the same stream moved (a NAT
+/// rebinding mid-call).
+const CONTINUITY: u16 = 64;
+
+/// Symmetric RTP, restricted to the caller: where to send, and which
+/// packets are the caller's.
+///
+/// A stream is only taken from the caller's own addresses — the IP its SDP
+/// signalled (any port: a NAT rewrites ports, not the address it named), the
+/// IP its INVITE came from (a caller behind NAT sends media from its public
+/// address), or a trusted peer (an SBC relaying media). Anything else is
+/// dropped before it can carry a digit or be sent a frame: a stranger who
+/// guesses the port gets nothing. Once latched, the stream moves to another
+/// of those addresses only with evidence that it is the caller's: the same
+/// SSRC with its sequence numbers continuing, or the latched source silent
+/// for [`RELATCH_AFTER`].
 #[derive(Debug, Clone)]
 pub struct Latch {
     signalled: Option<SocketAddr>,
-    latched: Option<(SocketAddr, Instant)>,
+    /// Where else the caller's media may come from: the INVITE's source IP
+    /// and the trusted peers.
+    peers: Vec<IpAddr>,
+    latched: Option<Latched>,
+}
+
+/// The stream latched to, and what was last seen of it.
+#[derive(Debug, Clone, Copy)]
+struct Latched {
+    source: SocketAddr,
+    seen: Instant,
+    ssrc: u32,
+    sequence: u16,
+}
+
+impl Latched {
+    fn new(now: Instant, source: SocketAddr, header: &Header) -> Latched {
+        Latched {
+            source,
+            seen: now,
+            ssrc: header.ssrc,
+            sequence: header.sequence,
+        }
+    }
+
+    /// The packet continues this stream: same SSRC, sequence a little ahead.
+    fn continued_by(&self, header: &Header) -> bool {
+        let ahead = header.sequence.wrapping_sub(self.sequence);
+        header.ssrc == self.ssrc && (1..=CONTINUITY).contains(&ahead)
+    }
 }
 
 impl Latch {
-    pub fn new(signalled: Option<SocketAddr>) -> Latch {
+    /// A latch for a caller whose SDP named `signalled`, whose media may
+    /// also come from `peers` (its signalling source, trusted peers).
+    pub fn new(signalled: Option<SocketAddr>, peers: Vec<IpAddr>) -> Latch {
         Latch {
             signalled,
+            peers: peers.into_iter().map(|ip| ip.to_canonical()).collect(),
             latched: None,
         }
     }
 
+    /// A new offer named `signalled`: latching starts afresh there, the
+    /// caller's other addresses are kept.
+    pub fn resignal(&mut self, signalled: Option<SocketAddr>) {
+        self.signalled = signalled;
+        self.latched = None;
+    }
+
+    /// Whether `source` is one of the addresses the caller's media may come from.
+    fn is_callers(&self, source: SocketAddr) -> bool {
+        let ip = source.ip().to_canonical();
+        self.signalled.is_some_and(|s| s.ip().to_canonical() == ip) || self.peers.contains(&ip)
+    }
+
     /// A valid packet of the call's negotiated payload types came from
-    /// `source`. Returns whether it comes from the latched source (after
-    /// latching to it if none is active); others are to be dropped.
+    /// `source`. Returns whether it is the caller's stream (after latching
+    /// to it, or moving there, where the rules allow); others are to be
+    /// dropped whole: no digits, no audio, no reply.
     #[must_use]
-    pub fn on_media(&mut self, now: Instant, source: SocketAddr) -> bool {
+    pub fn on_media(&mut self, now: Instant, source: SocketAddr, header: &Header) -> bool {
+        if !self.is_callers(source) {
+            return false;
+        }
         match &mut self.latched {
-            Some((addr, seen)) if *addr == source => {
-                *seen = now;
+            Some(l) if l.source == source => {
+                l.seen = now;
+                l.ssrc = header.ssrc;
+                l.sequence = header.sequence;
                 true
             }
-            Some((_, seen)) if now.duration_since(*seen) < RELATCH_AFTER => false,
+            Some(l) if !l.continued_by(header) && now.duration_since(l.seen) < RELATCH_AFTER => {
+                false
+            }
             _ => {
-                self.latched = Some((source, now));
+                self.latched = Some(Latched::new(now, source, header));
                 true
             }
         }
     }
 
     pub fn destination(&self) -> Option<SocketAddr> {
-        self.latched.map(|(a, _)| a).or(self.signalled)
+        self.latched.map(|l| l.source).or(self.signalled)
     }
 
     /// The address the far end signalled (its SDP).
@@ -235,31 +305,129 @@ mod tests {
         assert_eq!(read(&p).unwrap().1.len(), 160);
     }
 
+    fn header(ssrc: u32, sequence: u16) -> Header {
+        Header {
+            payload_type: 0,
+            marker: false,
+            sequence,
+            timestamp: u32::from(sequence) * 160,
+            ssrc,
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// A caller that signalled from 192.0.2.1 and named 198.51.100.7:4000 in its SDP.
+    fn callers_latch() -> Latch {
+        Latch::new(
+            Some(addr("198.51.100.7:4000")),
+            vec!["192.0.2.1".parse().unwrap()],
+        )
+    }
+
     #[test]
-    fn latch_follows_real_source_but_not_a_stray_packet() {
+    fn a_strangers_packet_before_the_caller_speaks_is_dropped() {
         let t0 = Instant::now();
-        let sdp: SocketAddr = "10.0.0.1:4000".parse().unwrap();
-        let real: SocketAddr = "127.0.0.1:4002".parse().unwrap();
-        let stray: SocketAddr = "127.0.0.1:9999".parse().unwrap();
-        let mut l = Latch::new(Some(sdp));
-        assert_eq!(l.destination(), Some(sdp));
-        assert!(l.on_media(t0, real));
+        let mut l = callers_latch();
+        assert!(!l.on_media(t0, addr("203.0.113.66:5004"), &header(7, 1)));
+        assert_eq!(
+            l.destination(),
+            Some(addr("198.51.100.7:4000")),
+            "our media still goes where the caller's SDP said"
+        );
+    }
+
+    #[test]
+    fn a_stranger_cannot_take_over_a_silent_call() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        let real = addr("198.51.100.7:4000");
+        assert!(l.on_media(t0, real, &header(1, 10)));
+        let later = t0 + Duration::from_secs(30);
+        for (i, from) in ["203.0.113.66:4000", "198.51.100.8:4000", "10.0.0.1:4000"]
+            .into_iter()
+            .enumerate()
+        {
+            // Even one that copies the caller's SSRC and sequence.
+            assert!(!l.on_media(later, addr(from), &header(1, 11 + i as u16)));
+        }
         assert_eq!(l.destination(), Some(real));
+    }
+
+    #[test]
+    fn media_from_the_signalling_address_latches_behind_nat() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        let natted = addr("192.0.2.1:61000");
+        assert!(l.on_media(t0, natted, &header(1, 1)));
+        assert_eq!(l.destination(), Some(natted));
+    }
+
+    #[test]
+    fn media_from_another_port_of_the_signalled_ip_latches() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        let other_port = addr("198.51.100.7:4002");
+        assert!(l.on_media(t0, other_port, &header(1, 1)));
+        assert_eq!(l.destination(), Some(other_port));
+    }
+
+    #[test]
+    fn a_trusted_peer_relaying_media_is_latched() {
+        let t0 = Instant::now();
+        let sbc: IpAddr = "10.1.1.1".parse().unwrap();
+        let mut l = Latch::new(Some(addr("198.51.100.7:4000")), vec![sbc]);
+        assert!(l.on_media(t0, SocketAddr::new(sbc, 30000), &header(1, 1)));
+    }
+
+    #[test]
+    fn the_callers_other_address_waits_for_silence_unless_it_continues_the_stream() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        let first = addr("198.51.100.7:4000");
+        let rebound = addr("192.0.2.1:62000");
+        assert!(l.on_media(t0, first, &header(1, 100)));
+        let t1 = t0 + Duration::from_millis(20);
         assert!(
-            !l.on_media(t0 + Duration::from_millis(20), stray),
-            "stray media is dropped"
+            !l.on_media(t1, rebound, &header(2, 5)),
+            "another stream while the first is live is dropped"
         );
-        assert_eq!(
-            l.destination(),
-            Some(real),
-            "a stray packet does not steal the stream"
+        assert!(
+            !l.on_media(t1, rebound, &header(1, 100 + CONTINUITY + 1)),
+            "the same SSRC far out of sequence is not continuity"
         );
-        assert!(l.on_media(t0 + Duration::from_secs(2), stray));
-        assert_eq!(
-            l.destination(),
-            Some(stray),
-            "after the real source went quiet, re-latch"
+        assert_eq!(l.destination(), Some(first));
+        assert!(
+            l.on_media(t1, rebound, &header(1, 101)),
+            "the same stream continuing from a new port moves (NAT rebinding)"
         );
+        assert_eq!(l.destination(), Some(rebound));
+        let quiet = t1 + RELATCH_AFTER;
+        assert!(
+            l.on_media(quiet, first, &header(9, 1)),
+            "after the latched source went quiet, another of the caller's addresses takes over"
+        );
+        assert_eq!(l.destination(), Some(first));
+    }
+
+    #[test]
+    fn ipv4_mapped_sources_are_the_same_address() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        assert!(l.on_media(t0, addr("[::ffff:192.0.2.1]:5000"), &header(1, 1)));
+    }
+
+    #[test]
+    fn a_new_offer_starts_latching_afresh_and_keeps_the_callers_other_addresses() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        assert!(l.on_media(t0, addr("198.51.100.7:4000"), &header(1, 1)));
+        l.resignal(Some(addr("198.51.100.9:5000")));
+        assert_eq!(l.destination(), Some(addr("198.51.100.9:5000")));
+        assert!(!l.on_media(t0, addr("198.51.100.7:4000"), &header(1, 2)));
+        assert!(l.on_media(t0, addr("192.0.2.1:4000"), &header(1, 2)));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Caller {
     pub wideband: bool,
     /// Whether our offers (the INVITE's, re-INVITEs') include telephone-event.
     pub telephone_event: bool,
+    /// The address our offers name for our media.
+    sdp_ip: String,
 }
 
 pub struct Dial<'a> {
@@ -46,6 +48,9 @@ pub struct Dial<'a> {
     pub codecs: &'a [Codec],
     /// Port written in our SDP (default: the real RTP port) — to test latching.
     pub advertised_rtp_port: Option<u16>,
+    /// Address written in our SDP's `c=` (default: 127.0.0.1, where our
+    /// sockets are) — a caller behind NAT names one it cannot be reached at.
+    pub advertised_rtp_ip: Option<&'a str>,
     /// Offer telephone-event (default: yes).
     pub telephone_event: bool,
 }
@@ -56,13 +61,22 @@ impl Default for Dial<'_> {
             number: "+15550100",
             codecs: &[Codec::Pcmu],
             advertised_rtp_port: None,
+            advertised_rtp_ip: None,
             telephone_event: true,
         }
     }
 }
 
-/// Our SDP offer: `codecs` then (if `events`) telephone-event, in `direction`.
-fn offer(rtp_port: u16, codecs: &[Codec], events: bool, direction: &str, version: u32) -> String {
+/// Our SDP offer of media at `ip`:`rtp_port`: `codecs` then (if `events`)
+/// telephone-event, in `direction`.
+fn offer(
+    ip: &str,
+    rtp_port: u16,
+    codecs: &[Codec],
+    events: bool,
+    direction: &str,
+    version: u32,
+) -> String {
     let pts: Vec<String> = codecs
         .iter()
         .map(|c| c.payload_type().to_string())
@@ -80,7 +94,7 @@ fn offer(rtp_port: u16, codecs: &[Codec], events: bool, direction: &str, version
         ("", "")
     };
     format!(
-        "v=0\r\no=tester 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        "v=0\r\no=tester 1 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
 m=audio {rtp_port} RTP/AVP {}{event_pt}\r\n{maps}{event_maps}a=ptime:20\r\na={direction}\r\n",
         pts.join(" ")
     )
@@ -101,7 +115,15 @@ impl Caller {
         let rtp_port = dial
             .advertised_rtp_port
             .unwrap_or(rtp.local_addr().expect("addr").port());
-        let sdp = offer(rtp_port, dial.codecs, dial.telephone_event, "sendrecv", 1);
+        let sdp_ip = dial.advertised_rtp_ip.unwrap_or("127.0.0.1").to_owned();
+        let sdp = offer(
+            &sdp_ip,
+            rtp_port,
+            dial.codecs,
+            dial.telephone_event,
+            "sendrecv",
+            1,
+        );
         let call_id = format!("{}@tester", rand::random::<u64>());
         let from_tag = format!("{:x}", rand::random::<u32>());
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
@@ -137,6 +159,7 @@ Content-Length: {}\r\n\r\n{sdp}",
             last_sample: 0,
             wideband: false,
             telephone_event: dial.telephone_event,
+            sdp_ip,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -213,7 +236,14 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
     pub async fn reinvite(&mut self, codecs: &[Codec], direction: &str) -> (u16, String) {
         self.cseq += 1;
         let port = self.rtp.local_addr().expect("addr").port();
-        let sdp = offer(port, codecs, self.telephone_event, direction, self.cseq);
+        let sdp = offer(
+            &self.sdp_ip,
+            port,
+            codecs,
+            self.telephone_event,
+            direction,
+            self.cseq,
+        );
         let local = self.sip.local_addr().expect("addr");
         let extra = format!("Contact: <sip:tester@{local}>\r\nContent-Type: application/sdp\r\n");
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());

@@ -82,6 +82,8 @@ struct Shell {
     call: CallRef,
     call_id: String,
     who: Who,
+    /// Where the INVITE came from: media from this IP is the caller's too.
+    signalling: std::net::SocketAddr,
     /// The dialled number's row, once routed.
     number: Option<NumberRow>,
     /// The caller asked for attempt outcomes in INFO ([`OUTCOME_PACKAGE`]).
@@ -159,6 +161,7 @@ pub(crate) async fn run(
         shared,
         call: incoming.call,
         call_id: incoming.call_id.clone(),
+        signalling: incoming.source,
         number: None,
         outcome_info: incoming.recv_info.iter().any(|p| p == OUTCOME_PACKAGE),
         port: None,
@@ -519,7 +522,7 @@ impl Shell {
                 negotiated.payload_type,
                 opus_params(&negotiated),
             ),
-            Latch::new(negotiated.remote_rtp),
+            Latch::new(negotiated.remote_rtp, self.media_peers()),
         ));
         leg.renegotiated(
             negotiated.codec,
@@ -559,6 +562,15 @@ impl Shell {
         Some(())
     }
 
+    /// Where the caller's media may come from besides its SDP address: the
+    /// INVITE's source (a caller behind NAT) and the trusted peers (an SBC
+    /// relaying media).
+    fn media_peers(&self) -> Vec<std::net::IpAddr> {
+        let mut peers = self.shared.settings.trusted_peers.clone();
+        peers.push(self.signalling.ip());
+        peers
+    }
+
     /// One 20 ms frame of the prompt playing (silence when none is), as
     /// payloads encoded once for every call: the id of a play that just
     /// finished, if one did.
@@ -585,8 +597,9 @@ impl Shell {
         let now = std::time::Instant::now();
         let ours = header.payload_type == m.negotiated.payload_type
             || Some(header.payload_type) == m.negotiated.telephone_event;
-        // Media from anywhere but the latched source is dropped (RTP bleed).
-        if !ours || !m.leg.on_media(now, source) {
+        // Media that is not the caller's stream is dropped whole (RTP bleed,
+        // a stranger spraying the port): it keys nothing and latches nothing.
+        if !ours || !m.leg.on_media(now, source, &header) {
             return false;
         }
         let lost = m.reception.on_packet(header.ssrc, header.sequence);
