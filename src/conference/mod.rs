@@ -19,7 +19,9 @@
 //! it. Members in the waiting room are not mixed: they hear the hold music
 //! (one position per room, encoded once per codec like any mix), after a
 //! spoken "the host has not joined yet". Joining and leaving members are
-//! signalled to those in the room with a chime; a member alone in the room
+//! signalled to those in the room with a chime, mixed into the room's mixes
+//! so it costs no encode of its own (at a busy top of the hour a room hears
+//! chimes nearly all the time); a member alone in the room
 //! hears "you are the only person in this conference". Each member's
 //! [`Presence`] is published on a watch channel, so its call sees at once
 //! that it went in, back to waiting, or that the room ended.
@@ -298,6 +300,48 @@ struct Room {
     roster: Roster,
     /// Where the hold music is (one position for the whole waiting room).
     music_at: usize,
+    /// The entry or exit chime playing to everyone in the room.
+    chime: Option<Chime>,
+}
+
+/// A chime heard by everyone in the room but the member it is about (the
+/// newcomer hears the count instead). It is added to the room's mixes
+/// before they are encoded, so the room encodes it once per mix and codec.
+/// A newer chime replaces one still playing.
+#[derive(Debug)]
+struct Chime {
+    samples: Arc<[i16]>,
+    at: usize,
+    except: u64,
+}
+
+/// This tick's 20 ms of the room's chime, and whom it is not for.
+#[derive(Debug)]
+struct ChimeFrame {
+    frame: Frame,
+    except: u64,
+}
+
+impl Chime {
+    /// The next 20 ms (the last one padded with silence); `None` once played.
+    fn next_frame(&mut self) -> Option<ChimeFrame> {
+        let chunk = self.samples.get(self.at..).filter(|c| !c.is_empty())?;
+        let mut frame = [0; PCM_FRAME];
+        let n = chunk.len().min(PCM_FRAME);
+        frame[..n].copy_from_slice(&chunk[..n]);
+        self.at += n;
+        Some(ChimeFrame {
+            frame,
+            except: self.except,
+        })
+    }
+}
+
+/// Adds `over` into `frame`, saturating.
+fn overlay(frame: &mut Frame, over: &Frame) {
+    for (f, s) in frame.iter_mut().zip(over) {
+        *f = f.saturating_add(*s);
+    }
 }
 
 impl Room {
@@ -305,24 +349,36 @@ impl Room {
         self.members.iter().find(|m| m.call.0 == key)
     }
 
-    /// Plays `samples` to every member in the room proper but `except`.
-    fn announce_in_room(&self, except: u64, samples: &Arc<[i16]>) {
-        for m in &self.members {
-            if m.call.0 != except && m.presence() == Presence::InRoom {
-                m.announce(samples.clone());
-            }
+    /// Plays `samples` to every member in the room proper but `except`,
+    /// in the room's mixes.
+    fn chime_in_room(&mut self, except: u64, samples: Arc<[i16]>) {
+        self.chime = Some(Chime {
+            samples,
+            at: 0,
+            except,
+        });
+    }
+
+    /// This tick's part of the chime, if one is playing.
+    fn next_chime_frame(&mut self) -> Option<ChimeFrame> {
+        let frame = self.chime.as_mut().and_then(Chime::next_frame);
+        if frame.is_none() {
+            self.chime = None;
         }
+        frame
     }
 
     /// Publishes the roster's changes and says what each means: an entry
     /// chime to those already in, the waiting-room prompt to those sent
     /// back to wait. (An ended member's call hangs itself up.)
-    fn apply(&self, changes: &[Change]) {
+    fn apply(&mut self, changes: &[Change]) {
         for (key, presence) in changes {
-            let Some(m) = self.member(*key) else { continue };
+            let Some(m) = self.member(*key).cloned() else {
+                continue;
+            };
             m.set_presence(*presence);
             match presence {
-                Presence::InRoom => self.entered(m),
+                Presence::InRoom => self.entered(&m),
                 Presence::WaitingForHost => m.say(PromptId::WaitingForHost),
                 Presence::WaitingForAdmission => m.say(PromptId::WaitingForAdmission),
                 Presence::Ended => {}
@@ -332,10 +388,10 @@ impl Room {
 
     /// `m` went into the room proper: it hears how many are in, the
     /// others a chime.
-    fn entered(&self, m: &Member) {
+    fn entered(&mut self, m: &Member) {
         m.announce(self.count_for(m));
         if self.roster.in_room() > 1 {
-            self.announce_in_room(m.call.0, &tones::entry());
+            self.chime_in_room(m.call.0, tones::entry());
         }
     }
 
@@ -423,7 +479,7 @@ impl Rooms {
                 room.roster.leave(call.0, &mut changes);
                 room.members.retain(|m| m.call != call);
                 if was_in {
-                    room.announce_in_room(call.0, &tones::exit());
+                    room.chime_in_room(call.0, tones::exit());
                 }
                 room.apply(&changes);
                 room.members.is_empty()
@@ -553,7 +609,9 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
         members.clear();
         waiting.clear();
         let mut music = None;
+        let mut chime = None;
         if let Ok(mut r) = room.lock() {
+            chime = r.next_chime_frame();
             for m in &r.members {
                 match m.presence() {
                     Presence::InRoom => members.push(m.clone()),
@@ -584,7 +642,7 @@ async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer:
             }
             at
         });
-        let done = fanout.send(&members, &out, music_mix);
+        let done = fanout.send(&members, &out, music_mix, chime.as_ref());
         encodes.increment(done as u64);
         tick_seconds.record(started.elapsed().as_secs_f64());
     }
@@ -615,17 +673,28 @@ struct Fanout {
 
 impl Fanout {
     /// Returns the number of encodes done. `music` is the index of the
-    /// hold music in `tick.mixes`, if anyone is waiting.
-    fn send(&mut self, members: &[Arc<Member>], tick: &Tick, music: Option<usize>) -> usize {
+    /// hold music in `tick.mixes`, if anyone is waiting; `chime` is added
+    /// to every other mix before it is encoded.
+    fn send(
+        &mut self,
+        members: &[Arc<Member>],
+        tick: &Tick,
+        music: Option<usize>,
+        chime: Option<&ChimeFrame>,
+    ) -> usize {
         self.codecs.clear();
         self.codecs.extend(members.iter().map(|m| m.leg.codec()));
         mixer::encode_plan(&tick.heard, &self.codecs, &mut self.plan);
         self.payloads.resize_with(self.plan.len(), Vec::new);
         self.used.clear();
         for ((mix, codec), payload) in self.plan.iter().zip(&mut self.payloads) {
-            let (Some(codec), Some(frame)) = (codec, tick.mixes.get(*mix)) else {
+            let (Some(codec), Some(mixed)) = (codec, tick.mixes.get(*mix)) else {
                 continue;
             };
+            let mut frame = *mixed;
+            if let Some(chime) = chime.filter(|_| Some(*mix) != music) {
+                overlay(&mut frame, &chime.frame);
+            }
             // A talker's own mix is keyed by that talker; the rest share one.
             let key = if *mix == mixer::SHARED {
                 MixKey::Shared
@@ -642,7 +711,7 @@ impl Fanout {
                 .encoders
                 .entry((key, *codec))
                 .or_insert_with(|| codec::encoder(*codec, OpusParams::default()));
-            encoder.encode(frame, payload);
+            encoder.encode(&frame, payload);
             self.used.push((key, *codec));
         }
         let encodes = self.used.len();
@@ -650,17 +719,24 @@ impl Fanout {
         self.encoders.retain(|k, _| used.contains(k));
         for ((member, mix), codec) in members.iter().zip(&tick.heard).zip(&self.codecs) {
             // A member hearing an announcement gets its own encode; in the
-            // waiting room it is said over silence, not over the music.
-            let base = if Some(*mix) == music {
-                Some([0; PCM_FRAME])
-            } else {
+            // waiting room it is said over silence, not over the music. So
+            // does the member a chime is about, for as long as it plays.
+            let in_room = Some(*mix) != music;
+            let base = if in_room {
                 tick.mixes.get(*mix).copied()
+            } else {
+                Some([0; PCM_FRAME])
             };
-            if let Some(mut frame) = base
-                && member.overlay_announcement(&mut frame)
-            {
-                member.leg.send_frame(&frame);
-                continue;
+            let chime = chime.filter(|_| in_room);
+            let spared = chime.is_some_and(|c| c.except == member.call.0);
+            if let Some(mut frame) = base {
+                if let Some(chime) = chime.filter(|_| !spared) {
+                    overlay(&mut frame, &chime.frame);
+                }
+                if member.overlay_announcement(&mut frame) || spared {
+                    member.leg.send_frame(&frame);
+                    continue;
+                }
             }
             let at = self.plan.iter().position(|p| *p == (*mix, *codec));
             if let Some(payload) = at.and_then(|i| self.payloads.get(i)) {
@@ -898,6 +974,98 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(m.jitter_stats().map(|s| s.lost), Some(0));
+    }
+
+    /// A PCMU member whose leg sends to a socket of the test's own.
+    async fn listened_member(call: u64) -> (Arc<Member>, tokio::net::UdpSocket) {
+        let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        socket.writable().await.unwrap();
+        let leg = Arc::new(Leg::new(
+            socket,
+            Outbound::new(Codec::Pcmu, 0),
+            Latch::new(Some(receiver.local_addr().unwrap()), Vec::new()),
+        ));
+        let prompts = PromptSet::from_samples(PromptId::ALL.map(|id| (id, vec![0; 10])));
+        let m = Member::new(CallRef(call), Role::Participant, prompts, leg, Codec::Pcmu);
+        (m, receiver)
+    }
+
+    /// The level of the last sample of the next PCMU packet on `receiver`.
+    async fn level_received(receiver: &tokio::net::UdpSocket) -> i16 {
+        let mut buf = [0u8; 1500];
+        let wait = Duration::from_secs(5);
+        let n = tokio::time::timeout(wait, receiver.recv(&mut buf))
+            .await
+            .expect("a packet within 5 s")
+            .unwrap();
+        let (_, payload) = crate::media::rtp::read(&buf[..n]).unwrap();
+        let mut pcm = Vec::new();
+        crate::media::g711::decode(crate::media::g711::Law::Mu, payload, &mut pcm);
+        pcm.last().copied().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_chime_is_encoded_once_for_the_room_and_spares_the_newcomer() {
+        let mut members = Vec::new();
+        let mut receivers = Vec::new();
+        for call in 1..=3 {
+            let (m, r) = listened_member(call).await;
+            members.push(m);
+            receivers.push(r);
+        }
+        // Everyone hears the (silent) shared mix; the chime is about member 3.
+        let tick = Tick {
+            mixes: vec![[0; PCM_FRAME]],
+            heard: vec![mixer::SHARED; 3],
+            talkers: vec![false; 3],
+        };
+        let chime = ChimeFrame {
+            frame: [4000; PCM_FRAME],
+            except: 3,
+        };
+        let mut fanout = Fanout::default();
+        assert_eq!(
+            fanout.send(&members, &tick, None, Some(&chime)),
+            1,
+            "one encode for the whole room, chime included"
+        );
+        for r in &receivers[..2] {
+            let level = level_received(r).await;
+            assert!(level > 3000, "the others hear the chime: {level}");
+        }
+        let newcomer = level_received(&receivers[2]).await;
+        assert!(newcomer.abs() < 100, "the newcomer does not: {newcomer}");
+        // Without a chime, the room's mix as it is.
+        assert_eq!(fanout.send(&members, &tick, None, None), 1);
+        for r in &receivers {
+            assert!(level_received(r).await.abs() < 100);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_joining_member_makes_a_room_chime_that_plays_out() {
+        let rooms = Rooms::new(3, Arc::from(vec![]));
+        let open = Policy::default();
+        rooms.join(5, member(1).await, open).unwrap();
+        let second = member(2).await;
+        // No await from here on: the room's tick task (same single-threaded
+        // runtime) takes none of the chime before we read it.
+        rooms.join(5, second, open).unwrap();
+        let played = rooms
+            .with_room(5, |room| {
+                let mut frames = Vec::new();
+                while let Some(f) = room.next_chime_frame() {
+                    assert_eq!(f.except, 2, "not for the newcomer");
+                    frames.push(f.frame);
+                }
+                frames
+            })
+            .unwrap();
+        let samples = tones::entry().len();
+        assert_eq!(played.len(), samples.div_ceil(PCM_FRAME));
+        assert!(played.iter().flatten().any(|s| *s != 0));
+        assert!(rooms.with_room(5, |room| room.chime.is_none()).unwrap());
     }
 
     #[tokio::test]
