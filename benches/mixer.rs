@@ -11,6 +11,11 @@
 //! below the activity floor, on PCMU and PCMA alternately (or all Opus).
 //! Also printed:
 //! encodes per tick for each. `cargo bench --bench mixer`.
+//!
+//! `halve_16k_to_8k`: the 16 → 8 kHz filter in front of every G.711
+//! encode, per 20 ms frame — the gateway's `Halve` (dense 8-lane dot
+//! products) against the form it replaced (the half-band's nonzero taps
+//! one by one, bounds-checked, `f32::round`), kept here as the baseline.
 
 use std::hint::black_box;
 
@@ -157,5 +162,78 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The 16 → 8 kHz filter as the gateway had it before 2026-12-06: the
+/// same 47-tap Blackman half-band, its 24 nonzero taps summed one by one.
+struct SparseHalve {
+    taps: Vec<(usize, f32)>,
+    history: Vec<f32>,
+    input: Vec<f32>,
+}
+
+impl SparseHalve {
+    const TAPS: usize = 47;
+
+    fn new() -> SparseHalve {
+        let mut h = [0f64; Self::TAPS];
+        let m = (Self::TAPS - 1) as f64 / 2.0;
+        for (n, tap) in h.iter_mut().enumerate() {
+            let x = n as f64 - m;
+            let sinc = if x == 0.0 {
+                0.5
+            } else {
+                (2.0 * std::f64::consts::PI * 0.25 * x).sin() / (std::f64::consts::PI * x)
+            };
+            let phase = 2.0 * std::f64::consts::PI * n as f64 / (Self::TAPS - 1) as f64;
+            *tap = sinc * (0.42 - 0.5 * phase.cos() + 0.08 * (2.0 * phase).cos());
+        }
+        let sum: f64 = h.iter().sum();
+        SparseHalve {
+            taps: h
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.abs() > 1e-9)
+                .map(|(k, t)| (k, (t / sum) as f32))
+                .collect(),
+            history: vec![0.0; Self::TAPS - 1],
+            input: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, wide: &[i16], out: &mut Vec<i16>) {
+        self.input.clear();
+        self.input.extend(wide.iter().map(|s| f32::from(*s)));
+        self.history.extend_from_slice(&self.input);
+        let buf = &self.history;
+        out.clear();
+        out.extend((0..self.input.len()).step_by(2).map(|n| {
+            let y: f32 = self
+                .taps
+                .iter()
+                .map(|(k, t)| buf.get(n + Self::TAPS - 1 - k).map_or(0.0, |x| x * t))
+                .sum();
+            y.round().clamp(-32768.0, 32767.0) as i16
+        }));
+        let keep = self.history.len() - (Self::TAPS - 1);
+        self.history.drain(..keep);
+    }
+}
+
+fn bench_halve(c: &mut Criterion) {
+    let wide: Vec<i16> = (0..320)
+        .map(|n| (8000.0 * (n as f64 * 0.7).sin()) as i16)
+        .collect();
+    let mut out = Vec::new();
+    let mut group = c.benchmark_group("halve_16k_to_8k");
+    let mut dense = dialgate::media::pcm::Halve::default();
+    group.bench_function("dense_lanes", |b| {
+        b.iter(|| dense.run(black_box(&wide), &mut out))
+    });
+    let mut sparse = SparseHalve::new();
+    group.bench_function("sparse_scalar_before", |b| {
+        b.iter(|| sparse.run(black_box(&wide), &mut out))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_halve);
 criterion_main!(benches);

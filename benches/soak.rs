@@ -31,7 +31,9 @@
 //! in under a minute (20 calls/s, 2 periods of 10 s, 20,000 seed rows, a
 //! 10 s step). Flags: `--rate N`, `--minutes M`, `--seed-rows N`,
 //! `--hold-ms N`, `--lockout-attempts N` (passed to `serve`; by default the
-//! gateway's own). `SOAK_KEEP=1` keeps the temp dir (gateway log, SIPp's
+//! gateway's own), `--dtmf rfc4733|info` (how SIPp keys the code: the pcap,
+//! or `uac_info.xml`'s SIP INFO, which spares the gateway the cost of SIPp's
+//! raw sockets — see [`Dtmf`]). `SOAK_KEEP=1` keeps the temp dir (gateway log, SIPp's
 //! files). Every load is bounded in calls and time; every child process is
 //! killed on every exit path (SIPp is needed: `./dev bench soak` installs it).
 
@@ -53,6 +55,9 @@ fn repo() -> PathBuf {
 /// The number the demo room is dialled on, as SIPp's `-s`.
 const DEMO_NUMBER: &str = "+15550100";
 
+/// The demo room's code, as the SIP INFO caller keys it.
+const DEMO_CODE: &str = "123456789#";
+
 #[derive(Clone, Debug, serde::Serialize)]
 struct Plan {
     quick: bool,
@@ -69,6 +74,41 @@ struct Plan {
     slice_s: u64,
     /// `serve --lockout-attempts`; `None`: the gateway's default (10).
     lockout_attempts: Option<u64>,
+    /// How SIPp keys the code.
+    dtmf: Dtmf,
+}
+
+/// How SIPp keys the code. RFC 4733 plays a pcap from a raw socket per
+/// call, and while such a socket is open the kernel walks it for every UDP
+/// datagram to SIPp's address, in the sender's time: at 100 calls/s about
+/// 270 are open, and a third of the gateway's CPU (perf: `raw_local_deliver`)
+/// goes to that walk for the RTP it sends SIPp — a cost of the harness that
+/// grows with the square of the rate. SIP INFO needs no raw socket (but
+/// sends no RTP to the gateway), so it shows the gateway without that tax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Dtmf {
+    /// `uac_rfc4733.xml` playing `demo_code.pcap`.
+    Rfc4733,
+    /// `uac_info.xml`, one INFO per key.
+    Info,
+}
+
+impl Dtmf {
+    fn scenario(self) -> &'static str {
+        match self {
+            Dtmf::Rfc4733 => "uac_rfc4733",
+            Dtmf::Info => "uac_info",
+        }
+    }
+
+    /// What the calls do, for the report.
+    fn describe(self) -> &'static str {
+        match self {
+            Dtmf::Rfc4733 => "uac_rfc4733.xml, demo_code.pcap",
+            Dtmf::Info => "uac_info.xml, 123456789# as SIP INFO",
+        }
+    }
 }
 
 const FULL: Plan = Plan {
@@ -84,6 +124,7 @@ const FULL: Plan = Plan {
     recovery_s: 30,
     slice_s: 10,
     lockout_attempts: None,
+    dtmf: Dtmf::Rfc4733,
 };
 
 const QUICK: Plan = Plan {
@@ -97,6 +138,7 @@ const QUICK: Plan = Plan {
     recovery_s: 5,
     slice_s: 5,
     lockout_attempts: None,
+    dtmf: Dtmf::Rfc4733,
 };
 
 impl Plan {
@@ -120,6 +162,13 @@ impl Plan {
                 "--seed-rows" => plan.seed_rows = value("--seed-rows")?,
                 "--hold-ms" => plan.hold_ms = value("--hold-ms")?,
                 "--lockout-attempts" => plan.lockout_attempts = Some(value("--lockout-attempts")?),
+                "--dtmf" => {
+                    plan.dtmf = match it.next().map(String::as_str) {
+                        Some("rfc4733") => Dtmf::Rfc4733,
+                        Some("info") => Dtmf::Info,
+                        _ => return Err("--dtmf takes rfc4733 or info".into()),
+                    }
+                }
                 "--bench" | "--quick" => {}
                 other => eprintln!("soak bench: ignoring argument {other:?}"),
             }
@@ -207,7 +256,9 @@ impl Gateway {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--demo", "--database", db, "--secret-file"])
             .arg(secret)
-            .args(["--sip-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+            // Not SIPp's address: datagrams to the gateway then match none
+            // of SIPp's raw sockets (see `Dtmf`).
+            .args(["--sip-listen", "127.0.0.2:0", "--api-listen", "127.0.0.1:0"])
             .arg("--prompts")
             .arg(repo().join("prompts"));
         if let Some(n) = plan.lockout_attempts {
@@ -515,15 +566,21 @@ impl Sipp {
     ) -> Sipp {
         std::fs::create_dir_all(dir).expect("SIPp dir");
         let stat = dir.join("stat.csv");
-        let child = Command::new("sipp")
-            .arg(target)
+        let scenario = plan.dtmf.scenario();
+        let mut cmd = Command::new("sipp");
+        cmd.arg(target)
             .arg("-sf")
-            .arg(repo().join("sip-fixtures/scenarios/uac_rfc4733.xml"))
+            .arg(repo().join(format!("sip-fixtures/scenarios/{scenario}.xml")))
             .args(["-s", DEMO_NUMBER, "-i", "127.0.0.1", "-p", "0"])
-            .args(["-mp", &free_media_port().to_string()])
-            .arg("-key")
-            .arg("dtmf_pcap")
-            .arg(repo().join("sip-fixtures/pcap/demo_code.pcap"))
+            .args(["-mp", &free_media_port().to_string()]);
+        match plan.dtmf {
+            Dtmf::Rfc4733 => cmd
+                .arg("-key")
+                .arg("dtmf_pcap")
+                .arg(repo().join("sip-fixtures/pcap/demo_code.pcap")),
+            Dtmf::Info => cmd.args(["-key", "code", DEMO_CODE]),
+        };
+        let child = cmd
             .args(["-key", "hold_ms", &plan.hold_ms.to_string()])
             .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
             // Open calls are bounded by the count and the time, not throttled.
@@ -542,7 +599,7 @@ impl Sipp {
             ))
             .spawn()
             .expect("start sipp");
-        let counts = dir.join(format!("uac_rfc4733_{}_counts.csv", child.id()));
+        let counts = dir.join(format!("{scenario}_{}_counts.csv", child.id()));
         Sipp {
             proc: Reaper(child),
             stat: CsvTail::new(stat),
@@ -1101,10 +1158,11 @@ fn print(r: &Results) {
         if p.quick { ", quick sizes" } else { "" }
     );
     println!(
-        "store seeded with {} attempt rows ({} failures) over 30 days in {:.1} s; full IVR calls (uac_rfc4733.xml, demo_code.pcap, hold {} ms) at {}/s for {} × {} s",
+        "store seeded with {} attempt rows ({} failures) over 30 days in {:.1} s; full IVR calls ({}, hold {} ms) at {}/s for {} × {} s",
         r.seeding.rows,
         r.seeding.failures,
         r.seeding.seconds,
+        p.dtmf.describe(),
         p.hold_ms,
         p.rate,
         p.periods,
