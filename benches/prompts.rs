@@ -53,7 +53,7 @@ fn old(out: &mut Outbound, prompts: &PromptSet, at: PromptFrame) -> usize {
     let mut frame = [0i16; PCM_FRAME];
     let pcm = prompts.frame_pcm(at);
     frame[..pcm.len()].copy_from_slice(pcm);
-    out.packet(black_box(&frame)).len()
+    out.packet(black_box(&frame)).map_or(0, <[u8]>::len)
 }
 
 /// The new path, as `Leg::send_prompt` chooses it.
@@ -61,9 +61,11 @@ fn new(out: &mut Outbound, prompts: &PromptSet, at: PromptFrame) -> usize {
     match prompts.encoded(out.encoding()) {
         Some(table) => {
             let payload = table.frame(at).unwrap_or(table.silence());
-            out.packet_with(black_box(payload)).len()
+            out.packet_with(black_box(payload)).map_or(0, <[u8]>::len)
         }
-        None => out.packet(black_box(prompts.frame_pcm(at))).len(),
+        None => out
+            .packet(black_box(prompts.frame_pcm(at)))
+            .map_or(0, <[u8]>::len),
     }
 }
 

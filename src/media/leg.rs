@@ -121,15 +121,16 @@ impl Leg {
 
     /// Sends one 20 ms frame of a prompt, or silence for `None`: a copy of
     /// the payload encoded once for every call in this leg's encoding, or,
-    /// for a codec each call encodes itself (G.722), the frame's PCM through
-    /// this leg's own encoder. Chosen under the leg's lock, so a re-INVITE
+    /// for a codec each call encodes itself (G.722) and while the shared
+    /// table is still being built, the frame's PCM through this leg's own
+    /// encoder (the call never waits for a table). Chosen under the leg's lock, so a re-INVITE
     /// changing the codec never gets a payload of the old one.
     pub fn send_prompt(&self, prompts: &PromptSet, at: Option<PromptFrame>) {
         let Ok(mut s) = self.state.lock() else { return };
         let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
             return;
         };
-        let packet = match prompts.encoded(s.outbound.encoding()) {
+        let packet = match prompts.encoded_ready(s.outbound.encoding()) {
             Some(table) => {
                 let payload = at.and_then(|at| table.frame(at));
                 s.outbound.packet_with(payload.unwrap_or(table.silence()))
@@ -141,7 +142,9 @@ impl Leg {
         self.send(packet, dest);
     }
 
-    fn send(&self, packet: &[u8], dest: SocketAddr) {
+    /// Sends `packet`; `None` (a packet that could not be built) sends nothing.
+    fn send(&self, packet: Option<&[u8]>, dest: SocketAddr) {
+        let Some(packet) = packet else { return };
         self.sent.increment(1);
         if let Err(e) = self.socket.try_send_to(packet, dest)
             && e.kind() != std::io::ErrorKind::WouldBlock
@@ -185,19 +188,62 @@ mod tests {
         PromptSet::from_samples([(PromptId::Welcome, tone.collect())])
     }
 
+    /// What a fresh Opus encoder (a leg's own, before it sent anything)
+    /// makes of `pcm`.
+    fn fresh_opus(pcm: &[i16]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        codec::encoder(Codec::Opus, OpusParams::default()).encode(pcm, &mut payload);
+        payload
+    }
+
     #[tokio::test]
-    async fn pcmu_prompt_frames_go_out_as_the_payloads_encoded_once() {
-        let (leg, receiver) = leg_to_receiver(Codec::Pcmu).await;
+    async fn prompt_frames_go_out_as_the_payloads_encoded_once() {
+        let (leg, receiver) = leg_to_receiver(Codec::Opus).await;
         let prompts = prompts();
         let at = PromptFrame {
             prompt: PromptId::Welcome,
             index: 2,
         };
+        // Built before the call plays it, as the gateway does at start-up.
+        let table = prompts.encoded(leg_encoding(&leg)).unwrap();
+        let shared = table.frame(at).unwrap().to_vec();
+        assert_ne!(
+            shared,
+            fresh_opus(prompts.frame_pcm(at)),
+            "the table's payload is not what the leg would encode itself"
+        );
         leg.send_prompt(&prompts, Some(at));
         leg.send_prompt(&prompts, None);
-        let table = prompts.encoded(leg_encoding(&leg)).unwrap();
-        assert_eq!(payload_received(&receiver).await, table.frame(at).unwrap());
-        assert_eq!(payload_received(&receiver).await, vec![0xFF; 160]);
+        assert_eq!(payload_received(&receiver).await, shared);
+        assert_eq!(payload_received(&receiver).await, table.silence());
+    }
+
+    #[tokio::test]
+    async fn a_call_does_not_wait_for_a_table_not_built_yet() {
+        let (leg, receiver) = leg_to_receiver(Codec::Opus).await;
+        let prompts = prompts();
+        let encoding = leg_encoding(&leg);
+        let at = |index| PromptFrame {
+            prompt: PromptId::Welcome,
+            index,
+        };
+        leg.send_prompt(&prompts, Some(at(0)));
+        assert_eq!(
+            payload_received(&receiver).await,
+            fresh_opus(prompts.frame_pcm(at(0))),
+            "no table yet: the leg encodes the frame itself"
+        );
+        // The first send started the build; this waits for it (or builds).
+        let table = prompts.encoded(encoding).unwrap();
+        assert!(
+            prompts.encoded_ready(encoding).is_some(),
+            "built once for all"
+        );
+        leg.send_prompt(&prompts, Some(at(1)));
+        assert_eq!(
+            payload_received(&receiver).await,
+            table.frame(at(1)).unwrap()
+        );
     }
 
     #[tokio::test]

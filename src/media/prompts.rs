@@ -296,11 +296,20 @@ impl PromptSet {
         samples.get(start..end).unwrap_or_default()
     }
 
-    /// Every prompt encoded for `encoding`, each built on its first use and
-    /// shared by every clone of this set; `None` for a codec each call
-    /// encodes itself (G.722, see [`encoded`]).
+    /// Every prompt encoded for `encoding`, built now if it was not
+    /// (which may take up to a second: not on a runtime worker), shared by
+    /// every clone of this set; `None` for a codec each call encodes itself
+    /// (G.722, see [`encoded`]).
     pub fn encoded(&self, encoding: Encoding) -> Option<&EncodedPrompts> {
         self.encoded.get(encoding)
+    }
+
+    /// The table for `encoding` if it is built already; `None` when the
+    /// caller must encode its frames itself — a codec encoded live, or a
+    /// table not built yet, whose build this starts in the background.
+    /// Never waits: for the media path.
+    pub fn encoded_ready(&self, encoding: Encoding) -> Option<&EncodedPrompts> {
+        self.encoded.ready(encoding)
     }
 
     /// Builds a set from samples already at 16 kHz; ids not given are empty.
@@ -601,10 +610,8 @@ impl PromptLibrary {
             .values()
             .chain(std::iter::once(&self.default))
         {
-            for table in encodings.iter().filter_map(|e| set.encoded(*e)) {
-                for id in PromptId::ALL {
-                    let _ = table.frame_count(id);
-                }
+            for encoding in encodings {
+                let _ = set.encoded(*encoding);
             }
         }
     }

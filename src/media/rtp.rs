@@ -99,23 +99,28 @@ impl Outbound {
     }
 
     /// Encodes one 20 ms frame (320 samples at 16 kHz; shorter is padded with silence)
-    /// into the next packet, built in this stream's own buffer.
-    pub fn packet(&mut self, pcm: &[i16]) -> &[u8] {
+    /// into the next packet, built in this stream's own buffer; `None` if
+    /// no packet could be built (then the stream does not move on).
+    #[must_use]
+    pub fn packet(&mut self, pcm: &[i16]) -> Option<&[u8]> {
         let mut payload = std::mem::take(&mut self.payload);
         self.encoder.encode(pcm, &mut payload);
-        self.build(&payload);
+        let built = self.build(&payload);
         self.payload = payload;
-        &self.built
+        built.then_some(&self.built[..])
     }
 
     /// The next packet of this stream around an already encoded 20 ms
-    /// payload, built in this stream's own buffer (no allocation per packet).
-    pub fn packet_with(&mut self, payload: &[u8]) -> &[u8] {
-        self.build(payload);
-        &self.built
+    /// payload, built in this stream's own buffer (no allocation per
+    /// packet); `None` if it could not be built.
+    #[must_use]
+    pub fn packet_with(&mut self, payload: &[u8]) -> Option<&[u8]> {
+        self.build(payload).then_some(&self.built[..])
     }
 
-    fn build(&mut self, payload: &[u8]) {
+    /// Builds the next packet; false (sequence and timestamp unchanged)
+    /// if `rtp-rs` refuses it.
+    fn build(&mut self, payload: &[u8]) -> bool {
         let builder = RtpPacketBuilder::new()
             .payload_type(self.payload_type)
             .ssrc(self.ssrc)
@@ -125,14 +130,18 @@ impl Outbound {
             .payload(payload);
         self.built.resize(RTP_HEADER + payload.len(), 0);
         // Fails only for >15 CSRCs or a bad payload type, neither possible
-        // here, or a short buffer, which the resize rules out.
-        let len = builder.build_into(&mut self.built).unwrap_or(0);
+        // here, or a short buffer, which the resize rules out; were it to
+        // fail, nothing is sent rather than an empty datagram.
+        let Ok(len) = builder.build_into(&mut self.built) else {
+            return false;
+        };
         self.built.truncate(len);
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self
             .timestamp
             .wrapping_add(codec::timestamp_step(self.codec));
+        true
     }
 }
 
@@ -285,8 +294,8 @@ mod tests {
     #[test]
     fn outbound_has_one_ssrc_continuous_seq_and_ts_and_marker_first() {
         let mut out = Outbound::new(Codec::Pcmu, 0);
-        let a = out.packet(&[0; 320]).to_vec();
-        let b = out.packet(&[0; 320]).to_vec();
+        let a = out.packet(&[0; 320]).unwrap().to_vec();
+        let b = out.packet(&[0; 320]).unwrap().to_vec();
         let (ha, pa) = read(&a).unwrap();
         let (hb, _) = read(&b).unwrap();
         assert!(ha.marker);
@@ -301,7 +310,7 @@ mod tests {
     #[test]
     fn short_frame_is_padded_to_20_ms() {
         let mut out = Outbound::new(Codec::Pcma, 8);
-        let p = out.packet(&[0; 10]).to_vec();
+        let p = out.packet(&[0; 10]).unwrap().to_vec();
         assert_eq!(read(&p).unwrap().1.len(), 160);
     }
 

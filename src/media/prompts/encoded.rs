@@ -2,13 +2,15 @@
 //! copies payloads instead of resampling and encoding every 20 ms frame per
 //! call.
 //!
-//! A [`PromptSet`](super::PromptSet) keeps its prompts as 16 kHz PCM. The
-//! first time a prompt is played in an encoding it is cut into 20 ms frames
-//! and encoded, and the payloads stay beside the PCM, shared by every call
-//! and every clone of the set. Each prompt is built on its own first use
-//! (not the whole set at once), so the first call to play it waits for one
-//! prompt: about 1 ms for G.711, up to about 0.1 s for the longest prompt in
-//! Opus (libopus takes 0.3–0.4 ms a frame on the 2-core machine).
+//! A [`PromptSet`](super::PromptSet) keeps its prompts as 16 kHz PCM. Each
+//! encoding's table cuts every prompt into 20 ms frames and encodes them
+//! once; the payloads stay beside the PCM, shared by every call and every
+//! clone of the set. The gateway builds the tables it expects at start-up
+//! ([`super::PromptLibrary::prepare`]); a call never waits for one: while
+//! its encoding's table is not built ([`Cache::ready`] says so) the call
+//! encodes its frames itself, and the first such call starts the table's
+//! build on tokio's blocking pool (an Opus table takes up to a second of
+//! libopus; on a runtime worker it would stall every call on that thread).
 //!
 //! What each codec gets, and why:
 //!
@@ -45,6 +47,7 @@
 //! end in silence (the shipped ones in at least 40 ms), so nothing audible
 //! is lost.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::PromptId;
@@ -76,10 +79,14 @@ pub struct PromptFrame {
     pub index: usize,
 }
 
-/// Every encoding's table of one prompt set, each built on first use.
+/// Every encoding's table of one prompt set.
 pub(super) struct Cache {
     samples: [Arc<[i16]>; PROMPTS],
     tables: [OnceLock<EncodedPrompts>; SLOTS],
+    /// The table in this slot has every prompt encoded.
+    built: [AtomicBool; SLOTS],
+    /// A build of this slot's table was started in the background.
+    requested: [AtomicBool; SLOTS],
 }
 
 impl Cache {
@@ -87,14 +94,46 @@ impl Cache {
         Cache {
             samples,
             tables: Default::default(),
+            built: Default::default(),
+            requested: Default::default(),
         }
     }
 
-    /// The table for `encoding`; `None` for a codec encoded live (G.722).
+    /// The table for `encoding`, every prompt encoded before it returns
+    /// (it may encode for up to a second: not on a runtime worker); `None`
+    /// for a codec encoded live (G.722).
     pub(super) fn get(&self, encoding: Encoding) -> Option<&EncodedPrompts> {
         let (slot, encoding) = slot(encoding)?;
         let table = self.tables.get(slot)?;
-        Some(table.get_or_init(|| EncodedPrompts::new(encoding, self.samples.clone())))
+        let table = table.get_or_init(|| EncodedPrompts::new(encoding, self.samples.clone()));
+        if let Some(built) = self.built.get(slot)
+            && !built.load(Ordering::Acquire)
+        {
+            table.build_all();
+            built.store(true, Ordering::Release);
+        }
+        Some(table)
+    }
+
+    /// The table for `encoding` if it is built, without waiting or
+    /// encoding; otherwise `None`, and the table's build is started on
+    /// tokio's blocking pool (once; inline where there is no runtime).
+    pub(super) fn ready(self: &Arc<Self>, encoding: Encoding) -> Option<&EncodedPrompts> {
+        let (slot, _) = slot(encoding)?;
+        if self.built.get(slot)?.load(Ordering::Acquire) {
+            return self.tables.get(slot)?.get();
+        }
+        if !self.requested.get(slot)?.swap(true, Ordering::AcqRel) {
+            let cache = self.clone();
+            let build = move || {
+                let _ = cache.get(encoding);
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(build)),
+                Err(_) => build(),
+            }
+        }
+        None
     }
 }
 
@@ -170,6 +209,13 @@ impl EncodedPrompts {
     /// Frames `id` takes: its samples in whole 20 ms frames.
     pub fn frame_count(&self, id: PromptId) -> usize {
         self.frames(id).map_or(0, |f| f.ends.len())
+    }
+
+    /// Encodes every prompt not encoded yet.
+    fn build_all(&self) {
+        for id in PromptId::ALL {
+            let _ = self.frames(id);
+        }
     }
 
     fn frames(&self, id: PromptId) -> Option<&Frames> {

@@ -64,7 +64,7 @@ fn live(
     trail: usize,
 ) -> Vec<Vec<u8>> {
     let mut out = Outbound::new(codec, codec.payload_type());
-    let mut payload = |pcm: &[i16]| rtp::read(out.packet(pcm)).unwrap().1.to_vec();
+    let mut payload = |pcm: &[i16]| rtp::read(out.packet(pcm).unwrap()).unwrap().1.to_vec();
     let mut sent: Vec<Vec<u8>> = (0..lead).map(|_| payload(&[])).collect();
     for id in ids {
         sent.extend(frames_of(prompts, *id).map(|at| payload(prompts.frame_pcm(at))));
