@@ -2,8 +2,8 @@
 //! call's RTP port (from another address) is sent no audio and keys no
 //! digit, whether the caller has not spoken yet or has gone quiet, and a
 //! spray of junk changes nothing; a caller behind NAT, whose media comes
-//! from its signalling address rather than the one its SDP names, still
-//! gets in.
+//! from its public address rather than the one its SDP names, still gets
+//! in, whether it signals directly or through a trusted proxy.
 
 mod support;
 
@@ -170,6 +170,34 @@ async fn a_caller_behind_nat_sending_from_its_signalling_address_gets_in() {
     assert!(
         heard.len() >= 30,
         "latched to the signalling address: {} packets",
+        heard.len()
+    );
+    caller_still_gets_in(&mut caller, &db).await;
+}
+
+#[tokio::test]
+async fn a_caller_behind_nat_through_a_trusted_proxy_gets_in() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    // We play the proxy (127.0.0.1, trusted); the phone's own Via is below
+    // ours, its public address in `received`, and its media comes from
+    // there, not from the private address its SDP names.
+    let gw = Gateway::start(dir, db.clone(), &["--trusted-peers", "127.0.0.1"]).await;
+    let mut caller = Caller::dial(
+        &gw.sip,
+        Dial {
+            advertised_rtp_ip: Some("127.0.0.5"),
+            advertised_rtp_port: Some(9),
+            rtp_ip: Some("127.0.0.7"),
+            via_below: Some("SIP/2.0/UDP 127.0.0.6:5060;branch=z9hG4bKphone1;received=127.0.0.7"),
+            ..Dial::default()
+        },
+    )
+    .await;
+    assert_eq!(caller.invite_status, 200);
+    let heard = caller.talk_and_listen(50, |_| vec![0; 160]).await;
+    assert!(
+        heard.len() >= 30,
+        "latched to the phone's public address: {} packets",
         heard.len()
     );
     caller_still_gets_in(&mut caller, &db).await;

@@ -173,6 +173,14 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         addr: settings.api_listen,
         source,
     })?;
+    // Calls → endpoint is unbounded on purpose: what flows here (answers,
+    // BYEs, INFOs) must not be lost, and a call that waited on a full
+    // channel could deadlock against the endpoint waiting on that call's
+    // own event queue. It is bounded all the same by what feeds it: a call
+    // sends a command only in answer to a SIP event or a decision of its
+    // own (a handful per call, at most one per event), and calls are
+    // capped by `--max-calls`; the endpoint → call direction is the
+    // bounded one (64 events a call).
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let rooms = Rooms::new(settings.max_talkers, prompts.hold_music());
     let live_calls = live::LiveCalls::new(sip_tx.clone(), rooms.clone());

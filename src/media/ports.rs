@@ -74,12 +74,12 @@ impl PortPool {
             .state
             .lock()
             .map_err(|_| io::Error::other("port pool lock poisoned"))?;
-        // An even `low` above an odd `high` still has its one slot.
+        // `low <= high` (the configuration refuses a range the other way).
         let slots = (u32::from(self.high).saturating_sub(u32::from(self.low))) / 2 + 1;
         let start = rand::rng().random_range(0..slots);
         for i in 0..slots {
             let slot = (start + i) % slots;
-            // Within the range by construction: low + 2 * slot <= high.
+            // In the range: slot < slots, so low + 2 * slot <= high.
             let Ok(port) = u16::try_from(u32::from(self.low) + 2 * slot) else {
                 continue;
             };

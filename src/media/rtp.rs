@@ -1,8 +1,9 @@
 //! One call's RTP (RFC 3550) with `rtp-rs`: the outbound stream (one SSRC,
 //! continuous sequence and timestamp across prompts and the mix, marker on
-//! the first packet) and symmetric RTP (RFC 4961 practice): media is sent to
-//! where the caller's media really comes from once it has been seen,
-//! otherwise to the SDP address.
+//! the first packet) and symmetric RTP (RFC 4961 practice), restricted to
+//! the caller: media is sent to where the caller's media really comes from
+//! once it has been seen from one of the caller's own addresses
+//! ([`Latch`]), otherwise to the SDP address.
 //!
 //! Sans-IO: the call task owns the socket and the clock.
 

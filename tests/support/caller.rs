@@ -51,6 +51,10 @@ pub struct Dial<'a> {
     /// Address written in our SDP's `c=` (default: 127.0.0.1, where our
     /// sockets are) — a caller behind NAT names one it cannot be reached at.
     pub advertised_rtp_ip: Option<&'a str>,
+    /// Address our RTP socket is bound to (default: 127.0.0.1).
+    pub rtp_ip: Option<&'a str>,
+    /// A Via below ours, as when we act as a proxy in front of the phone.
+    pub via_below: Option<&'a str>,
     /// Offer telephone-event (default: yes).
     pub telephone_event: bool,
 }
@@ -62,6 +66,8 @@ impl Default for Dial<'_> {
             codecs: &[Codec::Pcmu],
             advertised_rtp_port: None,
             advertised_rtp_ip: None,
+            rtp_ip: None,
+            via_below: None,
             telephone_event: true,
         }
     }
@@ -110,7 +116,8 @@ impl Caller {
     pub async fn dial(gateway: &str, dial: Dial<'_>) -> Caller {
         let gateway: SocketAddr = gateway.parse().expect("gateway address");
         let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip socket");
-        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+        let rtp_bind = format!("{}:0", dial.rtp_ip.unwrap_or("127.0.0.1"));
+        let rtp = UdpSocket::bind(rtp_bind).await.expect("rtp socket");
         let local = sip.local_addr().expect("addr");
         let rtp_port = dial
             .advertised_rtp_port
@@ -128,12 +135,16 @@ impl Caller {
         let from_tag = format!("{:x}", rand::random::<u32>());
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
         let invite = format!(
-            "INVITE sip:{num}@{gateway} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+            "INVITE sip:{num}@{gateway} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n{below}\
 From: <sip:tester@127.0.0.1>;tag={from_tag}\r\nTo: <sip:{num}@{gateway}>\r\nCall-ID: {call_id}\r\n\
 CSeq: 1 INVITE\r\nContact: <sip:tester@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
 Content-Length: {}\r\n\r\n{sdp}",
             sdp.len(),
             num = dial.number,
+            below = dial
+                .via_below
+                .map(|v| format!("Via: {v}\r\n"))
+                .unwrap_or_default(),
         );
         sip.send_to(invite.as_bytes(), gateway)
             .await

@@ -72,6 +72,9 @@ struct Media {
     reception: crate::media::reception::Reception,
     /// Handles looked up once, not per packet.
     rtp_in: metrics::Counter,
+    /// Datagrams on the call's port that were not its stream (not RTP, a
+    /// payload type not negotiated, not from the caller).
+    rtp_dropped: metrics::Counter,
     rtp_lost: metrics::Counter,
     room: Option<(i64, Arc<Member>)>,
     presence: Option<tokio::sync::watch::Receiver<Presence>>,
@@ -82,8 +85,12 @@ struct Shell {
     call: CallRef,
     call_id: String,
     who: Who,
-    /// Where the INVITE came from: media from this IP is the caller's too.
+    /// Where the INVITE came from (the last hop: the caller, or a trusted
+    /// proxy or SBC in front), and the caller's own address (through a
+    /// trusted peer, the first untrusted Via's): media from either IP is
+    /// the caller's too.
     signalling: std::net::SocketAddr,
+    caller_ip: std::net::IpAddr,
     /// The dialled number's row, once routed.
     number: Option<NumberRow>,
     /// The caller asked for attempt outcomes in INFO ([`OUTCOME_PACKAGE`]).
@@ -162,6 +169,7 @@ pub(crate) async fn run(
         call: incoming.call,
         call_id: incoming.call_id.clone(),
         signalling: incoming.source,
+        caller_ip: who.source_ip,
         number: None,
         outcome_info: incoming.recv_info.iter().any(|p| p == OUTCOME_PACKAGE),
         port: None,
@@ -555,6 +563,7 @@ impl Shell {
             on_hold,
             reception: crate::media::reception::Reception::new(),
             rtp_in: metrics::counter!("dialgate_rtp_packets_total", "direction" => "in"),
+            rtp_dropped: metrics::counter!("dialgate_rtp_packets_dropped_total"),
             rtp_lost: metrics::counter!("dialgate_rtp_packets_lost_total"),
             room: None,
             presence: None,
@@ -563,11 +572,13 @@ impl Shell {
     }
 
     /// Where the caller's media may come from besides its SDP address: the
-    /// INVITE's source (a caller behind NAT) and the trusted peers (an SBC
-    /// relaying media).
+    /// caller's own public address (a phone behind NAT, whether it signals
+    /// directly or through a trusted proxy: then the first untrusted Via's),
+    /// the INVITE's last hop and the trusted peers (an SBC relaying media).
     fn media_peers(&self) -> Vec<std::net::IpAddr> {
         let mut peers = self.shared.settings.trusted_peers.clone();
         peers.push(self.signalling.ip());
+        peers.push(self.caller_ip);
         peers
     }
 
@@ -591,17 +602,19 @@ impl Shell {
             return false;
         };
         let Some((header, payload)) = rtp::read(packet) else {
+            m.rtp_dropped.increment(1);
             return false;
         };
-        m.rtp_in.increment(1);
         let now = std::time::Instant::now();
         let ours = header.payload_type == m.negotiated.payload_type
             || Some(header.payload_type) == m.negotiated.telephone_event;
         // Media that is not the caller's stream is dropped whole (RTP bleed,
         // a stranger spraying the port): it keys nothing and latches nothing.
         if !ours || !m.leg.on_media(now, source, &header) {
+            m.rtp_dropped.increment(1);
             return false;
         }
+        m.rtp_in.increment(1);
         let lost = m.reception.on_packet(header.ssrc, header.sequence);
         if lost > 0 {
             m.rtp_lost.increment(lost);

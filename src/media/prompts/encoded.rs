@@ -124,9 +124,15 @@ impl Cache {
             return self.tables.get(slot)?.get();
         }
         if !self.requested.get(slot)?.swap(true, Ordering::AcqRel) {
-            let cache = self.clone();
+            // Dropped when the build ends or is never run (a runtime
+            // shutting down): a build that did not finish may be asked again.
+            let retry = Retry {
+                cache: self.clone(),
+                slot,
+            };
             let build = move || {
-                let _ = cache.get(encoding);
+                let _ = retry.cache.get(encoding);
+                drop(retry);
             };
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn_blocking(build)),
@@ -134,6 +140,26 @@ impl Cache {
             }
         }
         None
+    }
+}
+
+/// Clears a slot's build request when its build ends without the table
+/// built (it panicked, or never ran).
+struct Retry {
+    cache: Arc<Cache>,
+    slot: usize,
+}
+
+impl Drop for Retry {
+    fn drop(&mut self) {
+        let built = self
+            .cache
+            .built
+            .get(self.slot)
+            .is_some_and(|b| b.load(Ordering::Acquire));
+        if !built && let Some(requested) = self.cache.requested.get(self.slot) {
+            requested.store(false, Ordering::Release);
+        }
     }
 }
 
