@@ -202,3 +202,40 @@ async fn a_caller_behind_nat_through_a_trusted_proxy_gets_in() {
     );
     caller_still_gets_in(&mut caller, &db).await;
 }
+
+#[tokio::test]
+async fn a_caller_behind_nat_that_moves_keeps_its_media_after_its_reinvite() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let gw = Gateway::start(dir, db.clone(), &[]).await;
+    let mut caller = Caller::dial(
+        &gw.sip,
+        Dial {
+            advertised_rtp_ip: Some("127.0.0.5"),
+            advertised_rtp_port: Some(9),
+            ..Dial::default()
+        },
+    )
+    .await;
+    assert_eq!(caller.invite_status, 200);
+    assert!(
+        !caller
+            .talk_and_listen(10, |_| vec![0; 160])
+            .await
+            .is_empty()
+    );
+    // The phone moves: signalling and media now come from another address,
+    // and its new offer still names the private one (on a new port).
+    caller.sip = UdpSocket::bind("127.0.0.8:0").await.expect("sip socket");
+    caller.rtp = UdpSocket::bind("127.0.0.8:0").await.expect("rtp socket");
+    let (status, _) = caller
+        .reinvite(&[dialgate::sip::sdp::Codec::Pcmu], "sendrecv")
+        .await;
+    assert_eq!(status, 200);
+    let heard = caller.talk_and_listen(50, |_| vec![0; 160]).await;
+    assert!(
+        heard.len() >= 30,
+        "latched to the new address: {} packets",
+        heard.len()
+    );
+    caller_still_gets_in(&mut caller, &db).await;
+}

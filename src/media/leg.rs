@@ -96,6 +96,13 @@ impl Leg {
         }
     }
 
+    /// The caller's media may also come from `ips` (see [`Latch::add_peers`]).
+    pub fn add_media_peers(&self, ips: &[std::net::IpAddr]) {
+        if let Ok(mut s) = self.state.lock() {
+            s.latch.add_peers(ips);
+        }
+    }
+
     /// Encodes and sends one 20 ms frame, if the far end's address is known.
     pub fn send_frame(&self, pcm: &[i16]) {
         let Ok(mut s) = self.state.lock() else { return };

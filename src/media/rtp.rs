@@ -246,6 +246,16 @@ impl Latch {
         self.latched = None;
     }
 
+    /// The caller's media may also come from `ips` (an accepted re-INVITE
+    /// came from there: a phone behind NAT that moved).
+    pub fn add_peers(&mut self, ips: &[IpAddr]) {
+        for ip in ips.iter().map(|ip| ip.to_canonical()) {
+            if !self.peers.contains(&ip) {
+                self.peers.push(ip);
+            }
+        }
+    }
+
     /// Whether `source` is one of the addresses the caller's media may come from.
     fn is_callers(&self, source: SocketAddr) -> bool {
         let ip = source.ip().to_canonical();
@@ -420,6 +430,17 @@ mod tests {
             "after the latched source went quiet, another of the caller's addresses takes over"
         );
         assert_eq!(l.destination(), Some(first));
+    }
+
+    #[test]
+    fn an_accepted_reinvite_adds_the_address_it_came_from() {
+        let t0 = Instant::now();
+        let mut l = callers_latch();
+        let moved = addr("203.0.113.40:7000");
+        assert!(!l.on_media(t0, moved, &header(1, 1)));
+        l.add_peers(&["203.0.113.40".parse().unwrap()]);
+        assert!(l.on_media(t0, moved, &header(1, 2)));
+        assert_eq!(l.destination(), Some(moved));
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub enum CallEvent {
         tx: TxKey,
         content_type: String,
         body: Vec<u8>,
+        /// Where it came from, and its Via values (top first): a caller
+        /// behind NAT that moved re-INVITEs from its new public address.
+        source: SocketAddr,
+        vias: Vec<String>,
     },
     /// Our 2xx was never acknowledged (64·T1); the call should end with BYE.
     AckTimeout,
@@ -484,6 +488,8 @@ impl Endpoint {
                     CallEvent::Reinvite {
                         tx: key,
                         content_type: req.content_type().unwrap_or_default().to_owned(),
+                        vias: req.headers_named("Via").map(str::to_owned).collect(),
+                        source: flow.remote,
                         body: req.body,
                     },
                 ));

@@ -803,6 +803,7 @@ impl CallCore {
                 tx,
                 content_type,
                 body,
+                ..
             } => self.on_reinvite(now, tx, &content_type, &body),
             CallEvent::Ack => {
                 if matches!(self.phase, Phase::Answered) {

@@ -91,6 +91,10 @@ struct Shell {
     /// the caller's too.
     signalling: std::net::SocketAddr,
     caller_ip: std::net::IpAddr,
+    /// Where the re-INVITE under way came from (its last hop and the
+    /// caller's own address): the caller's media may come from there once
+    /// it is accepted. One at a time: the endpoint refuses overlapping ones.
+    reinvite_from: Vec<std::net::IpAddr>,
     /// The dialled number's row, once routed.
     number: Option<NumberRow>,
     /// The caller asked for attempt outcomes in INFO ([`OUTCOME_PACKAGE`]).
@@ -170,6 +174,7 @@ pub(crate) async fn run(
         call_id: incoming.call_id.clone(),
         signalling: incoming.source,
         caller_ip: who.source_ip,
+        reinvite_from: Vec::new(),
         number: None,
         outcome_info: incoming.recv_info.iter().any(|p| p == OUTCOME_PACKAGE),
         port: None,
@@ -247,7 +252,9 @@ pub(crate) async fn run(
                 core.handle(Instant::now().into_std(), Input::Answer(answer));
             }
             ev = events.recv() => {
-                core.handle(Instant::now().into_std(), Input::Sip(ev.unwrap_or(CallEvent::Ended)));
+                let ev = ev.unwrap_or(CallEvent::Ended);
+                shell.note_reinvite_source(&ev);
+                core.handle(Instant::now().into_std(), Input::Sip(ev));
             }
             _ = tick(clock), if prompts_on => {
                 if let Some(done) = shell.send_prompt_frame() {
@@ -571,6 +578,14 @@ impl Shell {
         Some(())
     }
 
+    /// Keeps where a re-INVITE came from, for when it is accepted.
+    fn note_reinvite_source(&mut self, event: &CallEvent) {
+        if let CallEvent::Reinvite { source, vias, .. } = event {
+            let who = identify(&self.shared.settings.trusted_peers, *source, vias, None, "");
+            self.reinvite_from = vec![source.ip(), who.source_ip];
+        }
+    }
+
     /// Where the caller's media may come from besides its SDP address: the
     /// caller's own public address (a phone behind NAT, whether it signals
     /// directly or through a trusted proxy: then the first untrusted Via's),
@@ -748,6 +763,10 @@ impl Shell {
             !held,
             new.remote_rtp,
         );
+        // A phone behind NAT that moved (Wi-Fi to mobile) re-INVITEs from
+        // its new address with an SDP that may still name a private one.
+        m.leg
+            .add_media_peers(&std::mem::take(&mut self.reinvite_from));
         if let Some((_, member)) = &m.room {
             if new.codec != old.codec {
                 member.set_codec(new.codec);

@@ -486,6 +486,7 @@ fn reinvite_with_an_offer_is_handed_over_answered_once_and_one_at_a_time() {
                     tx,
                     content_type,
                     body,
+                    ..
                 },
             ),
         ] if *c == call => {

@@ -46,6 +46,8 @@ fn reinvite(n: u32, sdp: &[u8]) -> CallEvent {
         tx: tx(n),
         content_type: "application/sdp".into(),
         body: sdp.to_vec(),
+        source: "192.0.2.1:5060".parse().unwrap(),
+        vias: vec!["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKre".into()],
     }
 }
 
