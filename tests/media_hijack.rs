@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialgate::replay::synth::{Keying, Signal, keyed_code};
-use support::caller::{Caller, Dial};
+use support::caller::{Caller, Dial, send_paced};
 use support::{Gateway, attempt_log};
 use tokio::net::UdpSocket;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, timeout};
 
 const CODE: &str = "4455667";
 
@@ -30,11 +30,35 @@ async fn key_from(from: &UdpSocket, to: SocketAddr, code: &str, ssrc: u32) {
         ..Keying::default()
     };
     let packets = keyed_code(code, &keying).expect("keypad code");
-    let start = Instant::now();
-    for p in &packets {
-        sleep_until(start + p.at).await;
-        from.send_to(&p.bytes, to).await.expect("send RTP");
-    }
+    send_paced(from, to, &packets).await;
+}
+
+/// A caller behind NAT dials: its SDP names a private address and port the
+/// gateway cannot reach (here an unused loopback address, 127.0.0.5:9),
+/// its media comes from elsewhere; `dial` says the rest.
+async fn dial_from_behind_nat(gw: &Gateway, dial: Dial<'_>) -> Caller {
+    let caller = Caller::dial(
+        &gw.sip,
+        Dial {
+            advertised_rtp_ip: Some("127.0.0.5"),
+            advertised_rtp_port: Some(9),
+            ..dial
+        },
+    )
+    .await;
+    assert_eq!(caller.invite_status, 200);
+    caller
+}
+
+/// The caller speaks for a second and hears the call back: its media was
+/// latched where it really comes from (`from`, for the message).
+async fn latched(caller: &mut Caller, from: &str) {
+    let heard = caller.talk_and_listen(50, |_| vec![0; 160]).await;
+    assert!(
+        heard.len() >= 30,
+        "latched to {from}: {} packets",
+        heard.len()
+    );
 }
 
 /// RTP packets arriving on `socket` within `window`.
@@ -153,25 +177,9 @@ async fn a_spray_at_a_quiet_callers_port_takes_nothing() {
 async fn a_caller_behind_nat_sending_from_its_signalling_address_gets_in() {
     let (dir, db) = Gateway::provisioned(CODE);
     let gw = Gateway::start(dir, db.clone(), &[]).await;
-    // The SDP names a private address and port the gateway cannot reach
-    // (here an unused loopback address); media comes from the address the
-    // INVITE came from, on another port.
-    let mut caller = Caller::dial(
-        &gw.sip,
-        Dial {
-            advertised_rtp_ip: Some("127.0.0.5"),
-            advertised_rtp_port: Some(9),
-            ..Dial::default()
-        },
-    )
-    .await;
-    assert_eq!(caller.invite_status, 200);
-    let heard = caller.talk_and_listen(50, |_| vec![0; 160]).await;
-    assert!(
-        heard.len() >= 30,
-        "latched to the signalling address: {} packets",
-        heard.len()
-    );
+    // Media comes from the address the INVITE came from, on another port.
+    let mut caller = dial_from_behind_nat(&gw, Dial::default()).await;
+    latched(&mut caller, "the signalling address").await;
     caller_still_gets_in(&mut caller, &db).await;
 }
 
@@ -182,24 +190,16 @@ async fn a_caller_behind_nat_through_a_trusted_proxy_gets_in() {
     // ours, its public address in `received`, and its media comes from
     // there, not from the private address its SDP names.
     let gw = Gateway::start(dir, db.clone(), &["--trusted-peers", "127.0.0.1"]).await;
-    let mut caller = Caller::dial(
-        &gw.sip,
+    let mut caller = dial_from_behind_nat(
+        &gw,
         Dial {
-            advertised_rtp_ip: Some("127.0.0.5"),
-            advertised_rtp_port: Some(9),
             rtp_ip: Some("127.0.0.7"),
             via_below: Some("SIP/2.0/UDP 127.0.0.6:5060;branch=z9hG4bKphone1;received=127.0.0.7"),
             ..Dial::default()
         },
     )
     .await;
-    assert_eq!(caller.invite_status, 200);
-    let heard = caller.talk_and_listen(50, |_| vec![0; 160]).await;
-    assert!(
-        heard.len() >= 30,
-        "latched to the phone's public address: {} packets",
-        heard.len()
-    );
+    latched(&mut caller, "the phone's public address").await;
     caller_still_gets_in(&mut caller, &db).await;
 }
 
@@ -207,22 +207,8 @@ async fn a_caller_behind_nat_through_a_trusted_proxy_gets_in() {
 async fn a_caller_behind_nat_that_moves_keeps_its_media_after_its_reinvite() {
     let (dir, db) = Gateway::provisioned(CODE);
     let gw = Gateway::start(dir, db.clone(), &[]).await;
-    let mut caller = Caller::dial(
-        &gw.sip,
-        Dial {
-            advertised_rtp_ip: Some("127.0.0.5"),
-            advertised_rtp_port: Some(9),
-            ..Dial::default()
-        },
-    )
-    .await;
-    assert_eq!(caller.invite_status, 200);
-    assert!(
-        !caller
-            .talk_and_listen(10, |_| vec![0; 160])
-            .await
-            .is_empty()
-    );
+    let mut caller = dial_from_behind_nat(&gw, Dial::default()).await;
+    latched(&mut caller, "the signalling address").await;
     // The phone moves: signalling and media now come from another address,
     // and its new offer still names the private one (on a new port).
     caller.sip = UdpSocket::bind("127.0.0.8:0").await.expect("sip socket");
@@ -231,11 +217,6 @@ async fn a_caller_behind_nat_that_moves_keeps_its_media_after_its_reinvite() {
         .reinvite(&[dialgate::sip::sdp::Codec::Pcmu], "sendrecv")
         .await;
     assert_eq!(status, 200);
-    let heard = caller.talk_and_listen(50, |_| vec![0; 160]).await;
-    assert!(
-        heard.len() >= 30,
-        "latched to the new address: {} packets",
-        heard.len()
-    );
+    latched(&mut caller, "the new address").await;
     caller_still_gets_in(&mut caller, &db).await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dialgate::media::codec::{self, Decoder, Encoder, OpusParams};
 use dialgate::media::rtp::{self, Header};
-use dialgate::replay::synth::{Keying, Signal, keyed_code};
+use dialgate::replay::synth::{Keying, Signal, TimedPacket, keyed_code};
 use dialgate::sip::message::{self, Message, Method, StartLine};
 use dialgate::sip::sdp::Codec;
 use tokio::net::UdpSocket;
@@ -315,11 +315,7 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
             ..Keying::default()
         };
         let packets = keyed_code(code, &keying).expect("keypad code");
-        let start = Instant::now();
-        for p in &packets {
-            sleep_until(start + p.at).await;
-            self.rtp.send_to(&p.bytes, dest).await.expect("send RTP");
-        }
+        send_paced(&self.rtp, dest, &packets).await;
         self.seq = self.seq.wrapping_add(packets.len() as u16);
         self.ts = self.ts.wrapping_add(160 * packets.len() as u32);
     }
@@ -433,6 +429,15 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
                 return Some(status.0);
             }
         }
+    }
+}
+
+/// Sends `packets` from `socket` to `dest`, each at its time from now.
+pub async fn send_paced(socket: &UdpSocket, dest: SocketAddr, packets: &[TimedPacket]) {
+    let start = Instant::now();
+    for p in packets {
+        sleep_until(start + p.at).await;
+        socket.send_to(&p.bytes, dest).await.expect("send RTP");
     }
 }
 
