@@ -168,9 +168,7 @@ impl Member {
         };
         let chunk = samples.get(*at..).unwrap_or(&[]);
         let chunk = &chunk[..chunk.len().min(frame.len())];
-        for (f, s) in frame.iter_mut().zip(chunk) {
-            *f = f.saturating_add(*s);
-        }
+        overlay(frame, chunk);
         *at += chunk.len();
         if *at >= samples.len() {
             *guard = None;
@@ -337,8 +335,8 @@ impl Chime {
     }
 }
 
-/// Adds `over` into `frame`, saturating.
-fn overlay(frame: &mut Frame, over: &Frame) {
+/// Adds `over` into the start of `frame`, saturating.
+fn overlay(frame: &mut Frame, over: &[i16]) {
     for (f, s) in frame.iter_mut().zip(over) {
         *f = f.saturating_add(*s);
     }
@@ -729,14 +727,16 @@ impl Fanout {
             };
             let chime = chime.filter(|_| in_room);
             let spared = chime.is_some_and(|c| c.except == member.call.0);
-            if let Some(mut frame) = base {
+            // The chime is added only to a frame that is encoded for this
+            // member alone; the others get it in the shared payload.
+            if let Some(mut frame) = base
+                && (member.overlay_announcement(&mut frame) || spared)
+            {
                 if let Some(chime) = chime.filter(|_| !spared) {
                     overlay(&mut frame, &chime.frame);
                 }
-                if member.overlay_announcement(&mut frame) || spared {
-                    member.leg.send_frame(&frame);
-                    continue;
-                }
+                member.leg.send_frame(&frame);
+                continue;
             }
             let at = self.plan.iter().position(|p| *p == (*mix, *codec));
             if let Some(payload) = at.and_then(|i| self.payloads.get(i)) {

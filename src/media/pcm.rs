@@ -100,8 +100,8 @@ fn buffered<'a>(history: &'a mut Vec<f32>, keep: usize, input: &[i16]) -> &'a [f
 }
 
 fn forget(history: &mut Vec<f32>, keep: usize) {
-    let drop = history.len().saturating_sub(keep);
-    history.drain(..drop);
+    let excess = history.len().saturating_sub(keep);
+    history.drain(..excess);
 }
 
 fn to_i16(y: f32) -> i16 {

@@ -232,11 +232,13 @@ impl Latch {
     /// A latch for a caller whose SDP named `signalled`, whose media may
     /// also come from `peers` (its signalling source, trusted peers).
     pub fn new(signalled: Option<SocketAddr>, peers: Vec<IpAddr>) -> Latch {
-        Latch {
+        let mut latch = Latch {
             signalled,
-            peers: peers.into_iter().map(|ip| ip.to_canonical()).collect(),
+            peers: Vec::with_capacity(peers.len()),
             latched: None,
-        }
+        };
+        latch.add_peers(&peers);
+        latch
     }
 
     /// A new offer named `signalled`: latching starts afresh there, the
