@@ -13,12 +13,16 @@
 //!
 //! Lockouts count failures from the store (the source of truth across
 //! restarts and nodes) plus what this process has not written yet, plus the
-//! guesses being checked right now ([`Guess`]): so concurrent calls cannot
-//! check more guesses than the limit, and a failure counts from the moment
-//! it is known, not from its commit. The counts and a commit never
-//! interleave: a batch commits and leaves the unwritten tally under one
-//! write lock, and a count holds the read lock from its query until it has
-//! added the unwritten tally, so no row is counted twice or missed.
+//! failed guesses whose verdict is being given right now ([`Guess`]). A
+//! guess is counted only once its code has been looked at, so whether it
+//! failed is already known: a failure counts from that moment, not from its
+//! commit, and a right code never waits for anyone. Concurrent calls cannot
+//! check more guesses than the limit: each decision (count, then reserve a
+//! failure) is one step under the state lock, so the eleventh of twenty
+//! wrong guesses racing from one source sees ten. The counts and a commit
+//! never interleave: a batch commits and leaves the unwritten tally under
+//! one write lock, and a count holds the read lock from its query until it
+//! has added the unwritten tally, so no row is counted twice or missed.
 //!
 //! Left out: guesses under way on other nodes are not seen (at most one
 //! batch window per node).
@@ -116,10 +120,6 @@ const ROWS_PER_STATEMENT: usize = 100;
 const PRUNE_BATCH: i64 = 1000;
 /// How often old rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
-/// Longest a guess waits for the guesses under way from the same caller
-/// or source to settle (they take a code lookup: milliseconds, or the
-/// entry of a security code).
-pub const GUESS_WAIT: Duration = Duration::from_secs(5);
 /// Wait before a failed batch is tried again (doubling up to the cap).
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -131,7 +131,7 @@ struct State {
     writing: usize,
     /// Per key: failures queued or being written.
     unwritten: Tally,
-    /// Per key: guesses under way (checked, not yet settled).
+    /// Per key: failed guesses whose attempt is not recorded yet.
     pending: Tally,
     closed: bool,
     /// Batches the store refused (each kept and tried again).
@@ -191,8 +191,6 @@ struct Inner {
     stopped: Notify,
     /// A batch was tried (committed or failed).
     tried: Notify,
-    /// A guess was settled (recorded or dropped).
-    settled: Notify,
     /// Write-held while a batch commits and leaves `unwritten`; read-held
     /// by a count from its query to its reading of `unwritten`.
     commit: RwLock<()>,
@@ -212,12 +210,39 @@ pub struct AttemptLog {
     inner: Arc<Inner>,
 }
 
-/// A guess being checked: it counts as a failure until its attempt is
-/// recorded (then the row counts, if it failed) or it is dropped.
+/// A failed guess whose attempt is not recorded yet: it counts as a
+/// failure until then (then its row counts) or until it is dropped.
 #[must_use = "a dropped guess stops counting"]
 pub struct Guess {
     log: Weak<Inner>,
     keys: Vec<Key>,
+}
+
+/// What [`AttemptLog::guess`] decided.
+#[derive(Debug)]
+pub enum Checked {
+    /// Locked out at these counts: the guess's verdict must not be given.
+    Locked(Failures),
+    /// Go on (the counts before this guess); a failed guess is held until
+    /// its attempt is recorded.
+    Open(Failures, Option<Guess>),
+}
+
+impl Checked {
+    /// The counts the decision was taken on.
+    pub fn failures(&self) -> Failures {
+        match self {
+            Checked::Locked(f) | Checked::Open(f, _) => *f,
+        }
+    }
+}
+
+impl std::fmt::Debug for Guess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guess")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
 }
 
 impl Drop for Guess {
@@ -231,8 +256,6 @@ impl Drop for Guess {
             for k in &self.keys {
                 state.pending.sub(k);
             }
-            drop(state);
-            inner.settled.notify_waiters();
         }
     }
 }
@@ -248,7 +271,6 @@ impl AttemptLog {
             closing: Notify::new(),
             stopped: Notify::new(),
             tried: Notify::new(),
-            settled: Notify::new(),
             commit: RwLock::new(()),
         });
         tokio::spawn(write_loop(inner.clone()));
@@ -262,7 +284,6 @@ impl AttemptLog {
     /// waits and never drops the row.
     pub fn record(&self, attempt: Attempt, guess: Option<Guess>) {
         let failed = is_failure(attempt.outcome);
-        let settles = guess.is_some();
         {
             let mut state = self.inner.state();
             if failed {
@@ -281,9 +302,6 @@ impl AttemptLog {
             }
         }
         self.inner.wake.notify_one();
-        if settles {
-            self.inner.settled.notify_waiters();
-        }
     }
 
     /// Rows queued and not yet committed.
@@ -297,8 +315,8 @@ impl AttemptLog {
         self.backlog() >= self.inner.config.backlog_limit
     }
 
-    /// Failures since `since` for `keys`: committed and unwritten (guesses
-    /// under way are not failures yet).
+    /// Failures since `since` for `keys`: committed, unwritten, and failed
+    /// guesses not yet recorded.
     pub async fn failures(
         &self,
         keys: FailureKeys<'_>,
@@ -307,59 +325,43 @@ impl AttemptLog {
         let _reading = self.inner.commit.read().await;
         let stored = self.inner.store.failures_since(keys, since).await?;
         let state = self.inner.state();
-        Ok(state.unwritten.plus(keys, stored))
+        Ok(state.pending.plus(keys, state.unwritten.plus(keys, stored)))
     }
 
-    /// Counts as [`failures`](Self::failures) does; if `allow` refuses the
-    /// counts, no guess (the caller is locked out). Otherwise a guess is
-    /// started, in the same step as the check — unless the guesses already
-    /// under way could, if all of them failed, reach the limit: then it
-    /// waits for them to settle and checks again. So concurrent guesses
-    /// never pass a limit together, and a burst of right codes from one
-    /// source (a trunk, an SBC) waits milliseconds instead of being locked
-    /// out. Past [`GUESS_WAIT`] it goes ahead anyway (fails open, as the
-    /// lockout does when the store fails), with a warning.
+    /// Decides a guess whose code has been looked at (`failed`: it was
+    /// wrong, or not valid now): the failures before it, counted as
+    /// [`failures`](Self::failures) does, and — unless `allow` refuses them
+    /// (the caller is locked out, and must not learn the verdict) — a
+    /// failed guess counts from this step on, until its attempt is recorded
+    /// with the returned [`Guess`]. Count and reservation are one step, so
+    /// concurrent guesses never pass a limit together; and since only
+    /// failures are reserved, a burst of right codes from one source (a
+    /// trunk, an SBC) is never held up or locked out by one another.
     pub async fn guess(
         &self,
         keys: FailureKeys<'_>,
         since: DateTime<Utc>,
+        failed: bool,
         allow: impl Fn(Failures) -> bool,
-    ) -> Result<(Failures, Option<Guess>), StoreError> {
-        let deadline = tokio::time::Instant::now() + GUESS_WAIT;
-        loop {
-            // Armed before the counts are read: a guess settled after the
-            // read wakes this wait.
-            let settled = self.inner.settled.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            {
-                let _reading = self.inner.commit.read().await;
-                let stored = self.inner.store.failures_since(keys, since).await?;
-                let mut state = self.inner.state();
-                let counts = state.unwritten.plus(keys, stored);
-                if !allow(counts) {
-                    return Ok((counts, None));
-                }
-                let waited_out = tokio::time::Instant::now() >= deadline;
-                if allow(state.pending.plus(keys, counts)) || waited_out {
-                    if waited_out {
-                        tracing::warn!(
-                            "guesses under way did not settle in time: checked without waiting"
-                        );
-                    }
-                    let keys = keys.keys();
-                    for k in &keys {
-                        state.pending.add(k.clone());
-                    }
-                    let guess = Guess {
-                        log: Arc::downgrade(&self.inner),
-                        keys,
-                    };
-                    return Ok((counts, Some(guess)));
-                }
-            }
-            let _ = tokio::time::timeout_at(deadline, settled).await;
+    ) -> Result<Checked, StoreError> {
+        let _reading = self.inner.commit.read().await;
+        let stored = self.inner.store.failures_since(keys, since).await?;
+        let mut state = self.inner.state();
+        let counts = state.pending.plus(keys, state.unwritten.plus(keys, stored));
+        if !allow(counts) {
+            return Ok(Checked::Locked(counts));
         }
+        let guess = failed.then(|| {
+            let keys = keys.keys();
+            for k in &keys {
+                state.pending.add(k.clone());
+            }
+            Guess {
+                log: Arc::downgrade(&self.inner),
+                keys,
+            }
+        });
+        Ok(Checked::Open(counts, guess))
     }
 
     /// Writes everything queued, then stops the writer. Rows recorded after

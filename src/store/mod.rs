@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
-pub use attempt_log::{AttemptLog, FailureKeys, Failures, Guess, LogConfig};
+pub use attempt_log::{AttemptLog, Checked, FailureKeys, Failures, Guess, LogConfig};
 pub use catalog::TenantUse;
 pub use invitees::InviteeRow;
 pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::access::lockout::{LockoutPolicy, Verdict};
+use crate::access::lockout::{FAILURES, LockoutPolicy, Verdict};
 use crate::access::resolve::Decision;
 use crate::access::secret::Secret;
 use crate::access::{AccessCode, Outcome, Stage};
@@ -91,10 +91,10 @@ pub enum Ask {
     Route,
     /// Failures in the lockout window, before answering.
     Count,
-    /// Failures, and unless they lock the caller out (see
-    /// the lockout policy's verdict), a guess reserved until its attempt is
-    /// recorded.
-    Guess,
+    /// Failures before a code looked at (`failed`: it will be refused
+    /// with a failure), and, unless they lock the caller out, a failed
+    /// guess counted from now until its attempt is recorded.
+    Guess { failed: bool },
     /// What an access code opens, for the number's tenant.
     Resolve(AccessCode),
     /// Whether an invitee's personal code is still valid.
@@ -226,28 +226,46 @@ struct Grant {
     policy: Policy,
 }
 
-/// A code check under way: which store answer it waits for.
+/// What a code that has been looked at leads to, once the lockout lets
+/// its verdict be given.
 #[derive(Debug)]
-enum Check {
-    /// Failures counted (a guess reserved) before `code` is looked at.
-    Guessing {
-        code: AccessCode,
-        security: bool,
-    },
-    /// The probed number's delay before the lookup.
-    Slowed {
-        code: AccessCode,
-        until: Instant,
-    },
-    Resolving,
-    /// A personal code: is the invitee still valid, then the security code.
-    Invitee {
-        code: AccessCode,
-    },
-    /// The room's settings, then `Admitted`.
+enum Next {
+    /// Right: the room's settings, then admitted.
     Policy {
         room_id: i64,
     },
+    /// A right access code: now the security code.
+    Security {
+        room_id: i64,
+    },
+    Refused(Outcome),
+}
+
+impl Next {
+    /// Whether it is a failed guess (counted towards lockouts).
+    fn failed(&self) -> bool {
+        matches!(self, Next::Refused(o) if FAILURES.contains(o))
+    }
+}
+
+/// A code check under way: which store answer it waits for.
+///
+/// A code is looked at first, then the lockout counts decide whether its
+/// verdict may be given: so only guesses known to have failed are held
+/// against the limit while they are recorded, and right codes never wait
+/// on one another (a trunk's or SBC's callers share one source).
+#[derive(Debug)]
+enum Check {
+    /// The access code's lookup.
+    Resolving,
+    /// A personal code: is the invitee still valid, then the security code.
+    Invitee { code: AccessCode },
+    /// The code was looked at: the failure counts before its verdict.
+    Guessing { next: Next, security: bool },
+    /// The probed number's delay before the verdict.
+    Slowed { next: Next, until: Instant },
+    /// The room's settings, then `Admitted`.
+    Policy { room_id: i64 },
 }
 
 /// How a room closed on a caller.
@@ -397,6 +415,23 @@ pub struct CallCore {
     out: VecDeque<Action>,
 }
 
+/// A security code against the grant's hash: right leads to the room.
+fn verify(secret: &Secret, grant: Option<&Grant>, code: &AccessCode) -> Next {
+    match grant {
+        Some(grant)
+            if grant
+                .security
+                .as_deref()
+                .is_some_and(|stored| secret.verify(SECURITY, code.as_str(), stored)) =>
+        {
+            Next::Policy {
+                room_id: grant.room_id,
+            }
+        }
+        _ => Next::Refused(Outcome::Wrong),
+    }
+}
+
 impl CallCore {
     /// A new incoming call whose INVITE has got 100 Trying: routing is asked.
     pub fn new(now: Instant, rules: Arc<Rules>, offer: Offer) -> CallCore {
@@ -487,12 +522,14 @@ impl CallCore {
                 }
                 if let Some(Check::Slowed { until, .. }) = &t.check
                     && now >= *until
-                    && let Some(Check::Slowed { code, .. }) = t.check.take()
+                    && let Some(Check::Slowed { next, .. }) = t.check.take()
                 {
-                    t.check = Some(Check::Resolving);
-                    self.out.push_back(Action::Ask(Ask::Resolve(code)));
+                    let result = self.proceed(next, false);
+                    self.reveal(now, result);
                 }
-                if t.ivr.poll_timeout().is_some_and(|at| now >= at) {
+                if let Phase::Talking(t) = &mut self.phase
+                    && t.ivr.poll_timeout().is_some_and(|at| now >= at)
+                {
                     t.ivr.handle_timeout(now);
                     self.drain_ivr(now);
                 }
@@ -608,86 +645,76 @@ impl CallCore {
             return;
         };
         let result = match (t.check.take(), answer) {
-            (Some(Check::Guessing { code, security }), Answer::Guess(counted)) => {
-                let verdict = self.judge(counted);
-                let Phase::Talking(t) = &mut self.phase else {
-                    return;
+            (Some(Check::Resolving), Answer::Resolve(decided)) => {
+                let next = match decided {
+                    Ok(Decision::Admit {
+                        room_id,
+                        security,
+                        invitee,
+                        host,
+                        ..
+                    }) => {
+                        let needs_security = security.is_some();
+                        t.grant = Some(Grant {
+                            room_id,
+                            security,
+                            invitee,
+                            host,
+                            policy: Policy::default(),
+                        });
+                        if needs_security {
+                            // The room's settings are read at the security check.
+                            Next::Security { room_id }
+                        } else {
+                            Next::Policy { room_id }
+                        }
+                    }
+                    Ok(Decision::Refuse(outcome)) => Next::Refused(outcome),
+                    Err(e) => {
+                        // Fail closed: the caller is refused rather than left
+                        // waiting or let in; the operator sees the error.
+                        tracing::error!(%e, "access code lookup failed");
+                        Next::Refused(Outcome::Wrong)
+                    }
                 };
-                match verdict {
+                self.count_guess(next, false);
+                None
+            }
+            (Some(Check::Invitee { code }), Answer::Invitee(valid)) => {
+                let next = match valid {
+                    Ok(true) => verify(&self.rules.secret, t.grant.as_ref(), &code),
+                    Ok(false) => Next::Refused(Outcome::Revoked),
+                    Err(e) => {
+                        // Fail closed, as for the code.
+                        tracing::error!(%e, "invitee check failed");
+                        Next::Refused(Outcome::Revoked)
+                    }
+                };
+                self.count_guess(next, true);
+                None
+            }
+            (Some(Check::Guessing { next, security }), Answer::Guess(counted)) => {
+                match self.judge(counted) {
                     Verdict::Locked => {
-                        if !security {
+                        if let Phase::Talking(t) = &mut self.phase
+                            && !security
+                        {
                             t.grant = None;
                         }
                         Some(LookupResult::Refused(Outcome::Locked))
                     }
                     Verdict::Alarm if !security => {
-                        t.check = Some(Check::Slowed {
-                            code,
-                            until: now + PROBED_NUMBER_DELAY,
-                        });
-                        None
-                    }
-                    _ if !security => {
-                        t.check = Some(Check::Resolving);
-                        self.out.push_back(Action::Ask(Ask::Resolve(code)));
-                        None
-                    }
-                    _ => match t.grant.as_ref().and_then(|g| g.invitee) {
-                        Some(id) => {
-                            t.check = Some(Check::Invitee { code });
-                            self.out.push_back(Action::Ask(Ask::Invitee(id)));
-                            None
+                        if let Phase::Talking(t) = &mut self.phase {
+                            t.check = Some(Check::Slowed {
+                                next,
+                                until: now + PROBED_NUMBER_DELAY,
+                            });
                         }
-                        None => self.verify(&code),
-                    },
+                        None
+                    }
+                    _ => self.proceed(next, security),
                 }
             }
-            (Some(Check::Resolving), Answer::Resolve(decided)) => match decided {
-                Ok(Decision::Admit {
-                    room_id,
-                    security,
-                    invitee,
-                    host,
-                    ..
-                }) => {
-                    let needs_security = security.is_some();
-                    t.grant = Some(Grant {
-                        room_id,
-                        security,
-                        invitee,
-                        host,
-                        policy: Policy::default(),
-                    });
-                    if needs_security {
-                        // The room's settings are read at the security check.
-                        Some(LookupResult::NeedSecurity { room_id })
-                    } else {
-                        t.check = Some(Check::Policy { room_id });
-                        self.out.push_back(Action::Ask(Ask::Policy(room_id)));
-                        None
-                    }
-                }
-                Ok(Decision::Refuse(outcome)) => {
-                    t.grant = None;
-                    Some(LookupResult::Refused(outcome))
-                }
-                Err(e) => {
-                    // Fail closed: the caller is refused rather than left
-                    // waiting or let in; the operator sees the error.
-                    tracing::error!(%e, "access code lookup failed");
-                    t.grant = None;
-                    Some(LookupResult::Refused(Outcome::Wrong))
-                }
-            },
-            (Some(Check::Invitee { code }), Answer::Invitee(valid)) => match valid {
-                Ok(true) => self.verify(&code),
-                Ok(false) => Some(LookupResult::Refused(Outcome::Revoked)),
-                Err(e) => {
-                    // Fail closed, as for the code.
-                    tracing::error!(%e, "invitee check failed");
-                    Some(LookupResult::Refused(Outcome::Revoked))
-                }
-            },
             (Some(Check::Policy { room_id }), Answer::Policy(read)) => {
                 let policy = match read {
                     Ok(p) => p.unwrap_or_default(),
@@ -708,6 +735,11 @@ impl CallCore {
                 None
             }
         };
+        self.reveal(now, result);
+    }
+
+    /// Gives the IVR a check's verdict, if there is one yet.
+    fn reveal(&mut self, now: Instant, result: Option<LookupResult>) {
         if let Some(result) = result
             && let Phase::Talking(t) = &mut self.phase
         {
@@ -716,24 +748,36 @@ impl CallCore {
         }
     }
 
-    /// The security code against the grant's hash: right asks for the
-    /// room's settings (then admits), wrong is refused now.
-    fn verify(&mut self, code: &AccessCode) -> Option<LookupResult> {
+    /// Asks for the failure counts before `next`'s verdict is given.
+    fn count_guess(&mut self, next: Next, security: bool) {
+        let Phase::Talking(t) = &mut self.phase else {
+            return;
+        };
+        let failed = next.failed();
+        t.check = Some(Check::Guessing { next, security });
+        self.out.push_back(Action::Ask(Ask::Guess { failed }));
+    }
+
+    /// Carries out a verdict the lockout let through: a right code asks
+    /// for the room's settings (then admits); the rest is for the IVR now.
+    fn proceed(&mut self, next: Next, security: bool) -> Option<LookupResult> {
         let Phase::Talking(t) = &mut self.phase else {
             return None;
         };
-        let grant = t.grant.as_ref()?;
-        let right = grant
-            .security
-            .as_deref()
-            .is_some_and(|stored| self.rules.secret.verify(SECURITY, code.as_str(), stored));
-        if !right {
-            return Some(LookupResult::Refused(Outcome::Wrong));
+        match next {
+            Next::Policy { room_id } => {
+                t.check = Some(Check::Policy { room_id });
+                self.out.push_back(Action::Ask(Ask::Policy(room_id)));
+                None
+            }
+            Next::Security { room_id } => Some(LookupResult::NeedSecurity { room_id }),
+            Next::Refused(outcome) => {
+                if !security {
+                    t.grant = None;
+                }
+                Some(LookupResult::Refused(outcome))
+            }
         }
-        let room_id = grant.room_id;
-        t.check = Some(Check::Policy { room_id });
-        self.out.push_back(Action::Ask(Ask::Policy(room_id)));
-        None
     }
 
     fn on_port(&mut self, now: Instant, session: Option<Session>) {
@@ -971,20 +1015,24 @@ impl CallCore {
                 ivr::Action::StopPlay => self.out.push_back(Action::StopPlay),
                 ivr::Action::Lookup(code) => {
                     t.asked = Some(now);
-                    t.check = Some(Check::Guessing {
-                        code,
-                        security: false,
-                    });
-                    self.out.push_back(Action::Ask(Ask::Guess));
+                    t.check = Some(Check::Resolving);
+                    self.out.push_back(Action::Ask(Ask::Resolve(code)));
                 }
                 ivr::Action::VerifySecurity(code) => {
                     t.asked = Some(now);
-                    if t.grant.is_some() {
-                        t.check = Some(Check::Guessing {
-                            code,
-                            security: true,
-                        });
-                        self.out.push_back(Action::Ask(Ask::Guess));
+                    if let Some(grant) = &t.grant {
+                        if let Some(id) = grant.invitee {
+                            t.check = Some(Check::Invitee { code });
+                            self.out.push_back(Action::Ask(Ask::Invitee(id)));
+                        } else {
+                            let next = verify(&self.rules.secret, Some(grant), &code);
+                            let failed = next.failed();
+                            t.check = Some(Check::Guessing {
+                                next,
+                                security: true,
+                            });
+                            self.out.push_back(Action::Ask(Ask::Guess { failed }));
+                        }
                     } else {
                         t.ivr.handle(
                             now,

@@ -33,7 +33,7 @@ use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::sdp::{self, Negotiated};
-use crate::store::{Attempt, FailureKeys, Guess, NumberRow, timed};
+use crate::store::{Attempt, Checked, FailureKeys, Guess, NumberRow, timed};
 
 pub use self::control::Rules;
 
@@ -42,7 +42,7 @@ type Events = mpsc::Receiver<CallEvent>;
 /// The store's reply to one [`Ask`], with what the shell keeps of it.
 enum Reply {
     Route(Result<Option<NumberRow>, crate::store::StoreError>),
-    Guess(Result<(crate::store::Failures, Option<Guess>), crate::store::StoreError>),
+    Guess(Result<Checked, crate::store::StoreError>),
     Other(Answer),
 }
 
@@ -104,7 +104,7 @@ struct Shell {
     /// Holds the port pair out of the pool for the whole call.
     lease: Option<crate::media::ports::PortLease>,
     media: Option<Media>,
-    /// The guess the last check reserved, settled by the next attempt.
+    /// The failed guess the last check counted, settled by the next attempt.
     guess: Option<Guess>,
     /// Inputs for the core that acting on its actions produced.
     inputs: Vec<Input>,
@@ -346,10 +346,10 @@ impl Shell {
                     let counted = shared.attempts.failures(keys, since);
                     Reply::Other(Answer::Count(timed("failures", counted).await))
                 }
-                Ask::Guess => {
+                Ask::Guess { failed } => {
                     let policy = shared.settings.lockout.clone();
                     let allow = move |f| policy.verdict(f) != Verdict::Locked;
-                    let counted = shared.attempts.guess(keys, since, allow);
+                    let counted = shared.attempts.guess(keys, since, failed, allow);
                     Reply::Guess(timed("failures", counted).await)
                 }
                 Ask::Resolve(code) => {
@@ -388,8 +388,11 @@ impl Shell {
                 self.number = Some(row);
                 Some(number)
             })),
-            Reply::Guess(counted) => Answer::Guess(counted.map(|(failures, guess)| {
-                self.guess = guess;
+            Reply::Guess(counted) => Answer::Guess(counted.map(|checked| {
+                let failures = checked.failures();
+                if let Checked::Open(_, guess) = checked {
+                    self.guess = guess;
+                }
                 failures
             })),
             Reply::Other(answer) => answer,

@@ -94,8 +94,9 @@ async fn an_unwritten_failure_counts_at_once_and_once_after_its_commit() {
     assert_eq!(after, before, "committed rows are not counted twice");
 }
 
-/// A guess for caller `i` from 10.0.0.9, let through below `limit` failures.
-async fn guess_from(log: &AttemptLog, i: usize, limit: u32) -> Option<Guess> {
+/// Decides a guess for caller `i` from 10.0.0.9 whose code `failed` or
+/// not, let through below `limit` failures.
+async fn guess_from(log: &AttemptLog, i: usize, failed: bool, limit: u32) -> Checked {
     let since = Utc::now() - chrono::Duration::minutes(15);
     let caller = format!("caller-{i}");
     let k = FailureKeys {
@@ -103,11 +104,13 @@ async fn guess_from(log: &AttemptLog, i: usize, limit: u32) -> Option<Guess> {
         source_ip: "10.0.0.9",
         number: "+15550100",
     };
-    log.guess(k, since, |f| f.source < limit).await.unwrap().1
+    log.guess(k, since, failed, |f| f.source < limit)
+        .await
+        .unwrap()
 }
 
-#[tokio::test]
-async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_times() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_wrong_guesses_from_one_source_pass_a_limit_of_ten_only_ten_times() {
     let (_dir, store) = temp_store().await;
     let log = AttemptLog::start(store.clone(), config(Duration::from_millis(20)));
     let since = Utc::now() - chrono::Duration::minutes(15);
@@ -121,41 +124,33 @@ async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_
         .await
         .unwrap();
     let limit = 10;
-    // Seven guesses are let through at once and held, unsettled.
-    let mut held = Vec::new();
-    for i in 0..7 {
-        held.push(guess_from(&log, i, limit).await.expect("below the limit"));
-    }
-    // Thirteen more, all at once: none may pass while the seven could
-    // still reach the limit.
-    let waiting: Vec<_> = (7..20)
+    // Twenty wrong codes race on two threads.
+    let racing: Vec<_> = (0..20)
         .map(|i| {
             let log = log.clone();
-            tokio::spawn(async move { guess_from(&log, i, limit).await })
+            tokio::spawn(async move { (i, guess_from(&log, i, true, limit).await) })
         })
         .collect();
-    let early = tokio::time::timeout(Duration::from_millis(300), async {
-        for w in &waiting {
-            while !w.is_finished() {
-                tokio::task::yield_now().await;
+    let mut passed = Vec::new();
+    let mut locked = 0;
+    for r in racing {
+        match r.await.unwrap() {
+            (i, Checked::Open(f, Some(g))) => {
+                assert!(f.source < limit, "{f:?}");
+                passed.push((i, g));
+            }
+            (_, Checked::Open(_, None)) => panic!("a failed guess must be held"),
+            (_, Checked::Locked(f)) => {
+                assert_eq!(f.source, limit, "locked at the limit, not past it");
+                locked += 1;
             }
         }
-    });
-    assert!(
-        early.await.is_err(),
-        "a guess passed while seven were under way"
-    );
-    // The seven are found wrong: 3 + 7 = the limit, so the rest are locked out.
-    for (i, g) in held.into_iter().enumerate() {
+    }
+    assert_eq!((passed.len(), locked), (7, 13), "3 on record + 7 = 10");
+    for (i, g) in passed {
         log.record(
             attempt(Utc::now(), "10.0.0.9", &format!("caller-{i}"), "wrong"),
             Some(g),
-        );
-    }
-    for w in waiting {
-        assert!(
-            w.await.unwrap().is_none(),
-            "locked out once the limit is reached"
         );
     }
     log.close().await;
@@ -164,67 +159,76 @@ async fn twenty_concurrent_guesses_from_one_source_pass_a_limit_of_ten_only_ten_
         .await
         .unwrap();
     assert_eq!(f.source, 10);
-}
-
-#[tokio::test]
-async fn right_codes_from_one_source_wait_for_the_guesses_under_way_and_are_not_locked_out() {
-    let (_dir, store) = temp_store().await;
-    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(20)));
-    let limit = 10;
-    let mut held = Vec::new();
-    for i in 0..10 {
-        held.push(guess_from(&log, i, limit).await.expect("below the limit"));
-    }
-    let waiting: Vec<_> = (10..15)
-        .map(|i| {
-            let log = log.clone();
-            tokio::spawn(async move { guess_from(&log, i, limit).await })
-        })
-        .collect();
-    // The ten were right codes: no failure, so the five go on.
-    for (i, g) in held.into_iter().enumerate() {
-        log.record(
-            attempt(Utc::now(), "10.0.0.9", &format!("caller-{i}"), "admitted"),
-            Some(g),
-        );
-    }
-    for w in waiting {
-        let g = w.await.unwrap().expect("not locked out: nothing failed");
-        drop(g);
-    }
-    log.close().await;
     assert_eq!(rows(&store).await, 10);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_codes_from_one_source_never_wait_on_one_another_but_known_failures_lock_them_out() {
+    let (_dir, store) = temp_store().await;
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(20)));
+    let limit = 10;
+    // Nine wrong guesses under way, their attempts not recorded yet.
+    let mut held = Vec::new();
+    for i in 0..9 {
+        match guess_from(&log, i, true, limit).await {
+            Checked::Open(_, Some(g)) => held.push(g),
+            other => panic!("below the limit: {other:?}"),
+        }
+    }
+    // Fifty right codes at once: none held, none locked out, none waiting.
+    let racing: Vec<_> = (100..150)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { guess_from(&log, i, false, limit).await })
+        })
+        .collect();
+    for r in racing {
+        match r.await.unwrap() {
+            Checked::Open(f, None) => assert_eq!(f.source, 9),
+            other => panic!("a right code below the limit goes on: {other:?}"),
+        }
+    }
+    // The tenth failure is known as soon as it is decided: the next
+    // caller is locked out whatever its code, before any row is written.
+    let Checked::Open(_, Some(tenth)) = guess_from(&log, 9, true, limit).await else {
+        panic!("the tenth guess is below the limit");
+    };
+    assert!(matches!(
+        guess_from(&log, 200, false, limit).await,
+        Checked::Locked(f) if f.source == 10
+    ));
+    drop(tenth);
+    drop(held);
+    log.close().await;
+    assert_eq!(rows(&store).await, 0);
+}
+
 #[tokio::test]
-async fn a_dropped_guess_stops_counting_and_a_right_one_leaves_no_failure() {
+async fn a_dropped_guess_stops_counting_and_a_right_one_is_never_held() {
     let (_dir, store) = temp_store().await;
     let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
     let since = Utc::now() - chrono::Duration::minutes(15);
     let k = keys("10.0.0.2", "carol");
-    // With a limit of one, a second guess waits while the first is under way…
-    let (_, g) = log.guess(k, since, |f| f.source < 1).await.unwrap();
-    let g = g.expect("the first guess");
+    let Checked::Open(_, Some(g)) = log.guess(k, since, true, |f| f.source < 1).await.unwrap()
+    else {
+        panic!("the first guess");
+    };
     assert_eq!(
         log.failures(k, since).await.unwrap().source,
-        0,
-        "not a failure yet"
+        1,
+        "a known failure counts before its row"
     );
-    let second = {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let k = keys("10.0.0.2", "carol");
-            let since = Utc::now() - chrono::Duration::minutes(15);
-            log.guess(k, since, |f| f.source < 1).await.unwrap().1
-        })
-    };
-    // …and goes on once the first is dropped (it never became a failure).
+    assert!(matches!(
+        log.guess(k, since, false, |f| f.source < 1).await.unwrap(),
+        Checked::Locked(_)
+    ));
+    // Dropped (the caller hung up before the verdict): no failure.
     drop(g);
-    let g = second.await.unwrap().expect("let through after the drop");
-    log.record(
-        attempt(Utc::now(), "10.0.0.2", "carol", "admitted"),
-        Some(g),
-    );
+    assert_eq!(log.failures(k, since).await.unwrap().source, 0);
+    let Checked::Open(_, None) = log.guess(k, since, false, |f| f.source < 1).await.unwrap() else {
+        panic!("a right code below the limit is let through and not held");
+    };
+    log.record(attempt(Utc::now(), "10.0.0.2", "carol", "admitted"), None);
     assert_eq!(log.failures(k, since).await.unwrap().source, 0);
     log.close().await;
     assert_eq!(rows(&store).await, 1);

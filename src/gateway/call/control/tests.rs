@@ -74,6 +74,21 @@ impl Harness {
         std::iter::from_fn(|| self.core.poll_action()).collect()
     }
 
+    /// Answers a code's lookup with `decided`, then its failure count with
+    /// `counted`: what follows both.
+    fn check(
+        &mut self,
+        decided: Result<Decision, StoreError>,
+        counted: Result<Failures, StoreError>,
+    ) -> Vec<Action> {
+        let a = self.answer(Answer::Resolve(decided));
+        assert!(
+            matches!(&a[..], [Action::Ask(Ask::Guess { .. })]),
+            "a looked-at code is counted first: {a:?}"
+        );
+        self.answer(Answer::Guess(counted))
+    }
+
     fn give(&mut self, input: Input) -> Vec<Action> {
         self.core.handle(self.now, input);
         self.drain()
@@ -448,13 +463,16 @@ fn a_reinvite_in_the_ivr_puts_the_caller_on_hold_with_a_new_version() {
 }
 
 #[test]
-fn a_right_code_is_counted_resolved_and_joined_with_the_rooms_settings() {
+fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
     let mut h = Harness::talking();
     let a = h.keys("1234#");
-    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess)));
-    let a = h.answer(Answer::Guess(Ok(Failures::default())));
-    assert!(matches!(&a[..], [Action::Ask(Ask::Resolve(code))] if code.as_str() == "1234"));
+    assert!(
+        matches!(a.last(), Some(Action::Ask(Ask::Resolve(code))) if code.as_str() == "1234"),
+        "{a:?}"
+    );
     let a = h.answer(Answer::Resolve(Ok(admit(9, None))));
+    assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: false })]);
+    let a = h.answer(Answer::Guess(Ok(Failures::default())));
     assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
     h.now += Duration::from_millis(30);
     let policy = Policy {
@@ -504,7 +522,7 @@ fn hanging_up_during_a_lookup_records_the_abandoned_attempt_and_ignores_the_late
     );
     assert_eq!(records(&a), vec![(Stage::Access, Outcome::Abandoned)]);
     assert!(h.core.is_done());
-    assert!(h.answer(Answer::Guess(Ok(Failures::default()))).is_empty());
+    assert!(h.answer(Answer::Resolve(Ok(admit(9, None)))).is_empty());
 }
 
 #[test]
@@ -512,14 +530,14 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_
     // Fail closed for the code.
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.answer(Answer::Guess(Ok(Failures::default())));
     let a = h.answer(Answer::Resolve(Err(store_down())));
+    assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: true })]);
+    let a = h.answer(Answer::Guess(Ok(Failures::default())));
     assert_eq!(records(&a), vec![(Stage::Access, Outcome::Wrong)]);
     // Fail open for the room's settings: the code was right.
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.answer(Answer::Guess(Ok(Failures::default())));
-    h.answer(Answer::Resolve(Ok(admit(9, None))));
+    h.check(Ok(admit(9, None)), Ok(Failures::default()));
     let a = h.answer(Answer::Policy(Err(store_down())));
     let a = h.finish_play(&a);
     assert!(a.contains(&Action::Join {
@@ -530,21 +548,23 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_
     // A failed guess count does not lock out either.
     let mut h = Harness::talking();
     h.keys("1234#");
-    let a = h.answer(Answer::Guess(Err(store_down())));
-    assert!(matches!(&a[..], [Action::Ask(Ask::Resolve(_))]));
+    let a = h.check(Ok(admit(9, None)), Err(store_down()));
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
 }
 
 #[test]
-fn a_caller_past_the_lockout_limit_is_refused_without_a_lookup() {
-    let mut h = Harness::talking();
-    h.keys("1234#");
+fn a_caller_past_the_lockout_limit_is_refused_locked_and_never_told_the_codes_verdict() {
     let locked = Failures {
         caller_id: LockoutPolicy::default().attempts,
         ..Failures::default()
     };
-    let a = h.answer(Answer::Guess(Ok(locked)));
-    assert!(!a.iter().any(|x| matches!(x, Action::Ask(_))));
-    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Locked)]);
+    for decision in [admit(9, None), Decision::Refuse(Outcome::Wrong)] {
+        let mut h = Harness::talking();
+        h.keys("1234#");
+        let a = h.check(Ok(decision), Ok(locked));
+        assert!(!a.iter().any(|x| matches!(x, Action::Ask(_))), "{a:?}");
+        assert_eq!(records(&a), vec![(Stage::Access, Outcome::Locked)]);
+    }
     // Locked before the answer too: the IVR says so and hangs up.
     let mut h = Harness::answered(rules(), locked);
     let a = h.sip(CallEvent::Ack);
@@ -552,21 +572,31 @@ fn a_caller_past_the_lockout_limit_is_refused_without_a_lookup() {
 }
 
 #[test]
-fn a_probed_number_slows_each_lookup_by_two_seconds() {
-    let mut h = Harness::talking();
-    h.keys("1234#");
+fn a_probed_number_slows_each_verdict_by_two_seconds() {
     let probed = Failures {
         number: LockoutPolicy::default().number_alarm,
         ..Failures::default()
     };
-    assert!(h.answer(Answer::Guess(Ok(probed))).is_empty());
+    // A wrong code: refused two seconds later.
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    assert!(
+        h.check(Ok(Decision::Refuse(Outcome::Wrong)), Ok(probed))
+            .is_empty()
+    );
     assert_eq!(h.core.poll_timeout(), Some(h.now + PROBED_NUMBER_DELAY));
     assert!(
         h.advance(PROBED_NUMBER_DELAY - Duration::from_millis(1))
             .is_empty()
     );
     let a = h.advance(Duration::from_millis(1));
-    assert!(matches!(&a[..], [Action::Ask(Ask::Resolve(_))]), "{a:?}");
+    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Wrong)]);
+    // A right one: the room's settings are asked two seconds later.
+    let mut h = Harness::talking();
+    h.keys("1234#");
+    assert!(h.check(Ok(admit(9, None)), Ok(probed)).is_empty());
+    let a = h.advance(PROBED_NUMBER_DELAY);
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
 }
 
 #[test]
@@ -575,17 +605,17 @@ fn a_security_code_is_verified_against_the_grant_and_the_settings_read_at_the_jo
     let hash = secret.hash(SECURITY, "4321");
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.answer(Answer::Guess(Ok(Failures::default())));
-    let a = h.answer(Answer::Resolve(Ok(admit(9, Some(hash)))));
+    let a = h.check(Ok(admit(9, Some(hash))), Ok(Failures::default()));
     assert!(plays(&a).contains(&PromptId::EnterSecurityCode), "{a:?}");
     assert_eq!(records(&a), vec![]);
-    // Wrong first: refused without reading anything more.
+    // Wrong first: counted as a failure, refused without reading anything more.
     let a = h.keys("1111#");
-    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess)));
+    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess { failed: true })));
     let a = h.answer(Answer::Guess(Ok(Failures::default())));
     assert_eq!(records(&a), vec![(Stage::Security, Outcome::Wrong)]);
     // Right: the settings are read, then the join.
-    h.keys("4321#");
+    let a = h.keys("4321#");
+    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess { failed: false })));
     let a = h.answer(Answer::Guess(Ok(Failures::default())));
     assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
     let a = h.answer(Answer::Policy(Ok(None)));
@@ -604,7 +634,6 @@ fn a_revoked_invitee_is_refused_at_the_security_code_even_when_the_store_fails()
         let secret = Secret::from_key(SECRET);
         let mut h = Harness::talking();
         h.keys("1234#");
-        h.answer(Answer::Guess(Ok(Failures::default())));
         let decision = Decision::Admit {
             room_id: 9,
             meeting_id: Some(3),
@@ -612,11 +641,12 @@ fn a_revoked_invitee_is_refused_at_the_security_code_even_when_the_store_fails()
             invitee: Some(11),
             host: false,
         };
-        h.answer(Answer::Resolve(Ok(decision)));
-        h.keys("4321#");
-        let a = h.answer(Answer::Guess(Ok(Failures::default())));
-        assert_eq!(a, vec![Action::Ask(Ask::Invitee(11))]);
+        h.check(Ok(decision), Ok(Failures::default()));
+        let a = h.keys("4321#");
+        assert_eq!(a.last(), Some(&Action::Ask(Ask::Invitee(11))));
         let a = h.answer(Answer::Invitee(valid));
+        assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: true })]);
+        let a = h.answer(Answer::Guess(Ok(Failures::default())));
         assert_eq!(records(&a), vec![(Stage::Security, Outcome::Revoked)]);
     }
 }
@@ -650,8 +680,7 @@ fn silence_past_the_rtp_timeout_hangs_up_with_408_and_media_resets_it() {
 fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.answer(Answer::Guess(Ok(Failures::default())));
-    h.answer(Answer::Resolve(Ok(admit(9, None))));
+    h.check(Ok(admit(9, None)), Ok(Failures::default()));
     let a = h.answer(Answer::Policy(Ok(None)));
     h.finish_play(&a);
     let a = h.give(Input::Joined(Err(Refusal::Full)));
@@ -692,8 +721,7 @@ fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
 fn a_closing_prompt_plays_ten_seconds_at_most() {
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.answer(Answer::Guess(Ok(Failures::default())));
-    h.answer(Answer::Resolve(Ok(admit(9, None))));
+    h.check(Ok(admit(9, None)), Ok(Failures::default()));
     let a = h.answer(Answer::Policy(Ok(None)));
     h.finish_play(&a);
     h.give(Input::Joined(Ok(())));
@@ -714,8 +742,10 @@ fn three_wrong_codes_hang_up_with_the_outcome() {
     let mut all = Vec::new();
     for _ in 0..3 {
         h.keys("1111#");
-        h.answer(Answer::Guess(Ok(Failures::default())));
-        all.extend(h.answer(Answer::Resolve(Ok(Decision::Refuse(Outcome::Wrong)))));
+        all.extend(h.check(
+            Ok(Decision::Refuse(Outcome::Wrong)),
+            Ok(Failures::default()),
+        ));
         // The "wrong code" prompt finishes; the next attempt may start.
         if let Some(id) = all.iter().rev().find_map(|a| match a {
             Action::Play { id, .. } => Some(*id),
