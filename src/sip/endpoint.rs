@@ -166,6 +166,9 @@ pub struct Endpoint {
     by_id: HashMap<(String, String), CallRef>,
     /// The latest re-INVITE per dialog, whose 2xx its ACK stops.
     reinvites: HashMap<CallRef, TxKey>,
+    /// The re-INVITE per dialog handed to the call (open while its
+    /// server entry still holds the request, i.e. until it is answered).
+    offered: HashMap<CallRef, TxKey>,
     next_call: u64,
     out: VecDeque<Output>,
     /// The gateway sheds new calls: OPTIONS is answered 503.
@@ -183,6 +186,7 @@ impl Endpoint {
             dialogs: HashMap::new(),
             by_id: HashMap::new(),
             reinvites: HashMap::new(),
+            offered: HashMap::new(),
             next_call: 1,
             out: VecDeque::new(),
             overloaded: None,
@@ -459,12 +463,10 @@ impl Endpoint {
             _ if !req.body.is_empty() => {
                 // A re-INVITE with an offer: the call answers it. One at a
                 // time (RFC 3261 §14.2): another while it is open gets 500.
-                let open = self.server.values().any(|e| {
-                    e.call == Some(call)
-                        && e.request
-                            .as_ref()
-                            .is_some_and(|r| r.method() == Some(&Method::Invite))
-                });
+                let open = self
+                    .offered
+                    .get(&call)
+                    .is_some_and(|key| self.server.get(key).is_some_and(|e| e.request.is_some()));
                 if open {
                     // RFC 3261 §14.2: 500 with a Retry-After of 0 to 10 s.
                     let mut resp = response(
@@ -483,6 +485,7 @@ impl Endpoint {
                 tx.send_response(now, 100, trying.clone());
                 self.transmit(flow, trying);
                 self.insert_server(key.clone(), tx, flow, Some(req.clone()), Some(call));
+                self.offered.insert(call, key.clone());
                 self.out.push_back(Output::Call(
                     call,
                     CallEvent::Reinvite {
@@ -837,6 +840,7 @@ impl Endpoint {
 
     fn forget(&mut self, call: CallRef) {
         self.reinvites.remove(&call);
+        self.offered.remove(&call);
         if let Some(d) = self.dialogs.remove(&call) {
             self.by_id.remove(&(d.call_id, d.local_tag));
         }

@@ -528,6 +528,15 @@ fn reinvite_with_an_offer_is_handed_over_answered_once_and_one_at_a_time() {
     ep.respond_reinvite(t0, &tx, StatusCode::OK, None);
     assert!(drain(&mut ep).sent.is_empty(), "answered once");
     acknowledge_reinvite_and_hear_no_more(&mut ep, t0, &tag);
+    // Answered, it no longer blocks the next one.
+    let third = with_offer(&request("INVITE", "z9hG4bK-re3", 4, Some(&tag)), "v=0\r\n");
+    ep.handle_input(t0 + Duration::from_secs(5), flow(), third.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![100]);
+    assert!(matches!(
+        d.events.as_slice(),
+        [(_, CallEvent::Reinvite { .. })]
+    ));
 }
 
 /// ACKs the re-INVITE (CSeq 2) and checks that its 200 is not sent again.
