@@ -11,16 +11,29 @@
 //! `--minutes` minutes. Then an overload step: a second SIPp adds the same
 //! rate for 60 s (twice the clean rate), and the clean rate runs on for 30 s.
 //!
+//! `--driver replay` places the calls with our own tool instead: `dialgate
+//! replay` of sip-fixtures/traces/rfc4733_admitted.pcapng (the same code as
+//! RFC 4733 events, from regular UDP sockets; BYE 7.5 s after the INVITE),
+//! one replay process at the clean rate and a second beside it for the
+//! step. The replay reports only as it exits, so its per-minute placed,
+//! completed and failed calls are the gateway's counts (marked `(gw)`; see
+//! [`CallCounts::from_gateway`]), and each replay's own report — attempted,
+//! answered, admitted, refused, abandoned and failed by cause, setup and
+//! admission latency — is printed at the end and kept in the JSON.
+//! `--dtmf info` is refused with it (the trace keys RFC 4733) and
+//! `--hold-ms` ignored (the trace sets the call's length).
+//!
 //! Per minute: calls placed, completed and failed (SIPp's own counts, from
 //! its `-trace_stat` file), admitted and refused with 503 before answer (the
 //! gateway's `dialgate_attempts_total` and `dialgate_calls_shed_total`),
 //! admission latency p50/p99 (the gateway's `dialgate_admission_seconds`
 //! histogram, the key that completed the code → the verdict, from bucket
 //! deltas, interpolated within a bucket), the gateway's CPU per completed call
-//! (utime + stime from /proc/PID/stat), its RSS, and attempts made against
-//! attempt rows written. The overload step and what follows are reported per
-//! 10 s — placed, answered (SIPp's `-trace_counts`), 503s, failed, admitted —
-//! with how long after the step the 503s stopped. At the end the gateway is
+//! (utime + stime from /proc/PID/stat), its RSS, the callers' CPU, and
+//! attempts made against attempt rows written. The overload step and what
+//! follows are reported per 10 s — placed, answered (SIPp's
+//! `-trace_counts`), 503s, failed, admitted — with how long after the step
+//! the 503s stopped. At the end the gateway is
 //! stopped with SIGTERM (which writes every queued row) and the rows in the
 //! SQLite file are counted against the attempts the gateway made.
 //!
@@ -29,13 +42,15 @@
 //! lost, and (quick sizes) no failed call at the clean rate. Under `cargo
 //! test` (no `--bench` argument) or with `--quick` it runs a small version
 //! in under a minute (20 calls/s, 2 periods of 10 s, 20,000 seed rows, a
-//! 10 s step). Flags: `--rate N`, `--minutes M`, `--seed-rows N`,
+//! 10 s step); `cargo test` runs it with SIPp only. Flags: `--driver
+//! sipp|replay` (sipp), `--rate N`, `--minutes M`, `--seed-rows N`,
 //! `--hold-ms N`, `--lockout-attempts N` (passed to `serve`; by default the
 //! gateway's own), `--dtmf rfc4733|info` (how SIPp keys the code: the pcap,
 //! or `uac_info.xml`'s SIP INFO, which spares the gateway the cost of SIPp's
-//! raw sockets — see [`Dtmf`]). `SOAK_KEEP=1` keeps the temp dir (gateway log, SIPp's
-//! files). Every load is bounded in calls and time; every child process is
-//! killed on every exit path (SIPp is needed: `./dev bench soak` installs it).
+//! raw sockets — see [`Dtmf`]). `SOAK_KEEP=1` keeps the temp dir (gateway
+//! log, SIPp's or the replay's files). Every load is bounded in calls and
+//! time; every child process is killed on every exit path (SIPp is needed
+//! for `--driver sipp`: `./dev bench soak` installs it).
 
 #[path = "support/proc.rs"]
 mod proc;
@@ -66,7 +81,8 @@ struct Plan {
     period_s: u64,
     periods: u64,
     seed_rows: u64,
-    /// How long a call stays up after its keypad pcap starts playing.
+    /// How long a SIPp call stays up after its keypad pcap starts playing
+    /// (a replayed call lasts as its trace).
     hold_ms: u64,
     overload_s: u64,
     recovery_s: u64,
@@ -76,7 +92,41 @@ struct Plan {
     lockout_attempts: Option<u64>,
     /// How SIPp keys the code.
     dtmf: Dtmf,
+    /// What places the calls.
+    driver: Driver,
 }
+
+/// What places the calls: SIPp, a peer we did not write, or our own
+/// `dialgate replay`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Driver {
+    /// SIPp running [`Dtmf::scenario`]; per-minute call counts from its
+    /// `-trace_stat` and `-trace_counts` files.
+    Sipp,
+    /// `dialgate replay` of [`REPLAY_TRACE`] with regular UDP sockets (no
+    /// raw-socket tax). It reports once, as it exits, so the per-minute call
+    /// counts are the gateway's (see [`CallCounts::from_gateway`]); its own
+    /// reports go into the summary.
+    Replay,
+}
+
+impl Driver {
+    fn name(self) -> &'static str {
+        match self {
+            Driver::Sipp => "sipp",
+            Driver::Replay => "replay",
+        }
+    }
+}
+
+/// The recorded call `--driver replay` plays: INVITE, `123456789#` as RFC
+/// 4733 events from 1.0 to 3.3 s, the verdict, about 4 s in the demo room,
+/// the caller's BYE 7.5 s after its INVITE.
+const REPLAY_TRACE: &str = "sip-fixtures/traces/rfc4733_admitted.pcapng";
+
+/// How long a replayed call lasts, INVITE to BYE (the trace's timing).
+const REPLAY_CALL_S: u64 = 8;
 
 /// How SIPp keys the code. RFC 4733 plays a pcap from a raw socket per
 /// call, and while such a socket is open the kernel walks it for every UDP
@@ -125,6 +175,7 @@ const FULL: Plan = Plan {
     slice_s: 10,
     lockout_attempts: None,
     dtmf: Dtmf::Rfc4733,
+    driver: Driver::Sipp,
 };
 
 const QUICK: Plan = Plan {
@@ -139,6 +190,7 @@ const QUICK: Plan = Plan {
     slice_s: 5,
     lockout_attempts: None,
     dtmf: Dtmf::Rfc4733,
+    driver: Driver::Sipp,
 };
 
 impl Plan {
@@ -148,6 +200,7 @@ impl Plan {
         let quick = !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--quick");
         let mut plan = if quick { QUICK } else { FULL };
         let mut it = args.iter().skip(1);
+        let mut hold_given = false;
         while let Some(arg) = it.next() {
             let mut value = |name: &str| -> Result<u64, String> {
                 it.next()
@@ -160,7 +213,10 @@ impl Plan {
                 }
                 "--minutes" => plan.periods = value("--minutes")?,
                 "--seed-rows" => plan.seed_rows = value("--seed-rows")?,
-                "--hold-ms" => plan.hold_ms = value("--hold-ms")?,
+                "--hold-ms" => {
+                    plan.hold_ms = value("--hold-ms")?;
+                    hold_given = true;
+                }
                 "--lockout-attempts" => plan.lockout_attempts = Some(value("--lockout-attempts")?),
                 "--dtmf" => {
                     plan.dtmf = match it.next().map(String::as_str) {
@@ -169,12 +225,29 @@ impl Plan {
                         _ => return Err("--dtmf takes rfc4733 or info".into()),
                     }
                 }
+                "--driver" => {
+                    plan.driver = match it.next().map(String::as_str) {
+                        Some("sipp") => Driver::Sipp,
+                        Some("replay") => Driver::Replay,
+                        _ => return Err("--driver takes sipp or replay".into()),
+                    }
+                }
                 "--bench" | "--quick" => {}
                 other => eprintln!("soak bench: ignoring argument {other:?}"),
             }
         }
         if plan.rate == 0 || plan.periods == 0 {
             return Err("--rate and --minutes must be at least 1".into());
+        }
+        if plan.driver == Driver::Replay {
+            if plan.dtmf == Dtmf::Info {
+                return Err("--dtmf info is SIPp's: the replay keys RFC 4733 as its trace did; use --driver sipp for SIP INFO".into());
+            }
+            if hold_given {
+                eprintln!(
+                    "soak bench: ignoring --hold-ms: a replayed call lasts as its trace (BYE 7.5 s after the INVITE)"
+                );
+            }
         }
         Ok(plan)
     }
@@ -185,6 +258,24 @@ impl Plan {
 
     fn end_s(&self) -> u64 {
         self.clean_s() + self.overload_s + self.recovery_s
+    }
+
+    /// About how long a call lasts, in whole seconds.
+    fn call_s(&self) -> u64 {
+        match self.driver {
+            Driver::Sipp => self.hold_ms / 1000,
+            Driver::Replay => REPLAY_CALL_S,
+        }
+    }
+
+    /// What the calls do, for the report.
+    fn describe_calls(&self) -> String {
+        match self.driver {
+            Driver::Sipp => format!("{}, hold {} ms", self.dtmf.describe(), self.hold_ms),
+            Driver::Replay => {
+                format!("dialgate replay of {REPLAY_TRACE}, BYE 7.5 s after the INVITE")
+            }
+        }
     }
 }
 
@@ -524,19 +615,20 @@ impl CsvTail {
     }
 }
 
-/// SIPp's cumulative counts of one run (or of several, added).
+/// Cumulative call counts of the run: SIPp's own (of one run or several,
+/// added), or for the replay driver the gateway's ([`CallCounts::from_gateway`]).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-struct SippCounts {
+struct CallCounts {
     placed: u64,
     answered: u64,
     completed: u64,
     failed: u64,
 }
 
-impl std::ops::Add for SippCounts {
-    type Output = SippCounts;
-    fn add(self, o: SippCounts) -> SippCounts {
-        SippCounts {
+impl std::ops::Add for CallCounts {
+    type Output = CallCounts;
+    fn add(self, o: CallCounts) -> CallCounts {
+        CallCounts {
             placed: self.placed + o.placed,
             answered: self.answered + o.answered,
             completed: self.completed + o.completed,
@@ -545,65 +637,109 @@ impl std::ops::Add for SippCounts {
     }
 }
 
-/// One SIPp UAC process running `uac_rfc4733.xml` at a rate.
-struct Sipp {
+impl CallCounts {
+    /// The same counts as the gateway saw them, for a driver that reports
+    /// only as it exits: every call the gateway answered ends in
+    /// `dialgate_calls_total{outcome}`, and every call it refused is a
+    /// `dialgate_calls_shed_total` 503. Placed: calls ended + calls in
+    /// progress (`dialgate_calls_in_progress`) + 503s; answered: placed −
+    /// 503s; completed: calls that hung up from the room (outcome
+    /// `admitted`); failed: calls that ended otherwise (abandoned before a
+    /// verdict, refused, timed out…) + 503s, as SIPp counts a 503 failed.
+    fn from_gateway(s: &Scrape) -> CallCounts {
+        let ended = s.sum("dialgate_calls_total", &[]);
+        let in_room = s.sum("dialgate_calls_total", &[("outcome", "admitted")]);
+        let in_progress = s.sum("dialgate_calls_in_progress", &[]);
+        let shed = s.sum("dialgate_calls_shed_total", &[]);
+        let n = |v: f64| v.max(0.0).round() as u64;
+        CallCounts {
+            placed: n(ended + in_progress + shed),
+            answered: n(ended + in_progress),
+            completed: n(in_room),
+            failed: n(ended - in_room + shed),
+        }
+    }
+}
+
+/// What a caller process leaves to read.
+enum CallerFiles {
+    /// SIPp's `-trace_stat` and `-trace_counts` files, read as they grow.
+    Sipp { stat: CsvTail, counts: CsvTail },
+    /// `dialgate replay --json`'s stdout: its report, written as it exits.
+    Replay { report: PathBuf },
+}
+
+/// One process placing calls at a rate — SIPp or `dialgate replay` — with
+/// all its files in one directory; killed and reaped when dropped.
+struct Caller {
+    /// `clean` or `overload`.
+    run: &'static str,
+    rate: u32,
+    calls: u64,
     proc: Reaper,
-    stat: CsvTail,
-    counts: CsvTail,
+    files: CallerFiles,
     exit: Option<ExitStatus>,
 }
 
-impl Sipp {
-    /// `calls` calls at `rate`, all of SIPp's files in `dir`; SIPp stops
-    /// itself after `limit` whatever happens.
+impl Caller {
+    /// `rate` calls/s for `span_s` seconds against `target`, as `plan.driver`
+    /// places them; the process stops itself some time after the span
+    /// (SIPp's `-timeout`, replay's `--duration`) whatever happens.
     fn start(
+        run: &'static str,
         target: &str,
         plan: &Plan,
         rate: u32,
-        calls: u64,
-        limit: Duration,
+        span_s: u64,
         dir: &Path,
-    ) -> Sipp {
-        std::fs::create_dir_all(dir).expect("SIPp dir");
-        let stat = dir.join("stat.csv");
-        let scenario = plan.dtmf.scenario();
-        let mut cmd = Command::new("sipp");
-        cmd.arg(target)
-            .arg("-sf")
-            .arg(repo().join(format!("sip-fixtures/scenarios/{scenario}.xml")))
-            .args(["-s", DEMO_NUMBER, "-i", "127.0.0.1", "-p", "0"])
-            .args(["-mp", &free_media_port().to_string()]);
-        match plan.dtmf {
-            Dtmf::Rfc4733 => cmd
-                .arg("-key")
-                .arg("dtmf_pcap")
-                .arg(repo().join("sip-fixtures/pcap/demo_code.pcap")),
-            Dtmf::Info => cmd.args(["-key", "code", DEMO_CODE]),
+    ) -> Caller {
+        std::fs::create_dir_all(dir).expect("caller dir");
+        let report = dir.join("report.json");
+        let calls = u64::from(rate) * span_s;
+        // Open calls are bounded by the count and the time, not throttled.
+        let open = u64::from(rate) * 60;
+        let (mut cmd, stdout) = match plan.driver {
+            Driver::Sipp => {
+                let limit = span_s + plan.call_s() + 90;
+                let cmd = sipp_command(target, plan, rate, calls, open, limit, dir);
+                (cmd, Stdio::null())
+            }
+            Driver::Replay => {
+                // Past it no call starts and calls still up are cut (and
+                // counted failed); the replay then takes 10 s to wind
+                // down, well within the bench's own hard stop.
+                let limit = span_s + plan.call_s() + 30;
+                let cmd = replay_command(target, rate, calls, open, limit);
+                let file = std::fs::File::create(&report).expect("replay report file");
+                (cmd, Stdio::from(file))
+            }
         };
         let child = cmd
-            .args(["-key", "hold_ms", &plan.hold_ms.to_string()])
-            .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
-            // Open calls are bounded by the count and the time, not throttled.
-            .args(["-l", &(u64::from(rate) * 60).to_string()])
-            .args(["-timeout", &format!("{}s", limit.as_secs())])
-            .args(["-buff_size", "4194304", "-nostdin"])
-            .args(["-trace_stat", "-fd", "200ms", "-stf"])
-            .arg(&stat)
-            .args(["-trace_counts", "-trace_err", "-error_file"])
-            .arg(dir.join("errors.log"))
             .current_dir(dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::from(
-                std::fs::File::create(dir.join("stderr.log")).expect("SIPp stderr file"),
+                std::fs::File::create(dir.join("stderr.log")).expect("caller stderr file"),
             ))
             .spawn()
-            .expect("start sipp");
-        let counts = dir.join(format!("{scenario}_{}_counts.csv", child.id()));
-        Sipp {
+            .unwrap_or_else(|e| panic!("start {}: {e}", plan.driver.name()));
+        let files = match plan.driver {
+            Driver::Sipp => CallerFiles::Sipp {
+                stat: CsvTail::new(dir.join("stat.csv")),
+                counts: CsvTail::new(dir.join(format!(
+                    "{}_{}_counts.csv",
+                    plan.dtmf.scenario(),
+                    child.id()
+                ))),
+            },
+            Driver::Replay => CallerFiles::Replay { report },
+        };
+        Caller {
+            run,
+            rate,
+            calls,
             proc: Reaper(child),
-            stat: CsvTail::new(stat),
-            counts: CsvTail::new(counts),
+            files,
             exit: None,
         }
     }
@@ -615,30 +751,116 @@ impl Sipp {
         self.exit.is_none()
     }
 
-    fn counts(&mut self) -> SippCounts {
-        self.stat.poll();
-        self.counts.poll();
-        SippCounts {
-            placed: self.stat.value(|h| h == "OutgoingCall(C)"),
-            completed: self.stat.value(|h| h == "SuccessfulCall(C)"),
-            failed: self.stat.value(|h| h == "FailedCall(C)"),
+    /// SIPp's counts so far; `None` for the replay, which counts as it exits.
+    fn counts(&mut self) -> Option<CallCounts> {
+        let CallerFiles::Sipp { stat, counts } = &mut self.files else {
+            return None;
+        };
+        stat.poll();
+        counts.poll();
+        Some(CallCounts {
+            placed: stat.value(|h| h == "OutgoingCall(C)"),
+            completed: stat.value(|h| h == "SuccessfulCall(C)"),
+            failed: stat.value(|h| h == "FailedCall(C)"),
             // The scenario's first 200 is the answer to the INVITE.
-            answered: self.counts.value(|h| h.ends_with("_200_Recv")),
+            answered: counts.value(|h| h.ends_with("_200_Recv")),
+        })
+    }
+
+    /// How the run ended; the replay's report if it wrote one (it does as
+    /// it exits, not when the bench kills it).
+    fn finish(&mut self) -> CallerRun {
+        self.running();
+        let report = match &self.files {
+            CallerFiles::Sipp { .. } => None,
+            CallerFiles::Replay { report } => std::fs::read(report)
+                .ok()
+                .and_then(|json| serde_json::from_slice(&json).ok()),
+        };
+        CallerRun {
+            run: self.run,
+            rate: self.rate,
+            calls: self.calls,
+            exit_code: self.exit.and_then(|e| e.code()),
+            report,
         }
     }
 }
 
-/// The gateway and SIPp at one moment of the run.
+/// SIPp's UAC running the `--dtmf` scenario, its files in `dir`.
+fn sipp_command(
+    target: &str,
+    plan: &Plan,
+    rate: u32,
+    calls: u64,
+    open: u64,
+    limit_s: u64,
+    dir: &Path,
+) -> Command {
+    let mut cmd = Command::new("sipp");
+    cmd.arg(target)
+        .arg("-sf")
+        .arg(repo().join(format!(
+            "sip-fixtures/scenarios/{}.xml",
+            plan.dtmf.scenario()
+        )))
+        .args(["-s", DEMO_NUMBER, "-i", "127.0.0.1", "-p", "0"])
+        .args(["-mp", &free_media_port().to_string()]);
+    match plan.dtmf {
+        Dtmf::Rfc4733 => cmd
+            .arg("-key")
+            .arg("dtmf_pcap")
+            .arg(repo().join("sip-fixtures/pcap/demo_code.pcap")),
+        Dtmf::Info => cmd.args(["-key", "code", DEMO_CODE]),
+    };
+    cmd.args(["-key", "hold_ms", &plan.hold_ms.to_string()])
+        .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
+        .args(["-l", &open.to_string()])
+        .args(["-timeout", &format!("{limit_s}s")])
+        .args(["-buff_size", "4194304", "-nostdin"])
+        .args(["-trace_stat", "-fd", "200ms", "-stf"])
+        .arg(dir.join("stat.csv"))
+        .args(["-trace_counts", "-trace_err", "-error_file"])
+        .arg(dir.join("errors.log"));
+    cmd
+}
+
+/// `dialgate replay` of [`REPLAY_TRACE`], its JSON report on stdout.
+fn replay_command(target: &str, rate: u32, calls: u64, open: u64, limit_s: u64) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("replay")
+        .arg(repo().join(REPLAY_TRACE))
+        .args(["--target", target, "--json"])
+        .args(["--rate", &rate.to_string(), "--calls", &calls.to_string()])
+        .args(["--concurrency", &open.to_string()])
+        .args(["--duration", &format!("{limit_s}s")]);
+    cmd
+}
+
+/// One caller process's run, for the summary.
+#[derive(serde::Serialize)]
+struct CallerRun {
+    run: &'static str,
+    rate: u32,
+    calls: u64,
+    exit_code: Option<i32>,
+    /// `dialgate replay --json`'s report, as it printed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<serde_json::Value>,
+}
+
+/// The gateway and the callers at one moment of the run.
 #[derive(Clone)]
 struct Sample {
-    /// Seconds since the clean SIPp started.
+    /// Seconds since the clean caller started.
     t: f64,
     tick: u64,
     scrape: Scrape,
     gateway_cpu_s: f64,
-    sipp_cpu_s: f64,
+    /// CPU of the caller processes (SIPp or replay), summed.
+    callers_cpu_s: f64,
     rss_kib: u64,
-    sipp: SippCounts,
+    calls: CallCounts,
 }
 
 impl Sample {
@@ -681,8 +903,8 @@ impl Delta<'_> {
         (f(self.b) - f(self.a)).max(0.0).round() as u64
     }
 
-    fn sipp(&self, f: impl Fn(&SippCounts) -> u64) -> u64 {
-        f(&self.b.sipp).saturating_sub(f(&self.a.sipp))
+    fn calls(&self, f: impl Fn(&CallCounts) -> u64) -> u64 {
+        f(&self.b.calls).saturating_sub(f(&self.a.calls))
     }
 
     fn admission_ms(&self, q: f64) -> Option<f64> {
@@ -706,6 +928,21 @@ impl Delta<'_> {
             .collect()
     }
 
+    /// Per value of `label`, how much the counters of `name` grew.
+    fn by(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
+        let before = self.a.scrape.by(name, label);
+        self.b
+            .scrape
+            .by(name, label)
+            .into_iter()
+            .map(|(k, v)| {
+                let was = before.get(&k).copied().unwrap_or(0.0);
+                (k, (v - was).max(0.0).round() as u64)
+            })
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
     fn seconds(&self) -> f64 {
         (self.b.t - self.a.t).max(1e-9)
     }
@@ -716,10 +953,14 @@ struct PeriodRow {
     period: u64,
     from_s: u64,
     to_s: u64,
+    /// Placed, completed and failed: SIPp's counts, or with the replay
+    /// driver the gateway's ([`CallCounts::from_gateway`]).
     placed: u64,
     completed: u64,
     failed: u64,
     admitted: u64,
+    /// Calls whose media part ended, by `dialgate_calls_total{outcome}`.
+    ended_by_outcome: BTreeMap<String, u64>,
     /// Calls that hung up from the room (`dialgate_calls_total{outcome="admitted"}`).
     ended_in_room: u64,
     rejected_503: u64,
@@ -730,7 +971,8 @@ struct PeriodRow {
     admission_p99_ms: Option<f64>,
     gateway_cpu_ms_per_call: Option<f64>,
     gateway_cores: f64,
-    sipp_cores: f64,
+    /// Cores the caller processes (SIPp or replay) used.
+    caller_cores: f64,
     rss_kib: u64,
     calls_in_progress: f64,
     event_loop_lag_ms: f64,
@@ -742,16 +984,17 @@ struct PeriodRow {
 }
 
 fn period_row(period: u64, d: &Delta<'_>, plan: &Plan) -> PeriodRow {
-    let completed = d.sipp(|s| s.completed);
+    let completed = d.calls(|s| s.completed);
     let cpu = d.b.gateway_cpu_s - d.a.gateway_cpu_s;
     PeriodRow {
         period,
         from_s: (period - 1) * plan.period_s,
         to_s: period * plan.period_s,
-        placed: d.sipp(|s| s.placed),
+        placed: d.calls(|s| s.placed),
         completed,
-        failed: d.sipp(|s| s.failed),
+        failed: d.calls(|s| s.failed),
         admitted: d.count(Sample::admitted),
+        ended_by_outcome: d.by("dialgate_calls_total", "outcome"),
         ended_in_room: d.count(|s| {
             s.scrape
                 .sum("dialgate_calls_total", &[("outcome", "admitted")])
@@ -762,7 +1005,7 @@ fn period_row(period: u64, d: &Delta<'_>, plan: &Plan) -> PeriodRow {
         admission_p99_ms: d.admission_ms(0.99),
         gateway_cpu_ms_per_call: (completed > 0).then(|| cpu * 1000.0 / completed as f64),
         gateway_cores: cpu / d.seconds(),
-        sipp_cores: (d.b.sipp_cpu_s - d.a.sipp_cpu_s) / d.seconds(),
+        caller_cores: (d.b.callers_cpu_s - d.a.callers_cpu_s) / d.seconds(),
         rss_kib: d.b.rss_kib,
         calls_in_progress: d.b.gauge("dialgate_calls_in_progress"),
         event_loop_lag_ms: d.b.gauge("dialgate_event_loop_lag_seconds") * 1000.0,
@@ -797,16 +1040,19 @@ struct Recovery {
     last_503_after_step_s: f64,
     /// Whether the run ended with the 503s over (not still shedding in its last second).
     clean_again: bool,
-    /// Seconds after the step ended until the last call SIPp counted failed
-    /// or the gateway refused `locked` (calls placed during the step end
-    /// up to a call's length later); 0 when none came after it.
+    /// Seconds after the step ended until the last call counted failed
+    /// (by SIPp, or for the replay driver by the gateway) or refused
+    /// `locked` (calls placed during the step end up to a call's length
+    /// later); 0 when none came after it.
     last_failure_after_step_s: f64,
 }
 
 #[derive(serde::Serialize)]
 struct Totals {
-    sipp: SippCounts,
-    /// Answered calls SIPp counted failed (a BYE in the hold, a lost reply…).
+    /// SIPp's counts, or the gateway's with the replay driver.
+    calls: CallCounts,
+    /// Answered calls counted failed (SIPp: a BYE in the hold, a lost
+    /// reply…; the gateway: calls that ended out of the room).
     answered_then_failed: u64,
     admitted: u64,
     attempts_by_outcome: BTreeMap<String, f64>,
@@ -817,7 +1063,9 @@ struct Totals {
     rows_in_store_after_stop: u64,
     rows_missing: i64,
     gateway_exit: Option<i32>,
-    sipp_exits: Vec<Option<i32>>,
+    /// The caller processes (SIPp or replay): exit codes, and the replay's
+    /// own reports.
+    callers: Vec<CallerRun>,
     scrapes_failed: u64,
 }
 
@@ -833,6 +1081,8 @@ struct Results {
     date: String,
     machine: String,
     plan: Plan,
+    /// What the calls do ([`Plan::describe_calls`]).
+    calls_description: String,
     seeding: Seeding,
     periods: Vec<PeriodRow>,
     overload: Vec<SliceRow>,
@@ -963,47 +1213,59 @@ fn machine() -> String {
     format!("{cpus} cores, {model}")
 }
 
-/// Runs the clean SIPp for the whole plan and the overload SIPp beside it
-/// for the step, sampling the gateway and SIPp every second; returns the
-/// samples (the first at 0 s, then one per tick, the last once both SIPp
-/// runs have exited) and SIPp's exit codes.
-fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> (Vec<Sample>, Vec<Option<i32>>, u64) {
-    let clean_calls = u64::from(plan.rate) * plan.end_s();
-    let hard_stop = plan.end_s() + plan.hold_ms / 1000 + 60;
+/// What [`drive`] returns: the samples (the first at 0 s, then one per
+/// tick, the last once both callers have exited), how each caller's run
+/// ended, and how many scrapes failed.
+struct Driven {
+    samples: Vec<Sample>,
+    callers: Vec<CallerRun>,
+    scrapes_failed: u64,
+}
+
+/// Runs the clean caller for the whole plan and the overload caller beside
+/// it for the step, sampling the gateway and the callers every second.
+/// Callers still running at the hard stop are killed (and leave no report).
+fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> Driven {
+    let hard_stop = plan.end_s() + plan.call_s() + 60;
+    let caller_dir = |run: &str| dir.join(format!("{}-{run}", plan.driver.name()));
     let t0 = Instant::now();
-    let mut sipps = vec![Sipp::start(
+    let mut callers = vec![Caller::start(
+        "clean",
         &gw.sip,
         plan,
         plan.rate,
-        clean_calls,
-        Duration::from_secs(hard_stop + 30),
-        &dir.join("sipp-clean"),
+        plan.end_s(),
+        &caller_dir("clean"),
     )];
     let mut last = None;
     let mut scrapes_failed = 0;
-    let mut sample = |tick: u64, sipps: &mut Vec<Sipp>| {
+    let mut sample = |tick: u64, callers: &mut Vec<Caller>| {
         let scrape = gw.scrape().or_else(|| {
             scrapes_failed += 1;
             last.clone()
         });
         last = scrape.clone();
+        let scrape = scrape.unwrap_or_default();
         Sample {
             t: t0.elapsed().as_secs_f64(),
             tick,
-            scrape: scrape.unwrap_or_default(),
             gateway_cpu_s: proc::cpu(gw.pid()).as_secs_f64(),
-            sipp_cpu_s: sipps
+            callers_cpu_s: callers
                 .iter()
-                .map(|s| proc::cpu(s.proc.pid()).as_secs_f64())
+                .map(|c| proc::cpu(c.proc.pid()).as_secs_f64())
                 .sum(),
             rss_kib: proc::rss_kib(gw.pid()),
-            sipp: sipps
-                .iter_mut()
-                .map(Sipp::counts)
-                .fold(SippCounts::default(), |a, b| a + b),
+            calls: match plan.driver {
+                Driver::Sipp => callers
+                    .iter_mut()
+                    .filter_map(Caller::counts)
+                    .fold(CallCounts::default(), |a, b| a + b),
+                Driver::Replay => CallCounts::from_gateway(&scrape),
+            },
+            scrape,
         }
     };
-    let mut samples = vec![sample(0, &mut sipps)];
+    let mut samples = vec![sample(0, &mut callers)];
     let mut tick = 1;
     let mut reported = 0;
     loop {
@@ -1011,17 +1273,17 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> (Vec<Sample>, Vec<Option<i32>
         {
             std::thread::sleep(wait);
         }
-        let s = sample(tick, &mut sipps);
-        // The step: a second SIPp beside the first, right after the sample
-        // that closes the clean periods.
-        if tick >= plan.clean_s() && sipps.len() == 1 {
-            sipps.push(Sipp::start(
+        let s = sample(tick, &mut callers);
+        // The step: a second caller beside the first, right after the
+        // sample that closes the clean periods.
+        if tick >= plan.clean_s() && callers.len() == 1 {
+            callers.push(Caller::start(
+                "overload",
                 &gw.sip,
                 plan,
                 plan.rate,
-                u64::from(plan.rate) * plan.overload_s,
-                Duration::from_secs(plan.overload_s + plan.hold_ms / 1000 + 90),
-                &dir.join("sipp-overload"),
+                plan.overload_s,
+                &caller_dir("overload"),
             ));
         }
         // Progress, once per period (a slow scrape may have skipped its tick).
@@ -1043,7 +1305,7 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> (Vec<Sample>, Vec<Option<i32>
             );
         }
         samples.push(s);
-        let done = tick >= plan.end_s() && sipps.iter_mut().all(|s| !s.running());
+        let done = tick >= plan.end_s() && callers.iter_mut().all(|c| !c.running());
         if done || tick >= hard_stop {
             break;
         }
@@ -1052,16 +1314,13 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> (Vec<Sample>, Vec<Option<i32>
     }
     // SIPp writes its last counts as it exits.
     let final_tick = tick + 1;
-    let s = sample(final_tick, &mut sipps);
+    let s = sample(final_tick, &mut callers);
     samples.push(s);
-    let exits = sipps
-        .iter_mut()
-        .map(|s| {
-            s.running();
-            s.exit.and_then(|e| e.code())
-        })
-        .collect();
-    (samples, exits, scrapes_failed)
+    Driven {
+        samples,
+        callers: callers.iter_mut().map(Caller::finish).collect(),
+        scrapes_failed,
+    }
 }
 
 /// The sample at or just after `tick`.
@@ -1100,10 +1359,10 @@ fn report(plan: &Plan, samples: &[Sample]) -> (Vec<PeriodRow>, Vec<SliceRow>, Re
             } else {
                 plan.rate
             },
-            placed: d.sipp(|s| s.placed),
-            answered: d.sipp(|s| s.answered),
+            placed: d.calls(|s| s.placed),
+            answered: d.calls(|s| s.answered),
             rejected_503: d.count(Sample::shed),
-            failed: d.sipp(|s| s.failed),
+            failed: d.calls(|s| s.failed),
             admitted: d.count(Sample::admitted),
             locked: d.count(Sample::locked),
             admission_p99_ms: d.admission_ms(0.99),
@@ -1129,7 +1388,7 @@ fn report(plan: &Plan, samples: &[Sample]) -> (Vec<PeriodRow>, Vec<SliceRow>, Re
             a: at(samples, t - 1),
             b: at(samples, t),
         };
-        d.sipp(|s| s.failed) + d.count(Sample::locked)
+        d.calls(|s| s.failed) + d.count(Sample::locked)
     };
     let last_failure = (step_end + 1..=end)
         .filter(|&t| failures(t) > 0)
@@ -1158,18 +1417,19 @@ fn print(r: &Results) {
         if p.quick { ", quick sizes" } else { "" }
     );
     println!(
-        "store seeded with {} attempt rows ({} failures) over 30 days in {:.1} s; full IVR calls ({}, hold {} ms) at {}/s for {} × {} s",
+        "store seeded with {} attempt rows ({} failures) over 30 days in {:.1} s; full IVR calls ({}) at {}/s for {} × {} s",
         r.seeding.rows,
         r.seeding.failures,
         r.seeding.seconds,
-        p.dtmf.describe(),
-        p.hold_ms,
+        p.describe_calls(),
         p.rate,
         p.periods,
         p.period_s
     );
+    let c = Columns::of(p.driver);
     println!(
-        "\n| period | placed | completed | failed | admitted | locked | 503 | admission p50 / p99 ms | gateway CPU ms/call | gateway cores | SIPp cores | RSS MiB | attempts made / rows written |"
+        "\n| period | {} | {} | {} | admitted | locked | 503 | admission p50 / p99 ms | gateway CPU ms/call | gateway cores | {} | RSS MiB | attempts made / rows written |",
+        c.placed, c.completed, c.failed, c.cores
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &r.periods {
@@ -1187,11 +1447,14 @@ fn print(r: &Results) {
             row.gateway_cpu_ms_per_call
                 .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
             row.gateway_cores,
-            row.sipp_cores,
+            row.caller_cores,
             row.rss_kib as f64 / 1024.0,
             row.attempts_made,
             row.rows_written
         );
+    }
+    if let Some(note) = c.note {
+        println!("\n{note}");
     }
     println!(
         "\noverload step: {}/s for {} s, then {}/s for {} s (seconds from the step's start)\n",
@@ -1201,7 +1464,8 @@ fn print(r: &Results) {
         p.recovery_s
     );
     println!(
-        "| s | offered/s | placed | answered | 503 | failed | admitted | locked | admission p99 ms | in progress |"
+        "| s | offered/s | {} | {} | 503 | {} | admitted | locked | admission p99 ms | in progress |",
+        c.placed, c.answered, c.failed
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.overload {
@@ -1235,11 +1499,12 @@ fn print(r: &Results) {
     );
     let t = &r.totals;
     println!(
-        "whole run: {} placed, {} answered, {} completed, {} failed ({} of them after answer), {} admitted; 503 by reason {:?}",
-        t.sipp.placed,
-        t.sipp.answered,
-        t.sipp.completed,
-        t.sipp.failed,
+        "whole run{}: {} placed, {} answered, {} completed, {} failed ({} of them after answer), {} admitted; 503 by reason {:?}",
+        c.whose,
+        t.calls.placed,
+        t.calls.answered,
+        t.calls.completed,
+        t.calls.failed,
         t.answered_then_failed,
         t.admitted,
         t.rejected_503_by_reason
@@ -1254,6 +1519,115 @@ fn print(r: &Results) {
         "attempt log: {} attempts made, {} rows written (metric, before SIGTERM), {} rows in the store after SIGTERM: {} missing",
         t.attempts_made, t.rows_written_metric, t.rows_in_store_after_stop, t.rows_missing
     );
+    if p.driver == Driver::Replay {
+        print_replay_reports(&t.callers);
+    }
+}
+
+/// The call-count columns' names, which say whose counts they are.
+struct Columns {
+    placed: &'static str,
+    answered: &'static str,
+    completed: &'static str,
+    failed: &'static str,
+    cores: &'static str,
+    /// For the whole-run line.
+    whose: &'static str,
+    note: Option<&'static str>,
+}
+
+impl Columns {
+    fn of(driver: Driver) -> Columns {
+        match driver {
+            Driver::Sipp => Columns {
+                placed: "placed",
+                answered: "answered",
+                completed: "completed",
+                failed: "failed",
+                cores: "SIPp cores",
+                whose: "",
+                note: None,
+            },
+            Driver::Replay => Columns {
+                placed: "placed (gw)",
+                answered: "answered (gw)",
+                completed: "completed (gw)",
+                failed: "failed (gw)",
+                cores: "replay cores",
+                whose: " (the gateway's counts)",
+                note: Some(
+                    "(gw): the gateway's counts, as the replay reports only as it exits — placed = calls ended + in progress + 503s, answered = placed − 503s, completed = ended from the room, failed = ended otherwise + 503s; the replay's own reports follow",
+                ),
+            },
+        }
+    }
+}
+
+/// Each replay run's own report: what its callers saw, failures and
+/// abandoned calls by cause, latencies.
+fn print_replay_reports(runs: &[CallerRun]) {
+    let (mut failed, mut abandoned) = (0, 0);
+    for run in runs {
+        let head = format!(
+            "replay {} ({}/s, {} calls, exit {})",
+            run.run,
+            run.rate,
+            run.calls,
+            run.exit_code.map_or_else(|| "–".into(), |c| c.to_string())
+        );
+        let Some(r) = &run.report else {
+            println!(
+                "{head}: no report (killed at the bench's hard stop, or it did not start: its stderr.log is kept with SOAK_KEEP=1)"
+            );
+            continue;
+        };
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        let causes = |k: &str| match r[k].as_object() {
+            Some(m) if !m.is_empty() => {
+                let parts: Vec<String> = m.iter().map(|(c, v)| format!("{c} {v}")).collect();
+                format!(" ({})", parts.join(", "))
+            }
+            _ => String::new(),
+        };
+        let ms = |k: &str| {
+            let l = &r[k];
+            let q = |p: &str| {
+                l[p].as_f64()
+                    .map_or_else(|| "–".into(), |v| format!("{v:.1}"))
+            };
+            format!("{} / {} / {}", q("p50_ms"), q("p99_ms"), q("max_ms"))
+        };
+        failed += n("failed");
+        abandoned += n("abandoned");
+        println!(
+            "{head}: attempted {}, answered {}, admitted {}, refused {}{}, abandoned {}, failed {}{}; {:.1} calls/s",
+            n("attempted"),
+            n("answered"),
+            n("admitted"),
+            n("refused"),
+            causes("refused_by_cause"),
+            n("abandoned"),
+            n("failed"),
+            causes("failed_by_cause"),
+            r["cps"].as_f64().unwrap_or(0.0),
+        );
+        println!(
+            "  setup p50 / p99 / max {} ms, admission p50 / p99 / max {} ms; retransmissions {} sent, {} received; differences from the trace: {}",
+            ms("setup_latency"),
+            ms("admission_latency"),
+            n("retransmissions_sent"),
+            n("retransmissions_received"),
+            match causes("differences_from_trace").as_str() {
+                "" => "none".to_owned(),
+                d => d.trim_start().to_owned(),
+            }
+        );
+    }
+    if failed + abandoned > 0 {
+        println!(
+            "replay: {failed} calls failed and {abandoned} abandoned (hung up before a verdict), by cause above"
+        );
+    }
 }
 
 fn main() {
@@ -1265,7 +1639,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if Command::new("sipp").arg("-v").output().is_err() {
+    if plan.driver == Driver::Sipp && Command::new("sipp").arg("-v").output().is_err() {
         eprintln!("soak bench: SIPp is not installed (./dev bench soak installs sip-tester)");
         std::process::exit(1);
     }
@@ -1285,7 +1659,11 @@ fn main() {
         }
     );
     let mut gw = Gateway::start(&db, &secret, &dir.path().join("gateway.log"), &plan);
-    let (samples, sipp_exits, scrapes_failed) = drive(&gw, &plan, dir.path());
+    let Driven {
+        samples,
+        callers,
+        scrapes_failed,
+    } = drive(&gw, &plan, dir.path());
     let last = samples.last().expect("samples");
     let first = samples.first().expect("samples");
     let gateway_exit = gw.stop();
@@ -1294,11 +1672,11 @@ fn main() {
     let attempts_made = last.attempts().round() as u64;
     let rows_in_store = rows_after.saturating_sub(rows_before);
     let totals = Totals {
-        sipp: last.sipp,
+        calls: last.calls,
         answered_then_failed: last
-            .sipp
+            .calls
             .failed
-            .saturating_sub(last.sipp.placed.saturating_sub(last.sipp.answered)),
+            .saturating_sub(last.calls.placed.saturating_sub(last.calls.answered)),
         admitted: Delta { a: first, b: last }.count(Sample::admitted),
         attempts_by_outcome: last.scrape.by("dialgate_attempts_total", "outcome"),
         rejected_503_by_reason: last.scrape.by("dialgate_calls_shed_total", "reason"),
@@ -1308,12 +1686,13 @@ fn main() {
         rows_in_store_after_stop: rows_in_store,
         rows_missing: attempts_made as i64 - rows_in_store as i64,
         gateway_exit: gateway_exit.and_then(|e| e.code()),
-        sipp_exits,
+        callers,
         scrapes_failed,
     };
     let results = Results {
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         machine: machine(),
+        calls_description: plan.describe_calls(),
         plan,
         seeding,
         periods,
