@@ -14,7 +14,7 @@ use dialgate::sip::sdp::Codec;
 use serde_json::Value;
 use support::caller::{Caller, Dial};
 use support::http::{call, token};
-use support::{Gateway, SippRun, attempt_log, keypad_pcap, scenario, sipp};
+use support::{Gateway, SippRun, keypad_pcap, scenario, sipp};
 
 const CODE: &str = "001122334";
 /// Presses in `CODE#`.
@@ -106,7 +106,7 @@ async fn a_caller_without_telephone_event_keys_the_code_as_tones_and_is_admitted
         let ms = p["duration_ms"].as_u64().expect("a tone's length is known");
         assert!((70..=130).contains(&ms), "held {ms} ms: {p}");
     }
-    let attempts = attempt_log(&gw.db).await;
+    let attempts = gw.attempt_log().await;
     assert_eq!(attempts.first().map(|a| a.1.as_str()), Some("admitted"));
     assert!(gw.log().contains("joined room"));
     assert!(!gw.log().contains(CODE), "codes never reach the log");
@@ -140,7 +140,7 @@ async fn keys_sent_both_as_rfc4733_and_as_tones_are_counted_once() {
         "every key as a tone too: {live}"
     );
     assert_eq!(counted(&live, None), PRESSES, "each key typed once: {live}");
-    let attempts = attempt_log(&gw.db).await;
+    let attempts = gw.attempt_log().await;
     assert_eq!(
         attempts.iter().map(|a| a.1.as_str()).collect::<Vec<_>>(),
         ["admitted"],
@@ -183,7 +183,7 @@ async fn a_reinvite_that_drops_telephone_event_turns_tone_detection_on() {
         PRESSES,
         "the first tones were not keys: {live}"
     );
-    let attempts = attempt_log(&gw.db).await;
+    let attempts = gw.attempt_log().await;
     assert_eq!(
         attempts.iter().map(|a| a.1.as_str()).collect::<Vec<_>>(),
         ["admitted"]

@@ -9,8 +9,8 @@ const CODE: &str = "8675309";
 const FLAGS: &[&str] = &["--lockout-attempts", "2", "--max-attempts", "1"];
 
 /// Outcomes only, oldest first.
-async fn outcomes(db: &str) -> Vec<String> {
-    support::attempt_log(db)
+async fn outcomes(gw: &Gateway) -> Vec<String> {
+    gw.attempt_log()
         .await
         .into_iter()
         .map(|(_, outcome)| outcome)
@@ -28,14 +28,14 @@ async fn after_two_wrong_codes_the_right_code_is_refused_even_after_a_restart() 
     let mut gw = Gateway::start(dir, db.clone(), FLAGS).await;
     refused_call(&gw, "1111#").await;
     refused_call(&gw, "2222#").await;
-    assert_eq!(outcomes(&db).await, vec!["wrong", "wrong"]);
+    assert_eq!(outcomes(&gw).await, vec!["wrong", "wrong"]);
     // The lockout lives in the database: a new gateway process keeps it.
     let status = gw.interrupt().await;
     assert!(status.success());
     let Gateway { dir, .. } = gw;
     let gw = Gateway::start(dir, db.clone(), FLAGS).await;
     refused_call(&gw, &format!("{CODE}#")).await;
-    assert_eq!(outcomes(&db).await, vec!["wrong", "wrong", "locked"]);
+    assert_eq!(outcomes(&gw).await, vec!["wrong", "wrong", "locked"]);
     // The attempt log through the CLI: rows with outcomes, and the failure summary.
     let (rc, out, err) = support::cli(
         &db,
@@ -73,13 +73,13 @@ async fn after_two_wrong_codes_the_right_code_is_refused_even_after_a_restart() 
 #[tokio::test]
 async fn under_the_threshold_the_right_code_still_admits() {
     let (dir, db) = Gateway::provisioned(CODE);
-    let gw = Gateway::start(dir, db.clone(), FLAGS).await;
+    let gw = Gateway::start(dir, db, FLAGS).await;
     refused_call(&gw, "1111#").await;
     let keys = format!("{CODE}#");
     let run = info_call(&gw, &keys, "2000").await;
     run.assert_ok(&gw);
     assert_eq!(
-        outcomes(&db).await,
+        outcomes(&gw).await,
         vec!["wrong", "admitted"],
         "admitted after the delay"
     );
@@ -98,7 +98,7 @@ async fn a_probed_number_answers_slowly_but_its_media_never_stalls() {
         "1",
     ];
     let (dir, db) = Gateway::provisioned(CODE);
-    let gw = Gateway::start(dir, db.clone(), &flags).await;
+    let gw = Gateway::start(dir, db, &flags).await;
     let mut prober = Caller::dial(&gw.sip, Dial::default()).await;
     prober.key_rfc4733("1111#").await;
     assert!(prober.wait_bye(Duration::from_secs(10)).await.is_some());
@@ -125,7 +125,7 @@ async fn a_probed_number_answers_slowly_but_its_media_never_stalls() {
         "RTP kept flowing during the slowed lookup: longest gap {gap:?}"
     );
     assert_eq!(
-        outcomes(&db).await,
+        outcomes(&gw).await,
         vec!["wrong", "admitted"],
         "admitted after the delay"
     );

@@ -7,8 +7,8 @@ use chrono::Utc;
 use support::{Gateway, cli, info_call, info_call_refused, schedule_meeting as schedule};
 
 /// Outcomes only, oldest first.
-async fn attempts(db: &str) -> Vec<String> {
-    support::attempt_log(db)
+async fn attempts(gw: &Gateway) -> Vec<String> {
+    gw.attempt_log()
         .await
         .into_iter()
         .map(|(_, outcome)| outcome)
@@ -28,7 +28,7 @@ async fn one_time_code_of_a_meeting_starting_in_10_minutes_admits() {
     let keys = format!("{code}#");
     let run = info_call(&gw, &keys, "2000").await;
     run.assert_ok(&gw);
-    assert_eq!(attempts(&gw.db).await, vec!["admitted"]);
+    assert_eq!(attempts(&gw).await, vec!["admitted"]);
     assert!(
         !gw.log().contains(&code),
         "the one-time code must never reach the log"
@@ -47,7 +47,7 @@ async fn meeting_starting_in_20_minutes_is_not_started_yet() {
     let keys = format!("{code}#");
     let run = info_call_refused(&gw, &keys).await;
     run.assert_ok(&gw);
-    assert_eq!(attempts(&gw.db).await, vec!["not_started"]);
+    assert_eq!(attempts(&gw).await, vec!["not_started"]);
     assert!(
         gw.log().contains("call refused outcome=\"not_started\""),
         "{}",
@@ -71,7 +71,7 @@ async fn a_cancelled_meetings_code_stops_working_for_the_next_call() {
     let keys = format!("{code}#");
     let run = info_call_refused(&gw, &keys).await;
     run.assert_ok(&gw);
-    assert_eq!(attempts(&gw.db).await, vec!["wrong"]);
+    assert_eq!(attempts(&gw).await, vec!["wrong"]);
 }
 
 #[test]

@@ -75,7 +75,7 @@ async fn a_full_attempt_writer_sheds_new_calls_with_503_before_answering_and_los
     assert_eq!(second.hang_up().await, Some(200));
     assert!(gw.terminate().await.success());
     // Two calls keyed a code, two rows; the refused call was never an attempt.
-    let rows = support::attempt_rows(&db).await;
+    let rows = support::attempt_rows_after_stop(&db).await;
     let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(outcomes, vec!["admitted", "admitted"], "{}", gw.log());
 }
@@ -104,8 +104,8 @@ async fn sigterm_writes_every_queued_attempt_row_before_the_gateway_exits() {
     drop((right, wrong));
     let Gateway { dir, .. } = gw;
     // Counted after a restart on the same database.
-    let gw = Gateway::start(dir, db.clone(), &[]).await;
-    let rows = support::attempt_rows(&db).await;
+    let gw = Gateway::start(dir, db, &[]).await;
+    let rows = gw.attempt_rows().await;
     let mut outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
     outcomes.sort_unstable();
     assert_eq!(outcomes, vec!["admitted", "wrong"], "{}", gw.log());

@@ -8,8 +8,8 @@ use std::time::Duration;
 use support::caller::{Caller, Dial};
 use support::{Gateway, cli, info_call, schedule_meeting};
 
-async fn outcomes(db: &str) -> Vec<(String, String)> {
-    support::attempt_log(db).await
+async fn outcomes(gw: &Gateway) -> Vec<(String, String)> {
+    gw.attempt_log().await
 }
 
 /// A meeting starting in 5 minutes (optionally with a security code) and one invitee.
@@ -50,7 +50,7 @@ fn pair(stage: &str, outcome: &str) -> (String, String) {
 async fn personal_code_admits_once_rejoins_by_caller_id_and_refuses_others() {
     let (dir, db) = Gateway::provisioned("1");
     let (_, code) = meeting_with_invitee(&db, None);
-    let gw = Gateway::start(dir, db.clone(), &["--max-attempts", "1"]).await;
+    let gw = Gateway::start(dir, db, &["--max-attempts", "1"]).await;
     let keys = format!("{code}#");
     for _ in 0..2 {
         // SIPp's caller-ID is "sipp" both times: the second call is a rejoin.
@@ -70,7 +70,7 @@ async fn personal_code_admits_once_rejoins_by_caller_id_and_refuses_others() {
         "{bye:?}"
     );
     assert_eq!(
-        outcomes(&db).await,
+        outcomes(&gw).await,
         vec![
             pair("access", "admitted"),
             pair("access", "admitted"),
@@ -104,7 +104,7 @@ async fn revoking_the_invitee_fails_the_code_even_mid_entry() {
             .is_some_and(|r| r.contains("text=\"revoked\"")),
         "{bye:?}"
     );
-    assert_eq!(outcomes(&db).await, vec![pair("security", "revoked")]);
+    assert_eq!(outcomes(&gw).await, vec![pair("security", "revoked")]);
     // And a new call with the revoked code is refused at the access stage.
     let mut again = Caller::dial(&gw.sip, Dial::default()).await;
     again.key_rfc4733(&format!("{code}#")).await;
@@ -112,7 +112,7 @@ async fn revoking_the_invitee_fails_the_code_even_mid_entry() {
         .wait_bye(Duration::from_secs(20))
         .await
         .expect("hung up");
-    assert_eq!(outcomes(&db).await.last(), Some(&pair("access", "revoked")));
+    assert_eq!(outcomes(&gw).await.last(), Some(&pair("access", "revoked")));
 }
 
 #[test]

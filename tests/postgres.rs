@@ -19,7 +19,7 @@ async fn call_is_admitted_with_a_postgres_store() {
     let run = info_call(&gw, "0099#", "2000").await;
     run.assert_ok(&gw);
     assert_eq!(
-        support::attempt_log(&pg.url).await,
+        gw.attempt_log().await,
         vec![("access".to_owned(), "admitted".to_owned())]
     );
     let (rc, out, err) = support::cli(

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{BIN, Gateway, attempt_rows, repo, schedule_meeting};
+use support::{BIN, Gateway, repo, schedule_meeting};
 
 /// The code the traces key (the demo room's).
 const TRACE_CODE: &str = "123456789";
@@ -89,7 +89,7 @@ async fn a_real_softphones_capture_is_admitted_by_a_real_gateway() {
     assert_eq!(r["admission_latency"]["count"], 3, "{r}");
     assert!(r["rtp_packets_sent"].as_u64().unwrap() > 3 * 100, "{r}");
     // The gateway saw three calls, each admitted once, each its own.
-    let log = attempt_rows(&gw.db).await;
+    let log = gw.attempt_rows().await;
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(log.iter().all(|a| a.outcome == "admitted"), "{log:?}");
     let ids: HashSet<_> = log.iter().map(|a| a.call_id.clone()).collect();
@@ -135,7 +135,7 @@ async fn twenty_right_and_ten_wrong_codes_give_twenty_admitted_and_ten_refused()
     assert_eq!(r["failed"], 0, "{r}");
     assert_eq!(r["setup_latency"]["count"], 30, "{r}");
     assert_eq!(r["admission_latency"]["count"], 20, "{r}");
-    let log = attempt_rows(&gw.db).await;
+    let log = gw.attempt_rows().await;
     let admitted = log.iter().filter(|a| a.outcome == "admitted").count();
     let wrong = log.iter().filter(|a| a.outcome == "wrong").count();
     assert_eq!((admitted, wrong), (20, 10), "{log:?}");
@@ -186,7 +186,16 @@ async fn wrong_thrice_and_hanging_up_in_the_prompt_end_as_their_traces_did() {
     assert_eq!(hangup.code, 0, "{r}\n{}", hangup.stderr);
     assert_eq!(r["abandoned"], 2, "{r}");
     assert_eq!(r["admitted"], 0, "{r}");
-    let log = attempt_rows(&gw.db).await;
+    // The gateway answers a BYE before the call learns of it and records
+    // the hang-up: await that record, not only the replay's end.
+    gw.await_metric(
+        gw.token().await,
+        "dialgate_attempts_total{stage=\"access\",outcome=\"abandoned\"}",
+        Duration::from_secs(10),
+        |v| v >= 2.0,
+    )
+    .await;
+    let log = gw.attempt_rows().await;
     assert_eq!(log.iter().filter(|a| a.outcome == "wrong").count(), 6);
     assert_eq!(log.iter().filter(|a| a.outcome == "abandoned").count(), 2);
 }

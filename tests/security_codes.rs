@@ -9,8 +9,8 @@ use support::{Gateway, cli, info_call, info_call_refused};
 const ACCESS: &str = "31415926";
 const SECURITY: &str = "00428571";
 
-async fn attempts(db: &str) -> Vec<(String, String)> {
-    support::attempt_log(db).await
+async fn attempts(gw: &Gateway) -> Vec<(String, String)> {
+    gw.attempt_log().await
 }
 
 fn secured_room() -> (tempfile::TempDir, String) {
@@ -43,7 +43,7 @@ async fn right_access_then_right_security_code_admits() {
     let run = info_call(&gw, &keys, "2500").await;
     run.assert_ok(&gw);
     assert_eq!(
-        attempts(&gw.db).await,
+        attempts(&gw).await,
         vec![("security".to_owned(), "admitted".to_owned())]
     );
     let log = gw.log();
@@ -63,7 +63,7 @@ async fn wrong_security_code_three_times_gets_bye() {
     run.assert_ok(&gw);
     let wrong = ("security".to_owned(), "wrong".to_owned());
     assert_eq!(
-        attempts(&gw.db).await,
+        attempts(&gw).await,
         vec![wrong.clone(), wrong.clone(), wrong]
     );
     assert!(!gw.log().contains("joined room"));
@@ -121,7 +121,7 @@ async fn meeting_security_code_and_tenant_default_apply_to_one_time_codes() {
     let run = info_call(&gw, &keys, "2500").await;
     run.assert_ok(&gw);
     assert_eq!(
-        attempts(&gw.db).await,
+        attempts(&gw).await,
         vec![("security".to_owned(), "admitted".to_owned())]
     );
 }

@@ -9,8 +9,8 @@ use support::{Gateway, info_call, info_call_refused, scenario, sipp};
 
 const CODE: &str = "047110815";
 
-async fn attempts(db: &str) -> Vec<(String, String)> {
-    support::attempt_log(db).await
+async fn attempts(gw: &Gateway) -> Vec<(String, String)> {
+    gw.attempt_log().await
 }
 
 #[tokio::test]
@@ -39,7 +39,7 @@ async fn wrong_code_three_times_by_sip_info_gets_bye_with_reason() {
     assert!(!log.contains("joined room"), "{log}");
     let wrong = ("access".to_owned(), "wrong".to_owned());
     assert_eq!(
-        attempts(&gw.db).await,
+        attempts(&gw).await,
         vec![wrong.clone(), wrong.clone(), wrong]
     );
 }
@@ -78,11 +78,11 @@ async fn cancel_before_answer_gets_487() {
 #[tokio::test]
 async fn attempt_log_keeps_outcomes_not_codes() {
     let (dir, db) = Gateway::provisioned(CODE);
-    let gw = Gateway::start(dir, db.clone(), &["--max-attempts", "1"]).await;
+    let gw = Gateway::start(dir, db, &["--max-attempts", "1"]).await;
     let run = info_call_refused(&gw, "99#").await;
     run.assert_ok(&gw);
     assert_eq!(
-        attempts(&db).await,
+        attempts(&gw).await,
         vec![("access".to_owned(), "wrong".to_owned())]
     );
 }

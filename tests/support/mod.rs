@@ -90,6 +90,8 @@ pub struct Gateway {
     /// The REST API's `host:port`.
     pub api: String,
     child: Child,
+    /// An API token on `db`, made on first use ([`Gateway::token`]).
+    token: tokio::sync::OnceCell<String>,
 }
 
 impl Gateway {
@@ -183,6 +185,7 @@ impl Gateway {
             db,
             sip,
             child,
+            token: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -217,15 +220,86 @@ impl Gateway {
             .expect("wait")
     }
 
+    /// An API token for this gateway, made with the CLI on first use and
+    /// kept (the gateway checks tokens in its database on every request).
+    pub async fn token(&self) -> &str {
+        self.token
+            .get_or_init(|| async {
+                let db = self.db.clone();
+                tokio::task::spawn_blocking(move || http::token(&db))
+                    .await
+                    .expect("token thread")
+            })
+            .await
+    }
+
+    /// `/metrics` as text, read with `token`.
+    async fn scrape(&self, token: &str) -> String {
+        let (status, text) = http::request(&self.api, "GET", "/metrics", Some(token), None).await;
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
     /// The value of the metric line `series` (name and labels as the
     /// gateway prints them) in `/metrics`, read with `token`; 0 while absent.
     pub async fn metric(&self, token: &str, series: &str) -> f64 {
-        let (status, text) = http::request(&self.api, "GET", "/metrics", Some(token), None).await;
-        assert_eq!(status, 200, "{text}");
-        text.lines()
+        self.scrape(token)
+            .await
+            .lines()
             .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .find_map(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// Attempts recorded and attempt rows written so far, from one read
+    /// of `/metrics`.
+    pub async fn attempt_counts(&self) -> AttemptCounts {
+        let text = self.scrape(self.token().await).await;
+        AttemptCounts {
+            recorded: sum_of_series(&text, ATTEMPTS_RECORDED),
+            written: sum_of_series(&text, ATTEMPT_ROWS_WRITTEN),
+        }
+    }
+
+    /// Waits until the attempt log's writer has committed every attempt
+    /// this gateway has recorded so far (read from `/metrics` every 20 ms,
+    /// at most 10 s), failing the test if it does not; returns the counts.
+    pub async fn await_attempts_written(&self) -> AttemptCounts {
+        let limit = Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let counts = self.attempt_counts().await;
+            if counts.written == counts.recorded {
+                return counts;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "attempt log: {} rows written of {} attempts recorded after {limit:?}\n--- gateway log ---\n{}",
+                counts.written,
+                counts.recorded,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The attempt log of this running gateway's database, whole rows,
+    /// oldest first, once every attempt it has recorded so far is written
+    /// (rows of an earlier gateway on the same database included). An
+    /// attempt the gateway has yet to record is not waited for: a hang-up
+    /// it has answered but not handled yet, say — await that first.
+    pub async fn attempt_rows(&self) -> Vec<dialgate::store::AttemptRow> {
+        self.await_attempts_written().await;
+        read_attempt_rows(&self.db).await
+    }
+
+    /// [`Gateway::attempt_rows`] as (stage, outcome).
+    pub async fn attempt_log(&self) -> Vec<(String, String)> {
+        self.attempt_rows()
+            .await
+            .into_iter()
+            .map(|a| (a.stage, a.outcome))
+            .collect()
     }
 
     /// Waits until `series` in `/metrics` satisfies `ready` (checked every
@@ -373,37 +447,51 @@ pub async fn info_call_refused(gw: &Gateway, keys: &str) -> SippRun {
     .await
 }
 
-/// The attempt log of `db` as (stage, outcome), oldest first.
-pub async fn attempt_log(db: &str) -> Vec<(String, String)> {
-    attempt_rows(db)
-        .await
-        .into_iter()
-        .map(|a| (a.stage, a.outcome))
-        .collect()
+/// Every `dialgate_attempts_total{stage,outcome}` series: attempts the
+/// gateway has recorded (queued for the attempt log).
+const ATTEMPTS_RECORDED: &str = "dialgate_attempts_total";
+/// Attempt rows the attempt log's writer has committed.
+const ATTEMPT_ROWS_WRITTEN: &str = "dialgate_attempt_rows_written_total";
+
+/// What `/metrics` says of the attempt log.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttemptCounts {
+    /// Attempts recorded, all stages and outcomes.
+    pub recorded: f64,
+    /// Rows committed to the database.
+    pub written: f64,
 }
 
-/// The attempt log of `db`, whole rows, once the gateway's writer has
-/// committed what it queued: the rows stay the same over three batch
-/// windows (50 ms each), at most 5 s. A stopgap: the gateway says nothing
-/// a test could await when its writer is idle.
-pub async fn attempt_rows(db: &str) -> Vec<dialgate::store::AttemptRow> {
+/// The sum of every series of metric `name` (with or without labels) in
+/// the Prometheus text `text`; 0 while absent.
+fn sum_of_series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// The attempt log of `db`, whole rows, oldest first, read at once.
+///
+/// Only for a gateway that has stopped (`terminate()`/`interrupt()` write
+/// every queued row before it exits): a running gateway's writer may still
+/// hold rows, so read through [`Gateway::attempt_rows`] then.
+pub async fn attempt_rows_after_stop(db: &str) -> Vec<dialgate::store::AttemptRow> {
+    read_attempt_rows(db).await
+}
+
+async fn read_attempt_rows(db: &str) -> Vec<dialgate::store::AttemptRow> {
     let store = dialgate::store::Store::open(db).await.expect("open store");
-    let read = || async {
-        store
-            .query_attempts(None, None, None)
-            .await
-            .expect("attempt log")
-    };
-    let mut rows = read().await;
-    for _ in 0..33 {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        let again = read().await;
-        if again == rows {
-            break;
-        }
-        rows = again;
-    }
-    rows
+    store
+        .query_attempts(None, None, None)
+        .await
+        .expect("attempt log")
 }
 
 /// A pcap of RTP keying `code` as `signal` says (events, tones or both),
