@@ -43,8 +43,8 @@ use tokio::sync::watch;
 use crate::media::codec::{self, Decoder, Encoder, OpusParams};
 use crate::media::jitter::{Jitter, Playout};
 use crate::media::leg::Leg;
-use crate::media::pcm::PCM_FRAME;
-use crate::media::prompts::{PromptId, PromptSet};
+use crate::media::pcm::{NARROW_FRAME, PCM_FRAME};
+use crate::media::prompts::{Announcement, PromptId, PromptSet};
 use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
 use crate::sip::sdp::Codec;
@@ -98,7 +98,7 @@ pub struct Member {
     held: std::sync::atomic::AtomicBool,
     /// An announcement for this member alone, over its mix: samples and
     /// how far it has played.
-    announcement: Mutex<Option<(Arc<[i16]>, usize)>>,
+    announcement: Mutex<Option<(Announcement, usize)>>,
 }
 
 impl Member {
@@ -149,28 +149,49 @@ impl Member {
         self.announce(self.prompts.shared(prompt));
     }
 
-    /// Plays `samples` (16 kHz) to this member alone, over the room's mix;
-    /// replaces an announcement still playing.
-    pub fn announce(&self, samples: Arc<[i16]>) {
+    /// Plays `said` to this member alone, over the room's mix; replaces an
+    /// announcement still playing.
+    pub fn announce(&self, said: Announcement) {
         if let Ok(mut a) = self.announcement.lock() {
-            *a = Some((samples, 0));
+            *a = Some((said, 0));
         }
+    }
+
+    /// Whether an announcement is playing to this member.
+    fn announcing(&self) -> bool {
+        self.announcement.lock().is_ok_and(|a| a.is_some())
     }
 
     /// Adds the next 20 ms of the announcement into `frame`; false when
     /// there is none (the shared payload can be sent as it is).
     fn overlay_announcement(&self, frame: &mut Frame) -> bool {
+        self.next_announcement(|said, at| {
+            let chunk = said.wide.get(at..).unwrap_or(&[]);
+            overlay(frame, &chunk[..chunk.len().min(PCM_FRAME)]);
+        })
+    }
+
+    /// As [`overlay_announcement`](Self::overlay_announcement), at 8 kHz
+    /// into `frame`, from the announcement's 8 kHz copy.
+    fn overlay_announcement_narrow(&self, frame: &mut [i16; NARROW_FRAME]) -> bool {
+        self.next_announcement(|said, at| {
+            let chunk = said.narrow.get(at / 2..).unwrap_or(&[]);
+            overlay(frame, &chunk[..chunk.len().min(NARROW_FRAME)]);
+        })
+    }
+
+    /// Hands `add` the announcement and where it is (in 16 kHz samples),
+    /// then moves on 20 ms; false when there is none.
+    fn next_announcement(&self, add: impl FnOnce(&Announcement, usize)) -> bool {
         let Ok(mut guard) = self.announcement.lock() else {
             return false;
         };
-        let Some((samples, at)) = guard.as_mut() else {
+        let Some((said, at)) = guard.as_mut() else {
             return false;
         };
-        let chunk = samples.get(*at..).unwrap_or(&[]);
-        let chunk = &chunk[..chunk.len().min(frame.len())];
-        overlay(frame, chunk);
-        *at += chunk.len();
-        if *at >= samples.len() {
+        add(said, *at);
+        *at += PCM_FRAME;
+        if *at >= said.wide.len() {
             *guard = None;
         }
         true
@@ -336,7 +357,7 @@ impl Chime {
 }
 
 /// Adds `over` into the start of `frame`, saturating.
-fn overlay(frame: &mut Frame, over: &[i16]) {
+fn overlay(frame: &mut [i16], over: &[i16]) {
     for (f, s) in frame.iter_mut().zip(over) {
         *f = f.saturating_add(*s);
     }
@@ -395,7 +416,7 @@ impl Room {
 
     /// "You are the only person…" or "there are N participants…", in `m`'s
     /// language.
-    fn count_for(&self, m: &Member) -> Arc<[i16]> {
+    fn count_for(&self, m: &Member) -> Announcement {
         match self.roster.in_room() {
             0 | 1 => m.prompts.shared(PromptId::OnlyPerson),
             n => m.prompts.count_sentence(n),
@@ -665,6 +686,8 @@ struct Fanout {
     codecs: Vec<Option<Codec>>,
     plan: Vec<(usize, Option<Codec>)>,
     payloads: Vec<Vec<u8>>,
+    /// Per plan entry, the 8 kHz PCM its payload was encoded from (G.711).
+    narrows: Vec<Option<[i16; NARROW_FRAME]>>,
     encoders: HashMap<(MixKey, Codec), Box<dyn Encoder>>,
     used: Vec<(MixKey, Codec)>,
 }
@@ -684,8 +707,15 @@ impl Fanout {
         self.codecs.extend(members.iter().map(|m| m.leg.codec()));
         mixer::encode_plan(&tick.heard, &self.codecs, &mut self.plan);
         self.payloads.resize_with(self.plan.len(), Vec::new);
+        self.narrows.clear();
+        self.narrows.resize(self.plan.len(), None);
         self.used.clear();
-        for ((mix, codec), payload) in self.plan.iter().zip(&mut self.payloads) {
+        for (((mix, codec), payload), narrow) in self
+            .plan
+            .iter()
+            .zip(&mut self.payloads)
+            .zip(&mut self.narrows)
+        {
             let (Some(codec), Some(mixed)) = (codec, tick.mixes.get(*mix)) else {
                 continue;
             };
@@ -710,6 +740,12 @@ impl Fanout {
                 .entry((key, *codec))
                 .or_insert_with(|| codec::encoder(*codec, OpusParams::default()));
             encoder.encode(&frame, payload);
+            *narrow = encoder.narrow_pcm().map(|pcm| {
+                let mut f = [0; NARROW_FRAME];
+                let n = pcm.len().min(NARROW_FRAME);
+                f[..n].copy_from_slice(&pcm[..n]);
+                f
+            });
             self.used.push((key, *codec));
         }
         let encodes = self.used.len();
@@ -727,6 +763,26 @@ impl Fanout {
             };
             let chime = chime.filter(|_| in_room);
             let spared = chime.is_some_and(|c| c.except == member.call.0);
+            let at = self.plan.iter().position(|p| *p == (*mix, *codec));
+            // A G.711 member's announcement is added at 8 kHz to the PCM its
+            // mix was encoded from (chime and all), or to silence in the
+            // waiting room: no filter of its own.
+            if !spared && member.announcing() {
+                let narrow = if in_room {
+                    at.and_then(|i| self.narrows.get(i).copied().flatten())
+                } else {
+                    codec
+                        .filter(|c| matches!(c, Codec::Pcmu | Codec::Pcma))
+                        .map(|_| [0; NARROW_FRAME])
+                };
+                if let Some(mut frame) = narrow
+                    && member.overlay_announcement_narrow(&mut frame)
+                {
+                    // Another codec by now (a re-INVITE): this frame is lost.
+                    member.leg.send_narrow(&frame);
+                    continue;
+                }
+            }
             // The chime is added only to a frame that is encoded for this
             // member alone; the others get it in the shared payload.
             if let Some(mut frame) = base
@@ -738,7 +794,6 @@ impl Fanout {
                 member.leg.send_frame(&frame);
                 continue;
             }
-            let at = self.plan.iter().position(|p| *p == (*mix, *codec));
             if let Some(payload) = at.and_then(|i| self.payloads.get(i)) {
                 member.leg.send_payload(payload);
             }
@@ -1044,6 +1099,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_g711_members_announcement_is_added_at_8_khz_to_the_pcm_its_mix_was_encoded_from() {
+        let mut members = Vec::new();
+        let mut receivers = Vec::new();
+        for call in 1..=2 {
+            let (m, r) = listened_member(call).await;
+            members.push(m);
+            receivers.push(r);
+        }
+        members[1].announce(Announcement::new(Arc::from(vec![2000i16; 16_000])));
+        let tick = Tick {
+            mixes: vec![[1000; PCM_FRAME]],
+            heard: vec![mixer::SHARED; 2],
+            talkers: vec![false; 2],
+        };
+        let mut fanout = Fanout::default();
+        let mut heard = (0, 0);
+        // Past the filters' first frames: the levels are steady.
+        for _ in 0..5 {
+            assert_eq!(fanout.send(&members, &tick, None, None), 1, "one encode");
+            heard = (
+                level_received(&receivers[0]).await,
+                level_received(&receivers[1]).await,
+            );
+        }
+        let near = |got: i16, want: i16| (got - want).abs() < 60;
+        assert!(near(heard.0, 1000), "the room's mix as it is: {heard:?}");
+        assert!(
+            near(heard.1, 3000),
+            "the mix and the announcement: {heard:?}"
+        );
+        // In the waiting room it is said over silence, not over the music.
+        let music = Tick {
+            mixes: vec![[1000; PCM_FRAME], [500; PCM_FRAME]],
+            heard: vec![mixer::SHARED, 1],
+            talkers: vec![false; 2],
+        };
+        fanout.send(&members, &music, Some(1), None);
+        let waiting = level_received(&receivers[1]).await;
+        level_received(&receivers[0]).await;
+        assert!(near(waiting, 2000), "{waiting}");
+    }
+
+    #[tokio::test]
     async fn a_joining_member_makes_a_room_chime_that_plays_out() {
         let rooms = Rooms::new(3, Arc::from(vec![]));
         let open = Policy::default();
@@ -1073,7 +1171,7 @@ mod tests {
         let m = member(1).await;
         let mut frame = [100i16; PCM_FRAME];
         assert!(!m.overlay_announcement(&mut frame), "nothing to announce");
-        m.announce(Arc::from(vec![5i16; 400]));
+        m.announce(Announcement::new(Arc::from(vec![5i16; 400])));
         assert!(m.overlay_announcement(&mut frame));
         assert_eq!(frame, [105; PCM_FRAME]);
         let mut frame = [0i16; PCM_FRAME];

@@ -22,6 +22,19 @@ use crate::sip::sdp::Codec;
 pub trait Encoder: Send {
     /// Encodes `pcm` (320 samples; shorter is padded with silence) into `out`.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>);
+
+    /// For a codec that works at 8 kHz (G.711): the 8 kHz PCM of the frame
+    /// [`encode`](Self::encode) took last (what it encoded, after the filter).
+    fn narrow_pcm(&self) -> Option<&[i16]> {
+        None
+    }
+
+    /// For a codec that works at 8 kHz (G.711): encodes `narrow` (160
+    /// samples at 8 kHz; shorter is padded) as it is, with no filter; false
+    /// (and `out` untouched) for any other codec.
+    fn encode_narrow(&mut self, _narrow: &[i16], _out: &mut Vec<u8>) -> bool {
+        false
+    }
 }
 
 /// Decodes one packet's payload into the gateway's 16 kHz PCM.
@@ -140,6 +153,18 @@ impl Encoder for G711Encoder {
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
         self.down.run(&padded(pcm), &mut self.narrow);
         g711::encode(self.law, &self.narrow, out);
+    }
+
+    fn narrow_pcm(&self) -> Option<&[i16]> {
+        Some(&self.narrow)
+    }
+
+    fn encode_narrow(&mut self, narrow: &[i16], out: &mut Vec<u8>) -> bool {
+        let mut frame = [0i16; NARROW_FRAME];
+        let n = narrow.len().min(NARROW_FRAME);
+        frame[..n].copy_from_slice(&narrow[..n]);
+        g711::encode(self.law, &frame, out);
+        true
     }
 }
 

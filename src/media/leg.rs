@@ -115,6 +115,25 @@ impl Leg {
         self.send(packet, dest);
     }
 
+    /// Sends one 20 ms frame of 8 kHz PCM, encoded as it is (G.711: a room
+    /// mixes an announcement over its mix at 8 kHz, with no filter per
+    /// member); false, and nothing sent, if this leg's codec is another.
+    pub fn send_narrow(&self, narrow: &[i16]) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
+            return true;
+        };
+        match s.outbound.packet_narrow(narrow) {
+            Some(packet) => {
+                self.send(Some(packet), dest);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sends one 20 ms payload already encoded in this leg's codec (the
     /// room encodes each distinct mix once and fans it out).
     pub fn send_payload(&self, payload: &[u8]) {

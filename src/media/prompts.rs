@@ -21,9 +21,10 @@
 //! chained Ogg streams (decoding stops at the first logical stream), and
 //! loudness normalisation — prompts are expected to be mastered already.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
@@ -35,7 +36,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
 use crate::media::codec::Encoding;
-use crate::media::pcm::PCM_FRAME;
+use crate::media::pcm::{Halve, PCM_FRAME};
 
 pub mod encoded;
 pub use encoded::{EncodedPrompts, PromptFrame};
@@ -231,6 +232,36 @@ pub struct PromptSet {
     samples: [Arc<[i16]>; PromptId::ALL.len()],
     numbers: [Arc<[i16]>; NUMBER_WORDS.len()],
     encoded: Arc<encoded::Cache>,
+    /// Every prompt as an announcement (with its 8 kHz copy).
+    spoken: Arc<[Announcement]>,
+    /// Count sentences said lately, by count: members joining a busy room
+    /// mostly hear a count another has heard, and share its samples.
+    counts: Arc<Mutex<HashMap<usize, Announcement>>>,
+}
+
+/// Count sentences kept (each some 5 s of audio at both rates: about
+/// 240 KB; at most some 15 MB per language).
+const COUNTS_KEPT: usize = 64;
+
+/// Something said to one room member over the room's mix: its 16 kHz
+/// samples, and the same halved to 8 kHz once, so a G.711 member's frame is
+/// mixed at 8 kHz with no filter of its own per frame. Cloning is cheap.
+#[derive(Clone, Debug, Default)]
+pub struct Announcement {
+    pub wide: Arc<[i16]>,
+    pub narrow: Arc<[i16]>,
+}
+
+impl Announcement {
+    /// From 16 kHz samples (the 8 kHz copy is made now).
+    pub fn new(wide: Arc<[i16]>) -> Announcement {
+        let mut narrow = Vec::with_capacity(wide.len() / 2 + 1);
+        Halve::default().run(&wide, &mut narrow);
+        Announcement {
+            wide,
+            narrow: narrow.into(),
+        }
+    }
 }
 
 impl PromptSet {
@@ -259,8 +290,13 @@ impl PromptSet {
         Ok(set)
     }
 
-    /// "There are `n` participants in this conference." in one piece.
-    pub fn count_sentence(&self, n: usize) -> Arc<[i16]> {
+    /// "There are `n` participants in this conference." in one piece,
+    /// shared with whoever heard the same count lately.
+    pub fn count_sentence(&self, n: usize) -> Announcement {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(said) = counts.get(&n) {
+            return said.clone();
+        }
         let mut out = self.get(PromptId::ThereAre).to_vec();
         for word in number_words(n) {
             if let Some(samples) = self.numbers.get(word) {
@@ -268,12 +304,19 @@ impl PromptSet {
             }
         }
         out.extend_from_slice(self.get(PromptId::ParticipantsInConference));
-        out.into()
+        let said = Announcement::new(out.into());
+        if counts.len() >= COUNTS_KEPT
+            && let Some(old) = counts.keys().next().copied()
+        {
+            counts.remove(&old);
+        }
+        counts.insert(n, said.clone());
+        said
     }
 
-    /// The prompt's samples, shared (for announcements in a room).
-    pub fn shared(&self, id: PromptId) -> Arc<[i16]> {
-        self.samples[id.index()].clone()
+    /// The prompt as an announcement in a room (shared, not copied).
+    pub fn shared(&self, id: PromptId) -> Announcement {
+        self.spoken.get(id.index()).cloned().unwrap_or_default()
     }
 
     /// The prompt's samples: 16 kHz, mono.
@@ -320,6 +363,8 @@ impl PromptSet {
         }
         PromptSet {
             encoded: Arc::new(encoded::Cache::new(samples.clone())),
+            spoken: samples.iter().cloned().map(Announcement::new).collect(),
+            counts: Arc::default(),
             samples,
             numbers: Default::default(),
         }

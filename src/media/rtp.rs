@@ -111,6 +111,17 @@ impl Outbound {
         built.then_some(&self.built[..])
     }
 
+    /// The next packet of a G.711 stream from 20 ms of 8 kHz PCM, encoded
+    /// as it is (no filter); `None` for another codec, or if it could not
+    /// be built.
+    #[must_use]
+    pub fn packet_narrow(&mut self, narrow: &[i16]) -> Option<&[u8]> {
+        let mut payload = std::mem::take(&mut self.payload);
+        let built = self.encoder.encode_narrow(narrow, &mut payload) && self.build(&payload);
+        self.payload = payload;
+        built.then_some(&self.built[..])
+    }
+
     /// The next packet of this stream around an already encoded 20 ms
     /// payload, built in this stream's own buffer (no allocation per
     /// packet); `None` if it could not be built.

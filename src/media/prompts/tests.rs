@@ -308,7 +308,16 @@ fn a_count_is_one_sentence_of_its_pieces() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
     let set = PromptSet::load(&dir, "en").unwrap();
     let piece = |id| set.get(id).len();
-    let sentence = set.count_sentence(21).len();
+    let said = set.count_sentence(21);
+    let sentence = said.wide.len();
+    assert!(
+        said.narrow.len().abs_diff(sentence / 2) <= 1,
+        "the 8 kHz copy is half as long"
+    );
+    assert!(
+        Arc::ptr_eq(&set.count_sentence(21).wide, &said.wide),
+        "a count said again is shared, not built again"
+    );
     let words = sentence - piece(PromptId::ThereAre) - piece(PromptId::ParticipantsInConference);
     let seconds = words as f32 / SAMPLE_RATE_HZ as f32;
     assert!(
