@@ -764,30 +764,26 @@ impl Fanout {
             let chime = chime.filter(|_| in_room);
             let spared = chime.is_some_and(|c| c.except == member.call.0);
             let at = self.plan.iter().position(|p| *p == (*mix, *codec));
-            // A G.711 member's announcement is added at 8 kHz to the PCM its
-            // mix was encoded from (chime and all), or to silence in the
-            // waiting room: no filter of its own.
-            if !spared && member.announcing() {
-                let narrow = if in_room {
-                    at.and_then(|i| self.narrows.get(i).copied().flatten())
-                } else {
-                    codec
-                        .filter(|c| matches!(c, Codec::Pcmu | Codec::Pcma))
-                        .map(|_| [0; NARROW_FRAME])
-                };
-                if let Some(mut frame) = narrow
-                    && member.overlay_announcement_narrow(&mut frame)
-                {
-                    // Another codec by now (a re-INVITE): this frame is lost.
-                    member.leg.send_narrow(&frame);
-                    continue;
-                }
+            let announcing = member.announcing();
+            // A member whose mix was encoded at 8 kHz (G.711) hears its
+            // announcement added at that rate to the PCM the mix was encoded
+            // from (chime and all), or to silence in the waiting room: no
+            // filter of its own.
+            let narrow = at
+                .and_then(|i| self.narrows.get(i).copied().flatten())
+                .filter(|_| announcing && !spared)
+                .map(|mixed| if in_room { mixed } else { [0; NARROW_FRAME] });
+            if let Some(mut frame) = narrow {
+                member.overlay_announcement_narrow(&mut frame);
+                member.leg.send_narrow(&frame);
+                continue;
             }
             // The chime is added only to a frame that is encoded for this
             // member alone; the others get it in the shared payload.
-            if let Some(mut frame) = base
-                && (member.overlay_announcement(&mut frame) || spared)
+            if (announcing || spared)
+                && let Some(mut frame) = base
             {
+                member.overlay_announcement(&mut frame);
                 if let Some(chime) = chime.filter(|_| !spared) {
                     overlay(&mut frame, &chime.frame);
                 }
@@ -1046,6 +1042,18 @@ mod tests {
         (m, receiver)
     }
 
+    /// Members 1..=n as [`listened_member`] makes them, and their receivers.
+    async fn listened_members(n: u64) -> (Vec<Arc<Member>>, Vec<tokio::net::UdpSocket>) {
+        let mut members = Vec::new();
+        let mut receivers = Vec::new();
+        for call in 1..=n {
+            let (m, r) = listened_member(call).await;
+            members.push(m);
+            receivers.push(r);
+        }
+        (members, receivers)
+    }
+
     /// The level of the last sample of the next PCMU packet on `receiver`.
     async fn level_received(receiver: &tokio::net::UdpSocket) -> i16 {
         let mut buf = [0u8; 1500];
@@ -1062,13 +1070,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chime_is_encoded_once_for_the_room_and_spares_the_newcomer() {
-        let mut members = Vec::new();
-        let mut receivers = Vec::new();
-        for call in 1..=3 {
-            let (m, r) = listened_member(call).await;
-            members.push(m);
-            receivers.push(r);
-        }
+        let (members, receivers) = listened_members(3).await;
         // Everyone hears the (silent) shared mix; the chime is about member 3.
         let tick = Tick {
             mixes: vec![[0; PCM_FRAME]],
@@ -1100,13 +1102,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_g711_members_announcement_is_added_at_8_khz_to_the_pcm_its_mix_was_encoded_from() {
-        let mut members = Vec::new();
-        let mut receivers = Vec::new();
-        for call in 1..=2 {
-            let (m, r) = listened_member(call).await;
-            members.push(m);
-            receivers.push(r);
-        }
+        let (members, receivers) = listened_members(2).await;
         members[1].announce(Announcement::new(Arc::from(vec![2000i16; 16_000])));
         let tick = Tick {
             mixes: vec![[1000; PCM_FRAME]],

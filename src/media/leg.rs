@@ -117,21 +117,15 @@ impl Leg {
 
     /// Sends one 20 ms frame of 8 kHz PCM, encoded as it is (G.711: a room
     /// mixes an announcement over its mix at 8 kHz, with no filter per
-    /// member); false, and nothing sent, if this leg's codec is another.
-    pub fn send_narrow(&self, narrow: &[i16]) -> bool {
-        let Ok(mut s) = self.state.lock() else {
-            return false;
-        };
+    /// member); nothing is sent if this leg's codec is another by now (a
+    /// re-INVITE changed it since the room planned the tick).
+    pub fn send_narrow(&self, narrow: &[i16]) {
+        let Ok(mut s) = self.state.lock() else { return };
         let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
-            return true;
+            return;
         };
-        match s.outbound.packet_narrow(narrow) {
-            Some(packet) => {
-                self.send(Some(packet), dest);
-                true
-            }
-            None => false,
-        }
+        let packet = s.outbound.packet_narrow(narrow);
+        self.send(packet, dest);
     }
 
     /// Sends one 20 ms payload already encoded in this leg's codec (the

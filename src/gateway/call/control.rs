@@ -415,6 +415,13 @@ pub struct CallCore {
     out: VecDeque<Action>,
 }
 
+/// Asks for the failure counts before `next`'s verdict is given.
+fn count_guess(t: &mut Talk, out: &mut VecDeque<Action>, next: Next, security: bool) {
+    let failed = next.failed();
+    t.check = Some(Check::Guessing { next, security });
+    out.push_back(Action::Ask(Ask::Guess { failed }));
+}
+
 /// A security code against the grant's hash: right leads to the room.
 fn verify(secret: &Secret, grant: Option<&Grant>, code: &AccessCode) -> Next {
     match grant {
@@ -677,7 +684,7 @@ impl CallCore {
                         Next::Refused(Outcome::Wrong)
                     }
                 };
-                self.count_guess(next, false);
+                count_guess(t, &mut self.out, next, false);
                 None
             }
             (Some(Check::Invitee { code }), Answer::Invitee(valid)) => {
@@ -690,7 +697,7 @@ impl CallCore {
                         Next::Refused(Outcome::Revoked)
                     }
                 };
-                self.count_guess(next, true);
+                count_guess(t, &mut self.out, next, true);
                 None
             }
             (Some(Check::Guessing { next, security }), Answer::Guess(counted)) => {
@@ -746,16 +753,6 @@ impl CallCore {
             t.ivr.handle(now, ivr::Event::Lookup(result));
             self.drain_ivr(now);
         }
-    }
-
-    /// Asks for the failure counts before `next`'s verdict is given.
-    fn count_guess(&mut self, next: Next, security: bool) {
-        let Phase::Talking(t) = &mut self.phase else {
-            return;
-        };
-        let failed = next.failed();
-        t.check = Some(Check::Guessing { next, security });
-        self.out.push_back(Action::Ask(Ask::Guess { failed }));
     }
 
     /// Carries out a verdict the lockout let through: a right code asks
@@ -1026,12 +1023,7 @@ impl CallCore {
                             self.out.push_back(Action::Ask(Ask::Invitee(id)));
                         } else {
                             let next = verify(&self.rules.secret, Some(grant), &code);
-                            let failed = next.failed();
-                            t.check = Some(Check::Guessing {
-                                next,
-                                security: true,
-                            });
-                            self.out.push_back(Action::Ask(Ask::Guess { failed }));
+                            count_guess(t, &mut self.out, next, true);
                         }
                     } else {
                         t.ivr.handle(
