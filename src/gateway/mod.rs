@@ -142,7 +142,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         library.prepare(&encodings);
         tracing::info!(took = ?started.elapsed(), "prompts encoded");
     });
-    let store = Store::open(&settings.database).await?;
+    let store = Store::open_serving(&settings.database).await?;
     let secret = Secret::load_or_create(&settings.secret_file)?;
     let sockets = SipSockets::bind(settings.sip_listen)
         .await

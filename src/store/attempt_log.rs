@@ -24,6 +24,11 @@
 //! one write lock, and a count holds the read lock from its query until it
 //! has added the unwritten tally, so no row is counted twice or missed.
 //!
+//! The commit lock covers the commit only: SQLite's WAL checkpoint runs
+//! after it, from its own task ([`Store::checkpoint`], at most once every
+//! [`CHECKPOINT_EVERY`]), so a count never waits for pages copied into the
+//! database file.
+//!
 //! Left out: guesses under way on other nodes are not seen (at most one
 //! batch window per node).
 
@@ -120,6 +125,8 @@ const ROWS_PER_STATEMENT: usize = 100;
 const PRUNE_BATCH: i64 = 1000;
 /// How often old rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Least time between two WAL checkpoints (each after a commit).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Wait before a failed batch is tried again (doubling up to the cap).
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -191,6 +198,8 @@ struct Inner {
     stopped: Notify,
     /// A batch was tried (committed or failed).
     tried: Notify,
+    /// A batch committed, or the writer stopped: time for a checkpoint.
+    committed: Notify,
     /// Write-held while a batch commits and leaves `unwritten`; read-held
     /// by a count from its query to its reading of `unwritten`.
     commit: RwLock<()>,
@@ -271,9 +280,13 @@ impl AttemptLog {
             closing: Notify::new(),
             stopped: Notify::new(),
             tried: Notify::new(),
+            committed: Notify::new(),
             commit: RwLock::new(()),
         });
         tokio::spawn(write_loop(inner.clone()));
+        if inner.store.backend() == super::Backend::Sqlite {
+            tokio::spawn(checkpoint_loop(inner.clone()));
+        }
         if let Some(age) = config.retention {
             tokio::spawn(prune_loop(Arc::downgrade(&inner), age));
         }
@@ -364,7 +377,8 @@ impl AttemptLog {
         Ok(Checked::Open(counts, guess))
     }
 
-    /// Writes everything queued, then stops the writer. Rows recorded after
+    /// Writes everything queued (and on SQLite, checkpoints the WAL), then
+    /// stops the writer. Rows recorded after
     /// this are still queued but only written if the writer is running.
     pub async fn close(&self) {
         let stopped = self.inner.stopped.notified();
@@ -434,6 +448,7 @@ async fn write_loop(inner: Arc<Inner>) {
                     .record(started.elapsed().as_secs_f64());
                 retry = RETRY_FIRST;
                 inner.tried.notify_waiters();
+                inner.committed.notify_one();
             }
             Err(e) => {
                 drop(commit);
@@ -453,8 +468,33 @@ async fn write_loop(inner: Arc<Inner>) {
             }
         }
     }
+    // What the WAL holds goes into the file before `close` returns.
+    if inner.store.backend() == super::Backend::Sqlite {
+        checkpoint(&inner.store).await;
+    }
     inner.state().stopped = true;
     inner.stopped.notify_waiters();
+    inner.committed.notify_one();
+}
+
+async fn checkpoint(store: &Store) {
+    match super::timed("wal_checkpoint", store.checkpoint()).await {
+        Ok((frames, copied)) => tracing::trace!(frames, copied, "WAL checkpoint"),
+        Err(e) => tracing::warn!(%e, "cannot checkpoint the WAL"),
+    }
+}
+
+/// Checkpoints SQLite's WAL after commits, at most once every
+/// [`CHECKPOINT_EVERY`], until the writer stops.
+async fn checkpoint_loop(inner: Arc<Inner>) {
+    loop {
+        inner.committed.notified().await;
+        if inner.state().stopped {
+            return;
+        }
+        checkpoint(&inner.store).await;
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
 }
 
 async fn prune_loop(inner: Weak<Inner>, age: Duration) {

@@ -377,3 +377,50 @@ async fn pruning_removes_only_rows_past_retention_in_batches() {
     assert_eq!(removed, 2_300);
     assert_eq!(rows(&store).await, 200);
 }
+
+/// A gateway's store never checkpoints inside a commit (the attempt
+/// writer's commit lock would hold every count meanwhile); the attempt log
+/// checkpoints on its own, and by the time `close` returns the rows are in
+/// the database file, not only in the WAL.
+#[tokio::test]
+async fn a_serving_store_leaves_checkpoints_to_the_attempt_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let url = format!("sqlite://{}", path.display());
+    let plain = Store::open(&url).await.expect("open");
+    let store = Store::open_serving(&url).await.expect("open serving");
+    async fn autocheckpoint(conn: &mut sqlx::AnyConnection) -> i64 {
+        let row = sqlx::query("PRAGMA wal_autocheckpoint")
+            .fetch_one(conn)
+            .await
+            .expect("pragma");
+        row.try_get::<i64, _>(0).expect("value")
+    }
+    let mut conn = plain.pool.acquire().await.expect("connection");
+    assert_eq!(autocheckpoint(&mut conn).await, 1000);
+    drop(conn);
+    // Every connection of the pool, not only the first: four held at once.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut conn = store.pool.acquire().await.expect("connection");
+        assert_eq!(autocheckpoint(&mut conn).await, 0);
+        held.push(conn);
+    }
+    drop(held);
+    plain.pool.close().await;
+
+    let file_len = || std::fs::metadata(&path).expect("db file").len();
+    let before = file_len();
+    let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
+    let now = Utc::now();
+    for i in 0..3_000 {
+        log.record(attempt(now, "10.0.0.9", &format!("c{i}"), "wrong"), None);
+    }
+    log.close().await;
+    assert_eq!(rows(&store).await, 3_000);
+    assert!(
+        file_len() > before + 100 * 1024,
+        "the rows reached the database file: {before} -> {} bytes",
+        file_len()
+    );
+}
