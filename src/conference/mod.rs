@@ -802,6 +802,7 @@ impl Fanout {
 mod tests {
     use super::*;
     use crate::media::rtp::{Latch, Outbound};
+    use crate::media::socket::MediaSocket;
 
     async fn member(call: u64) -> Arc<Member> {
         member_as(call, Role::Participant).await
@@ -812,7 +813,7 @@ mod tests {
     }
 
     async fn member_with(call: u64, role: Role, codec: Codec) -> Arc<Member> {
-        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let socket = Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap());
         let leg = Arc::new(Leg::new(
             socket,
             Outbound::new(codec, codec.payload_type()),
@@ -1030,8 +1031,7 @@ mod tests {
     /// A PCMU member whose leg sends to a socket of the test's own.
     async fn listened_member(call: u64) -> (Arc<Member>, tokio::net::UdpSocket) {
         let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        socket.writable().await.unwrap();
+        let socket = Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap());
         let leg = Arc::new(Leg::new(
             socket,
             Outbound::new(Codec::Pcmu, 0),

@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
-
 use super::prompts::{PromptFrame, PromptSet};
 use super::rtp::{Header, Latch, Outbound};
+use super::socket::MediaSocket;
 
 #[derive(Debug)]
 struct State {
@@ -22,7 +21,7 @@ struct State {
 }
 
 pub struct Leg {
-    socket: Arc<UdpSocket>,
+    socket: Arc<MediaSocket>,
     state: Mutex<State>,
     sent: metrics::Counter,
 }
@@ -36,7 +35,7 @@ impl std::fmt::Debug for Leg {
 }
 
 impl Leg {
-    pub fn new(socket: Arc<UdpSocket>, outbound: Outbound, latch: Latch) -> Leg {
+    pub fn new(socket: Arc<MediaSocket>, outbound: Outbound, latch: Latch) -> Leg {
         Leg {
             socket,
             state: Mutex::new(State {
@@ -181,13 +180,12 @@ mod tests {
     use crate::media::prompts::PromptId;
     use crate::media::rtp;
     use crate::sip::sdp::Codec;
+    use tokio::net::UdpSocket;
 
     /// A leg sending `codec` to a socket of the test's own.
     async fn leg_to_receiver(codec: Codec) -> (Leg, UdpSocket) {
         let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        // The leg's sends never wait: let the reactor see the socket writable.
-        socket.writable().await.unwrap();
+        let socket = Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap());
         let to = Latch::new(Some(receiver.local_addr().unwrap()), Vec::new());
         let leg = Leg::new(socket, Outbound::new(codec, codec.payload_type()), to);
         (leg, receiver)

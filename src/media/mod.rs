@@ -10,6 +10,7 @@
 //! - [`jitter`]: the adaptive jitter buffer in front of the room's mix.
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
+//! - [`socket`]: a call's media sockets, watched for reads only.
 //! - [`tap`]: the caller's audio decoded again, to 8 kHz, for the in-band
 //!   DTMF detector.
 //!
@@ -26,4 +27,5 @@ pub mod prompts;
 pub mod reception;
 pub mod rtcp;
 pub mod rtp;
+pub mod socket;
 pub mod tap;

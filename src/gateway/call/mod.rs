@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -31,6 +30,7 @@ use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
 use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::{self, Latch, Outbound};
+use crate::media::socket::MediaSocket;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::sdp::{self, Negotiated};
 use crate::store::{Attempt, Checked, FailureKeys, Guess, NumberRow, timed};
@@ -58,8 +58,8 @@ struct Who {
 
 /// A call's media once acknowledged: sockets, the leg, keys and prompts.
 struct Media {
-    socket: Arc<UdpSocket>,
-    rtcp: Option<UdpSocket>,
+    socket: Arc<MediaSocket>,
+    rtcp: Option<MediaSocket>,
     leg: Arc<Leg>,
     keys: CallKeys,
     player: Player,
@@ -112,7 +112,7 @@ struct Shell {
 
 /// The next datagram on `socket` (RTP or RTCP); never, without one.
 async fn recv_from(
-    socket: Option<&UdpSocket>,
+    socket: Option<&MediaSocket>,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, std::net::SocketAddr)> {
     match socket {
@@ -504,10 +504,10 @@ impl Shell {
         } = self.port.take()?;
         self.lease = Some(lease);
         // Without an RTCP socket the call goes on; the far end's reports are lost.
-        let rtcp = UdpSocket::from_std(rtcp)
+        let rtcp = MediaSocket::from_std(rtcp)
             .inspect_err(|e| tracing::warn!(%e, "RTCP socket"))
             .ok();
-        let socket = UdpSocket::from_std(socket)
+        let socket = MediaSocket::from_std(socket)
             .inspect_err(|e| tracing::error!(%e, "RTP socket"))
             .ok()?;
         let (_, on_hold) = media_flow(&negotiated);
