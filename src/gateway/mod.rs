@@ -251,7 +251,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         );
     }
     tracing::info!(sip = %local, "dialgate ready");
-    run_endpoint(endpoint, transport, inbound, sip_rx, shared).await;
+    // On a worker thread, not the thread that waits for `serve`: every
+    // message the endpoint hands a call (or takes from one) then stays
+    // among the workers instead of waking a third thread.
+    let endpoint = tokio::spawn(run_endpoint(endpoint, transport, inbound, sip_rx, shared));
+    if let Err(e) = endpoint.await {
+        tracing::error!(%e, "the SIP endpoint stopped");
+    }
     // Every queued attempt row is written before the process exits.
     let backlog = attempts.backlog();
     if tokio::time::timeout(LOG_FLUSH_LIMIT, attempts.close())
