@@ -11,6 +11,7 @@ mod call;
 mod keys;
 pub mod live;
 mod player;
+mod prompt_clock;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub store: Store,
     pub prompts: PromptLibrary,
+    /// Sends every IVR call's prompt frames on one 20 ms tick.
+    pub prompt_clock: Arc<prompt_clock::PromptClock>,
     pub secret: Secret,
     pub ports: PortPool,
     pub rooms: Rooms,
@@ -234,6 +237,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         settings,
         store,
         prompts,
+        prompt_clock: prompt_clock::PromptClock::start(),
         secret,
         ports,
         sip: sip_tx,

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use self::control::{Action, Answer, Ask, CallCore, Input, Offer, Session, media_flow};
 use super::admission::{Admission, CallSlot};
 use super::keys::CallKeys;
 use super::live::{CallState, LiveCall};
-use super::player::Player;
+use super::prompt_clock::Playout;
 use super::{OUTCOME_PACKAGE, Shared, SipCommand};
 use crate::access::identity::identify;
 use crate::access::lockout::{Verdict, countable_caller_id};
@@ -28,7 +28,7 @@ use crate::conference::keypad::Command;
 use crate::conference::{Member, Policy, Presence, Role};
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
-use crate::media::prompts::{PromptId, PromptSet};
+use crate::media::prompts::PromptId;
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::media::socket::MediaSocket;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
@@ -62,11 +62,9 @@ struct Media {
     rtcp: Option<MediaSocket>,
     leg: Arc<Leg>,
     keys: CallKeys,
-    player: Player,
-    /// The number's language's prompts (English where it has none), looked
-    /// up once for the call.
-    prompts: PromptSet,
-    tick: tokio::time::Interval,
+    /// The call's prompts (its number's language's, English where it has
+    /// none), played on the shared prompt clock.
+    playout: Arc<Playout>,
     negotiated: Negotiated,
     on_hold: bool,
     reception: crate::media::reception::Reception,
@@ -121,12 +119,10 @@ async fn recv_from(
     }
 }
 
-/// The next prompt-clock tick; never, without media.
-async fn tick(clock: Option<&mut tokio::time::Interval>) {
-    match clock {
-        Some(c) => {
-            c.tick().await;
-        }
+/// The next play that ends; never, without media.
+async fn play_done(playout: Option<&Playout>) -> crate::ivr::PlayId {
+    match playout {
+        Some(p) => p.finished().await,
         None => std::future::pending().await,
     }
 }
@@ -193,6 +189,8 @@ pub(crate) async fn run(
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut armed: Option<std::time::Instant> = None;
+    // Whether the prompt clock sends this call's frames.
+    let mut playing = false;
     loop {
         // Act on what the core decided, feeding back what that produced,
         // until it has nothing more to say.
@@ -223,16 +221,22 @@ pub(crate) async fn run(
         }
         let prompts_on = core.plays_prompts();
         let media_on = core.in_media();
+        if let Some(m) = shell.media.as_ref()
+            && prompts_on != playing
+        {
+            m.playout.set_on(prompts_on);
+            playing = prompts_on;
+        }
         // The media's parts each branch waits on, borrowed apart.
-        let (clock, socket, rtcp, watch) = match shell.media.as_mut() {
+        let (playout, socket, rtcp, watch) = match shell.media.as_mut() {
             Some(Media {
-                tick,
+                playout,
                 socket,
                 rtcp,
                 presence,
                 ..
             }) => (
-                Some(tick),
+                Some(&**playout),
                 Some(&**socket),
                 rtcp.as_ref(),
                 presence.as_mut(),
@@ -256,10 +260,8 @@ pub(crate) async fn run(
                 shell.note_reinvite_source(&ev);
                 core.handle(Instant::now().into_std(), Input::Sip(ev));
             }
-            _ = tick(clock), if prompts_on => {
-                if let Some(done) = shell.send_prompt_frame() {
-                    core.handle(Instant::now().into_std(), Input::PlayDone(done));
-                }
+            done = play_done(playout) => {
+                core.handle(Instant::now().into_std(), Input::PlayDone(done));
             }
             received = recv_from(socket, &mut rtp_buf), if media_on => {
                 if let Ok((len, source)) = received
@@ -449,13 +451,13 @@ impl Shell {
                 }
             }
             Action::Play { id, prompts } => {
-                if let Some(m) = self.media.as_mut() {
-                    m.player.play(id, prompts);
+                if let Some(m) = self.media.as_ref() {
+                    m.playout.play(id, prompts);
                 }
             }
             Action::StopPlay => {
-                if let Some(m) = self.media.as_mut() {
-                    m.player.stop();
+                if let Some(m) = self.media.as_ref() {
+                    m.playout.stop();
                 }
             }
             Action::Record {
@@ -555,20 +557,18 @@ impl Shell {
             self.shared.settings.dtmf_mode,
             &negotiated,
         );
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let prompts = self
+            .shared
+            .prompts
+            .for_language(self.number.as_ref().map_or("en", |n| n.language.as_str()))
+            .clone();
+        let playout = self.shared.prompt_clock.add(leg.clone(), prompts);
         self.media = Some(Media {
             socket,
             rtcp,
             leg,
             keys,
-            player: Player::default(),
-            prompts: self
-                .shared
-                .prompts
-                .for_language(self.number.as_ref().map_or("en", |n| n.language.as_str()))
-                .clone(),
-            tick,
+            playout,
             negotiated,
             on_hold,
             reception: crate::media::reception::Reception::new(),
@@ -598,19 +598,6 @@ impl Shell {
         peers.push(self.signalling.ip());
         peers.push(self.caller_ip);
         peers
-    }
-
-    /// One 20 ms frame of the prompt playing (silence when none is), as
-    /// payloads encoded once for every call: the id of a play that just
-    /// finished, if one did.
-    fn send_prompt_frame(&mut self) -> Option<crate::ivr::PlayId> {
-        let m = self.media.as_mut()?;
-        let (at, done) = match m.player.next_prompt_frame(&m.prompts) {
-            Ok(at) => (at, None),
-            Err(done) => (None, Some(done)),
-        };
-        m.leg.send_prompt(&m.prompts, at);
-        done
     }
 
     /// An RTP datagram on the call's port: true if it is the caller's
@@ -698,7 +685,7 @@ impl Shell {
         let member = Member::new(
             self.call,
             role,
-            m.prompts.clone(),
+            m.playout.prompts().clone(),
             m.leg.clone(),
             m.negotiated.codec,
         );
