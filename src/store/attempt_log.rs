@@ -378,8 +378,8 @@ impl AttemptLog {
     }
 
     /// Writes everything queued (and on SQLite, checkpoints the WAL), then
-    /// stops the writer. Rows recorded after
-    /// this are still queued but only written if the writer is running.
+    /// stops the writer. Rows recorded after this are still queued but only
+    /// written if the writer is running.
     pub async fn close(&self) {
         let stopped = self.inner.stopped.notified();
         tokio::pin!(stopped);
