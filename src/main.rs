@@ -6,10 +6,6 @@ use clap::Parser;
 use dialgate::cli::{Cli, Command};
 use dialgate::config::ServeOptions;
 
-/// mimalloc rather than glibc's malloc: see the README's soak notes.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
