@@ -190,6 +190,13 @@ mod tests {
         (rtp::read(&buf[..n]).unwrap().1.to_vec(), Instant::now())
     }
 
+    /// Whether no play ends over the next ten ticks (simulated time).
+    async fn no_end_for_10_ticks(playout: &Playout) -> bool {
+        tokio::time::timeout(FRAME * 10, playout.finished())
+            .await
+            .is_err()
+    }
+
     fn prompts() -> PromptSet {
         // Welcome: two frames and a half (three frames, the last padded).
         PromptSet::from_samples([(PromptId::Welcome, vec![8000; 800])])
@@ -217,11 +224,7 @@ mod tests {
         assert_eq!(playout.finished().await, PlayId(7));
         // Silence goes on, and no second end comes.
         assert_eq!(next(&receiver).await.0, silence);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), playout.finished())
-                .await
-                .is_err()
-        );
+        assert!(no_end_for_10_ticks(&playout).await, "no end reported");
     }
 
     #[tokio::test(start_paused = true)]
@@ -265,10 +268,6 @@ mod tests {
         for _ in 0..6 {
             next(&receiver).await;
         }
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), playout.finished())
-                .await
-                .is_err()
-        );
+        assert!(no_end_for_10_ticks(&playout).await, "no end reported");
     }
 }

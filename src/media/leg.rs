@@ -104,14 +104,7 @@ impl Leg {
 
     /// Encodes and sends one 20 ms frame, if the far end's address is known.
     pub fn send_frame(&self, pcm: &[i16]) {
-        let Ok(mut s) = self.state.lock() else { return };
-        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
-            return;
-        };
-        // Sent under the lock: the send never waits, and the packet lives
-        // in the stream's own buffer.
-        let packet = s.outbound.packet(pcm);
-        self.send(packet, dest);
+        self.send_built(|o| o.packet(pcm));
     }
 
     /// Sends one 20 ms frame of 8 kHz PCM, encoded as it is (G.711: a room
@@ -119,51 +112,45 @@ impl Leg {
     /// member); nothing is sent if this leg's codec is another by now (a
     /// re-INVITE changed it since the room planned the tick).
     pub fn send_narrow(&self, narrow: &[i16]) {
-        let Ok(mut s) = self.state.lock() else { return };
-        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
-            return;
-        };
-        let packet = s.outbound.packet_narrow(narrow);
-        self.send(packet, dest);
+        self.send_built(|o| o.packet_narrow(narrow));
     }
 
     /// Sends one 20 ms payload already encoded in this leg's codec (the
     /// room encodes each distinct mix once and fans it out).
     pub fn send_payload(&self, payload: &[u8]) {
-        let Ok(mut s) = self.state.lock() else { return };
-        let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
-            return;
-        };
-        let packet = s.outbound.packet_with(payload);
-        self.send(packet, dest);
+        self.send_built(|o| o.packet_with(payload));
     }
 
     /// Sends one 20 ms frame of a prompt, or silence for `None`: a copy of
     /// the payload encoded once for every call in this leg's encoding, or,
     /// for a codec each call encodes itself (G.722) and while the shared
     /// table is still being built, the frame's PCM through this leg's own
-    /// encoder (the call never waits for a table). Chosen under the leg's lock, so a re-INVITE
-    /// changing the codec never gets a payload of the old one.
+    /// encoder (the call never waits for a table). Chosen under the leg's
+    /// lock, so a re-INVITE changing the codec never gets a payload of the
+    /// old one.
     pub fn send_prompt(&self, prompts: &PromptSet, at: Option<PromptFrame>) {
+        self.send_built(|o| match prompts.encoded_ready(o.encoding()) {
+            Some(table) => {
+                let payload = at.and_then(|at| table.frame(at));
+                o.packet_with(payload.unwrap_or(table.silence()))
+            }
+            None => o.packet(at.map_or(&[], |at| prompts.frame_pcm(at))),
+        });
+    }
+
+    /// Builds the stream's next packet with `build` and sends it, if the
+    /// far end wants our media and its address is known; `None` from
+    /// `build` (a packet that could not be built) sends nothing. Built and
+    /// sent under the lock: the send never waits, and the packet lives in
+    /// the stream's own buffer.
+    fn send_built(&self, build: impl FnOnce(&mut Outbound) -> Option<&[u8]>) {
         let Ok(mut s) = self.state.lock() else { return };
         let Some(dest) = s.latch.destination().filter(|_| s.sending) else {
             return;
         };
-        let packet = match prompts.encoded_ready(s.outbound.encoding()) {
-            Some(table) => {
-                let payload = at.and_then(|at| table.frame(at));
-                s.outbound.packet_with(payload.unwrap_or(table.silence()))
-            }
-            None => s
-                .outbound
-                .packet(at.map_or(&[], |at| prompts.frame_pcm(at))),
+        let Some(packet) = build(&mut s.outbound) else {
+            return;
         };
-        self.send(packet, dest);
-    }
-
-    /// Sends `packet`; `None` (a packet that could not be built) sends nothing.
-    fn send(&self, packet: Option<&[u8]>, dest: SocketAddr) {
-        let Some(packet) = packet else { return };
         self.sent.increment(1);
         if let Err(e) = self.socket.try_send_to(packet, dest)
             && e.kind() != std::io::ErrorKind::WouldBlock
