@@ -350,6 +350,11 @@ impl Gateway {
             // Not SIPp's address: datagrams to the gateway then match none
             // of SIPp's raw sockets (see `Dtmf`).
             .args(["--sip-listen", "127.0.0.2:0", "--api-listen", "127.0.0.1:0"])
+            // The one setting off its default: every call comes from one
+            // address (SIPp's, or the replay's), at up to 5,200 messages a
+            // second in the step, past the per-source limit (1,000/s) that
+            // a single phone or office never comes near.
+            .args(["--sip-source-rate", "0"])
             .arg("--prompts")
             .arg(repo().join("prompts"));
         if let Some(n) = plan.lockout_attempts {

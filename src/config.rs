@@ -25,6 +25,8 @@ pub const DEFAULT_PROMPTS: &str = "./prompts";
 pub const DEFAULT_SECRET_FILE: &str = "dialgate.secret";
 /// Calls in progress past which new ones get 503 before answering.
 pub const DEFAULT_MAX_CALLS: usize = 2000;
+/// SIP messages per second one source IP may send (and at once).
+pub const DEFAULT_SIP_SOURCE_RATE: u32 = 1000;
 /// Event-loop lag past which new calls get 503 before answering.
 pub const DEFAULT_MAX_LOOP_LAG: Duration = Duration::from_millis(100);
 /// Smoothed call-path store latency past which new calls get 503.
@@ -114,6 +116,21 @@ pub struct ServeOptions {
     /// Proxies/SBCs in front, comma-separated IPs: their P-Asserted-Identity and Vias are believed
     #[arg(long)]
     pub trusted_peers: Option<String>,
+    /// SIP messages per second one source IP may send, and at once; over it they are dropped unanswered (trusted peers are never limited); 0 turns the limit off [default: 1000]
+    #[arg(long)]
+    pub sip_source_rate: Option<u32>,
+    /// Close a SIP TCP connection with no message (nor, after its first, a CRLF keep-alive) either way for this long [default: 120s]
+    #[arg(long)]
+    pub sip_tcp_idle: Option<String>,
+    /// A SIP TCP connection's first message, and every message once its first byte is in, must complete within this, or the connection is closed [default: 5s]
+    #[arg(long)]
+    pub sip_tcp_message_timeout: Option<String>,
+    /// SIP TCP connections open at once; more are closed as they come [default: a quarter of the open-files limit]
+    #[arg(long)]
+    pub sip_tcp_max_connections: Option<usize>,
+    /// SIP TCP connections open at once from one source IP [default: 32]
+    #[arg(long)]
+    pub sip_tcp_per_source: Option<usize>,
     /// Most members mixed at once per room (the loudest; 1 to 16) [default: 3]
     #[arg(long)]
     pub max_talkers: Option<usize>,
@@ -167,6 +184,10 @@ pub struct Settings {
     pub sip_timers: TimerConfig,
     pub lockout: LockoutPolicy,
     pub trusted_peers: Vec<IpAddr>,
+    /// What one source may send (trusted peers: anything).
+    pub sip_source_rate: crate::sip::flood::Rate,
+    /// How SIP over TCP is bounded.
+    pub sip_tcp: crate::sip::transport::TcpLimits,
     /// Most members mixed at once per room.
     pub max_talkers: usize,
     /// Codecs we accept, most preferred first.
@@ -301,6 +322,15 @@ impl ServeOptions {
             lockout_window: self.lockout_window.or(base.lockout_window),
             number_alarm_attempts: self.number_alarm_attempts.or(base.number_alarm_attempts),
             trusted_peers: self.trusted_peers.or(base.trusted_peers),
+            sip_source_rate: self.sip_source_rate.or(base.sip_source_rate),
+            sip_tcp_idle: self.sip_tcp_idle.or(base.sip_tcp_idle),
+            sip_tcp_message_timeout: self
+                .sip_tcp_message_timeout
+                .or(base.sip_tcp_message_timeout),
+            sip_tcp_max_connections: self
+                .sip_tcp_max_connections
+                .or(base.sip_tcp_max_connections),
+            sip_tcp_per_source: self.sip_tcp_per_source.or(base.sip_tcp_per_source),
             max_talkers: self.max_talkers.or(base.max_talkers),
             codecs: self.codecs.or(base.codecs),
             rtp_timeout: self.rtp_timeout.or(base.rtp_timeout),
@@ -462,7 +492,47 @@ impl ServeOptions {
             },
             ..log_defaults
         };
+        let sip_tcp = {
+            use crate::sip::transport::TcpLimits;
+            let positive = |key: &'static str, d: Duration| {
+                if d.is_zero() {
+                    Err(invalid(key, "must be more than 0"))
+                } else {
+                    Ok(d)
+                }
+            };
+            let at_least_one = |key: &'static str, n: Option<usize>, default: usize| match n {
+                Some(0) => Err(invalid(key, "must be at least 1")),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            };
+            TcpLimits {
+                idle: positive(
+                    "sip-tcp-idle",
+                    dur("sip-tcp-idle", self.sip_tcp_idle, TcpLimits::DEFAULT_IDLE)?,
+                )?,
+                message_within: positive(
+                    "sip-tcp-message-timeout",
+                    dur(
+                        "sip-tcp-message-timeout",
+                        self.sip_tcp_message_timeout,
+                        TcpLimits::DEFAULT_MESSAGE_WITHIN,
+                    )?,
+                )?,
+                max_connections: at_least_one(
+                    "sip-tcp-max-connections",
+                    self.sip_tcp_max_connections,
+                    TcpLimits::default_max_connections(),
+                )?,
+                per_source: at_least_one(
+                    "sip-tcp-per-source",
+                    self.sip_tcp_per_source,
+                    TcpLimits::DEFAULT_PER_SOURCE,
+                )?,
+            }
+        };
         Ok(Settings {
+            sip_tcp,
             max_calls,
             max_loop_lag: dur("max-loop-lag", self.max_loop_lag, DEFAULT_MAX_LOOP_LAG)?,
             max_store_latency: dur(
@@ -479,6 +549,13 @@ impl ServeOptions {
             json_logs,
             api_listen,
             trusted_peers,
+            sip_source_rate: {
+                let per_second = self.sip_source_rate.unwrap_or(DEFAULT_SIP_SOURCE_RATE);
+                crate::sip::flood::Rate {
+                    per_second,
+                    burst: per_second,
+                }
+            },
             lockout,
             sip_listen,
             advertise,
@@ -576,6 +653,55 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn flood_and_tcp_limits_have_defaults_and_refuse_zeros() {
+        let settings = ServeOptions::default().resolve().unwrap();
+        assert_eq!(settings.sip_source_rate.per_second, DEFAULT_SIP_SOURCE_RATE);
+        assert_eq!(settings.sip_tcp.idle, Duration::from_secs(120));
+        assert_eq!(settings.sip_tcp.message_within, Duration::from_secs(5));
+        assert_eq!(settings.sip_tcp.per_source, 32);
+        assert!((16..=10_000).contains(&settings.sip_tcp.max_connections));
+        let off = ServeOptions {
+            sip_source_rate: Some(0),
+            ..ServeOptions::default()
+        };
+        assert_eq!(off.resolve().unwrap().sip_source_rate.per_second, 0);
+        let refused = |opts: ServeOptions, want: &str| {
+            assert!(
+                matches!(opts.resolve(), Err(ConfigError::Invalid { key, .. }) if key == want),
+                "{want}"
+            );
+        };
+        refused(
+            ServeOptions {
+                sip_tcp_idle: Some("0s".into()),
+                ..ServeOptions::default()
+            },
+            "sip-tcp-idle",
+        );
+        refused(
+            ServeOptions {
+                sip_tcp_message_timeout: Some("soon".into()),
+                ..ServeOptions::default()
+            },
+            "sip-tcp-message-timeout",
+        );
+        refused(
+            ServeOptions {
+                sip_tcp_per_source: Some(0),
+                ..ServeOptions::default()
+            },
+            "sip-tcp-per-source",
+        );
+        refused(
+            ServeOptions {
+                sip_tcp_max_connections: Some(0),
+                ..ServeOptions::default()
+            },
+            "sip-tcp-max-connections",
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::media::prompts::{PromptError, PromptLibrary};
 use crate::provision::{ProvisionError, Provisioner};
 use crate::sip::dialog::LocalAddr;
 use crate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
+use crate::sip::flood::SourceLimit;
 use crate::sip::message::StatusCode;
 use crate::sip::transport::{self, SipSockets, TransportHandle};
 use crate::store::{AttemptLog, Store, StoreError};
@@ -198,7 +199,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             tracing::error!(%e, "API server stopped");
         }
     });
-    let (transport, inbound) = transport::spawn(sockets);
+    let limit = SourceLimit::new(settings.sip_source_rate, settings.trusted_peers.clone());
+    let (transport, inbound) = transport::spawn(sockets, limit, settings.sip_tcp);
     let ports = PortPool::new(
         settings.sip_listen.ip(),
         settings.rtp_ports.0,

@@ -87,7 +87,19 @@ impl PortPool {
                 continue;
             }
             let bind = |p: u16| std::net::UdpSocket::bind(SocketAddr::new(self.ip, p));
-            if let (Ok(socket), Ok(rtcp)) = (bind(port), bind(port.wrapping_add(1))) {
+            let (socket, rtcp) = (bind(port), bind(port.wrapping_add(1)));
+            // Out of file descriptors is not a busy port: say so at once.
+            for r in [&socket, &rtcp] {
+                if let Err(e) = r
+                    && crate::sip::transport::out_of_descriptors(e)
+                {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        "out of file descriptors (RTP ports are not the limit)",
+                    ));
+                }
+            }
+            if let (Ok(socket), Ok(rtcp)) = (socket, rtcp) {
                 socket.set_nonblocking(true)?;
                 rtcp.set_nonblocking(true)?;
                 state.in_use.insert(port);

@@ -6,13 +6,20 @@
 //! 100 Trying at once, retransmissions, OPTIONS (200), CANCEL (200 + 487),
 //! BYE (200), requests outside any dialog (481), methods the UA does not
 //! take (405 with Allow; unknown methods 501), garbage (400 when a response
-//! can be formed, otherwise dropped). Decisions — which number, which codec,
-//! which room — belong to the gateway, which answers INVITEs through
-//! [`Endpoint::respond_invite`] and hangs up through [`Endpoint::send_bye`].
+//! can be formed, otherwise dropped). Those refusals, and OPTIONS, are
+//! answered statelessly (RFC 3261 §8.2.7): a flood of them leaves nothing
+//! behind. A refused INVITE's answer is retransmitted until its ACK to at
+//! most [`MAX_UNACKED_FAILURES`] per source at once, so a forged source
+//! address cannot turn one INVITE into a dozen answers to someone else.
+//!
+//! Decisions — which number, which codec, which room — belong to the
+//! gateway, which answers INVITEs through [`Endpoint::respond_invite`] and
+//! hangs up through [`Endpoint::send_bye`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -20,6 +27,11 @@ use bytes::Bytes;
 use super::dialog::{Dialog, DialogState, Flow, LocalAddr, random_token, response};
 use super::message::{self, ALLOW, Message, Method, StatusCode};
 use super::transaction::{ClientTx, ServerState, ServerTx, TimerConfig, TimerOutput};
+
+/// Refused INVITEs per source whose answers are retransmitted until their
+/// ACK (RFC 3261 §17.2.1); past this, a source's refusals are sent once,
+/// and again only when it retransmits its INVITE.
+pub const MAX_UNACKED_FAILURES: u32 = 8;
 
 /// The gateway's handle on one call (one dialog).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,6 +133,8 @@ struct ServerEntry {
     /// The request, for requests the TU answers later (INFO).
     request: Option<Message>,
     call: Option<CallRef>,
+    /// A refused INVITE counted in its source's unacknowledged refusals.
+    unacked_from: Option<IpAddr>,
 }
 
 struct ClientEntry {
@@ -174,6 +188,24 @@ pub struct Endpoint {
     /// The gateway sheds new calls: OPTIONS is answered 503.
     overloaded: Option<u32>,
     deadlines: Timers,
+    /// Per source, refused INVITEs retransmitted until their ACK.
+    unacked: HashMap<IpAddr, u32>,
+    /// Keys the To tags of stateless answers.
+    tag_key: RandomState,
+}
+
+/// Takes a refused INVITE out of its source's unacknowledged count (it was
+/// acknowledged, or its transaction ended).
+fn release_unacked(unacked: &mut HashMap<IpAddr, u32>, entry: &mut ServerEntry) {
+    let Some(source) = entry.unacked_from.take() else {
+        return;
+    };
+    if let Some(n) = unacked.get_mut(&source) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            unacked.remove(&source);
+        }
+    }
 }
 
 impl Endpoint {
@@ -191,6 +223,8 @@ impl Endpoint {
             out: VecDeque::new(),
             overloaded: None,
             deadlines: Timers::default(),
+            unacked: HashMap::new(),
+            tag_key: RandomState::new(),
         }
     }
 
@@ -209,6 +243,7 @@ impl Endpoint {
             flow,
             request,
             call,
+            unacked_from: None,
         };
         self.server.insert(key.clone(), entry);
         self.arm(TimerKey::Server(key));
@@ -318,22 +353,26 @@ impl Endpoint {
         self.transmit(flow, bytes);
     }
 
-    fn simple(
-        &mut self,
-        now: Instant,
-        flow: Flow,
-        req: &Message,
-        method: &Method,
-        status: StatusCode,
-    ) {
-        let mut resp = response(req, status, Some(&random_token()), flow.remote);
+    /// Answers `req` with `status` and no transaction (RFC 3261 §8.2.7):
+    /// nothing is kept or retransmitted, and a retransmitted request is
+    /// answered afresh, with the same To tag.
+    fn simple(&mut self, flow: Flow, req: &Message, status: StatusCode) {
+        let tag = self.stateless_tag(req);
+        let mut resp = response(req, status, Some(&tag), flow.remote);
         if matches!(
             status,
             StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED | StatusCode::OK
         ) {
             resp.headers.push(("Allow".into(), ALLOW.into()));
         }
-        self.answer(now, flow, req, method, resp);
+        self.transmit(flow, resp.to_bytes());
+    }
+
+    /// The To tag of a stateless answer to `req`: made from the request, so
+    /// the same for its retransmissions, and keyed, so not guessable.
+    fn stateless_tag(&self, req: &Message) -> String {
+        let id = (req.call_id(), req.tag("From"), req.branch(), req.cseq());
+        format!("{:016x}", self.tag_key.hash_one(id))
     }
 
     fn dialog_of(&self, req: &Message) -> Option<CallRef> {
@@ -364,23 +403,24 @@ impl Endpoint {
             Method::Invite if !in_dialog => self.on_new_invite(now, flow, req),
             Method::Options => match self.overloaded {
                 Some(after) => {
+                    let tag = self.stateless_tag(&req);
                     let mut resp = response(
                         &req,
                         StatusCode::SERVICE_UNAVAILABLE,
-                        Some(&random_token()),
+                        Some(&tag),
                         flow.remote,
                     );
                     resp.headers.push(("Retry-After".into(), after.to_string()));
-                    self.answer(now, flow, &req, &method, resp);
+                    self.transmit(flow, resp.to_bytes());
                 }
-                None => self.simple(now, flow, &req, &method, StatusCode::OK),
+                None => self.simple(flow, &req, StatusCode::OK),
             },
             Method::Invite | Method::Bye | Method::Info => match self.dialog_of(&req) {
                 Some(call) => self.on_in_dialog(now, flow, call, req, method),
-                None => self.simple(now, flow, &req, &method, StatusCode::CALL_DOES_NOT_EXIST),
+                None => self.simple(flow, &req, StatusCode::CALL_DOES_NOT_EXIST),
             },
-            Method::Other(_) => self.simple(now, flow, &req, &method, StatusCode::NOT_IMPLEMENTED),
-            _ => self.simple(now, flow, &req, &method, StatusCode::METHOD_NOT_ALLOWED),
+            Method::Other(_) => self.simple(flow, &req, StatusCode::NOT_IMPLEMENTED),
+            _ => self.simple(flow, &req, StatusCode::METHOD_NOT_ALLOWED),
         }
     }
 
@@ -434,7 +474,7 @@ impl Endpoint {
         let cseq = req.cseq().map_or(0, |(n, _)| n);
         if cseq <= dialog.remote_cseq {
             // Out of order (RFC 3261 §12.2.2).
-            return self.simple(now, flow, &req, &method, StatusCode::SERVER_ERROR);
+            return self.simple(flow, &req, StatusCode::SERVER_ERROR);
         }
         dialog.remote_cseq = cseq;
         match method {
@@ -540,13 +580,7 @@ impl Endpoint {
     fn on_cancel(&mut self, now: Instant, flow: Flow, req: &Message) {
         let invite_key = TxKey::of(req, &Method::Invite);
         let Some(entry) = self.server.get(&invite_key) else {
-            return self.simple(
-                now,
-                flow,
-                req,
-                &Method::Cancel,
-                StatusCode::CALL_DOES_NOT_EXIST,
-            );
+            return self.simple(flow, req, StatusCode::CALL_DOES_NOT_EXIST);
         };
         let call = entry.call;
         let pending = entry.tx.state() == ServerState::Proceeding;
@@ -568,6 +602,7 @@ impl Endpoint {
             && entry.tx.state() == ServerState::Completed
         {
             entry.tx.recv_ack(now);
+            release_unacked(&mut self.unacked, entry);
             return self.arm(TimerKey::Server(key));
         }
         // ACK to a 2xx is its own transaction: match the dialog (§13.3.1.4).
@@ -681,6 +716,16 @@ impl Endpoint {
         let bytes = resp.to_bytes();
         if let Some(entry) = self.server.get_mut(&key) {
             entry.tx.send_response(now, status.0, bytes.clone());
+            if status.0 >= 300 && !flow.transport.is_reliable() && entry.unacked_from.is_none() {
+                let source = flow.remote.ip();
+                let unacked = self.unacked.entry(source).or_default();
+                if *unacked < MAX_UNACKED_FAILURES {
+                    *unacked += 1;
+                    entry.unacked_from = Some(source);
+                } else {
+                    entry.tx.stop_resending();
+                }
+            }
         }
         self.arm(TimerKey::Server(key));
         if status.0 >= 300 {
@@ -928,7 +973,9 @@ impl Endpoint {
             TimerOutput::Nothing => false,
         };
         if done {
-            self.server.remove(&key);
+            if let Some(mut entry) = self.server.remove(&key) {
+                release_unacked(&mut self.unacked, &mut entry);
+            }
         } else {
             self.arm(TimerKey::Server(key));
         }

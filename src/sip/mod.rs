@@ -5,6 +5,7 @@
 //! - [`dialog`]: §12 dialogs, response and in-dialog request builders.
 //! - [`endpoint`]: the sans-IO UA core tying them together.
 //! - [`sdp`]: RFC 3264 offer/answer for G.711 and telephone-event.
+//! - [`flood`]: per-source message limits, checked before parsing.
 //! - [`transport`]: the async shell — UDP and TCP on one port.
 //!
 //! Left out for now: TLS, outgoing INVITEs, PRACK/100rel, authentication,
@@ -13,6 +14,7 @@
 
 pub mod dialog;
 pub mod endpoint;
+pub mod flood;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

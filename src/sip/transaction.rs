@@ -202,6 +202,14 @@ impl ServerTx {
         }
     }
 
+    /// A refused INVITE's answer is sent again only when the request is
+    /// (the endpoint's cap on what it retransmits to one source).
+    pub fn stop_resending(&mut self) {
+        if self.state == ServerState::Completed {
+            self.resend = None;
+        }
+    }
+
     /// An ACK arrived for this INVITE transaction.
     pub fn recv_ack(&mut self, now: Instant) {
         match self.state {

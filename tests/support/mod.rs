@@ -143,8 +143,27 @@ pub fn provision(db: &str, code: &str) {
 impl Gateway {
     /// Starts `serve` on a provisioned database and waits for its ready line.
     pub async fn start(dir: tempfile::TempDir, db: String, extra: &[&str]) -> Gateway {
+        Gateway::start_under(&[], dir, db, extra).await
+    }
+
+    /// [`Gateway::start`] with `serve` run by `wrapper` (a command and its
+    /// arguments, e.g. `prlimit --nofile=128 --`), if not empty.
+    pub async fn start_under(
+        wrapper: &[&str],
+        dir: tempfile::TempDir,
+        db: String,
+        extra: &[&str],
+    ) -> Gateway {
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
-        let mut child = AsyncCommand::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = AsyncCommand::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => AsyncCommand::new(BIN),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--sip-listen",

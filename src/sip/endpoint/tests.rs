@@ -734,13 +734,14 @@ fn the_timer_heap_agrees_with_a_sweep_of_every_transaction_through_a_busy_mix() 
 fn a_timer_costs_the_same_with_twenty_thousand_live_transactions() {
     let t0 = Instant::now();
     let mut ep = endpoint();
-    // 20,000 OPTIONS, each a transaction kept 64·T1 (32 s) for retransmissions.
+    let (_, tag) = invite(&mut ep, t0);
+    // 20,000 INFOs in the call nobody answers, each a transaction kept
+    // 64·T1 (32 s).
     for i in 0..20_000 {
-        let req = request_in("probe", "OPTIONS", &format!("z9hG4bK-o{i}"), 1, None);
+        let req = request("INFO", &format!("z9hG4bK-n{i}"), i + 2, Some(&tag));
         ep.handle_input(t0, flow(), req.as_bytes());
     }
-    drain(&mut ep);
-    let (_, _) = invite(&mut ep, t0);
+    assert_eq!(drain(&mut ep).events.len(), 20_000);
     assert_eq!(ep.transactions(), 20_001);
     let before = ep.timers_examined();
     // Timer G: the 200 goes again at T1; nothing else is due.
@@ -753,10 +754,153 @@ fn a_timer_costs_the_same_with_twenty_thousand_live_transactions() {
         "examined {} heap entries for one due timer",
         ep.timers_examined() - before
     );
-    // At 32 s the OPTIONS transactions all end, each examined once.
+    // At 32 s the INFO transactions all end, each examined once.
     let before = ep.timers_examined();
     ep.handle_timeout(t0 + Duration::from_secs(32));
     drain(&mut ep);
     assert_eq!(ep.transactions(), 0);
     assert!(ep.timers_examined() - before <= 20_010);
+}
+
+#[test]
+fn stateless_answers_leave_no_transaction_and_answer_a_retransmission_alike() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let probes = [
+        request("OPTIONS", "z9hG4bK-o", 1, None),
+        request("REGISTER", "z9hG4bK-r", 1, None),
+        request("FROB", "z9hG4bK-f", 1, None),
+        request("BYE", "z9hG4bK-b", 2, Some("nope")),
+        request("INFO", "z9hG4bK-i", 2, Some("nope")),
+        request("CANCEL", "z9hG4bK-c", 1, None),
+    ];
+    let mut first = Vec::new();
+    for p in &probes {
+        ep.handle_input(now, flow(), p.as_bytes());
+        first.extend(drain(&mut ep).sent);
+    }
+    assert_eq!(
+        statuses(&Drained {
+            sent: first.clone(),
+            ..Default::default()
+        }),
+        vec![200, 405, 501, 481, 481, 481]
+    );
+    assert_eq!(ep.transactions(), 0, "nothing kept");
+    assert_eq!(ep.poll_timeout(), None, "nothing to retransmit");
+    // The same requests again (retransmissions): the same answers, To tag and all.
+    for (p, was) in probes.iter().zip(&first) {
+        ep.handle_input(now + Duration::from_secs(1), flow(), p.as_bytes());
+        let again = drain(&mut ep).sent;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].to_bytes(), was.to_bytes());
+    }
+    // Another request gets another tag; a flood of them keeps nothing.
+    for i in 0..10_000 {
+        let p = request("OPTIONS", &format!("z9hG4bK-f{i}"), 1, None);
+        ep.handle_input(now, flow(), p.as_bytes());
+    }
+    let tags: std::collections::HashSet<String> = drain(&mut ep)
+        .sent
+        .iter()
+        .filter_map(|m| m.tag("To").map(str::to_owned))
+        .collect();
+    assert_eq!(tags.len(), 10_000);
+    assert_eq!(ep.transactions(), 0);
+}
+
+/// Refuses an INVITE from `from` with 404 and never ACKs it.
+fn refused_invite(ep: &mut Endpoint, now: Instant, from: Flow, n: u32) {
+    let req = request_in(
+        &format!("refused-{n}"),
+        "INVITE",
+        &format!("z9hG4bK-x{n}"),
+        1,
+        None,
+    )
+    .replace(CALLER, &from.remote.to_string());
+    ep.handle_input(now, from, req.as_bytes());
+    let call = drain(ep).incoming.pop().expect("a new call").call;
+    ep.respond_invite(now, call, StatusCode::NOT_FOUND, Vec::new(), None);
+    assert_eq!(statuses(&drain(ep)), vec![404]);
+}
+
+#[test]
+fn refusals_a_source_never_acknowledges_are_retransmitted_eight_at_a_time() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let forged = flow();
+    let other = Flow {
+        transport: Transport::Udp,
+        remote: "127.0.0.9:5070".parse().unwrap(),
+    };
+    for n in 0..20 {
+        refused_invite(&mut ep, t0, forged, n);
+    }
+    refused_invite(&mut ep, t0, other, 100);
+    // Over the 32 s until Timer H, only 8 of the forged source's 20
+    // refusals are sent again (each about 10 times), and the other
+    // source's one is, as ever.
+    let d = run_timers(&mut ep, t0 + Duration::from_secs(40));
+    let again = |who: &str| {
+        let mut ids: Vec<&str> = d
+            .sent
+            .iter()
+            .filter(|m| m.call_id().starts_with(who))
+            .map(|m| m.call_id())
+            .collect();
+        let total = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        (ids.len(), total)
+    };
+    let (forged_calls, forged_total) = again("refused-");
+    assert_eq!(forged_calls, 9, "8 of the forged source's and the other's");
+    assert!(
+        (80..=100).contains(&forged_total),
+        "{forged_total} retransmissions"
+    );
+    assert!(d.sent.iter().any(|m| m.call_id() == "refused-100"));
+    assert_eq!(ep.transactions(), 0);
+    assert!(
+        ep.unacked.is_empty(),
+        "the counts go with their transactions"
+    );
+
+    // A source that ACKs is never capped: 20 refusals acknowledged one by
+    // one, and the 21st is still retransmitted.
+    let t1 = t0 + Duration::from_secs(60);
+    for n in 200..220 {
+        refused_invite(&mut ep, t1, forged, n);
+        let ack = request_in(
+            &format!("refused-{n}"),
+            "ACK",
+            &format!("z9hG4bK-x{n}"),
+            1,
+            Some("x"),
+        );
+        ep.handle_input(t1, forged, ack.as_bytes());
+    }
+    refused_invite(&mut ep, t1, forged, 300);
+    let d = run_timers(&mut ep, t1 + Duration::from_secs(1));
+    assert!(
+        d.sent.iter().any(|m| m.call_id() == "refused-300"),
+        "retransmitted at T1"
+    );
+    assert!(d.sent.iter().all(|m| m.call_id() == "refused-300"));
+}
+
+#[test]
+fn a_capped_refusal_is_still_sent_again_for_a_retransmitted_invite() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    for n in 0..9 {
+        refused_invite(&mut ep, t0, flow(), n);
+    }
+    // The 9th's INVITE comes again (its 404 was lost): the 404 goes again.
+    let req = request_in("refused-8", "INVITE", "z9hG4bK-x8", 1, None);
+    ep.handle_input(t0 + Duration::from_millis(500), flow(), req.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![404]);
+    assert_eq!(d.sent[0].call_id(), "refused-8");
 }
