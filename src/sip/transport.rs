@@ -241,14 +241,23 @@ impl RefusalLog {
             self.last
                 .retain(|_, (at, _)| now.duration_since(*at) < Duration::from_secs(10));
         }
-        let entry = self.last.entry(source).or_insert((now, 0));
-        entry.1 += 1;
-        let first = entry.1 == 1;
-        if first || now.duration_since(entry.0) >= Duration::from_secs(10) {
-            // One line per source per 10 s, in a stable form (deploy/fail2ban).
-            tracing::warn!(source = %source, cause, open, refused = entry.1, "SIP source refused a TCP connection");
-            *entry = (now, 0);
-        }
+        // One line per source per 10 s, in a stable form (deploy/fail2ban),
+        // with the refusals since the last.
+        let refused = match self.last.get_mut(&source) {
+            None => {
+                self.last.insert(source, (now, 0));
+                1
+            }
+            Some((at, since)) => {
+                *since += 1;
+                if now.duration_since(*at) < Duration::from_secs(10) {
+                    return;
+                }
+                *at = now;
+                std::mem::take(since)
+            }
+        };
+        tracing::warn!(source = %source, cause, open, refused, "SIP source refused a TCP connection");
     }
 }
 

@@ -340,7 +340,7 @@ impl Shell {
                     let routed =
                         timed("number", shared.store.number_by_e164(dialled.as_str())).await;
                     if let Ok(None) = routed {
-                        tracing::info!(number = %dialled, "number not provisioned");
+                        tracing::info!(number = %dialled, source = %source_ip, "number not provisioned");
                     }
                     Reply::Route(routed)
                 }
@@ -814,9 +814,11 @@ impl Shell {
             room_id,
             call_id: self.call_id.clone(),
         };
+        // The source closes the line: log watchers (deploy/fail2ban) key on it.
         tracing::info!(
             stage = attempt.stage,
             outcome = attempt.outcome,
+            source = %attempt.source_ip,
             "access attempt"
         );
         metrics::counter!("dialgate_attempts_total", "stage" => attempt.stage, "outcome" => attempt.outcome)
