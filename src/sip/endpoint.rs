@@ -330,8 +330,9 @@ impl Endpoint {
             Err(err) => {
                 tracing::debug!(remote = %flow.remote, %err, "unparseable SIP message");
                 if let Some(req) = message::salvage_for_400(buf) {
-                    let tag = random_token();
-                    let mut resp = response(&req, StatusCode::BAD_REQUEST, Some(&tag), flow.remote);
+                    // 400, or 505 / 416 for a version or URI scheme we do not take.
+                    let tag = self.stateless_tag(&req);
+                    let mut resp = response(&req, err.status(), Some(&tag), flow.remote);
                     // A fixed text: the offending bytes are never echoed.
                     resp.headers
                         .push(("Warning".into(), format!("399 dialgate \"{}\"", err.kind())));
@@ -397,6 +398,21 @@ impl Endpoint {
                 self.transmit(flow, bytes);
             }
             return;
+        }
+        // We take no extension: a request that requires one gets 420 with
+        // what we do not support (RFC 3261 §8.2.2.3; never ACK or CANCEL).
+        let required: Vec<&str> = req
+            .headers_named("Require")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .collect();
+        if !required.is_empty() {
+            let tag = self.stateless_tag(&req);
+            let mut resp = response(&req, StatusCode::BAD_EXTENSION, Some(&tag), flow.remote);
+            resp.headers
+                .push(("Unsupported".into(), required.join(", ")));
+            return self.transmit(flow, resp.to_bytes());
         }
         let in_dialog = req.tag("To").is_some();
         match method {

@@ -92,6 +92,8 @@ impl StatusCode {
     pub const OK: StatusCode = StatusCode(200);
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
     pub const NOT_FOUND: StatusCode = StatusCode(404);
+    pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
+    pub const BAD_EXTENSION: StatusCode = StatusCode(420);
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
     pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     pub const TEMPORARILY_UNAVAILABLE: StatusCode = StatusCode(480);
@@ -102,6 +104,7 @@ impl StatusCode {
     pub const SERVER_ERROR: StatusCode = StatusCode(500);
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+    pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
 
     pub fn reason(self) -> &'static str {
         match self.0 {
@@ -111,7 +114,11 @@ impl StatusCode {
             400 => "Bad Request",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            403 => "Forbidden",
+            408 => "Request Timeout",
             415 => "Unsupported Media Type",
+            416 => "Unsupported URI Scheme",
+            420 => "Bad Extension",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
             487 => "Request Terminated",
@@ -120,6 +127,7 @@ impl StatusCode {
             500 => "Server Internal Error",
             501 => "Not Implemented",
             503 => "Service Unavailable",
+            505 => "Version Not Supported",
             _ => "Unknown",
         }
     }
@@ -164,6 +172,16 @@ pub enum ParseError {
     MissingHeader(&'static str),
     #[error("malformed message: {0}")]
     Syntax(String),
+    #[error("SIP version other than SIP/2.0")]
+    Version,
+    #[error("Request-URI scheme is not sip, sips or tel")]
+    UriScheme,
+    #[error("Content-Length headers disagree")]
+    ConflictingContentLength,
+    #[error("{0} appears more than once")]
+    Duplicate(&'static str),
+    #[error("CSeq method differs from the request's")]
+    CseqMismatch,
 }
 
 /// Compact header forms (RFC 3261 §7.3.3 and later RFCs).
@@ -271,17 +289,66 @@ fn unfolded_lines(head: &str) -> Vec<String> {
 }
 
 fn content_length(head: &str) -> Result<Option<usize>, ParseError> {
+    let mut found = None;
     for line in unfolded_lines(head).iter().skip(1) {
         if let Some((name, value)) = line.split_once(':')
             && canonical(name.trim()) == "Content-Length"
         {
-            return match value.trim().parse::<usize>() {
-                Ok(len) if len <= MAX_BODY => Ok(Some(len)),
-                _ => Err(ParseError::BadContentLength),
+            // 1*DIGIT, strictly: no sign, no space inside (RFC 3261 §20.14).
+            let value = value.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::BadContentLength);
+            }
+            let len = match value.parse::<usize>() {
+                Ok(len) if len <= MAX_BODY => len,
+                _ => return Err(ParseError::BadContentLength),
             };
+            // Two that disagree leave the framing unknowable (RFC 4475 §3.1.2.8).
+            if found.is_some_and(|f| f != len) {
+                return Err(ParseError::ConflictingContentLength);
+            }
+            found = Some(len);
         }
     }
-    Ok(None)
+    Ok(found)
+}
+
+/// Headers that may appear once only (RFC 3261 §7.3.1: not a
+/// comma-separated list).
+const SINGLE: [&str; 6] = [
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Type",
+];
+
+/// Checks a request line before the rest is read: the version must be
+/// SIP/2.0 (505 otherwise) and the Request-URI's scheme sip, sips or tel
+/// (416 otherwise).
+fn check_request_line(first: &str) -> Result<(), ParseError> {
+    let mut words = first.split(' ');
+    let (Some(_method), Some(uri), Some(version)) = (words.next(), words.next(), words.next())
+    else {
+        return Ok(()); // left to the full parse, which says what is wrong
+    };
+    let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
+    if version.len() >= 4 && version[..4].eq_ignore_ascii_case("SIP/") && !version_ok {
+        return Err(ParseError::Version);
+    }
+    let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");
+    let known = ["sip", "sips", "tel"]
+        .iter()
+        .any(|k| scheme.eq_ignore_ascii_case(k));
+    let looks_like_scheme = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if looks_like_scheme && !known && version_ok {
+        return Err(ParseError::UriScheme);
+    }
+    Ok(())
 }
 
 /// Reads one SIP message from a datagram or a framed stream chunk.
@@ -305,18 +372,28 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let lines = unfolded_lines(head);
     let mut lines = lines.into_iter();
     let first = lines.next().unwrap_or_default();
+    if !first.starts_with("SIP/") {
+        check_request_line(&first)?;
+    }
     let mut words = first.splitn(3, ' ');
     let token = words.next().unwrap_or_default();
     let is_response = token.starts_with("SIP/");
     let method = (!is_response).then(|| Method::parse(token));
     // rsip refuses unknown methods and tel: URIs: parse with stand-ins.
     let rest_of_line = first.get(token.len() + 1..).unwrap_or("");
-    let rest_of_line = match rest_of_line.get(..4) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => {
+    // rsip's URI grammar is narrower than RFC 3261's (RFC 4475 §3.1.1.2,
+    // §3.1.1.9): a sip or sips Request-URI with no white space in it is
+    // read here, and rsip is shown a stand-in.
+    let (rest_of_line, own_user) = match (rest_of_line.split_once(' '), rest_of_line.get(..4)) {
+        (_, Some(scheme)) if scheme.eq_ignore_ascii_case("tel:") => {
             let version = rest_of_line.rsplit(' ').next().unwrap_or("SIP/2.0");
-            format!("sip:tel@invalid {version}")
+            (format!("sip:tel@invalid {version}"), None)
         }
-        _ => rest_of_line.to_owned(),
+        (Some((uri, version)), _) if !version.contains(' ') => match sip_uri_user(uri) {
+            Some(user) => (format!("sip:invalid {version}"), Some(user)),
+            None => (rest_of_line.to_owned(), None),
+        },
+        _ => (rest_of_line.to_owned(), None),
     };
     let first_for_rsip = match &method {
         Some(Method::Other(_)) => format!("OPTIONS {rest_of_line}"),
@@ -344,7 +421,9 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let (start, uri_user) = match (parsed, method) {
         (rsip::SipMessage::Request(req), Some(method)) => {
             let uri = words.next().unwrap_or_default().to_owned();
-            let user = tel_user(&uri).or_else(|| req.uri.auth.as_ref().map(|a| a.user.clone()));
+            let user = tel_user(&uri)
+                .or(own_user.flatten())
+                .or_else(|| req.uri.auth.as_ref().map(|a| a.user.clone()));
             (StartLine::Request { method, uri }, user)
         }
         (rsip::SipMessage::Response(resp), _) => {
@@ -369,9 +448,38 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
             return Err(ParseError::MissingHeader(h));
         }
     }
-    msg.cseq()
+    for h in SINGLE {
+        if msg.headers_named(h).nth(1).is_some() {
+            return Err(ParseError::Duplicate(h));
+        }
+    }
+    let (_, cseq_method) = msg
+        .cseq()
         .ok_or_else(|| ParseError::Syntax("CSeq".into()))?;
+    if let Some(method) = msg.method()
+        && cseq_method != *method
+    {
+        return Err(ParseError::CseqMismatch);
+    }
     Ok(msg)
+}
+
+/// For a `sip:` or `sips:` URI: `Some(user)` (the user part, `None` when
+/// it has none), or `None` if it is not such a URI. The user part runs to
+/// the last `@` (it may hold `;`, RFC 4475 §3.1.1.9); no header part.
+fn sip_uri_user(uri: &str) -> Option<Option<String>> {
+    let (scheme, rest) = uri.split_once(':')?;
+    if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
+        return None;
+    }
+    if rest.is_empty() || rest.contains(['<', '>', '"']) || rest.bytes().any(|b| b < 0x21) {
+        return None;
+    }
+    let user = rest
+        .rsplit_once('@')
+        .map(|(user, _)| user.to_owned())
+        .filter(|u| !u.is_empty());
+    Some(user)
 }
 
 fn tel_user(uri: &str) -> Option<String> {
@@ -428,6 +536,21 @@ impl ParseError {
             ParseError::TruncatedBody => "body shorter than Content-Length",
             ParseError::MissingHeader(h) => h,
             ParseError::Syntax(_) => "malformed message",
+            ParseError::Version => "SIP version not supported",
+            ParseError::UriScheme => "URI scheme not supported",
+            ParseError::ConflictingContentLength => "conflicting Content-Length",
+            ParseError::Duplicate(h) => h,
+            ParseError::CseqMismatch => "CSeq method mismatch",
+        }
+    }
+
+    /// The status a request that failed with this error is answered with
+    /// (RFC 3261 §8.2, RFC 4475).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ParseError::Version => StatusCode::VERSION_NOT_SUPPORTED,
+            ParseError::UriScheme => StatusCode::UNSUPPORTED_URI_SCHEME,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 }

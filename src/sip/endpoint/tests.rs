@@ -904,3 +904,44 @@ fn a_capped_refusal_is_still_sent_again_for_a_retransmitted_invite() {
     assert_eq!(statuses(&d), vec![404]);
     assert_eq!(d.sent[0].call_id(), "refused-8");
 }
+
+#[test]
+fn version_scheme_extension_and_mismatch_refusals() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let cases = [
+        (
+            request("OPTIONS", "z9hG4bK-v", 1, None).replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+            505,
+        ),
+        (
+            request("OPTIONS", "z9hG4bK-s", 1, None).replacen(
+                "sip:+15550100@127.0.0.1:5060",
+                "NOTSIP:a@b",
+                1,
+            ),
+            416,
+        ),
+        (
+            request("INVITE", "z9hG4bK-r", 1, None).replace(
+                "Max-Forwards: 70\r\n",
+                "Require: 100rel, nothing\r\nMax-Forwards: 70\r\n",
+            ),
+            420,
+        ),
+        (
+            request("OPTIONS", "z9hG4bK-m", 1, None).replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
+            400,
+        ),
+    ];
+    for (req, want) in &cases {
+        ep.handle_input(now, flow(), req.as_bytes());
+        let d = drain(&mut ep);
+        assert_eq!(statuses(&d), vec![*want], "{req}");
+        if *want == 420 {
+            assert_eq!(d.sent[0].header("Unsupported"), Some("100rel, nothing"));
+            assert!(d.incoming.is_empty(), "no call for a refused INVITE");
+        }
+    }
+    assert_eq!(ep.transactions(), 0);
+}

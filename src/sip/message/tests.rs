@@ -151,3 +151,71 @@ fn random_bytes_never_panic() {
         let _ = salvage_for_400(&buf);
     }
 }
+
+#[test]
+fn other_sip_versions_and_uri_schemes_are_refused_with_their_own_status() {
+    let v7 = INVITE.replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    let err = parse(v7.as_bytes()).unwrap_err();
+    assert_eq!(err, ParseError::Version);
+    assert_eq!(err.status(), StatusCode::VERSION_NOT_SUPPORTED);
+    let scheme = INVITE.replacen("sip:+15550100@127.0.0.1:5060", "NOTSIP:joe@example.com", 1);
+    let err = parse(scheme.as_bytes()).unwrap_err();
+    assert_eq!(err, ParseError::UriScheme);
+    assert_eq!(err.status(), StatusCode::UNSUPPORTED_URI_SCHEME);
+    // sips and tel are schemes we read.
+    for ok in ["sips:+15550100@127.0.0.1", "tel:+15550100"] {
+        let m = INVITE.replacen("sip:+15550100@127.0.0.1:5060", ok, 1);
+        assert!(parse(m.as_bytes()).is_ok(), "{ok}");
+    }
+    // Both salvageable: the endpoint can answer them.
+    assert!(salvage_for_400(v7.as_bytes()).is_some());
+}
+
+#[test]
+fn content_length_is_strictly_digits_and_never_two_that_disagree() {
+    for bad in ["+4", "4 4", "-4", "0x4", "", "4.0"] {
+        let m = INVITE.replace("Content-Length: 4", &format!("Content-Length: {bad}"));
+        assert_eq!(
+            parse(m.as_bytes()),
+            Err(ParseError::BadContentLength),
+            "{bad:?}"
+        );
+    }
+    let two = INVITE.replace("Content-Length: 4", "Content-Length: 4\r\nl: 3");
+    assert_eq!(
+        parse(two.as_bytes()),
+        Err(ParseError::ConflictingContentLength)
+    );
+    // Over a stream the framing is unknowable: the transport closes.
+    assert_eq!(
+        frame_len(two.as_bytes()),
+        Err(ParseError::ConflictingContentLength)
+    );
+    let same = INVITE.replace(
+        "Content-Length: 4",
+        "Content-Length: 4\r\nContent-Length: 4",
+    );
+    assert!(parse(same.as_bytes()).is_ok());
+}
+
+#[test]
+fn single_value_headers_twice_and_a_cseq_of_another_method_are_refused() {
+    let calls = INVITE.replace("Call-ID: call-1@127.0.0.1\r\n", "Call-ID: a\r\ni: b\r\n");
+    assert_eq!(
+        parse(calls.as_bytes()),
+        Err(ParseError::Duplicate("Call-ID"))
+    );
+    let tos = INVITE.replace(
+        "To: <sip:+15550100@127.0.0.1>\r\n",
+        "To: <sip:a@x>\r\nTo: <sip:b@x>\r\n",
+    );
+    assert_eq!(parse(tos.as_bytes()), Err(ParseError::Duplicate("To")));
+    let mismatch = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    assert_eq!(parse(mismatch.as_bytes()), Err(ParseError::CseqMismatch));
+    // Lists may repeat: two Vias are one list.
+    let vias = INVITE.replace(
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n",
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-p\r\n",
+    );
+    assert!(parse(vias.as_bytes()).is_ok());
+}
