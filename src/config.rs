@@ -119,7 +119,7 @@ pub struct ServeOptions {
     /// SIP messages per second one source IP may send, and at once; over it they are dropped unanswered (trusted peers are never limited); 0 turns the limit off [default: 1000]
     #[arg(long)]
     pub sip_source_rate: Option<u32>,
-    /// Close a SIP TCP connection with no message (nor, after its first, a CRLF keep-alive) either way for this long [default: 120s]
+    /// Close a SIP TCP connection with no message (nor, after its first, a CRLF keep-alive) either way for this long, unless an INVITE came on it [default: 120s]
     #[arg(long)]
     pub sip_tcp_idle: Option<String>,
     /// A SIP TCP connection's first message, and every message once its first byte is in, must complete within this, or the connection is closed [default: 5s]
@@ -128,7 +128,7 @@ pub struct ServeOptions {
     /// SIP TCP connections open at once; more are closed as they come [default: a quarter of the open-files limit]
     #[arg(long)]
     pub sip_tcp_max_connections: Option<usize>,
-    /// SIP TCP connections open at once from one source IP [default: 32]
+    /// SIP TCP connections open at once from one source IP (trusted peers excepted) [default: 32]
     #[arg(long)]
     pub sip_tcp_per_source: Option<usize>,
     /// Most members mixed at once per room (the loudest; 1 to 16) [default: 3]
@@ -497,6 +497,8 @@ impl ServeOptions {
             let positive = |key: &'static str, d: Duration| {
                 if d.is_zero() {
                     Err(invalid(key, "must be more than 0"))
+                } else if d > Duration::from_secs(86_400) {
+                    Err(invalid(key, "must be at most 1d"))
                 } else {
                     Ok(d)
                 }

@@ -87,7 +87,7 @@ async fn silent_partial_and_idle_connections_are_closed_and_busy_ones_kept() {
     let opened = Instant::now();
     let mut empty = TcpStream::connect(&gw.sip).await.unwrap();
     let mut partial = TcpStream::connect(&gw.sip).await.unwrap();
-    let mut pinger = TcpStream::connect(&gw.sip).await.unwrap();
+    let pinger = TcpStream::connect(&gw.sip).await.unwrap();
     let mut quiet = TcpStream::connect(&gw.sip).await.unwrap();
     let mut kept = TcpStream::connect(&gw.sip).await.unwrap();
     let local = partial.local_addr().unwrap().to_string();
@@ -98,20 +98,44 @@ async fn silent_partial_and_idle_connections_are_closed_and_busy_ones_kept() {
     probe(&mut quiet, "q").await;
     probe(&mut kept, "k").await;
 
-    // CRLF keep-alives every 200 ms: on a connection that never sent a
-    // message they hold nothing; after one, they keep it open.
-    let pings = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        for _ in 0..20 {
-            tick.tick().await;
-            if pinger.write_all(b"\r\n\r\n").await.is_err()
-                || kept.write_all(b"\r\n\r\n").await.is_err()
-            {
-                break;
+    // A connection that carried an INVITE (a call may use it, silent, for
+    // as long as it lasts) is never closed for idling.
+    let mut invited = TcpStream::connect(&gw.sip).await.unwrap();
+    let local = invited.local_addr().unwrap().to_string();
+    let invite = options("inv", &local)
+        .replace("OPTIONS sip:+15550100", "INVITE sip:+15550199")
+        .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    invited.write_all(invite.as_bytes()).await.unwrap();
+    // Its answers (100, then 404: the number is not provisioned) read first.
+    let mut answers = String::new();
+    let mut buf = [0u8; 4096];
+    while !answers.contains("SIP/2.0 404") {
+        let n = timeout(Duration::from_secs(5), invited.read(&mut buf))
+            .await
+            .expect("the INVITE answered within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before answering the INVITE");
+        answers.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+
+    // CRLF keep-alives every 200 ms for 4 s: on a connection that never
+    // sent a message they hold nothing; after one, they keep it open.
+    let keep_alives = |mut stream: TcpStream| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            let mut sent = 0;
+            for _ in 0..20 {
+                tick.tick().await;
+                if stream.write_all(b"\r\n\r\n").await.is_err() {
+                    break;
+                }
+                sent += 1;
             }
-        }
-        (pinger, kept)
-    });
+            (stream, sent)
+        })
+    };
+    let pinger_pings = keep_alives(pinger);
+    let kept_pings = keep_alives(kept);
 
     // Nothing, and half a message: closed about 500 ms after opening.
     for (name, stream) in [("empty", &mut empty), ("partial", &mut partial)] {
@@ -134,16 +158,23 @@ async fn silent_partial_and_idle_connections_are_closed_and_busy_ones_kept() {
         at - opened
     );
 
-    let (mut pinger, mut kept) = pings.await.unwrap();
+    let (mut pinger, pinged) = pinger_pings.await.unwrap();
     // Keep-alives only: closed long before the 4 s of pings ended.
+    assert!(pinged < 20, "keep-alives alone held a connection");
     assert!(
         closed_within(&mut pinger, Duration::from_millis(100))
             .await
-            .is_some(),
-        "keep-alives alone held a connection"
+            .is_some()
     );
-    // A message and keep-alives: still open after 4 s, and answering.
+    // A message and keep-alives: all 20 went, still open after 4 s (past
+    // the 1.5 s idle limit), and answering.
+    let (mut kept, pinged) = kept_pings.await.unwrap();
+    assert_eq!(pinged, 20);
+    assert!(opened.elapsed() > Duration::from_secs(3));
     probe(&mut kept, "k2").await;
+    // The INVITE's connection, silent since its 404, is open too: the
+    // gateway has not closed it (it answers a probe).
+    probe(&mut invited, "i2").await;
 
     let log = gw.log();
     for cause in ["no_message", "slow_message", "idle"] {

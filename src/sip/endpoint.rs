@@ -408,10 +408,17 @@ impl Endpoint {
             .filter(|o| !o.is_empty())
             .collect();
         if !required.is_empty() {
+            // Option tags are tokens (RFC 3261 §25.1): anything else is not
+            // echoed back.
+            let token = |o: &&str| {
+                o.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+            };
+            let unsupported: Vec<&str> = required.iter().copied().filter(token).collect();
             let tag = self.stateless_tag(&req);
             let mut resp = response(&req, StatusCode::BAD_EXTENSION, Some(&tag), flow.remote);
             resp.headers
-                .push(("Unsupported".into(), required.join(", ")));
+                .push(("Unsupported".into(), unsupported.join(", ")));
             return self.transmit(flow, resp.to_bytes());
         }
         let in_dialog = req.tag("To").is_some();

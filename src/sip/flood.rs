@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// Sources tracked at most.
 pub const MAX_SOURCES: usize = 65_536;
 
+/// How often a source still over its rate is reported again.
+pub const REPEAT: Duration = Duration::from_secs(10);
+
 /// How much each source may send.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rate {
@@ -38,8 +41,8 @@ pub enum Verdict {
     Pass,
     /// Drop it: the source is over its rate.
     Drop,
-    /// Drop it, and this is the source's first drop since it was last
-    /// under its rate (log it once).
+    /// Drop it, and log it: the source's first drop since it was last
+    /// under its rate, or [`REPEAT`] since it was last logged.
     DropFirst,
 }
 
@@ -58,6 +61,8 @@ struct Bucket {
     at: Instant,
     /// The episode under way: first drop, last drop, drops.
     limited: Option<(Instant, Instant, u64)>,
+    /// When the episode was last reported ([`Verdict::DropFirst`]).
+    told: Instant,
 }
 
 #[derive(Debug)]
@@ -66,6 +71,8 @@ pub struct SourceLimit {
     exempt: Vec<IpAddr>,
     sources: HashMap<IpAddr, Bucket>,
     max_sources: usize,
+    /// When a full table was last swept for room.
+    swept: Option<Instant>,
 }
 
 impl SourceLimit {
@@ -73,12 +80,18 @@ impl SourceLimit {
         SourceLimit::with_capacity(rate, exempt, MAX_SOURCES)
     }
 
+    /// Whether `source` is never limited (a trusted peer).
+    pub fn exempt(&self, source: IpAddr) -> bool {
+        self.exempt.contains(&source.to_canonical())
+    }
+
     fn with_capacity(rate: Rate, exempt: Vec<IpAddr>, max_sources: usize) -> SourceLimit {
         SourceLimit {
             rate,
-            exempt,
+            exempt: exempt.into_iter().map(|ip| ip.to_canonical()).collect(),
             sources: HashMap::new(),
             max_sources,
+            swept: None,
         }
     }
 
@@ -89,13 +102,23 @@ impl SourceLimit {
 
     /// Takes a token for one message from `source`.
     pub fn check(&mut self, now: Instant, source: IpAddr) -> Verdict {
+        // An IPv4 peer on a dual-stack socket is the same peer.
+        let source = source.to_canonical();
         let Rate { per_second, burst } = self.rate;
         if per_second == 0 || self.exempt.contains(&source) {
             return Verdict::Pass;
         }
         let full = f64::from(burst.max(1));
         if !self.sources.contains_key(&source) && self.sources.len() >= self.max_sources {
-            self.forget_idle(now);
+            // A full table is swept at most once a refill, not per packet:
+            // a sweep walks every source.
+            if self
+                .swept
+                .is_none_or(|at| now.saturating_duration_since(at) >= self.refill_time())
+            {
+                self.swept = Some(now);
+                self.forget_idle(now);
+            }
             if self.sources.len() >= self.max_sources {
                 return Verdict::Pass;
             }
@@ -104,6 +127,7 @@ impl SourceLimit {
             tokens: full,
             at: now,
             limited: None,
+            told: now,
         });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * f64::from(per_second)).min(full);
@@ -116,10 +140,18 @@ impl SourceLimit {
             Some((_, last, dropped)) => {
                 *last = now;
                 *dropped += 1;
-                Verdict::Drop
+                // A long flood is told again every REPEAT, so a log
+                // watcher counting lines sees it go on.
+                if now.saturating_duration_since(bucket.told) >= REPEAT {
+                    bucket.told = now;
+                    Verdict::DropFirst
+                } else {
+                    Verdict::Drop
+                }
             }
             None => {
                 bucket.limited = Some((now, now, 1));
+                bucket.told = now;
                 Verdict::DropFirst
             }
         }
@@ -226,6 +258,26 @@ mod tests {
     }
 
     #[test]
+    fn a_long_flood_is_reported_again_every_ten_seconds() {
+        let mut limit = SourceLimit::new(RATE, Vec::new());
+        let (_, verdicts, _) = send(
+            &mut limit,
+            ip("192.0.2.7"),
+            Instant::now(),
+            35_000,
+            Duration::from_millis(1),
+        );
+        let told: Vec<usize> = verdicts
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v == Verdict::DropFirst)
+            .map(|(i, _)| i)
+            .collect();
+        // At the first drop (the 23rd message), then 10 s on, and 10 s more.
+        assert_eq!(told, vec![22, 10_022, 20_022, 30_022]);
+    }
+
+    #[test]
     fn a_source_at_its_rate_is_never_dropped() {
         let mut limit = SourceLimit::new(RATE, Vec::new());
         let (passed, _, _) = send(
@@ -277,6 +329,11 @@ mod tests {
         let proxy = ip("10.0.0.1");
         let mut limit = SourceLimit::new(RATE, vec![proxy]);
         let (passed, _, _) = send(&mut limit, proxy, Instant::now(), 10_000, Duration::ZERO);
+        assert_eq!(passed, 10_000);
+        // Also as an IPv4-mapped address on a dual-stack socket.
+        let mapped = ip("::ffff:10.0.0.1");
+        assert!(limit.exempt(mapped));
+        let (passed, _, _) = send(&mut limit, mapped, Instant::now(), 10_000, Duration::ZERO);
         assert_eq!(passed, 10_000);
         assert_eq!(limit.tracked(), 0);
         let off = Rate {

@@ -334,7 +334,12 @@ fn check_request_line(first: &str) -> Result<(), ParseError> {
         return Ok(()); // left to the full parse, which says what is wrong
     };
     let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
-    if version.len() >= 4 && version[..4].eq_ignore_ascii_case("SIP/") && !version_ok {
+    // By bytes: the word may hold any UTF-8, and a char may straddle byte 4.
+    let says_sip = version
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"));
+    if says_sip && !version_ok {
         return Err(ParseError::Version);
     }
     let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");

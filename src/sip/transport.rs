@@ -179,14 +179,15 @@ async fn udp_reader(udp: Arc<UdpSocket>, in_tx: mpsc::Sender<(Flow, Bytes)>, lim
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpLimits {
     /// A connection with no SIP message (nor, after its first message, a
-    /// CRLF keep-alive) either way for this long is closed.
+    /// CRLF keep-alive) either way for this long is closed, unless an
+    /// INVITE came on it.
     pub idle: Duration,
     /// A new connection's first message, and every message once its first
     /// byte is in, must be complete within this.
     pub message_within: Duration,
     /// Connections open at once, overall.
     pub max_connections: usize,
-    /// Connections open at once from one source IP.
+    /// Connections open at once from one source IP (not a trusted peer's).
     pub per_source: usize,
 }
 
@@ -296,7 +297,8 @@ async fn tcp_acceptor(
             tracing::info!("file descriptors free again: accepting TCP connections");
             short_of_fds = false;
         }
-        let source = remote.ip();
+        let source = remote.ip().to_canonical();
+        let trusted = limit.lock().is_ok_and(|l| l.exempt(source));
         let open = conns.lock().map_or(0, |m| m.len());
         let from_source = by_source
             .lock()
@@ -306,7 +308,8 @@ async fn tcp_acceptor(
             refusals.refused(source, "max_connections", open);
             continue;
         }
-        if from_source >= limits.per_source {
+        // A trusted peer (a proxy in front) carries everyone's calls.
+        if from_source >= limits.per_source && !trusted {
             refusals.refused(source, "per_source", from_source);
             continue;
         }
@@ -407,16 +410,27 @@ impl Connection {
         let mut heard: Option<Instant> = None;
         // When the bytes of the message under way began to arrive.
         let mut partial_since: Option<Instant> = None;
+        // Whether an INVITE came on it: a call may use it for as long as it
+        // lasts, silent (a conference call keys over RTP), so it is never
+        // closed for idling (the caps bound what that keeps open).
+        let mut carried_invite = false;
         let closed = 'read: loop {
             let sent =
                 std::sync::atomic::AtomicU64::load(&sent_at, std::sync::atomic::Ordering::Relaxed);
             let last_out = (sent > 0).then(|| opened + Duration::from_millis(sent));
-            let (deadline, why) = match (partial_since, heard.max(last_out)) {
-                (Some(since), _) => (since + self.limits.message_within, Closed::SlowMessage),
-                (None, None) => (opened + self.limits.message_within, Closed::NoMessage),
-                (None, Some(last)) => (last + self.limits.idle, Closed::Idle),
+            let deadline = match (partial_since, heard.max(last_out)) {
+                (Some(since), _) => Some((since + self.limits.message_within, Closed::SlowMessage)),
+                (None, None) => Some((opened + self.limits.message_within, Closed::NoMessage)),
+                (None, Some(_)) if carried_invite => None,
+                (None, Some(last)) => Some((last + self.limits.idle, Closed::Idle)),
             };
-            let read = tokio::time::timeout_at(deadline.into(), reader.read_buf(&mut buf)).await;
+            let read = match deadline {
+                Some((at, _)) => {
+                    tokio::time::timeout_at(at.into(), reader.read_buf(&mut buf)).await
+                }
+                None => Ok(reader.read_buf(&mut buf).await),
+            };
+            let why = deadline.map_or(Closed::Idle, |(_, why)| why);
             match read {
                 Err(_) => {
                     // The writer may have sent since the deadline was set.
@@ -429,10 +443,12 @@ impl Connection {
                 Ok(Ok(0) | Err(_)) => break None,
                 Ok(Ok(_)) => {}
             }
+            let mut framed = false;
             loop {
                 match frame_len(&buf) {
                     Ok(Some(len)) => {
                         let msg = buf.split_to(len).freeze();
+                        framed = true;
                         if keep_alive(&msg) {
                             // A keep-alive holds a connection that has
                             // carried a message, and is not handed on.
@@ -442,6 +458,8 @@ impl Connection {
                             continue;
                         }
                         heard = Some(Instant::now());
+                        let start = msg.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+                        carried_invite |= start.is_some_and(|i| msg[i..].starts_with(b"INVITE "));
                         // Over its rate, a stream source loses its connection:
                         // it takes what it sends as delivered, and would wait
                         // for answers to what was dropped.
@@ -459,8 +477,12 @@ impl Connection {
                     }
                 }
             }
+            // What is left is the start of the next message: its clock
+            // starts now if this read completed one, else runs on.
             partial_since = if keep_alive(&buf) {
                 None
+            } else if framed {
+                Some(Instant::now())
             } else {
                 partial_since.or_else(|| Some(Instant::now()))
             };

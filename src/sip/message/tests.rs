@@ -219,3 +219,13 @@ fn single_value_headers_twice_and_a_cseq_of_another_method_are_refused() {
     );
     assert!(parse(vias.as_bytes()).is_ok());
 }
+
+#[test]
+fn a_version_word_with_a_multibyte_char_at_byte_four_is_an_error_not_a_panic() {
+    for version in ["SIPé", "SIé/2.0", "SIP/é", "é", "SIP/2.0é"] {
+        let m = INVITE.replacen("SIP/2.0\r\n", &format!("{version}\r\n"), 1);
+        assert!(parse(m.as_bytes()).is_err(), "{version}");
+        let _ = frame_len(m.as_bytes());
+        let _ = salvage_for_400(m.as_bytes());
+    }
+}
