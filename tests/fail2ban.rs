@@ -7,8 +7,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::Gateway;
 use support::caller::{Caller, Dial};
+use support::{Gateway, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::time::{Instant, timeout};
@@ -29,19 +29,6 @@ async fn await_log(gw: &Gateway, parts: &[&str]) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn options(n: u32, local: &str, transport: &str) -> String {
-    format!(
-        "OPTIONS sip:probe@127.0.0.1 SIP/2.0\r\n\
-Via: SIP/2.0/{transport} {local};branch=z9hG4bK-f2b{n}\r\n\
-From: <sip:scan@127.0.0.1>;tag=f{n}\r\n\
-To: <sip:probe@127.0.0.1>\r\n\
-Call-ID: {n}@f2b\r\n\
-CSeq: 1 OPTIONS\r\n\
-Max-Forwards: 70\r\n\
-Content-Length: 0\r\n\r\n"
-    )
 }
 
 #[tokio::test]
@@ -78,7 +65,10 @@ async fn the_fail2ban_filter_matches_each_refused_source_event_with_its_source()
     let local = flooder.local_addr().unwrap().to_string();
     for n in 0..200 {
         let _ = flooder
-            .send_to(options(n, &local, "UDP").as_bytes(), &gw.sip)
+            .send_to(
+                request("OPTIONS", &format!("f2b{n}"), &local, "UDP").as_bytes(),
+                &gw.sip,
+            )
             .await;
     }
     await_log(
@@ -95,7 +85,7 @@ async fn the_fail2ban_filter_matches_each_refused_source_event_with_its_source()
         let mut stream = socket.connect(gw.sip.parse().unwrap()).await.unwrap();
         let local = stream.local_addr().unwrap().to_string();
         let _ = stream
-            .write_all(options(1000 + n, &local, "TCP").as_bytes())
+            .write_all(request("OPTIONS", &format!("f2b-tcp{n}"), &local, "TCP").as_bytes())
             .await;
         let mut buf = [0u8; 2048];
         if let Ok(Ok(len)) = timeout(Duration::from_secs(5), stream.read(&mut buf)).await

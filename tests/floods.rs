@@ -5,26 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::Gateway;
 use support::caller::{Caller, Dial};
+use support::{Gateway, request};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 const FLOODER: &str = "127.0.0.5";
 const RATE: u32 = 200;
-
-fn options(branch: u32, local: &str) -> String {
-    format!(
-        "OPTIONS sip:+15550100@127.0.0.1 SIP/2.0\r\n\
-Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
-From: <sip:scanner@{FLOODER}>;tag=f{branch}\r\n\
-To: <sip:+15550100@127.0.0.1>\r\n\
-Call-ID: {branch}@flood\r\n\
-CSeq: 1 OPTIONS\r\n\
-Max-Forwards: 70\r\n\
-Content-Length: 0\r\n\r\n"
-    )
-}
 
 /// Waits (reading the log every 20 ms, at most `limit`) for a line with
 /// all of `parts`; returns it.
@@ -72,7 +59,7 @@ async fn an_options_flood_from_one_source_is_dropped_while_a_caller_gets_in() {
         for ms in 0..3000u32 {
             tick.tick().await;
             for k in 0..10 {
-                let msg = options(ms * 10 + k, &local);
+                let msg = request("OPTIONS", &format!("f{}", ms * 10 + k), &local, "UDP");
                 let _ = flooder.send_to(msg.as_bytes(), &target).await;
             }
         }

@@ -5,22 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::Gateway;
+use support::{Gateway, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-
-fn request(method: &str, branch: &str, local: &str, transport: &str) -> String {
-    format!(
-        "{method} sip:+15550100@127.0.0.1 SIP/2.0\r\n\
-Via: SIP/2.0/{transport} {local};branch=z9hG4bK{branch};rport\r\n\
-From: <sip:tester@127.0.0.1>;tag=t{branch}\r\n\
-To: <sip:+15550100@127.0.0.1>\r\n\
-Call-ID: {branch}@wire\r\n\
-CSeq: 1 {method}\r\n\
-Max-Forwards: 70\r\n\
-Content-Length: 0\r\n\r\n"
-    )
-}
 
 async fn exchange(sock: &UdpSocket, target: &str, msg: &[u8]) -> String {
     sock.send_to(msg, target).await.expect("send");

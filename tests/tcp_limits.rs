@@ -7,24 +7,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::Gateway;
 use support::caller::{Caller, Dial};
+use support::{Gateway, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
-
-fn options(branch: &str, local: &str) -> String {
-    format!(
-        "OPTIONS sip:+15550100@127.0.0.1 SIP/2.0\r\n\
-Via: SIP/2.0/TCP {local};branch=z9hG4bK{branch}\r\n\
-From: <sip:tester@127.0.0.1>;tag=t{branch}\r\n\
-To: <sip:+15550100@127.0.0.1>\r\n\
-Call-ID: {branch}@tcp\r\n\
-CSeq: 1 OPTIONS\r\n\
-Max-Forwards: 70\r\n\
-Content-Length: 0\r\n\r\n"
-    )
-}
 
 /// Reads until the gateway closes the connection (at most `limit`);
 /// returns when, or `None` if it stayed open. Answers read on the way are
@@ -50,7 +37,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Instan
 async fn probe(stream: &mut TcpStream, branch: &str) {
     let local = stream.local_addr().unwrap().to_string();
     stream
-        .write_all(options(branch, &local).as_bytes())
+        .write_all(request("OPTIONS", branch, &local, "TCP").as_bytes())
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -92,7 +79,7 @@ async fn silent_partial_and_idle_connections_are_closed_and_busy_ones_kept() {
     let mut kept = TcpStream::connect(&gw.sip).await.unwrap();
     let local = partial.local_addr().unwrap().to_string();
     partial
-        .write_all(&options("p", &local).as_bytes()[..60])
+        .write_all(&request("OPTIONS", "p", &local, "TCP").as_bytes()[..60])
         .await
         .unwrap();
     probe(&mut quiet, "q").await;
@@ -102,9 +89,8 @@ async fn silent_partial_and_idle_connections_are_closed_and_busy_ones_kept() {
     // as long as it lasts) is never closed for idling.
     let mut invited = TcpStream::connect(&gw.sip).await.unwrap();
     let local = invited.local_addr().unwrap().to_string();
-    let invite = options("inv", &local)
-        .replace("OPTIONS sip:+15550100", "INVITE sip:+15550199")
-        .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    let invite = request("INVITE", "inv", &local, "TCP")
+        .replace("INVITE sip:+15550100", "INVITE sip:+15550199");
     invited.write_all(invite.as_bytes()).await.unwrap();
     // Its answers (100, then 404: the number is not provisioned) read first.
     let mut answers = String::new();
@@ -209,7 +195,7 @@ async fn a_udp_call_gets_in_while_tcp_is_held_at_its_caps_under_a_low_fd_limit()
         let mut stream = socket.connect(gw.sip.parse().unwrap()).await.unwrap();
         let local = stream.local_addr().unwrap().to_string();
         let _ = stream
-            .write_all(options(&format!("h{i}"), &local).as_bytes())
+            .write_all(request("OPTIONS", &format!("h{i}"), &local, "TCP").as_bytes())
             .await;
         let mut buf = [0u8; 4096];
         match timeout(Duration::from_secs(5), stream.read(&mut buf)).await {

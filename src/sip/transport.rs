@@ -83,8 +83,58 @@ impl TransportHandle {
     }
 }
 
-/// The per-source limit shared by the UDP reader and the TCP connections.
-type Limit = Arc<Mutex<SourceLimit>>;
+/// The per-source limit shared by the UDP reader and the TCP connections,
+/// with its drop counter (a handle taken once, not looked up per packet).
+struct Limiter {
+    sources: Mutex<SourceLimit>,
+    dropped: metrics::Counter,
+}
+
+type Limit = Arc<Limiter>;
+
+impl Limiter {
+    fn new(sources: SourceLimit) -> Limit {
+        Arc::new(Limiter {
+            sources: Mutex::new(sources),
+            dropped: metrics::counter!("dialgate_sip_messages_dropped_total", "cause" => "source_rate"),
+        })
+    }
+
+    /// Checks one message from `remote` against its source's rate: `false`
+    /// means drop it (counted, and logged as the source goes over and every
+    /// [`REPEAT`](super::flood::REPEAT) while it stays over).
+    fn admit(&self, remote: SocketAddr, transport: &'static str) -> bool {
+        let verdict = match self.sources.lock() {
+            Ok(mut l) => l.check(Instant::now(), remote.ip()),
+            Err(_) => Verdict::Pass,
+        };
+        if verdict == Verdict::DropFirst {
+            // In a stable form (deploy/fail2ban).
+            tracing::warn!(source = %remote.ip().to_canonical(), transport, "SIP source over its message rate: dropping");
+        }
+        if verdict != Verdict::Pass {
+            self.dropped.increment(1);
+        }
+        verdict == Verdict::Pass
+    }
+
+    /// Ends the episodes of sources back under their rate, with a line each.
+    fn sweep(&self) {
+        let (ended, tracked) = match self.sources.lock() {
+            Ok(mut l) => (l.sweep(Instant::now()), l.tracked()),
+            Err(_) => return,
+        };
+        metrics::gauge!("dialgate_sip_sources_tracked").set(tracked as f64);
+        for e in ended {
+            tracing::info!(source = %e.source, dropped = e.dropped, lasted_ms = e.lasted.as_millis() as u64, "SIP source back under its message rate");
+        }
+    }
+
+    /// Whether `source` is never limited (a trusted peer).
+    fn exempt(&self, source: std::net::IpAddr) -> bool {
+        self.sources.lock().is_ok_and(|l| l.exempt(source))
+    }
+}
 
 /// Starts the readers; returns the sending handle and the inbound stream.
 pub fn spawn(
@@ -98,7 +148,7 @@ pub fn spawn(
         udp: udp.clone(),
         conns: Arc::new(Mutex::new(HashMap::new())),
     };
-    let limit = Arc::new(Mutex::new(limit));
+    let limit = Limiter::new(limit);
     tokio::spawn(udp_reader(udp, in_tx.clone(), limit.clone()));
     tokio::spawn(tcp_acceptor(
         sockets.tcp,
@@ -110,36 +160,6 @@ pub fn spawn(
     (handle, in_rx)
 }
 
-/// Checks one message from `remote` against its source's rate: `false`
-/// means drop it (counted, and logged once as the source goes over).
-fn admit(limit: &Limit, remote: SocketAddr, transport: &'static str) -> bool {
-    let verdict = match limit.lock() {
-        Ok(mut l) => l.check(Instant::now(), remote.ip()),
-        Err(_) => Verdict::Pass,
-    };
-    if verdict == Verdict::DropFirst {
-        // One line per episode, in a stable form (deploy/fail2ban).
-        tracing::warn!(source = %remote.ip(), transport, "SIP source over its message rate: dropping");
-    }
-    if verdict != Verdict::Pass {
-        metrics::counter!("dialgate_sip_messages_dropped_total", "cause" => "source_rate")
-            .increment(1);
-    }
-    verdict == Verdict::Pass
-}
-
-/// Ends the episodes of sources back under their rate, with a line each.
-fn sweep(limit: &Limit) {
-    let (ended, tracked) = match limit.lock() {
-        Ok(mut l) => (l.sweep(Instant::now()), l.tracked()),
-        Err(_) => return,
-    };
-    metrics::gauge!("dialgate_sip_sources_tracked").set(tracked as f64);
-    for e in ended {
-        tracing::info!(source = %e.source, dropped = e.dropped, lasted_ms = e.lasted.as_millis() as u64, "SIP source back under its message rate");
-    }
-}
-
 async fn udp_reader(udp: Arc<UdpSocket>, in_tx: mpsc::Sender<(Flow, Bytes)>, limit: Limit) {
     let mut buf = vec![0u8; 65_535];
     let mut sweeps = tokio::time::interval(Duration::from_secs(1));
@@ -148,13 +168,13 @@ async fn udp_reader(udp: Arc<UdpSocket>, in_tx: mpsc::Sender<(Flow, Bytes)>, lim
         let received = tokio::select! {
             received = udp.recv_from(&mut buf) => received,
             _ = sweeps.tick() => {
-                sweep(&limit);
+                limit.sweep();
                 continue;
             }
         };
         match received {
             Ok((n, remote)) => {
-                if !admit(&limit, remote, "udp") {
+                if !limit.admit(remote, "udp") {
                     continue;
                 }
                 let flow = Flow {
@@ -298,7 +318,7 @@ async fn tcp_acceptor(
             short_of_fds = false;
         }
         let source = remote.ip().to_canonical();
-        let trusted = limit.lock().is_ok_and(|l| l.exempt(source));
+        let trusted = limit.exempt(source);
         let open = conns.lock().map_or(0, |m| m.len());
         let from_source = by_source
             .lock()
@@ -463,7 +483,7 @@ impl Connection {
                         // Over its rate, a stream source loses its connection:
                         // it takes what it sends as delivered, and would wait
                         // for answers to what was dropped.
-                        if !admit(&self.limit, self.flow.remote, "tcp") {
+                        if !self.limit.admit(self.flow.remote, "tcp") {
                             break 'read None;
                         }
                         if self.in_tx.send((self.flow, msg)).await.is_err() {

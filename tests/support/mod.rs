@@ -14,6 +14,21 @@ pub mod signal;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
 
+/// An out-of-dialog request from `local` over `transport` (`UDP`, `TCP`)
+/// to the test number, with no body; `branch` makes it unique.
+pub fn request(method: &str, branch: &str, local: &str, transport: &str) -> String {
+    format!(
+        "{method} sip:+15550100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/{transport} {local};branch=z9hG4bK{branch};rport\r\n\
+From: <sip:tester@127.0.0.1>;tag=t{branch}\r\n\
+To: <sip:+15550100@127.0.0.1>\r\n\
+Call-ID: {branch}@wire\r\n\
+CSeq: 1 {method}\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
