@@ -251,7 +251,8 @@ fn ip_udp(ip: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
     let sport = u16::from_be_bytes([*udp.first()?, *udp.get(1)?]);
     let dport = u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]);
     let len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
-    let payload = udp.get(8..len.clamp(8, udp.len()))?;
+    // The UDP length counts its 8-byte header; a capture may hold less.
+    let payload = udp.get(8..len.max(8).min(udp.len()))?;
     Some((
         SocketAddr::new(src, sport),
         SocketAddr::new(dst, dport),
@@ -402,6 +403,21 @@ mod tests {
         Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\n\
         Call-ID: a@b\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\
         Content-Length: 10\r\n\r\nv=0\r\ns=-\r\n";
+
+    /// Found by the `trace` fuzz target: an IPv4 packet whose UDP part is
+    /// shorter than the UDP header panicked in a clamp.
+    #[test]
+    fn a_udp_header_cut_short_is_no_datagram() {
+        let mut ip = vec![0x45, 0, 0, 26, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend([127, 0, 0, 1, 127, 0, 0, 2]);
+        ip.extend([0x13, 0xc4, 0x13, 0xc4, 0, 4]); // six of the eight bytes
+        assert_eq!(udp_of(DataLink::RAW, &ip), None);
+        // Whole, with a length that counts less than its own header.
+        ip[3] = 29;
+        ip.extend([0, 0, b'x']);
+        let (_, _, payload) = udp_of(DataLink::RAW, &ip).expect("a datagram");
+        assert!(payload.is_empty());
+    }
 
     #[test]
     fn text_capture_round_trips_through_to_text() {

@@ -11,7 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use rand::Rng;
 
-use super::message::{Message, Method, StartLine, StatusCode, param, uri_of, uri_socket_addr};
+use super::message::{
+    Message, Method, StartLine, StatusCode, is_sip_uri, param, uri_of, uri_socket_addr,
+};
 
 pub type ConnId = u64;
 
@@ -102,10 +104,15 @@ impl Dialog {
             local_tag: random_token(),
             local_uri: invite.header("To").unwrap_or_default().to_owned(),
             remote: invite.header("From").unwrap_or_default().to_owned(),
+            // Without a Contact (which RFC 3261 §8.1.1.8 requires), the
+            // caller's From if it is a SIP URI, else its address: our BYE
+            // must carry a Request-URI a SIP peer reads.
             remote_target: invite
                 .header("Contact")
-                .map(|c| uri_of(c).to_owned())
-                .unwrap_or_else(|| uri_of(invite.header("From").unwrap_or_default()).to_owned()),
+                .or(invite.header("From"))
+                .map(uri_of)
+                .filter(|uri| is_sip_uri(uri))
+                .map_or_else(|| format!("sip:{}", flow.remote), str::to_owned),
             route_set,
             local_cseq: rand::rng().random_range(1..10_000),
             remote_cseq: invite.cseq().map_or(0, |(n, _)| n),

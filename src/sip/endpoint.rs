@@ -422,6 +422,15 @@ impl Endpoint {
             return self.transmit(flow, resp.to_bytes());
         }
         let in_dialog = req.tag("To").is_some();
+        // The Contact of a request that makes a dialog is the SIP or SIPS
+        // URI its in-dialog requests go to (RFC 3261 §8.1.1.8): with another
+        // scheme there, our BYE could not be addressed.
+        if method == Method::Invite
+            && let Some(contact) = req.header("Contact")
+            && !message::is_sip_uri(message::uri_of(contact))
+        {
+            return self.simple(flow, &req, StatusCode::BAD_REQUEST);
+        }
         match method {
             Method::Invite if !in_dialog => self.on_new_invite(now, flow, req),
             Method::Options => match self.overloaded {

@@ -324,14 +324,20 @@ const SINGLE: [&str; 6] = [
     "Content-Type",
 ];
 
-/// Checks a request line before the rest is read: the version must be
-/// SIP/2.0 (505 otherwise) and the Request-URI's scheme sip, sips or tel
-/// (416 otherwise).
+/// Checks a request line before the rest is read: three words (400
+/// otherwise), the version SIP/2.0 (505 otherwise) and the Request-URI's
+/// scheme sip, sips or tel (416 otherwise).
 fn check_request_line(first: &str) -> Result<(), ParseError> {
     let mut words = first.split(' ');
-    let (Some(_method), Some(uri), Some(version)) = (words.next(), words.next(), words.next())
+    // Method SP Request-URI SP SIP-Version (RFC 3261 §7.1), exactly: rsip
+    // would read a URI on across spaces, or across the line break to a
+    // version further down, and our own copy of the line would then differ.
+    let (Some(_method), Some(uri), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
     else {
-        return Ok(()); // left to the full parse, which says what is wrong
+        return Err(ParseError::Syntax(
+            "request line is not method SP Request-URI SP version".into(),
+        ));
     };
     let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
     // By bytes: the word may hold any UTF-8, and a char may straddle byte 4.
@@ -339,7 +345,12 @@ fn check_request_line(first: &str) -> Result<(), ParseError> {
         .as_bytes()
         .get(..4)
         .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"));
-    if says_sip && !version_ok {
+    if !says_sip {
+        return Err(ParseError::Syntax(
+            "request line does not end in a SIP version".into(),
+        ));
+    }
+    if !version_ok {
         return Err(ParseError::Version);
     }
     let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");
@@ -350,10 +361,22 @@ fn check_request_line(first: &str) -> Result<(), ParseError> {
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-    if looks_like_scheme && !known && version_ok {
+    if looks_like_scheme && !known {
         return Err(ParseError::UriScheme);
     }
     Ok(())
+}
+
+/// Checks a status line: the Status-Code is three digits, 100 to 699
+/// (RFC 3261 §7.2, §21), which is what our own copy of it writes.
+fn check_status_line(first: &str) -> Result<(), ParseError> {
+    let code = first.split(' ').nth(1).unwrap_or_default().as_bytes();
+    match code {
+        [b'1'..=b'6', b'0'..=b'9', b'0'..=b'9'] => Ok(()),
+        _ => Err(ParseError::Syntax(
+            "status code is not three digits from 100 to 699".into(),
+        )),
+    }
 }
 
 /// Reads one SIP message from a datagram or a framed stream chunk.
@@ -377,7 +400,9 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let lines = unfolded_lines(head);
     let mut lines = lines.into_iter();
     let first = lines.next().unwrap_or_default();
-    if !first.starts_with("SIP/") {
+    if first.starts_with("SIP/") {
+        check_status_line(&first)?;
+    } else {
         check_request_line(&first)?;
     }
     let mut words = first.splitn(3, ' ');
@@ -639,6 +664,13 @@ impl Message {
         bytes.extend_from_slice(&self.body);
         Bytes::from(bytes)
     }
+}
+
+/// A `sip:` or `sips:` URI that a request line we send may carry: one we
+/// read ourselves (no white space, control characters, `<`, `>` or `"`,
+/// which RFC 3986 escapes), so that the request reads back as sent.
+pub fn is_sip_uri(uri: &str) -> bool {
+    sip_uri_user(uri).is_some()
 }
 
 /// A `;name=value` parameter of a header value (outside `<…>`), case-insensitive name.

@@ -487,6 +487,17 @@ fn parse_media(value: &str) -> Result<Media<'_>, SdpError> {
             "m= line needs media, port, proto and a format",
         ));
     };
+    // Media, proto and formats are tokens (RFC 4566 §9): the answer
+    // copies them into its own m= lines, so they must be what a reader
+    // takes back.
+    if ![kind, proto, first_format]
+        .iter()
+        .all(|f| f.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(SdpError::Malformed(
+            "m= line holds a character outside a token",
+        ));
+    }
     let port = port
         .split('/')
         .next()

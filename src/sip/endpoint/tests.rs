@@ -945,3 +945,57 @@ fn version_scheme_extension_and_mismatch_refusals() {
     }
     assert_eq!(ep.transactions(), 0);
 }
+
+/// Found by the `sip_endpoint` fuzz target: a Contact we could not send a
+/// BYE to was taken as the dialog's remote target.
+#[test]
+fn an_invite_whose_contact_is_no_sip_uri_gets_400_and_no_call() {
+    let t0 = Instant::now();
+    for contact in [
+        "<qip:alice@127.0.0.1:5070>",
+        "<sip:alice@127.0.0.1:5 70>",
+        "<sip:alice:x-B1<7.0.0.1:5080>",
+    ] {
+        let mut ep = endpoint();
+        let req = request("INVITE", "z9hG4bK-c", 1, None).replacen(
+            &format!("<sip:alice@{CALLER}>"),
+            contact,
+            1,
+        );
+        ep.handle_input(t0, flow(), req.as_bytes());
+        let d = drain(&mut ep);
+        assert_eq!(statuses(&d), vec![400], "{contact}");
+        assert!(d.incoming.is_empty(), "{contact}");
+        assert_eq!(ep.active_dialogs(), 0);
+    }
+}
+
+#[test]
+fn without_a_contact_the_bye_goes_to_the_callers_address_when_from_is_not_sip() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let req = request("INVITE", "z9hG4bK-nc", 1, None)
+        .replacen(&format!("Contact: <sip:alice@{CALLER}>\r\n"), "", 1)
+        .replacen("<sip:alice@127.0.0.1>", "<tel:+15550111>", 1);
+    ep.handle_input(t0, flow(), req.as_bytes());
+    let call = drain(&mut ep).incoming[0].call;
+    ep.respond_invite(
+        t0,
+        call,
+        StatusCode::OK,
+        Vec::new(),
+        Some(b"v=0\r\n".to_vec()),
+    );
+    let _ = drain(&mut ep);
+    ep.send_bye(t0, call, None);
+    let d = drain(&mut ep);
+    let bye = d
+        .sent
+        .iter()
+        .find(|m| m.method() == Some(&Method::Bye))
+        .expect("BYE");
+    match &bye.start {
+        message::StartLine::Request { uri, .. } => assert_eq!(uri, &format!("sip:{CALLER}")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -229,3 +229,44 @@ fn a_version_word_with_a_multibyte_char_at_byte_four_is_an_error_not_a_panic() {
         let _ = salvage_for_400(m.as_bytes());
     }
 }
+
+/// Found by the `sip_message` fuzz target: lines rsip read on from, and our
+/// own copy of them could not be read again.
+#[test]
+fn request_and_status_lines_must_have_their_three_parts() {
+    let refused = [
+        // No version: rsip read the URI on to a version on the next line.
+        INVITE.replacen(" SIP/2.0\r\n", "\r\nX-Junk: a SIP/2.0\r\n", 1),
+        // Four words.
+        INVITE.replacen("INVITE sip:", "INVITE <sip:x sip:", 1),
+        // A third word that is no SIP version.
+        INVITE.replacen(" SIP/2.0\r\n", " SuspR:ie\r\n", 1),
+        // Extra spaces (RFC 4475 lwsstart) and a trailing one (trws).
+        INVITE.replacen("INVITE sip:", "INVITE  sip:", 1),
+        INVITE.replacen(" SIP/2.0\r\n", " SIP/2.0 \r\n", 1),
+    ];
+    for m in &refused {
+        let err = parse(m.as_bytes()).unwrap_err();
+        assert!(matches!(err, ParseError::Syntax(_)), "{m:?}: {err:?}");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+    let response = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+    assert!(parse(response.as_bytes()).is_ok());
+    for code in ["099", "99", "700", "1000", "2x0"] {
+        let bad = response.replacen("200", code, 1);
+        assert!(parse(bad.as_bytes()).is_err(), "status {code}");
+    }
+}
+
+#[test]
+fn a_sip_uri_for_a_request_line_has_no_space_or_control_character() {
+    assert!(is_sip_uri("sip:alice@127.0.0.1:5070;transport=udp"));
+    assert!(is_sip_uri("SIPS:alice@example.com"));
+    assert!(!is_sip_uri("tel:+15550100"));
+    assert!(!is_sip_uri("qip:alice@127.0.0.1"));
+    assert!(!is_sip_uri("sip:alice@127.0.0.1:5 62"));
+    assert!(!is_sip_uri("sip:alice@127.0.0.1\t"));
+    assert!(!is_sip_uri("sip:alice:x-B1<7.0.0.1:5080"));
+    assert!(!is_sip_uri("sip:"));
+}

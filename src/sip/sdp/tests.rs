@@ -459,3 +459,25 @@ fn mutated_valid_offers_never_panic() {
         "only {answered} mutated offers were answered"
     );
 }
+
+/// Found by the `sdp` fuzz target: a format of control characters was
+/// copied into our answer's rejected m= line, which then read back with no
+/// format at all.
+#[test]
+fn an_m_line_field_outside_the_token_characters_is_malformed() {
+    for line in [
+        "m=video 5000 RTP/AVP \u{b}\u{b}",
+        "m=audio 5000 RTP/AVP\u{1} 0",
+        "m=au\u{0}dio 5000 RTP/AVP 0",
+    ] {
+        let o = offer(&[line, "m=audio 5002 RTP/AVP 0"]);
+        assert!(
+            matches!(answer(&o, &local()), Err(SdpError::Malformed(_))),
+            "{line:?}"
+        );
+    }
+    // Every answer we give is an offer we take.
+    let o = offer(&["m=video 5000 RTP/AVP 31", "m=audio 5002 RTP/AVP 0"]);
+    let (_, text) = answer(&o, &local()).unwrap();
+    assert!(answer(&text, &local()).is_ok(), "{text}");
+}
