@@ -27,10 +27,12 @@ if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(sed -n 's/^name = "\([a-z0-9_]*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^dialgate-fuzz$')
 fi
 
-# libFuzzer's instrumentation flags are unstable rustc flags; the machine
-# has one (stable) toolchain, which takes them when told it may.
-export RUSTC_BOOTSTRAP=1
 cargo run -q --example fuzz_seed_corpus -- fuzz/corpus
+# libFuzzer's instrumentation flags are unstable rustc flags; the machine
+# has one (stable) toolchain, which takes them when told it may. Only for
+# the fuzz build (its own target directory): set for the gateway's own
+# build, it would make crates that probe for nightly build again.
+export RUSTC_BOOTSTRAP=1
 cargo fuzz build --sanitizer none
 
 logs=target/fuzz-logs
