@@ -12,7 +12,8 @@
 //! after). The figure: the highest flood rate at which the call was
 //! answered within a second.
 //!
-//! Prints a table and writes target/flood-bench.json. Under `cargo test`
+//! Flags: `--step-secs N` (default 6) and `--rates A,B,…` (default
+//! 1,000 to 100,000). Prints a table and writes target/flood-bench.json. Under `cargo test`
 //! (no `--bench`) or with `--quick` it runs two short steps of the default
 //! variant. Every flood is bounded in messages and time.
 
@@ -321,14 +322,33 @@ fn run_variant(name: &str, bin: &str, extra: &[&str], rates: &[u64], step: Durat
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--quick");
-    let (rates, step): (&[u64], _) = if quick {
-        (&[500, 5_000], Duration::from_secs(2))
+    let (mut rates, mut step): (Vec<u64>, _) = if quick {
+        (vec![500, 5_000], Duration::from_secs(2))
     } else {
         (
-            &[1_000, 3_000, 10_000, 30_000, 60_000, 100_000],
+            vec![1_000, 3_000, 10_000, 30_000, 60_000, 100_000],
             Duration::from_secs(6),
         )
     };
+    // `--step-secs N` (each rate held N s, at most 120; the call goes in a
+    // third of the way in) and `--rates A,B,…` (at most 200,000/s).
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    if let Some(secs) = flag("--step-secs") {
+        let secs: u64 = secs.parse().expect("--step-secs takes whole seconds");
+        step = Duration::from_secs(secs.clamp(1, 120));
+    }
+    if let Some(list) = flag("--rates") {
+        rates = list
+            .split(',')
+            .map(|r| r.trim().parse::<u64>().expect("--rates takes numbers"))
+            .map(|r| r.clamp(1, 200_000))
+            .collect();
+    }
+    let rates = rates.as_slice();
     let mut variants = vec![run_variant("limit 1000/s (default)", BIN, &[], rates, step)];
     if !quick {
         variants.push(run_variant(

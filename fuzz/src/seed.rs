@@ -63,20 +63,32 @@ fn call_seeds(
     datagrams: &[Datagram],
     add: &mut impl FnMut(&'static str, String, Vec<u8>),
 ) {
-    // The gateway is whoever receives the first INVITE; in a keypad
-    // capture (RTP alone), whoever receives the RTP.
-    let gateway = datagrams
-        .iter()
-        .find(|d| d.payload.starts_with(b"INVITE "))
-        .map(|d| d.dst.ip());
+    // The caller is whoever sends the first INVITE, its media what that
+    // INVITE's SDP names; in a keypad capture (RTP alone), every packet is
+    // the caller's.
+    let invite = datagrams.iter().find(|d| d.payload.starts_with(b"INVITE "));
+    let caller_sip = invite.map(|d| d.src);
+    let caller_media = invite.and_then(|d| {
+        let msg = message::parse(&d.payload).ok()?;
+        let body = String::from_utf8_lossy(&msg.body).into_owned();
+        let port = body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))?
+            .split(' ')
+            .next()?
+            .parse::<u16>()
+            .ok()?;
+        Some(std::net::SocketAddr::new(d.src.ip(), port))
+    });
     let mut endpoint = Vec::new();
     let mut media = Vec::new();
     let mut events = Vec::new();
     let mut previous = None;
     let (mut rtp_packets, mut event_packets) = (0, 0);
+    let mut event_timestamp = None;
     for (i, d) in datagrams.iter().enumerate() {
-        let to_gateway = gateway.is_none_or(|g| d.dst.ip() == g);
         if trace::looks_like_sip(&d.payload) {
+            let to_gateway = caller_sip.is_some_and(|c| d.src == c);
             add("sip_message", format!("{name}-{i}"), d.payload.clone());
             sdp_seed(&d.payload, &mut |b| add("sdp", format!("{name}-{i}"), b));
             if let Ok(msg) = message::parse(&d.payload)
@@ -100,7 +112,12 @@ fn call_seeds(
             }
             continue;
         }
-        if !to_gateway {
+        // The caller's RTP, and its RTCP on the next port (or the same).
+        let from_caller = caller_media.is_some_and(|m| {
+            d.src.ip() == m.ip()
+                && (d.src.port() == m.port() || m.port().checked_add(1) == Some(d.src.port()))
+        });
+        if invite.is_some() && !from_caller {
             continue;
         }
         if let Some(pt) = d.payload.get(1).map(|b| b & 0x7f)
@@ -123,8 +140,15 @@ fn call_seeds(
             if event_packets == 0 {
                 add("rfc4733", format!("{name}-{i}"), payload.to_vec());
             }
-            // 20 ms on, same press unless the timestamp moved.
-            let jump = if event_packets == 0 { 0 } else { 0x81 };
+            // 20 ms on; the timestamp moves (a new press) as it did.
+            let jump = match event_timestamp {
+                Some(previous) if previous != header.timestamp => {
+                    let presses = header.timestamp.wrapping_sub(previous) / 160;
+                    0x80 | u8::try_from(presses.min(0x7f)).unwrap_or(0x7f)
+                }
+                _ => 0,
+            };
+            event_timestamp = Some(header.timestamp);
             events.extend([4, jump, u8::from(header.marker)]);
             events.extend(payload.iter().take(4));
             event_packets += 1;

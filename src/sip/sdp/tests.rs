@@ -466,7 +466,7 @@ fn mutated_valid_offers_never_panic() {
 #[test]
 fn an_m_line_field_outside_the_token_characters_is_malformed() {
     for line in [
-        "m=video 5000 RTP/AVP \u{b}\u{b}",
+        "m=video 5000 RTP/AVP \u{b}\u{b} 31",
         "m=audio 5000 RTP/AVP\u{1} 0",
         "m=au\u{0}dio 5000 RTP/AVP 0",
     ] {
