@@ -40,11 +40,12 @@ use tokio::time::MissedTickBehavior;
 
 use tokio::sync::watch;
 
+use crate::media::announcement::{Announcement, Rate};
 use crate::media::codec::{self, Decoder, Encoder, OpusParams};
 use crate::media::jitter::{Jitter, Playout};
 use crate::media::leg::Leg;
 use crate::media::pcm::{NARROW_FRAME, PCM_FRAME};
-use crate::media::prompts::{Announcement, PromptId, PromptSet};
+use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
 use crate::sip::sdp::Codec;
@@ -165,19 +166,13 @@ impl Member {
     /// Adds the next 20 ms of the announcement into `frame`; false when
     /// there is none (the shared payload can be sent as it is).
     fn overlay_announcement(&self, frame: &mut Frame) -> bool {
-        self.next_announcement(|said, at| {
-            let chunk = said.wide.get(at..).unwrap_or(&[]);
-            overlay(frame, &chunk[..chunk.len().min(PCM_FRAME)]);
-        })
+        self.next_announcement(|said, at| said.overlay(at, Rate::Wide, &mut frame[..]))
     }
 
     /// As [`overlay_announcement`](Self::overlay_announcement), at 8 kHz
     /// into `frame`, from the announcement's 8 kHz copy.
     fn overlay_announcement_narrow(&self, frame: &mut [i16; NARROW_FRAME]) -> bool {
-        self.next_announcement(|said, at| {
-            let chunk = said.narrow.get(at / 2..).unwrap_or(&[]);
-            overlay(frame, &chunk[..chunk.len().min(NARROW_FRAME)]);
-        })
+        self.next_announcement(|said, at| said.overlay(at, Rate::Narrow, frame))
     }
 
     /// Hands `add` the announcement and where it is (in 16 kHz samples),
@@ -191,7 +186,7 @@ impl Member {
         };
         add(said, *at);
         *at += PCM_FRAME;
-        if *at >= said.wide.len() {
+        if *at >= said.len() {
             *guard = None;
         }
         true

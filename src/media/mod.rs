@@ -1,6 +1,8 @@
 //! Media: prompts decoded at start-up, G.711, RTP sessions and the port pool.
 //!
 //! - [`prompts`]: every prompt decoded once with symphonia, resampled to 16 kHz.
+//! - [`announcement`]: what a room member alone hears over the mix, as
+//!   shared clips.
 //! - [`codec`]: every codec (PCMU, PCMA, G.722, Opus) behind one encoder
 //!   and one decoder trait, at the gateway's 16 kHz rate ([`pcm`]).
 //! - [`goertzel`]: the power of one frequency in a block (tone checks).
@@ -16,6 +18,7 @@
 //!
 //! Left out for now: the 16 kHz internal rate (wideband G.722/Opus), RTCP (issue 5).
 
+pub mod announcement;
 pub mod codec;
 pub mod g711;
 pub mod goertzel;

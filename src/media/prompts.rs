@@ -21,10 +21,9 @@
 //! chained Ogg streams (decoding stops at the first logical stream), and
 //! loudness normalisation — prompts are expected to be mastered already.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
@@ -35,8 +34,10 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
+pub use crate::media::announcement::Announcement;
+use crate::media::announcement::Clip;
 use crate::media::codec::Encoding;
-use crate::media::pcm::{Halve, PCM_FRAME};
+use crate::media::pcm::PCM_FRAME;
 
 pub mod encoded;
 pub use encoded::{EncodedPrompts, PromptFrame};
@@ -230,38 +231,12 @@ pub fn number_words(n: usize) -> Vec<usize> {
 #[derive(Clone)]
 pub struct PromptSet {
     samples: [Arc<[i16]>; PromptId::ALL.len()],
-    numbers: [Arc<[i16]>; NUMBER_WORDS.len()],
+    /// Number words ("one" … "thousand") as clips, in
+    /// [`NUMBER_WORDS`] order; empty in a set built from samples.
+    numbers: Arc<[Clip]>,
     encoded: Arc<encoded::Cache>,
-    /// Every prompt as an announcement (with its 8 kHz copy).
-    spoken: Arc<[Announcement]>,
-    /// Count sentences said lately, by count: members joining a busy room
-    /// mostly hear a count another has heard, and share its samples.
-    counts: Arc<Mutex<HashMap<usize, Announcement>>>,
-}
-
-/// Count sentences kept (each some 5 s of audio at both rates: about
-/// 240 KB; at most some 15 MB per language).
-const COUNTS_KEPT: usize = 64;
-
-/// Something said to one room member over the room's mix: its 16 kHz
-/// samples, and the same halved to 8 kHz once, so a G.711 member's frame is
-/// mixed at 8 kHz with no filter of its own per frame. Cloning is cheap.
-#[derive(Clone, Debug, Default)]
-pub struct Announcement {
-    pub wide: Arc<[i16]>,
-    pub narrow: Arc<[i16]>,
-}
-
-impl Announcement {
-    /// From 16 kHz samples (the 8 kHz copy is made now).
-    pub fn new(wide: Arc<[i16]>) -> Announcement {
-        let mut narrow = Vec::with_capacity(wide.len() / 2 + 1);
-        Halve::default().run(&wide, &mut narrow);
-        Announcement {
-            wide,
-            narrow: narrow.into(),
-        }
-    }
+    /// Every prompt as a clip (with its 8 kHz copy), by [`PromptId`] index.
+    spoken: Arc<[Clip]>,
 }
 
 impl PromptSet {
@@ -280,43 +255,34 @@ impl PromptSet {
             decoded.push((id, decode_file(&path, SAMPLE_RATE_HZ)?));
         }
         let mut set = PromptSet::from_samples(decoded);
-        for (word, samples) in NUMBER_WORDS.iter().zip(set.numbers.iter_mut()) {
+        let mut numbers = Vec::with_capacity(NUMBER_WORDS.len());
+        for word in NUMBER_WORDS {
             let stem = format!("number_{word}");
             let path = find_file(&folder, &stem).ok_or_else(|| PromptError::Missing {
                 path: folder.join(format!("{stem}.{}", EXTENSIONS[0])),
             })?;
-            *samples = decode_file(&path, SAMPLE_RATE_HZ)?.into();
+            numbers.push(Clip::new(decode_file(&path, SAMPLE_RATE_HZ)?));
         }
+        set.numbers = numbers.into();
         Ok(set)
     }
 
-    /// "There are `n` participants in this conference." in one piece,
-    /// shared with whoever heard the same count lately.
+    /// "There are `n` participants in this conference.": the prompts and
+    /// number words it is made of, played one after another (no audio is
+    /// copied; see [`crate::media::announcement`]).
     pub fn count_sentence(&self, n: usize) -> Announcement {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(said) = counts.get(&n) {
-            return said.clone();
-        }
-        let mut out = self.get(PromptId::ThereAre).to_vec();
-        for word in number_words(n) {
-            if let Some(samples) = self.numbers.get(word) {
-                out.extend_from_slice(samples);
-            }
-        }
-        out.extend_from_slice(self.get(PromptId::ParticipantsInConference));
-        let said = Announcement::new(out.into());
-        if counts.len() >= COUNTS_KEPT
-            && let Some(old) = counts.keys().next().copied()
-        {
-            counts.remove(&old);
-        }
-        counts.insert(n, said.clone());
-        said
+        let spoken = |id: PromptId| self.spoken.get(id.index()).cloned().unwrap_or_default();
+        let words = number_words(n);
+        let mut clips = Vec::with_capacity(words.len() + 2);
+        clips.push(spoken(PromptId::ThereAre));
+        clips.extend(words.iter().filter_map(|w| self.numbers.get(*w).cloned()));
+        clips.push(spoken(PromptId::ParticipantsInConference));
+        Announcement::of(clips)
     }
 
     /// The prompt as an announcement in a room (shared, not copied).
     pub fn shared(&self, id: PromptId) -> Announcement {
-        self.spoken.get(id.index()).cloned().unwrap_or_default()
+        Announcement::of(self.spoken.get(id.index()).cloned())
     }
 
     /// The prompt's samples: 16 kHz, mono.
@@ -363,10 +329,9 @@ impl PromptSet {
         }
         PromptSet {
             encoded: Arc::new(encoded::Cache::new(samples.clone())),
-            spoken: samples.iter().cloned().map(Announcement::new).collect(),
-            counts: Arc::default(),
+            spoken: samples.iter().cloned().map(Clip::new).collect(),
             samples,
-            numbers: Default::default(),
+            numbers: vec![Clip::default(); NUMBER_WORDS.len()].into(),
         }
     }
 }

@@ -174,7 +174,11 @@ struct Timers {
 pub struct Endpoint {
     local: LocalAddr,
     timers: TimerConfig,
-    server: HashMap<TxKey, ServerEntry>,
+    /// Boxed: a non-INVITE transaction lives 32 s after its answer (Timer
+    /// J), so at a high call rate the table holds tens of thousands; boxing
+    /// keeps each slot, empty ones included, at the key and a pointer
+    /// (80 bytes, not 440).
+    server: HashMap<TxKey, Box<ServerEntry>>,
     client: HashMap<String, ClientEntry>,
     dialogs: HashMap<CallRef, Dialog>,
     by_id: HashMap<(String, String), CallRef>,
@@ -245,7 +249,7 @@ impl Endpoint {
             call,
             unacked_from: None,
         };
-        self.server.insert(key.clone(), entry);
+        self.server.insert(key.clone(), Box::new(entry));
         self.arm(TimerKey::Server(key));
     }
 

@@ -304,25 +304,46 @@ fn numbers_are_said_the_english_way() {
 }
 
 #[test]
-fn a_count_is_one_sentence_of_its_pieces() {
+fn a_count_is_said_from_the_shared_pieces_not_a_copy() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
     let set = PromptSet::load(&dir, "en").unwrap();
-    let piece = |id| set.get(id).len();
     let said = set.count_sentence(21);
-    let sentence = said.wide.len();
-    assert!(
-        said.narrow.len().abs_diff(sentence / 2) <= 1,
-        "the 8 kHz copy is half as long"
+    let clips = said.clips();
+    assert_eq!(clips.len(), 4, "there are + twenty + one + participants");
+    let again = set.count_sentence(21);
+    for (a, b) in clips.iter().zip(again.clips()) {
+        assert!(
+            std::ptr::eq(a.wide(), b.wide()),
+            "the same pieces, shared, not built again"
+        );
+    }
+    assert!(std::ptr::eq(
+        clips[0].wide(),
+        set.shared(PromptId::ThereAre).clips()[0].wide()
+    ));
+    assert_eq!(
+        clips[0].wide().len() & !1,
+        set.get(PromptId::ThereAre).len() & !1
     );
-    assert!(
-        Arc::ptr_eq(&set.count_sentence(21).wide, &said.wide),
-        "a count said again is shared, not built again"
+    let last = clips.len() - 1;
+    assert_eq!(
+        clips[last].wide().len() & !1,
+        set.get(PromptId::ParticipantsInConference).len() & !1
     );
-    let words = sentence - piece(PromptId::ThereAre) - piece(PromptId::ParticipantsInConference);
+    let words: usize = clips[1..last].iter().map(|c| c.wide().len()).sum();
     let seconds = words as f32 / SAMPLE_RATE_HZ as f32;
     assert!(
         (0.4..2.0).contains(&seconds),
         "twenty one lasts {seconds} s"
+    );
+    assert_eq!(
+        said.len(),
+        clips.iter().map(|c| c.wide().len()).sum::<usize>()
+    );
+    assert_eq!(
+        clips.iter().map(|c| c.narrow().len()).sum::<usize>(),
+        said.len() / 2,
+        "the 8 kHz copy is half as long"
     );
 }
 
