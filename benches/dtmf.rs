@@ -14,9 +14,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dialgate::dtmf::Key;
 use dialgate::dtmf::inband::{Detector, key_tone};
+use dialgate::dtmf::tap::ToneTap;
+use dialgate::media::Codec;
 use dialgate::media::codec::{self, OpusParams};
-use dialgate::media::tap::ToneTap;
-use dialgate::sip::sdp::Codec;
 
 const FRAME: usize = 160;
 

@@ -21,8 +21,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use dialgate::conference::mixer::{Frame, Input, Mixer, Tick, encode_plan, mix_minus};
+use dialgate::media::Codec;
 use dialgate::media::codec::{self, Encoder, OpusParams};
-use dialgate::sip::sdp::Codec;
 
 fn frames(members: usize) -> Vec<Frame> {
     (0..members)

@@ -20,10 +20,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use dialgate::media::Codec;
 use dialgate::media::pcm::{PCM_FRAME, PCM_RATE};
 use dialgate::media::prompts::{PromptFrame, PromptId, PromptSet, decode_file};
 use dialgate::media::rtp::Outbound;
-use dialgate::sip::sdp::Codec;
 
 const PLAYED: [PromptId; 2] = [PromptId::Welcome, PromptId::EnterAccessCode];
 

@@ -2,7 +2,7 @@
 //! keys, kebab-case) over built-in defaults, resolved once at start-up into
 //! [`Settings`]. Durations are written `90s`, `1h30m`, `500ms`, `90d`.
 
-use crate::sip::sdp::{ALL_CODECS, Codec};
+use crate::media::{ALL_CODECS, Codec};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

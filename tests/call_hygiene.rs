@@ -39,7 +39,7 @@ async fn silent_caller_gets_a_bye_after_the_rtp_timeout() {
 
 #[tokio::test]
 async fn hold_by_reinvite_leaves_the_mix_and_resume_may_change_the_codec() {
-    use dialgate::sip::sdp::Codec;
+    use dialgate::media::Codec;
     use support::caller::tone_power;
     const TONE_A: f64 = 697.0;
     const TONE_B: f64 = 1477.0;

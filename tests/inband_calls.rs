@@ -9,8 +9,8 @@ mod support;
 
 use std::time::Duration;
 
+use dialgate::media::Codec;
 use dialgate::replay::synth::Signal;
-use dialgate::sip::sdp::Codec;
 use serde_json::Value;
 use support::caller::{Caller, Dial};
 use support::http::{call, token};

@@ -227,7 +227,7 @@ async fn a_caller_behind_nat_that_moves_keeps_its_media_after_its_reinvite() {
     caller.sip = UdpSocket::bind("127.0.0.8:0").await.expect("sip socket");
     caller.rtp = UdpSocket::bind("127.0.0.8:0").await.expect("rtp socket");
     let (status, _) = caller
-        .reinvite(&[dialgate::sip::sdp::Codec::Pcmu], "sendrecv")
+        .reinvite(&[dialgate::media::Codec::Pcmu], "sendrecv")
         .await;
     assert_eq!(status, 200);
     latched(&mut caller, "the new address").await;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use dialgate::sip::sdp::Codec;
+use dialgate::media::Codec;
 use support::Gateway;
 use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
 

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use dialgate::dtmf::rfc4733::{Receiver, TelephoneEvent};
 use dialgate::dtmf::sip_info;
+use dialgate::media::ALL_CODECS;
 use dialgate::media::jitter::Jitter;
 use dialgate::media::{rtcp, rtp};
 use dialgate::replay::trace;
 use dialgate::sip::dialog::{Flow, LocalAddr, Transport};
 use dialgate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
 use dialgate::sip::message::{self, StatusCode};
-use dialgate::sip::sdp::{self, ALL_CODECS, LocalMedia};
+use dialgate::sip::sdp::{self, LocalMedia};
 use dialgate::sip::transaction::TimerConfig;
 
 /// A target: the fuzzer's bytes in, a panic on a failed check.

@@ -1,17 +1,22 @@
-//! Access rules: dialled-number normalisation, access codes, code
-//! generation and the outcome vocabulary shared by the attempt log, the IVR
-//! and (later) the API and replay reports.
+//! Access rules: dialled-number normalisation, access codes and the
+//! outcome vocabulary shared by the attempt log, the IVR, the API, metrics
+//! and the replay report ([`Outcome`], [`Stage`]).
 //!
 //! Codes are strings of digits — leading zeros are data, never integers.
 //! Generation uses the thread-local CSPRNG (`rand::rng`, ChaCha-based).
+//!
+//! - [`resolve`]: which room (or meeting, or invitee) a keyed code opens now.
 //! - [`window`]: one-time codes' validity windows (`start − early_join`
 //!   until `end + grace`), time as an argument.
 //! - [`codes`]: drawing codes that collide with no live code or prefix.
+//! - [`secret`]: security and personal codes kept as HMACs under the
+//!   server key.
+//! - [`lockout`]: lockouts against guessing, from failure counts.
 //!
-//! Security codes, personal codes and lockouts are still to come (issue 3).
+//! Access knows the store's rows but no SIP: who is calling is worked out
+//! by [`crate::sip::identity`] and handed in.
 
 pub mod codes;
-pub mod identity;
 pub mod lockout;
 mod number;
 pub mod resolve;
@@ -94,8 +99,14 @@ impl Stage {
     }
 }
 
+/// The Info Package (RFC 6086) in which the gateway tells a caller that
+/// listed it in `Recv-Info` how each code attempt went: a `text/plain` body
+/// `outcome=<outcome>` and `stage=<stage>` lines, never the code. Phones do
+/// not ask for it; the replay load tool does, to time admissions.
+pub const OUTCOME_PACKAGE: &str = "dialgate-outcome";
+
 /// How an access attempt ended — the one list used by the attempt log, the
-/// API, metrics and replay reports (DESIGN.md, "Outcomes").
+/// API, metrics and replay reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Admitted,

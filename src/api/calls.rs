@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::{ApiError, ApiResult, ApiState, ErrorBody, Page, Path, Query, Shared, page};
-use crate::gateway::live::{ControlError, LiveCall, LiveCalls};
+use crate::live::{ControlError, LiveCall, LiveCalls};
 
 fn live(s: &ApiState) -> Result<&LiveCalls, ApiError> {
     s.calls.as_ref().ok_or(ApiError::new(

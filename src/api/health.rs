@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiResult, ErrorBody, Shared};
-use crate::gateway::live::CallState;
+use crate::live::CallState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

@@ -33,7 +33,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::gateway::live::LiveCalls;
+use crate::live::LiveCalls;
 use crate::provision::{ProvisionError, Provisioner};
 
 /// What every handler shares.

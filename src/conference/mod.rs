@@ -40,6 +40,7 @@ use tokio::time::MissedTickBehavior;
 
 use tokio::sync::watch;
 
+use crate::media::Codec;
 use crate::media::announcement::{Announcement, Rate};
 use crate::media::codec::{self, Decoder, Encoder, OpusParams};
 use crate::media::jitter::{Jitter, Playout};
@@ -48,7 +49,6 @@ use crate::media::pcm::{NARROW_FRAME, PCM_FRAME};
 use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
-use crate::sip::sdp::Codec;
 use mixer::{Frame, Input, Mixer, Tick};
 pub use roster::{AdmitError, Policy, Presence, Refusal, Role};
 use roster::{Change, Roster};

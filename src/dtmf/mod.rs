@@ -1,7 +1,8 @@
 //! DTMF: the caller's keypad, however it reaches us.
 //!
 //! A key press arrives one of three ways, and this module turns each into the
-//! same [`KeyPress`]:
+//! same [`Key`] (with its [`DtmfSource`]; [`merge`] keeps one press heard
+//! two ways from counting twice):
 //!
 //! - [`rfc4733`] — RTP telephone-events (RFC 4733 §2.3 payload, §2.5
 //!   sender/receiver rules): one press is many packets, and [`rfc4733::Receiver`]
@@ -9,7 +10,9 @@
 //! - [`sip_info`] — SIP INFO bodies (`application/dtmf-relay`,
 //!   `application/dtmf`), one press per request.
 //! - [`inband`] — tones in the decoded audio itself (a Goertzel detector
-//!   with ITU-T Q.24 tolerances), for trunks that send no telephone-events.
+//!   with ITU-T Q.24 tolerances), for trunks that send no telephone-events;
+//!   [`tap`] decodes the caller's audio a second time, whatever its codec,
+//!   to the 8 kHz the detector reads.
 //!
 //! Everything here is sans-IO: bytes and `Instant`s in, keys out. No sockets,
 //! no clock reads. Keys follow the RFC 4733 §3.2 event-code table (0–9, `*`,
@@ -20,6 +23,7 @@ pub mod inband;
 pub mod merge;
 pub mod rfc4733;
 pub mod sip_info;
+pub mod tap;
 
 use std::fmt;
 
@@ -200,13 +204,6 @@ impl InbandMode {
             InbandMode::Never => false,
         }
     }
-}
-
-/// One key press, counted once, with where it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyPress {
-    pub key: Key,
-    pub source: DtmfSource,
 }
 
 #[cfg(test)]

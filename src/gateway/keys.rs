@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::dtmf::inband::Tone;
 use crate::dtmf::merge::Merger;
+use crate::dtmf::tap::ToneTap;
 use crate::dtmf::{DtmfSource, InbandMode, Key, rfc4733};
+use crate::media::Codec;
 use crate::media::rtp::Header;
-use crate::media::tap::ToneTap;
-use crate::sip::sdp::{Codec, Negotiated};
+use crate::sip::sdp::Negotiated;
 
-use super::live::LiveCalls;
+use crate::live::LiveCalls;
 
 pub(crate) struct CallKeys {
     call: u64,

@@ -9,7 +9,6 @@
 pub mod admission;
 mod call;
 mod keys;
-pub mod live;
 mod player;
 mod prompt_clock;
 
@@ -24,11 +23,13 @@ use tracing::Instrument;
 use crate::access::secret::{Secret, SecretError};
 use crate::conference::Rooms;
 use crate::config::Settings;
+use crate::live::LiveCalls;
 use crate::media::ports::PortPool;
 use crate::media::prompts::{PromptError, PromptLibrary};
 use crate::provision::{ProvisionError, Provisioner};
+use crate::sip::command::SipCommand;
 use crate::sip::dialog::LocalAddr;
-use crate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
+use crate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output};
 use crate::sip::flood::SourceLimit;
 use crate::sip::message::StatusCode;
 use crate::sip::transport::{self, SipSockets, TransportHandle};
@@ -53,42 +54,6 @@ pub enum ServeError {
     Demo(#[from] ProvisionError),
 }
 
-/// What a call task asks of the SIP endpoint.
-#[derive(Debug)]
-pub(crate) enum SipCommand {
-    RespondInvite {
-        call: CallRef,
-        status: StatusCode,
-        sdp: Option<Vec<u8>>,
-    },
-    Respond {
-        tx: TxKey,
-        status: StatusCode,
-    },
-    /// Answers a re-INVITE: 200 with our answer, or a failure.
-    RespondReinvite {
-        tx: TxKey,
-        status: StatusCode,
-        sdp: Option<Vec<u8>>,
-    },
-    Bye {
-        call: CallRef,
-        reason: Option<String>,
-    },
-    /// An INFO of an Info Package the caller asked for.
-    Info {
-        call: CallRef,
-        package: &'static str,
-        body: String,
-    },
-}
-
-/// The Info Package (RFC 6086) in which the gateway tells a caller that
-/// listed it in `Recv-Info` how each code attempt went: a `text/plain` body
-/// `outcome=<outcome>` and `stage=<stage>` lines, never the code. Phones do
-/// not ask for it; the replay load tool does, to time admissions.
-pub const OUTCOME_PACKAGE: &str = "dialgate-outcome";
-
 /// Everything a call task shares with the others.
 pub(crate) struct Shared {
     pub settings: Settings,
@@ -100,7 +65,7 @@ pub(crate) struct Shared {
     pub ports: PortPool,
     pub rooms: Rooms,
     pub sip: mpsc::UnboundedSender<SipCommand>,
-    pub live: live::LiveCalls,
+    pub live: LiveCalls,
     /// The attempt log's writer: calls queue rows, never wait.
     pub attempts: AttemptLog,
     pub admission: Arc<Admission>,
@@ -187,7 +152,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     // bounded one (64 events a call).
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let rooms = Rooms::new(settings.max_talkers, prompts.hold_music());
-    let live_calls = live::LiveCalls::new(sip_tx.clone(), rooms.clone());
+    let live_calls = LiveCalls::new(sip_tx.clone(), rooms.clone());
     let api = crate::api::router(crate::api::ApiState {
         provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
         prompts_loaded: true,

@@ -166,9 +166,9 @@ async fn run(clock: Weak<PromptClock>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::Codec;
     use crate::media::rtp::{self, Latch, Outbound};
     use crate::media::socket::MediaSocket;
-    use crate::sip::sdp::Codec;
     use tokio::net::UdpSocket;
     use tokio::time::Instant;
 

@@ -16,7 +16,7 @@
 
 use super::g711::{self, Law};
 use super::pcm::{Double, Halve, NARROW_FRAME, PCM_FRAME};
-use crate::sip::sdp::Codec;
+use crate::media::Codec;
 
 /// Encodes 20 ms frames of the gateway's 16 kHz PCM ([`super::pcm`]).
 pub trait Encoder: Send {

@@ -57,7 +57,7 @@ impl Leg {
     }
 
     /// The codec this leg sends; `None` while it sends nothing (on hold).
-    pub fn codec(&self) -> Option<crate::sip::sdp::Codec> {
+    pub fn codec(&self) -> Option<crate::media::Codec> {
         self.state
             .lock()
             .ok()
@@ -79,7 +79,7 @@ impl Leg {
     /// media, and its signalled address (a new one starts latching afresh).
     pub fn renegotiated(
         &self,
-        codec: crate::sip::sdp::Codec,
+        codec: crate::media::Codec,
         payload_type: u8,
         opus: crate::media::codec::OpusParams,
         sending: bool,
@@ -163,10 +163,10 @@ impl Leg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::Codec;
     use crate::media::codec::{self, OpusParams};
     use crate::media::prompts::PromptId;
     use crate::media::rtp;
-    use crate::sip::sdp::Codec;
     use tokio::net::UdpSocket;
 
     /// A leg sending `codec` to a socket of the test's own.

@@ -91,7 +91,7 @@ impl PortPool {
             // Out of file descriptors is not a busy port: say so at once.
             for r in [&socket, &rtcp] {
                 if let Err(e) = r
-                    && crate::sip::transport::out_of_descriptors(e)
+                    && crate::os::out_of_descriptors(e)
                 {
                     return Err(io::Error::new(
                         e.kind(),

@@ -15,7 +15,7 @@ use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 use super::codec::{self, Encoder, Encoding, OpusParams};
 use super::pcm::NARROW_FRAME;
-use crate::sip::sdp::Codec;
+use crate::media::Codec;
 
 /// The outbound stream of one leg: its own encoder (for what the call
 /// itself sends: prompts), RTP numbering, and packets around payloads the

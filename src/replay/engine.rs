@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::media::Codec;
 use crate::sip::message::{self, Message, Method, StatusCode, param};
-use crate::sip::sdp::Codec;
 use crate::sip::transaction::{ClientTx, TimerConfig, TimerOutput};
 
 use super::codes::CodeRow;

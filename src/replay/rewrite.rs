@@ -17,7 +17,7 @@ use crate::sip::message::{Message, Method, StartLine, StatusCode, param, uri_of,
 
 use super::script::RtpPacket;
 
-pub use crate::gateway::OUTCOME_PACKAGE;
+pub use crate::access::OUTCOME_PACKAGE;
 
 /// Where one virtual call lives on this side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

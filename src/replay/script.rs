@@ -20,9 +20,10 @@ use std::time::Duration;
 use crate::dtmf::Key;
 use crate::dtmf::rfc4733::TelephoneEvent;
 use crate::dtmf::sip_info::parse_info;
+use crate::media::ALL_CODECS;
 use crate::media::rtp;
 use crate::sip::message::{self, Message, Method, StartLine};
-use crate::sip::sdp::{self, ALL_CODECS, LocalMedia};
+use crate::sip::sdp::{self, LocalMedia};
 
 use super::trace::{Trace, looks_like_sip};
 

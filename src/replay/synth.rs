@@ -287,7 +287,7 @@ mod tests {
 
     /// The keys the in-band detector hears in the audio packets.
     fn tones_heard(packets: &[TimedPacket]) -> String {
-        let mut tap = crate::media::tap::ToneTap::new(crate::sip::sdp::Codec::Pcmu);
+        let mut tap = crate::dtmf::tap::ToneTap::new(crate::media::Codec::Pcmu);
         let mut heard = String::new();
         for p in packets {
             let (h, payload) = read(&p.bytes).unwrap();

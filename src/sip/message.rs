@@ -1,7 +1,7 @@
 //! SIP message reading and writing (RFC 3261 §7, §20), with `rsip` as the
 //! parser.
 //!
-//! rsip parses and prints but has gaps (DESIGN.md): it ignores
+//! rsip parses and prints but has gaps: it ignores
 //! Content-Length, does not know compact header forms, refuses unknown
 //! methods, LF-only line ends and folded headers. [`parse`] covers them
 //! before rsip sees the text: it frames the body by Content-Length, turns

@@ -29,6 +29,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::media::{ALL_CODECS, Codec};
+
 /// Clock rate of every codec and of telephone-event here.
 const RATE_8K: u32 = 8000;
 /// Packet time we send, and assume when the offer does not say.
@@ -37,86 +39,23 @@ const TELEPHONE_EVENT: &str = "telephone-event";
 /// The Opus bitrate our answers ask the far end not to exceed.
 const OPUS_BITRATE: u32 = 24_000;
 
-/// An audio codec we can send and receive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// G.711 μ-law.
-    Pcmu,
-    /// G.711 A-law.
-    Pcma,
-    /// G.722 at 64 kbit/s.
-    G722,
-    /// Opus (RFC 7587).
-    Opus,
+/// Codecs the offer names: by static payload type (RFC 3551) or by
+/// `a=rtpmap`.
+fn codec_of_static(pt: u8) -> Option<Codec> {
+    [Codec::Pcmu, Codec::Pcma, Codec::G722]
+        .into_iter()
+        .find(|c| c.payload_type() == pt)
 }
 
-/// Every codec, in the default preference order.
-pub const ALL_CODECS: [Codec; 4] = [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
-
-/// Payload type we use for Opus in our own offers.
-pub const OPUS_PAYLOAD_TYPE: u8 = 111;
-
-impl Codec {
-    /// Static payload type (RFC 3551 table 4); Opus's is dynamic, and this
-    /// is the one our own offers use.
-    pub fn payload_type(self) -> u8 {
-        match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-            Codec::G722 => 9,
-            Codec::Opus => OPUS_PAYLOAD_TYPE,
-        }
-    }
-
-    /// Encoding name as written in `a=rtpmap`.
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            Codec::Pcmu => "PCMU",
-            Codec::Pcma => "PCMA",
-            Codec::G722 => "G722",
-            Codec::Opus => "opus",
-        }
-    }
-
-    /// RTP clock rate (G.722's is 8000 though it samples at 16 kHz).
-    pub fn clock_rate(self) -> u32 {
-        match self {
-            Codec::Opus => 48_000,
-            _ => RATE_8K,
-        }
-    }
-
-    /// `<encoding>/<clock>[/<channels>]` as `a=rtpmap` writes it.
-    pub fn rtpmap(self) -> String {
-        match self {
-            Codec::Opus => "opus/48000/2".to_owned(),
-            other => format!("{}/{}", other.encoding_name(), other.clock_rate()),
-        }
-    }
-
-    /// By name, as `--codecs` lists them.
-    pub fn from_name(name: &str) -> Option<Codec> {
-        ALL_CODECS
-            .into_iter()
-            .find(|c| name.trim().eq_ignore_ascii_case(c.encoding_name()))
-    }
-
-    fn from_static(pt: u8) -> Option<Codec> {
-        [Codec::Pcmu, Codec::Pcma, Codec::G722]
-            .into_iter()
-            .find(|c| c.payload_type() == pt)
-    }
-
-    fn from_rtpmap(map: &RtpMap<'_>) -> Option<Codec> {
-        let codec = ALL_CODECS
-            .into_iter()
-            .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding_name()))?;
-        let channels_ok = match codec {
-            Codec::Opus => map.channels.is_none_or(|n| n == 1 || n == 2),
-            _ => map.channels.is_none_or(|n| n == 1),
-        };
-        (map.clock_rate == codec.clock_rate() && channels_ok).then_some(codec)
-    }
+fn codec_of_rtpmap(map: &RtpMap<'_>) -> Option<Codec> {
+    let codec = ALL_CODECS
+        .into_iter()
+        .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding_name()))?;
+    let channels_ok = match codec {
+        Codec::Opus => map.channels.is_none_or(|n| n == 1 || n == 2),
+        _ => map.channels.is_none_or(|n| n == 1),
+    };
+    (map.clock_rate == codec.clock_rate() && channels_ok).then_some(codec)
 }
 
 /// Stream direction attribute (RFC 3264 §5.1).
@@ -362,8 +301,8 @@ impl<'a> Media<'a> {
             .iter()
             .filter_map(|&pt| {
                 let codec = match self.rtpmap(pt) {
-                    Some(map) => Codec::from_rtpmap(map),
-                    None => Codec::from_static(pt),
+                    Some(map) => codec_of_rtpmap(map),
+                    None => codec_of_static(pt),
                 };
                 codec.map(|c| (c, pt))
             })

@@ -237,13 +237,6 @@ fn open_files_limit() -> Option<u64> {
         .ok()
 }
 
-/// Whether an error says the process (or the system) is out of file
-/// descriptors.
-pub fn out_of_descriptors(e: &io::Error) -> bool {
-    // EMFILE (24), ENFILE (23).
-    matches!(e.raw_os_error(), Some(23 | 24))
-}
-
 /// Connections open per source IP.
 type OpenBySource = Arc<Mutex<HashMap<std::net::IpAddr, usize>>>;
 
@@ -296,7 +289,7 @@ async fn tcp_acceptor(
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
-            Err(e) if out_of_descriptors(&e) => {
+            Err(e) if crate::os::out_of_descriptors(&e) => {
                 metrics::counter!("dialgate_sip_tcp_refused_total", "cause" => "out_of_fds")
                     .increment(1);
                 if !short_of_fds {

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dialgate::media::Codec;
 use dialgate::media::codec::{self, Decoder, Encoder, OpusParams};
 use dialgate::media::rtp::{self, Header};
 use dialgate::replay::synth::{Keying, Signal, TimedPacket, keyed_code};
 use dialgate::sip::message::{self, Message, Method, StartLine};
-use dialgate::sip::sdp::Codec;
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -217,7 +217,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                 port = it.next().and_then(|p| p.parse::<u16>().ok());
                 let pt = it.nth(1).and_then(|p| p.parse::<u8>().ok()).unwrap_or(0);
                 self.payload_type = pt;
-                self.codec = dialgate::sip::sdp::ALL_CODECS
+                self.codec = dialgate::media::ALL_CODECS
                     .into_iter()
                     .find(|c| c.payload_type() == pt)
                     .unwrap_or(Codec::Pcmu);

@@ -38,11 +38,12 @@ use crate::dtmf::Key;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
 use crate::gateway::admission::Shed;
 use crate::ivr::{self, IvrConfig, LookupResult, Machine, PlayId};
+use crate::media::Codec;
 use crate::media::prompts::PromptId;
 use crate::provision::SECURITY;
 use crate::sip::endpoint::{CallEvent, TxKey};
 use crate::sip::message::StatusCode;
-use crate::sip::sdp::{self, Codec, Direction, LocalMedia, Negotiated, SdpError};
+use crate::sip::sdp::{self, Direction, LocalMedia, Negotiated, SdpError};
 use crate::store::{Failures, StoreError};
 
 /// Extra wait before each code lookup while the number is being probed.

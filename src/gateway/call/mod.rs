@@ -15,24 +15,26 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use self::control::{Action, Answer, Ask, CallCore, Input, Offer, Session, media_flow};
+use super::Shared;
 use super::admission::{Admission, CallSlot};
 use super::keys::CallKeys;
-use super::live::{CallState, LiveCall};
 use super::prompt_clock::Playout;
-use super::{OUTCOME_PACKAGE, Shared, SipCommand};
-use crate::access::identity::identify;
+use crate::access::OUTCOME_PACKAGE;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, invitee_still_valid, resolve};
 use crate::access::{E164, Outcome, Stage};
 use crate::conference::keypad::Command;
 use crate::conference::{Member, Policy, Presence, Role};
+use crate::live::{CallState, LiveCall};
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
 use crate::media::prompts::PromptId;
 use crate::media::rtp::{self, Latch, Outbound};
 use crate::media::socket::MediaSocket;
+use crate::sip::command::SipCommand;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
-use crate::sip::sdp::{self, Negotiated};
+use crate::sip::identity::identify;
+use crate::sip::sdp::Negotiated;
 use crate::store::{Attempt, Checked, FailureKeys, Guess, NumberRow, timed};
 
 pub use self::control::Rules;
@@ -310,7 +312,7 @@ fn opus_params(negotiated: &Negotiated) -> crate::media::codec::OpusParams {
     params
 }
 
-fn codec_name(codec: sdp::Codec) -> String {
+fn codec_name(codec: crate::media::Codec) -> String {
     format!("{codec:?}").to_uppercase()
 }
 

@@ -51,9 +51,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::PromptId;
+use crate::media::Codec;
 use crate::media::codec::{self, Encoding, OpusParams};
 use crate::media::pcm::PCM_FRAME;
-use crate::sip::sdp::Codec;
 
 /// Opus bitrates (bit/s) prompts are encoded at; a far end's cap is rounded
 /// down to one of these (and anything under the first gets the first,

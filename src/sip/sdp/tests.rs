@@ -80,7 +80,7 @@ fn our_preference_order_picks_among_the_offered() {
 
 fn all_four() -> LocalMedia {
     LocalMedia {
-        codecs: crate::sip::sdp::ALL_CODECS.to_vec(),
+        codecs: crate::media::ALL_CODECS.to_vec(),
         ..local()
     }
 }

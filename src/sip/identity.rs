@@ -1,15 +1,14 @@
-//! Who is calling, for lockouts and personal-code rejoin (DESIGN.md, "Caller
-//! identity and lockouts"): for calls through a trusted peer (a proxy or SBC
-//! in front, listed in `--trusted-peers`) the source is the first untrusted
-//! Via (its `received`, else its sent-by host) and the caller-ID is
-//! P-Asserted-Identity; otherwise the packet's source and the From user —
-//! a P-Asserted-Identity from an untrusted source is ignored, since anyone
-//! can write one.
+//! Who is calling, for lockouts and personal-code rejoin: for calls through
+//! a trusted peer (a proxy or SBC in front, listed in `--trusted-peers`)
+//! the source is the first untrusted Via (its `received`, else its sent-by
+//! host) and the caller-ID is P-Asserted-Identity; otherwise the packet's
+//! source and the From user — a P-Asserted-Identity from an untrusted source
+//! is ignored, since anyone can write one.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::dialog::split_list;
-use crate::sip::message::{param, uri_of, uri_user};
+use super::dialog::split_list;
+use super::message::{param, uri_of, uri_user};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {

@@ -1,5 +1,5 @@
 //! The caller's audio, decoded a second time for the in-band DTMF detector
-//! ([`crate::dtmf::inband`]): whatever codec was negotiated, down to the
+//! ([`super::inband`]): whatever codec was negotiated, down to the
 //! 8 kHz the detector reads.
 //!
 //! G.711 is expanded straight to 8 kHz from its tables; G.722 and Opus are
@@ -10,11 +10,11 @@
 
 use std::time::Duration;
 
-use super::codec::{self, Decoder};
-use super::g711::{self, Law};
-use super::pcm::Halve;
-use crate::dtmf::inband::{Detector, RATE, Tone};
-use crate::sip::sdp::Codec;
+use super::inband::{Detector, RATE, Tone};
+use crate::media::Codec;
+use crate::media::codec::{self, Decoder};
+use crate::media::g711::{self, Law};
+use crate::media::pcm::Halve;
 
 enum Decode {
     G711(Law),
@@ -46,12 +46,12 @@ impl ToneTap {
             Codec::G722 | Codec::Opus => Decode::Wide {
                 decoder: codec::decoder(codec),
                 down: Halve::default(),
-                wide: Vec::with_capacity(super::pcm::PCM_FRAME),
+                wide: Vec::with_capacity(crate::media::pcm::PCM_FRAME),
             },
         };
         ToneTap {
             decode,
-            narrow: Vec::with_capacity(super::pcm::NARROW_FRAME),
+            narrow: Vec::with_capacity(crate::media::pcm::NARROW_FRAME),
             detector: Detector::new(),
         }
     }
@@ -100,7 +100,7 @@ mod tests {
             pcm8.extend(vec![0i16; 640]);
         }
         pcm8.extend(vec![0i16; 1600]);
-        let mut up = super::super::pcm::Double::default();
+        let mut up = crate::media::pcm::Double::default();
         let mut encoder = codec::encoder(codec, codec::OpusParams::default());
         let mut wide = Vec::new();
         pcm8.chunks(160)

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::SipCommand;
 use crate::conference::{AdmitError, Member, Role, Rooms};
+use crate::sip::command::SipCommand;
 use crate::sip::endpoint::CallRef;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -1,0 +1,36 @@
+//! What a call asks of the SIP endpoint's task: answers to its INVITE and
+//! in-dialog requests, BYE, INFO. Calls send these; the task that owns the
+//! [`super::endpoint::Endpoint`] carries them out.
+
+use super::endpoint::{CallRef, TxKey};
+use super::message::StatusCode;
+
+/// What a call task asks of the SIP endpoint.
+#[derive(Debug)]
+pub enum SipCommand {
+    RespondInvite {
+        call: CallRef,
+        status: StatusCode,
+        sdp: Option<Vec<u8>>,
+    },
+    Respond {
+        tx: TxKey,
+        status: StatusCode,
+    },
+    /// Answers a re-INVITE: 200 with our answer, or a failure.
+    RespondReinvite {
+        tx: TxKey,
+        status: StatusCode,
+        sdp: Option<Vec<u8>>,
+    },
+    Bye {
+        call: CallRef,
+        reason: Option<String>,
+    },
+    /// An INFO of an Info Package the caller asked for.
+    Info {
+        call: CallRef,
+        package: &'static str,
+        body: String,
+    },
+}
