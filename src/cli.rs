@@ -209,8 +209,8 @@ pub fn run_fixture(command: FixtureCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let src = "127.0.0.1:40000".parse().expect("literal address");
-    let dst = "127.0.0.1:20000".parse().expect("literal address");
+    let src = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 40_000);
+    let dst = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 20_000);
     match crate::replay::pcap::write_udp(file, src, dst, 1_700_000_000, &packets) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,6 +13,10 @@
 //! and fails when an arrow runs back up.
 // One `unsafe` block, on a measured hot path: `media::socket`.
 #![deny(unsafe_code)]
+// Nothing from the network, the store or an operator may panic the
+// gateway: no `unwrap`/`expect` outside tests (tests may; CI's clippy
+// checks both).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod access;
 pub mod api;

@@ -1,4 +1,5 @@
 //! The `dialgate` binary: parses the command line and hands over.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::ExitCode;
 
