@@ -16,6 +16,8 @@
 //!   jitter as it sees our stream.
 //! - [`reception`]: inbound sequence accounting (packets lost).
 //! - [`jitter`]: the adaptive jitter buffer in front of the room's mix.
+//! - [`inbound`]: a caller's audio into the mix: jitter buffer, decode,
+//!   FEC and concealment.
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
 //! - [`socket`]: a call's media sockets, watched for reads only.
@@ -27,6 +29,7 @@ pub mod announcement;
 pub mod codec;
 pub mod g711;
 pub mod goertzel;
+pub mod inbound;
 pub mod jitter;
 pub mod leg;
 pub mod payload;

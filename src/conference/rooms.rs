@@ -1,0 +1,185 @@
+//! Every live room of this gateway, by room id: joining (which starts a
+//! room's clock, [`super::clock`]), leaving (the room goes with its last
+//! member), admitting from the waiting room, and the in-call commands that
+//! act on a whole room (lock, mute all, the count).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::clock::run_room;
+use super::member::Member;
+use super::mixer::Mixer;
+use super::room::Room;
+use super::roster::{AdmitError, Policy, Presence, Refusal, Role};
+use super::tones;
+use crate::media::prompts::PromptId;
+use crate::sip::endpoint::CallRef;
+
+/// Every live room of this gateway.
+#[derive(Clone, Debug)]
+pub struct Rooms {
+    inner: Arc<Mutex<HashMap<i64, Arc<Mutex<Room>>>>>,
+    max_talkers: usize,
+    /// The waiting room's music, 16 kHz, looped.
+    pub(super) music: Arc<[i16]>,
+}
+
+impl Rooms {
+    /// Rooms that mix at most `max_talkers` members at once and play
+    /// `music` (16 kHz) to those waiting.
+    pub fn new(max_talkers: usize, music: Arc<[i16]>) -> Rooms {
+        Rooms {
+            inner: Arc::default(),
+            max_talkers,
+            music,
+        }
+    }
+
+    /// Adds `member` to room `room_id` under `policy` (the room's settings
+    /// now), starting the room's mixer if it was empty: it goes in, or
+    /// waits, or is refused (changing nothing). Call inside a tokio runtime.
+    pub fn join(
+        &self,
+        room_id: i64,
+        member: Arc<Member>,
+        policy: Policy,
+    ) -> Result<Presence, Refusal> {
+        let Ok(mut rooms) = self.inner.lock() else {
+            return Err(Refusal::Full);
+        };
+        let room = rooms.entry(room_id).or_insert_with(|| {
+            let room = Arc::new(Mutex::new(Room::default()));
+            let mixer = Mixer::new(self.max_talkers);
+            tokio::spawn(run_room(self.clone(), room_id, room.clone(), mixer));
+            room
+        });
+        let Ok(mut room) = room.lock() else {
+            return Err(Refusal::Full);
+        };
+        room.roster.set_policy(policy);
+        let mut changes = Vec::new();
+        let joined = room.roster.join(member.call.0, member.role, &mut changes);
+        let presence = match joined {
+            Ok(p) => p,
+            Err(refusal) => {
+                if room.roster.is_empty() {
+                    drop(room);
+                    rooms.remove(&room_id);
+                }
+                return Err(refusal);
+            }
+        };
+        member.set_presence(presence);
+        room.members.push(member.clone());
+        room.apply(&changes);
+        room.apply(&[(member.call.0, presence)]);
+        Ok(presence)
+    }
+
+    /// Removes `call` (an exit chime for those in the room, if it was in);
+    /// the room disappears with its last member.
+    pub fn leave(&self, room_id: i64, call: CallRef) {
+        let Ok(mut rooms) = self.inner.lock() else {
+            return;
+        };
+        let empty = match rooms.get(&room_id).map(|r| r.lock()) {
+            Some(Ok(mut room)) => {
+                let was_in = room.roster.presence(call.0) == Some(Presence::InRoom);
+                let mut changes = Vec::new();
+                room.roster.leave(call.0, &mut changes);
+                room.members.retain(|m| m.call != call);
+                if was_in {
+                    room.chime_in_room(call.0, tones::exit());
+                }
+                room.apply(&changes);
+                room.members.is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            rooms.remove(&room_id);
+        }
+    }
+
+    /// Lets a waiting member of `room_id` in.
+    pub fn admit(&self, room_id: i64, call: CallRef) -> Result<(), AdmitError> {
+        let rooms = self.inner.lock().map_err(|_| AdmitError::NotFound)?;
+        let room = rooms.get(&room_id).ok_or(AdmitError::NotFound)?;
+        let mut room = room.lock().map_err(|_| AdmitError::NotFound)?;
+        room.roster.admit(call.0)?;
+        room.apply(&[(call.0, Presence::InRoom)]);
+        Ok(())
+    }
+
+    pub(super) fn with_room<R>(&self, room_id: i64, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
+        let rooms = self.inner.lock().ok()?;
+        let mut room = rooms.get(&room_id)?.lock().ok()?;
+        Some(f(&mut room))
+    }
+
+    /// Tells `call` how many are in the room (`*#`).
+    pub fn say_count(&self, room_id: i64, call: CallRef) {
+        self.with_room(room_id, |room| {
+            if let Some(m) = room.member(call.0) {
+                m.announce(room.count_for(m));
+            }
+        });
+    }
+
+    /// Locks the room to new participants, or unlocks it; returns whether it
+    /// is locked now.
+    pub fn toggle_lock(&self, room_id: i64) -> Option<bool> {
+        self.with_room(room_id, |room| {
+            let locked = !room.roster.is_locked();
+            room.roster.set_locked(locked);
+            locked
+        })
+    }
+
+    /// Locks or unlocks a live room; `None` when nobody is in it.
+    pub fn set_locked(&self, room_id: i64, locked: bool) -> Option<()> {
+        self.with_room(room_id, |room| room.roster.set_locked(locked))
+    }
+
+    /// Mutes every participant (hosts keep talking), or unmutes them all when
+    /// none is left unmuted; each hears its new state. Returns whether they
+    /// are muted now.
+    pub fn toggle_mute_all(&self, room_id: i64) -> Option<bool> {
+        self.with_room(room_id, |room| {
+            let participants = || room.members.iter().filter(|m| m.role == Role::Participant);
+            let mute = participants().any(|m| !m.is_muted());
+            for m in participants() {
+                if m.is_muted() != mute {
+                    m.set_muted(mute);
+                    m.say(if mute {
+                        PromptId::Muted
+                    } else {
+                        PromptId::Unmuted
+                    });
+                }
+            }
+            mute
+        })
+    }
+
+    /// Members of the room, waiting ones included.
+    pub fn members(&self, room_id: i64) -> usize {
+        let Ok(rooms) = self.inner.lock() else {
+            return 0;
+        };
+        rooms
+            .get(&room_id)
+            .and_then(|r| r.lock().ok().map(|r| r.members.len()))
+            .unwrap_or(0)
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.inner.lock().map_or(0, |r| r.len())
+    }
+
+    pub(super) fn is_live(&self, room_id: i64, room: &Arc<Mutex<Room>>) -> bool {
+        self.inner
+            .lock()
+            .is_ok_and(|rooms| rooms.get(&room_id).is_some_and(|r| Arc::ptr_eq(r, room)))
+    }
+}
