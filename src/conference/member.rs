@@ -1,6 +1,7 @@
-//! One caller in a room: its inbound audio ([`Inbound`]), the leg its mix
-//! goes out on, its presence (published on a watch channel), mute and hold,
-//! and announcements for it alone over the room's mix.
+//! One caller in a room: its inbound audio ([`Inbound`]), the [`Sink`] its
+//! mix goes out through (its call's RTP [`Leg`] in the gateway), its
+//! presence (published on a watch channel), mute and hold, and
+//! announcements for it alone over the room's mix.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,37 @@ use crate::media::prompts::{PromptId, PromptSet};
 use crate::media::rtp::Header;
 use crate::sip::endpoint::CallRef;
 
+/// Where a member's audio goes: its call's RTP leg in the gateway; a
+/// record in memory in tests.
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// The codec the far end takes now (`None` before it is known).
+    fn codec(&self) -> Option<Codec>;
+    /// Encodes and sends one 20 ms frame of 16 kHz PCM.
+    fn send_frame(&self, pcm: &[i16]);
+    /// Sends one 20 ms frame of 8 kHz PCM (G.711 only; see [`Leg::send_narrow`]).
+    fn send_narrow(&self, narrow: &[i16]);
+    /// Sends one 20 ms payload already encoded in [`Sink::codec`].
+    fn send_payload(&self, payload: &[u8]);
+}
+
+impl Sink for Leg {
+    fn codec(&self) -> Option<Codec> {
+        Leg::codec(self)
+    }
+
+    fn send_frame(&self, pcm: &[i16]) {
+        Leg::send_frame(self, pcm);
+    }
+
+    fn send_narrow(&self, narrow: &[i16]) {
+        Leg::send_narrow(self, narrow);
+    }
+
+    fn send_payload(&self, payload: &[u8]) {
+        Leg::send_payload(self, payload);
+    }
+}
+
 /// One caller in a room.
 #[derive(Debug)]
 pub struct Member {
@@ -24,7 +56,7 @@ pub struct Member {
     /// The caller's language, for what the room says to it.
     pub(super) prompts: PromptSet,
     presence: watch::Sender<Presence>,
-    pub(super) leg: Arc<Leg>,
+    pub(super) leg: Arc<dyn Sink>,
     inbound: Mutex<Inbound>,
     /// A muted member is heard by no one (it still hears the room).
     muted: std::sync::atomic::AtomicBool,
@@ -42,7 +74,7 @@ impl Member {
         call: CallRef,
         role: Role,
         prompts: PromptSet,
-        leg: Arc<Leg>,
+        leg: Arc<dyn Sink>,
         codec: Codec,
     ) -> Arc<Member> {
         Arc::new(Member {

@@ -42,7 +42,7 @@ pub mod speakers;
 pub mod tones;
 
 pub use crate::media::inbound::CONCEAL_FRAMES;
-pub use member::Member;
+pub use member::{Member, Sink};
 pub use rooms::Rooms;
 pub use roster::{AdmitError, Policy, Presence, Refusal, Role};
 
