@@ -2,7 +2,7 @@
 //! they compare as a ratio on a noisy machine (issue 15):
 //!
 //! - `old`: the frame's 16 kHz PCM copied out of the prompt (as
-//!   `Player::next_frame` does) and encoded by the call's own encoder
+//!   `Player::next_prompt_frame` does) and encoded by the call's own encoder
 //!   (`Outbound::packet`: halving to 8 kHz for G.711, then the codec);
 //! - `new`: what `Leg::send_prompt` does — the payload encoded once for
 //!   every call looked up and copied into the packet (`Outbound::packet_with`),

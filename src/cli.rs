@@ -1,5 +1,5 @@
 //! The `dialgate` command line: `serve`, and provisioning commands over the
-//! same service layer the REST API will use (`provision`).
+//! same service layer the REST API uses (`provision`).
 //!
 //! Provisioning commands take `--database URL` and `--json` after the
 //! subcommand. Bad input, a missing tenant or a conflict exit 2 with one line

@@ -4,7 +4,8 @@
 //!
 //! A caller is locked while its caller-ID or its source address has
 //! `attempts` failures within `window`; the lock lifts as they age out.
-//! `anonymous` (and empty) caller-IDs are never counted by caller-ID, only
+//! `anonymous`, `unknown` and empty caller-IDs are never counted by
+//! caller-ID, only
 //! by source. Failures per dialled number never lock the number: past
 //! `number_alarm` they raise an alarm and slow the answers. `locked`,
 //! `timeout` and `abandoned` are not failures: a locked caller who keeps

@@ -1,4 +1,4 @@
-//! Secrets at rest: security codes (and, later, personal codes) are stored
+//! Secrets at rest: security codes and personal (invitee) codes are stored
 //! as HMAC-SHA256 under a server key that lives outside the database, in
 //! the file `--secret-file` names (created with 32 random bytes, mode 0600,
 //! when absent; every gateway node gets the same file). Verification is one

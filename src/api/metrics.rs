@@ -6,10 +6,11 @@
 //! `dialgate_rtp_packets_total{direction}`, `dialgate_rtp_packets_lost_total`
 //! (RFC 3550 A.3: expected − received),
 //! `dialgate_jitter_frames_total{event}` (lost, late, duplicate,
-//! drift_drop, underrun; added when a caller leaves its room), `dialgate_mixer_tick_seconds` and
+//! drift_drop, underrun, fec_recovered; added when a caller leaves its room), `dialgate_mixer_tick_seconds` and
 //! `dialgate_db_query_seconds{op}` (histograms; `op` is the call path's
-//! query: `number`, `failures`, `resolve`, `invitee`, `record_attempt` — one
-//! batch of the attempt log's writer), `dialgate_calls_shed_total{reason}`
+//! query: `number`, `failures`, `resolve`, `invitee`, `room` (the room's
+//! settings), `record_attempt` — one batch of the attempt log's writer —
+//! and `wal_checkpoint` on SQLite), `dialgate_calls_shed_total{reason}`
 //! (`max_calls`, `attempt_log`, `loop_lag`, `store`, `store_latency`:
 //! refused with 503 before answering), `dialgate_store_latency_seconds`, `dialgate_attempt_log_backlog`, `dialgate_attempt_rows_written_total`,
 //! `dialgate_event_loop_lag_seconds`, `dialgate_calls_in_progress`,

@@ -5,8 +5,8 @@
 //! frame from each member's inbox, picks the active speakers and makes the
 //! mixes ([`mixer`], [`speakers`]), encodes each distinct (mix, codec)
 //! pair once and sends every member its packet through the member's
-//! [`Leg`], which keeps one SSRC and continuous sequence numbers and
-//! timestamps after the prompts.
+//! [`Sink`]: its call's RTP leg (`media::leg::Leg`), which keeps one SSRC
+//! and continuous sequence numbers and timestamps after the prompts.
 //!
 //! Each member's audio waits in its own adaptive jitter buffer and is
 //! decoded, recovered or concealed as the tick takes it

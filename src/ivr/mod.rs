@@ -22,8 +22,9 @@
 //! the same collection runs again for it — "enter the security code", its
 //! own attempt counter, `VerifySecurity` instead of `Lookup` — and only its
 //! success joins the room. Attempts are logged per stage; an access code
-//! followed by a security stage logs only the security stage's end. The
-//! in-room keypad (issue 5) extends this machine.
+//! followed by a security stage logs only the security stage's end. Once
+//! the caller is in the room the machine is done: keys go to the in-room
+//! keypad ([`crate::conference::keypad`], through the call's control).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

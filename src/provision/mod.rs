@@ -1,7 +1,7 @@
 //! The operator service layer: validation and provisioning over the store.
 //!
-//! The CLI calls these functions (and the REST API will, issue 4), so every
-//! rule lives here once. Input is parsed into types at the edge (`E164`,
+//! The CLI and the REST API both call these functions, so every rule lives
+//! here once. Input is parsed into types at the edge (`E164`,
 //! `AccessCode`); a failure changes nothing and names the field.
 
 mod attempts;

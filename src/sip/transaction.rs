@@ -14,12 +14,13 @@
 //! Accepted   Completed ─ACK─► Confirmed ─Timer I─► Terminated
 //!  Timer G: 2xx again,  Timer G: final again (UDP),
 //!  T1·2ⁿ capped at T2;  Timer H (64·T1): Terminated
-//!  ACK → Terminated;
+//!  ACK → Confirmed, then Timer L (64·T1) absorbs INVITE
+//!  retransmissions → Terminated;
 //!  Timer H (64·T1) without ACK → AckTimeout (the UA then sends BYE)
 //! ```
 //!
-//! Client side: the non-INVITE client transaction (§17.1.2) for the BYE the
-//! gateway sends: Timer E retransmits (UDP), Timer F gives up, Timer K
+//! Client side: the non-INVITE client transaction (§17.1.2) for the BYE and
+//! the outcome INFO the gateway sends (and the replay tool's requests): Timer E retransmits (UDP), Timer F gives up, Timer K
 //! absorbs response retransmissions. The gateway does not send INVITEs yet.
 
 use std::time::{Duration, Instant};
@@ -280,7 +281,7 @@ impl ServerTx {
     }
 }
 
-/// A non-INVITE client transaction (the BYE the gateway sends).
+/// A non-INVITE client transaction (the gateway's BYE and INFO).
 #[derive(Debug)]
 pub struct ClientTx {
     reliable: bool,

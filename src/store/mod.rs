@@ -1,4 +1,5 @@
-//! The store: tenants, dial-in numbers, rooms and the attempt log, over sqlx.
+//! The store: tenants, dial-in numbers and rooms (`catalog.rs`), meetings,
+//! invitees, API tokens and the attempt log, over sqlx.
 //!
 //! One code path for both backends through sqlx's `Any` driver; the backend
 //! is chosen by the URL scheme (`sqlite:` or `postgres:`) and each has its

@@ -7,7 +7,7 @@
 //! once; the payloads stay beside the PCM, shared by every call and every
 //! clone of the set. The gateway builds the tables it expects at start-up
 //! ([`super::PromptLibrary::prepare`]); a call never waits for one: while
-//! its encoding's table is not built ([`Cache::ready`] says so) the call
+//! its encoding's table is not built (`Cache::ready` says so) the call
 //! encodes its frames itself, and the first such call starts the table's
 //! build on tokio's blocking pool (an Opus table takes up to a second of
 //! libopus; on a runtime worker it would stall every call on that thread).
