@@ -77,9 +77,28 @@ pub fn put_chunk(out: &mut Vec<u8>, chunk: &[u8]) {
 /// parsing, the accessors the endpoint uses, the 400 salvage of what failed,
 /// and our own serialisation of what parsed, which must parse again.
 pub fn sip_message(data: &[u8]) {
-    if let Ok(Some(len)) = message::frame_len(data) {
+    let whole = message::frame_len(data);
+    if let Ok(Some(len)) = whole {
         assert!(len <= data.len(), "framed {len} of {} bytes", data.len());
         let _ = message::parse(&data[..len]);
+    }
+    // The TCP reader's framer, fed the bytes in two reads (split where the
+    // first byte says), frames the first message as a whole read does.
+    let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    let mut framer = message::Framer::default();
+    // `None`: an error; `Some(None)`: more bytes needed.
+    let first = framer.next_len(&data[..cut]).ok();
+    let second = match first {
+        Some(None) => framer.next_len(data).ok(),
+        done => done,
+    };
+    match (&whole, second) {
+        (Ok(Some(a)), Some(Some(b))) => assert_eq!(b, *a, "the framer and a whole read"),
+        (Ok(Some(_)), Some(None)) => panic!("the framer missed a whole message"),
+        _ => {}
+    }
+    if let (Some(Some(_)), Some(Some(b))) = (first, second) {
+        assert!(b <= cut);
     }
     match message::parse(data) {
         Ok(msg) => {

@@ -258,17 +258,76 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
 }
 
 fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let crlf = buf
+    find_header_end_from(buf, 0)
+}
+
+/// The first blank line (CRLF CRLF, or LF LF) that ends at or after `from`
+/// (a blank line that straddles `from` is found too): its start and where
+/// the body begins.
+fn find_header_end_from(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let at = |back: usize| from.saturating_sub(back).min(buf.len());
+    let crlf = buf[at(3)..]
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, i + 4));
-    let lf = buf
+        .map(|i| (at(3) + i, at(3) + i + 4));
+    let lf = buf[at(1)..]
         .windows(2)
         .position(|w| w == b"\n\n")
-        .map(|i| (i, i + 2));
+        .map(|i| (at(1) + i, at(1) + i + 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
+    }
+}
+
+/// [`frame_len`] for a stream read a piece at a time: it remembers how far
+/// it has looked for the end of the headers, and the message's length once
+/// it has read them, so each read costs what it added, not the whole
+/// buffer again (a peer sending a 60 KB header a byte at a time would
+/// otherwise cost 60 KB² of scanning). Sans-IO: the caller owns the buffer,
+/// and after a `Some(len)` takes those `len` bytes off its front before
+/// calling again.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Bytes of the buffer already searched for the end of the headers.
+    scanned: usize,
+    /// The whole message's length, once its headers are read.
+    total: Option<usize>,
+}
+
+impl Framer {
+    /// As [`frame_len`] on `buf`.
+    pub fn next_len(&mut self, buf: &[u8]) -> Result<Option<usize>, ParseError> {
+        let total = match self.total {
+            Some(total) => total,
+            None => {
+                let Some((head_end, body_start)) = find_header_end_from(buf, self.scanned) else {
+                    if buf.len() > 64 * 1024 {
+                        return Err(ParseError::NoHeaderEnd);
+                    }
+                    self.scanned = buf.len();
+                    return Ok(None);
+                };
+                let head =
+                    std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
+                let len = content_length(head)?.unwrap_or(0);
+                let total = body_start
+                    .checked_add(len)
+                    .ok_or(ParseError::BadContentLength)?;
+                self.total = Some(total);
+                total
+            }
+        };
+        if buf.len() < total {
+            return Ok(None);
+        }
+        *self = Framer::default();
+        Ok(Some(total))
+    }
+
+    /// How much of the buffer has been searched (for tests of the cost).
+    pub fn scanned(&self) -> usize {
+        self.scanned
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::dialog::{ConnId, Flow, Transport};
 use super::flood::{SourceLimit, Verdict};
-use super::message::frame_len;
+use super::message::Framer;
 
 /// Inbound messages for the endpoint task.
 pub type Inbound = mpsc::Receiver<(Flow, Bytes)>;
@@ -419,6 +419,7 @@ impl Connection {
             }
         });
         let mut buf = BytesMut::with_capacity(8192);
+        let mut framer = Framer::default();
         // The last message (or, after the first, keep-alive) received.
         let mut heard: Option<Instant> = None;
         // When the bytes of the message under way began to arrive.
@@ -458,7 +459,7 @@ impl Connection {
             }
             let mut framed = false;
             loop {
-                match frame_len(&buf) {
+                match framer.next_len(&buf) {
                     Ok(Some(len)) => {
                         let msg = buf.split_to(len).freeze();
                         framed = true;

@@ -270,3 +270,102 @@ fn a_sip_uri_for_a_request_line_has_no_space_or_control_character() {
     assert!(!is_sip_uri("sip:alice:x-B1<7.0.0.1:5080"));
     assert!(!is_sip_uri("sip:"));
 }
+
+/// Frames `stream` fed in pieces of the given sizes (cycled), as the TCP
+/// reader does: returns the messages' lengths.
+fn framed_in_pieces(stream: &[u8], pieces: &[usize]) -> Result<Vec<usize>, ParseError> {
+    let mut framer = Framer::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut lens = Vec::new();
+    let mut fed = 0;
+    let mut i = 0;
+    while fed < stream.len() {
+        let n = pieces[i % pieces.len()].max(1).min(stream.len() - fed);
+        i += 1;
+        buf.extend_from_slice(&stream[fed..fed + n]);
+        fed += n;
+        while let Some(len) = framer.next_len(&buf)? {
+            lens.push(len);
+            buf.drain(..len);
+        }
+        assert!(framer.scanned() <= buf.len(), "never past the buffer");
+    }
+    Ok(lens)
+}
+
+/// The same stream framed whole, one message at a time, by `frame_len`.
+fn framed_whole(stream: &[u8]) -> Vec<usize> {
+    let mut rest = stream;
+    let mut lens = Vec::new();
+    while let Ok(Some(len)) = frame_len(rest) {
+        lens.push(len);
+        rest = &rest[len..];
+    }
+    lens
+}
+
+#[test]
+fn the_framer_frames_a_stream_read_in_any_pieces_as_a_whole_read_would() {
+    let lf_only = INVITE.replace("\r\n", "\n");
+    let options = "OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
+    let stream = [
+        "\r\n\r\n", // a keep-alive
+        INVITE,
+        options,
+        lf_only.as_str(),
+        "\r\n\r\n",
+        INVITE,
+    ]
+    .concat();
+    let whole = framed_whole(stream.as_bytes());
+    assert_eq!(whole.len(), 6, "{whole:?}");
+    for pieces in [
+        &[1][..],
+        &[2],
+        &[3],
+        &[7, 1, 13],
+        &[4096],
+        &[5, 3, 1, 2, 64],
+    ] {
+        assert_eq!(
+            framed_in_pieces(stream.as_bytes(), pieces).unwrap(),
+            whole,
+            "pieces {pieces:?}"
+        );
+    }
+}
+
+#[test]
+fn the_framer_resumes_where_it_stopped_and_finds_a_blank_line_split_across_reads() {
+    let mut framer = Framer::default();
+    let head = b"OPTIONS sip:a@h SIP/2.0\r\nContent-Length: 0\r\n";
+    assert_eq!(framer.next_len(head), Ok(None));
+    assert_eq!(framer.scanned(), head.len(), "the next read starts here");
+    let mut buf = head.to_vec();
+    buf.push(b'\r');
+    assert_eq!(framer.next_len(&buf), Ok(None));
+    buf.push(b'\n');
+    assert_eq!(framer.next_len(&buf), Ok(Some(buf.len())));
+    assert_eq!(framer.scanned(), 0, "ready for the next message");
+    // A body that comes later is waited for without reading the headers again.
+    let mut framer = Framer::default();
+    let with_body = b"INFO sip:a@h SIP/2.0\r\nContent-Length: 5\r\n\r\nab";
+    assert_eq!(framer.next_len(with_body), Ok(None));
+    let mut buf = with_body.to_vec();
+    buf.extend_from_slice(b"cde");
+    assert_eq!(framer.next_len(&buf), Ok(Some(buf.len())));
+}
+
+#[test]
+fn the_framer_refuses_what_frame_len_refuses() {
+    let mut framer = Framer::default();
+    let endless = vec![b'a'; 64 * 1024 + 1];
+    assert_eq!(framer.next_len(&endless), Err(ParseError::NoHeaderEnd));
+    let bad = b"INFO sip:a@h SIP/2.0\r\nContent-Length: -1\r\n\r\n";
+    assert_eq!(
+        Framer::default().next_len(bad),
+        frame_len(bad),
+        "the same verdict on a bad Content-Length"
+    );
+    assert!(frame_len(bad).is_err());
+}
