@@ -58,6 +58,8 @@ impl Clip {
 #[derive(Clone, Debug, Default)]
 pub struct Announcement {
     clips: Arc<[Clip]>,
+    /// The clips' length in 16 kHz samples (read every 20 ms while it plays).
+    len: usize,
 }
 
 /// Which of a clip's two copies to read.
@@ -77,18 +79,18 @@ impl Announcement {
 
     /// These clips in this order.
     pub fn of(clips: impl IntoIterator<Item = Clip>) -> Announcement {
-        Announcement {
-            clips: clips.into_iter().collect(),
-        }
+        let clips: Arc<[Clip]> = clips.into_iter().collect();
+        let len = clips.iter().map(|c| c.wide.len()).sum();
+        Announcement { clips, len }
     }
 
     /// Its length in 16 kHz samples.
     pub fn len(&self) -> usize {
-        self.clips.iter().map(|c| c.wide.len()).sum()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.clips.iter().all(|c| c.wide.is_empty())
+        self.len == 0
     }
 
     /// The clips, in order.

@@ -235,8 +235,9 @@ pub struct PromptSet {
     /// [`NUMBER_WORDS`] order; empty in a set built from samples.
     numbers: Arc<[Clip]>,
     encoded: Arc<encoded::Cache>,
-    /// Every prompt as a clip (with its 8 kHz copy), by [`PromptId`] index.
-    spoken: Arc<[Clip]>,
+    /// Every prompt as an announcement of one clip (with its 8 kHz copy),
+    /// by [`PromptId`] index.
+    spoken: Arc<[Announcement]>,
 }
 
 impl PromptSet {
@@ -271,7 +272,12 @@ impl PromptSet {
     /// number words it is made of, played one after another (no audio is
     /// copied; see [`crate::media::announcement`]).
     pub fn count_sentence(&self, n: usize) -> Announcement {
-        let spoken = |id: PromptId| self.spoken.get(id.index()).cloned().unwrap_or_default();
+        let spoken = |id: PromptId| {
+            let said = self.spoken.get(id.index());
+            said.and_then(|a| a.clips().first())
+                .cloned()
+                .unwrap_or_default()
+        };
         let words = number_words(n);
         let mut clips = Vec::with_capacity(words.len() + 2);
         clips.push(spoken(PromptId::ThereAre));
@@ -282,7 +288,7 @@ impl PromptSet {
 
     /// The prompt as an announcement in a room (shared, not copied).
     pub fn shared(&self, id: PromptId) -> Announcement {
-        Announcement::of(self.spoken.get(id.index()).cloned())
+        self.spoken.get(id.index()).cloned().unwrap_or_default()
     }
 
     /// The prompt's samples: 16 kHz, mono.
@@ -329,7 +335,11 @@ impl PromptSet {
         }
         PromptSet {
             encoded: Arc::new(encoded::Cache::new(samples.clone())),
-            spoken: samples.iter().cloned().map(Clip::new).collect(),
+            spoken: samples
+                .iter()
+                .cloned()
+                .map(|s| Announcement::of([Clip::new(s)]))
+                .collect(),
             samples,
             numbers: vec![Clip::default(); NUMBER_WORDS.len()].into(),
         }

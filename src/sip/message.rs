@@ -243,18 +243,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Used to frame SIP over TCP (RFC 3261 §18.3). Leading CRLF keep-alives are
 /// counted into the message they precede.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
-    let Some((head_end, body_start)) = find_header_end(buf) else {
-        if buf.len() > 64 * 1024 {
-            return Err(ParseError::NoHeaderEnd);
-        }
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
-    let len = content_length(head)?.unwrap_or(0);
-    let total = body_start
-        .checked_add(len)
-        .ok_or(ParseError::BadContentLength)?;
-    Ok((buf.len() >= total).then_some(total))
+    Framer::default().next_len(buf)
 }
 
 fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
