@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod api;
+pub mod cause;
 pub mod cli;
 pub mod conference;
 pub mod config;

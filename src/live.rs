@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::cause::Cause;
 use crate::conference::{AdmitError, Member, Role, Rooms};
 use crate::sip::command::SipCommand;
 use crate::sip::endpoint::CallRef;
@@ -229,7 +230,7 @@ impl LiveCalls {
         self.get(id).ok_or(ControlError::NotFound)?;
         let _ = self.sip.send(SipCommand::Bye {
             call: CallRef(id),
-            reason: Some("SIP;cause=200;text=\"hung up by operator\"".into()),
+            reason: Some(Cause::Operator.reason()),
         });
         Ok(())
     }

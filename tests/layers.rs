@@ -4,7 +4,8 @@
 //! arrow that runs back up fails here with the file and line that drew it.
 //!
 //! From the bottom: what the OS says; audio and the store; SIP and the
-//! keypad; access rules; the IVR and the rooms; settings and the live-call
+//! keypad; access rules; why calls end (`cause`), the IVR and the rooms;
+//! settings and the live-call
 //! registry; provisioning; the API; the shell (gateway) and the load tool;
 //! the command line.
 
@@ -16,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["media", "store"],
     &["sip", "dtmf"],
     &["access"],
-    &["ivr", "conference"],
+    &["cause", "ivr", "conference"],
     &["config", "live"],
     &["provision"],
     &["api"],

@@ -12,6 +12,7 @@ use support::caller::{Caller, Dial};
 const CODE: &str = "8675309";
 const SHED_ATTEMPT_LOG: &str = "dialgate_calls_shed_total{reason=\"attempt_log\"}";
 const SHED_MAX_CALLS: &str = "dialgate_calls_shed_total{reason=\"max_calls\"}";
+const REFUSED_MAX_CALLS: &str = "dialgate_calls_refused_total{cause=\"max_calls\"}";
 const ROWS_WRITTEN: &str = "dialgate_attempt_rows_written_total";
 const BACKLOG: &str = "dialgate_attempt_log_backlog";
 const ADMITTED: &str = "dialgate_attempts_total{stage=\"access\",outcome=\"admitted\"}";
@@ -36,6 +37,7 @@ async fn at_max_calls_a_new_call_gets_503_with_retry_after_before_any_answer() {
     assert_eq!(second.invite_status, 503, "{}", gw.log());
     assert_eq!(second.retry_after.as_deref(), Some("5"));
     assert_eq!(gw.metric(&token, SHED_MAX_CALLS).await, 1.0);
+    assert_eq!(gw.metric(&token, REFUSED_MAX_CALLS).await, 1.0);
     // Once the first call is over, its slot is free again.
     assert_eq!(first.hang_up().await, Some(200));
     gw.await_metric(

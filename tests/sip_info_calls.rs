@@ -45,8 +45,9 @@ async fn wrong_code_three_times_by_sip_info_gets_bye_with_reason() {
 }
 
 #[tokio::test]
-async fn unknown_number_gets_404() {
+async fn unknown_number_gets_404_counted_by_its_cause() {
     let (dir, db) = Gateway::provisioned(CODE);
+    let token = support::http::token(&db);
     let gw = Gateway::start(dir, db, &[]).await;
     let run = sipp(
         &gw.sip,
@@ -57,6 +58,12 @@ async fn unknown_number_gets_404() {
     )
     .await;
     run.assert_ok(&gw);
+    let refused = |cause: &str| format!("dialgate_calls_refused_total{{cause=\"{cause}\"}}");
+    assert_eq!(gw.metric(&token, &refused("unknown_number")).await, 1.0);
+    // Refused before answering: not a shed call, not a call that ended.
+    let page = gw.metrics(&token).await;
+    assert!(!page.contains("dialgate_calls_shed_total"), "{page}");
+    assert!(!page.contains("dialgate_calls_total{"), "{page}");
 }
 
 #[tokio::test]

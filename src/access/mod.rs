@@ -121,6 +121,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Admitted,
+        Outcome::Wrong,
+        Outcome::NotStarted,
+        Outcome::Ended,
+        Outcome::Revoked,
+        Outcome::Used,
+        Outcome::Locked,
+        Outcome::Timeout,
+        Outcome::Abandoned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Admitted => "admitted",

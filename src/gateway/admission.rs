@@ -24,38 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::cause::{Cause, Shed};
 use crate::store::AttemptLog;
-
-/// What `Retry-After` says on a refusal, in seconds.
-pub const RETRY_AFTER_SECS: u32 = 5;
-
-/// Why a call was refused before answering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shed {
-    /// `--max-calls` calls in progress.
-    Calls,
-    /// The attempt log's writer is behind.
-    AttemptLog,
-    /// The event loop runs late (CPU saturated).
-    LoopLag,
-    /// The store did not answer in time.
-    Store,
-    /// The store answers calls slowly (smoothed mean past the limit).
-    StoreLatency,
-}
-
-impl Shed {
-    /// The `reason` label of `dialgate_calls_shed_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Shed::Calls => "max_calls",
-            Shed::AttemptLog => "attempt_log",
-            Shed::LoopLag => "loop_lag",
-            Shed::Store => "store",
-            Shed::StoreLatency => "store_latency",
-        }
-    }
-}
 
 pub struct Admission {
     max_calls: usize,
@@ -162,9 +132,13 @@ impl Admission {
         Ok(CallSlot(self.clone()))
     }
 
-    /// Counts a refusal in the metrics.
-    pub fn count_shed(why: Shed) {
-        metrics::counter!("dialgate_calls_shed_total", "reason" => why.as_str()).increment(1);
+    /// Counts a call refused before answering in the metrics: by its
+    /// cause, and a shed one by its reason too.
+    pub fn count_refused(cause: Cause) {
+        metrics::counter!("dialgate_calls_refused_total", "cause" => cause.label()).increment(1);
+        if let Cause::Shed(why) = cause {
+            metrics::counter!("dialgate_calls_shed_total", "reason" => why.as_str()).increment(1);
+        }
     }
 
     /// Measures the event loop's lag for ever: a 20 ms timer's lateness,

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::access::secret::{Secret, SecretError};
+use crate::cause::{Cause, RETRY_AFTER_SECS};
 use crate::conference::Rooms;
 use crate::config::Settings;
 use crate::live::LiveCalls;
@@ -34,7 +35,7 @@ use crate::sip::flood::SourceLimit;
 use crate::sip::message::StatusCode;
 use crate::sip::transport::{self, SipSockets, TransportHandle};
 use crate::store::{AttemptLog, Store, StoreError};
-use admission::{Admission, RETRY_AFTER_SECS};
+use admission::Admission;
 
 #[derive(thiserror::Error, Debug)]
 pub enum ServeError {
@@ -266,15 +267,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long shutdown waits for the attempt log to be written.
 const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(30);
 
-/// Extra headers of a final answer to an INVITE: a 503 says when to retry.
-fn invite_refusal_headers(status: StatusCode) -> Vec<(String, String)> {
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        vec![("Retry-After".into(), RETRY_AFTER_SECS.to_string())]
-    } else {
-        Vec::new()
-    }
-}
-
 /// Events queued per call at most: a call that does not keep up has its
 /// requests refused rather than queued without end.
 const CALL_EVENTS: usize = 64;
@@ -344,7 +336,7 @@ async fn run_endpoint(
             Some(cmd) = commands.recv() => {
                 let now = Instant::now().into_std();
                 match cmd {
-                    SipCommand::RespondInvite { call, status, sdp } => endpoint.respond_invite(now, call, status, invite_refusal_headers(status), sdp),
+                    SipCommand::RespondInvite { call, status, headers, sdp } => endpoint.respond_invite(now, call, status, headers, sdp),
                     SipCommand::Respond { tx, status } => endpoint.respond(now, &tx, status),
                     SipCommand::RespondReinvite { tx, status, sdp } => endpoint.respond_reinvite(now, &tx, status, sdp),
                     SipCommand::Bye { call, reason } => endpoint.send_bye(now, call, reason),
@@ -361,7 +353,7 @@ async fn run_endpoint(
                 tracing::info!(calls = calls.len(), "shutting down: hanging up calls");
                 let now = Instant::now();
                 for call in calls.keys() {
-                    endpoint.send_bye(now.into_std(), *call, Some("SIP;cause=503;text=\"shutting down\"".into()));
+                    endpoint.send_bye(now.into_std(), *call, Some(Cause::ShuttingDown.reason()));
                 }
                 stopping = Some(now + SHUTDOWN_GRACE);
                 now
@@ -378,26 +370,20 @@ async fn run_endpoint(
                 Output::Incoming(incoming) => {
                     // Refused before anything is answered: shutting down,
                     // or the gateway cannot serve one more call.
-                    let slot = match stopping {
-                        Some(_) => None,
-                        None => shared
-                            .admission
-                            .admit()
-                            .inspect_err(|why| {
-                                Admission::count_shed(*why);
-                                tracing::debug!(reason = why.as_str(), source = %incoming.source, "call shed before answering");
-                            })
-                            .ok(),
+                    let admitted = match stopping {
+                        Some(_) => Err(Cause::ShuttingDown),
+                        None => shared.admission.admit().map_err(Cause::Shed),
                     };
-                    let slot = match slot {
-                        Some(slot) => slot,
-                        None => {
-                            let status = StatusCode::SERVICE_UNAVAILABLE;
+                    let slot = match admitted {
+                        Ok(slot) => slot,
+                        Err(cause) => {
+                            Admission::count_refused(cause);
+                            tracing::debug!(cause = cause.label(), source = %incoming.source, "call refused before answering");
                             endpoint.respond_invite(
                                 Instant::now().into_std(),
                                 incoming.call,
-                                status,
-                                invite_refusal_headers(status),
+                                cause.status(),
+                                cause.refusal_headers(),
                                 None,
                             );
                             continue;

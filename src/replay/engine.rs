@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::cause::Cause;
 use crate::media::Codec;
 use crate::sip::message::{self, Message, Method, StatusCode, param};
 use crate::sip::transaction::{ClientTx, TimerConfig, TimerOutput};
@@ -244,8 +245,13 @@ fn script_for(plan: &Plan, scripts: &[Arc<Script>], index: u64) -> Arc<Script> {
         .map_or_else(|_| base.clone(), Arc::new)
 }
 
-/// The cause a gateway's `Reason` names: its `text`, in snake case.
+/// The cause a gateway's `Reason` names: one of ours by its label (the
+/// word the gateway's metrics use), anyone else's by its `text`, in snake
+/// case.
 fn reason_cause(reason: &str) -> Option<String> {
+    if let Some(cause) = Cause::from_reason(reason) {
+        return Some(cause.label().to_owned());
+    }
     let text = param(reason, "text")?.trim_matches('"');
     let cause: String = text
         .trim()
@@ -799,7 +805,11 @@ impl Call {
     /// The gateway hung up: compared with the trace, judged by its Reason
     /// and what the gateway said of the attempts before.
     fn gateway_bye(&mut self, bye: &Message, p: &Progress) {
-        let cause = bye.header("Reason").and_then(reason_cause);
+        let reason = bye.header("Reason");
+        let room_refusal = reason
+            .and_then(Cause::from_reason)
+            .is_some_and(Cause::is_room_refusal);
+        let cause = reason.and_then(reason_cause);
         match &self.script.expected.gateway_bye {
             None => self
                 .ending
@@ -816,10 +826,6 @@ impl Call {
                 }
             }
         }
-        let room_refusal = matches!(
-            cause.as_deref(),
-            Some("conference_full" | "conference_locked")
-        );
         self.ending.verdict = match (p.admitted, cause) {
             (true, Some(c)) if room_refusal => Verdict::Refused(c),
             (true, _) => Verdict::Admitted,
@@ -856,8 +862,17 @@ mod tests {
             Some("wrong")
         );
         assert_eq!(
-            reason_cause("SIP;cause=486;text=\"conference full\"").as_deref(),
-            Some("conference_full")
+            reason_cause(&Cause::RoomFull.reason()).as_deref(),
+            Some("room_full")
+        );
+        assert_eq!(
+            reason_cause(&Cause::RtpTimeout.reason()).as_deref(),
+            Some("media_timeout")
+        );
+        // Someone else's gateway: its text, in snake case.
+        assert_eq!(
+            reason_cause("Q.850;cause=17;text=\"User Busy\"").as_deref(),
+            Some("user_busy")
         );
         assert_eq!(reason_cause("SIP;cause=200"), None);
     }

@@ -8,9 +8,12 @@ use super::message::StatusCode;
 /// What a call task asks of the SIP endpoint.
 #[derive(Debug)]
 pub enum SipCommand {
+    /// Answers the INVITE: a provisional, 200 with SDP, or a refusal with
+    /// its extra headers (`Retry-After`).
     RespondInvite {
         call: CallRef,
         status: StatusCode,
+        headers: Vec<(String, String)>,
         sdp: Option<Vec<u8>>,
     },
     Respond {

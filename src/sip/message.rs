@@ -91,13 +91,16 @@ impl StatusCode {
     pub const RINGING: StatusCode = StatusCode(180);
     pub const OK: StatusCode = StatusCode(200);
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    pub const FORBIDDEN: StatusCode = StatusCode(403);
     pub const NOT_FOUND: StatusCode = StatusCode(404);
+    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
     pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     pub const TEMPORARILY_UNAVAILABLE: StatusCode = StatusCode(480);
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
+    pub const BUSY_HERE: StatusCode = StatusCode(486);
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
     pub const REQUEST_PENDING: StatusCode = StatusCode(491);
@@ -121,6 +124,7 @@ impl StatusCode {
             420 => "Bad Extension",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
+            486 => "Busy Here",
             487 => "Request Terminated",
             488 => "Not Acceptable Here",
             491 => "Request Pending",

@@ -268,7 +268,7 @@ impl Gateway {
     }
 
     /// `/metrics` as text, read with `token`.
-    async fn scrape(&self, token: &str) -> String {
+    pub async fn metrics(&self, token: &str) -> String {
         let (status, text) = http::request(&self.api, "GET", "/metrics", Some(token), None).await;
         assert_eq!(status, 200, "{text}");
         text
@@ -277,7 +277,7 @@ impl Gateway {
     /// The value of the metric line `series` (name and labels as the
     /// gateway prints them) in `/metrics`, read with `token`; 0 while absent.
     pub async fn metric(&self, token: &str, series: &str) -> f64 {
-        self.scrape(token)
+        self.metrics(token)
             .await
             .lines()
             .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
@@ -288,7 +288,7 @@ impl Gateway {
     /// Attempts recorded and attempt rows written so far, from one read
     /// of `/metrics`.
     pub async fn attempt_counts(&self) -> AttemptCounts {
-        let text = self.scrape(self.token().await).await;
+        let text = self.metrics(self.token().await).await;
         AttemptCounts {
             recorded: sum_of_series(&text, ATTEMPTS_RECORDED),
             written: sum_of_series(&text, ATTEMPT_ROWS_WRITTEN),

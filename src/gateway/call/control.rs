@@ -32,11 +32,11 @@ use crate::access::lockout::{FAILURES, LockoutPolicy, Verdict};
 use crate::access::resolve::Decision;
 use crate::access::secret::Secret;
 use crate::access::{AccessCode, Outcome, Stage};
+use crate::cause::{Cause, Shed};
 use crate::conference::keypad::{Command, Keypad};
 use crate::conference::{Policy, Presence, Refusal};
 use crate::dtmf::Key;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
-use crate::gateway::admission::Shed;
 use crate::ivr::{self, IvrConfig, LookupResult, Machine, PlayId};
 use crate::media::Codec;
 use crate::media::prompts::PromptId;
@@ -153,13 +153,13 @@ pub enum Input {
 #[must_use]
 pub enum Action {
     Ask(Ask),
-    /// Answers the INVITE (a 503 carries `Retry-After`).
+    /// Answers the INVITE: 180 or 200.
     Respond {
         status: StatusCode,
         sdp: Option<Vec<u8>>,
     },
-    /// The call was refused before answering for this reason (a metric).
-    Shed(Shed),
+    /// Refuses the INVITE before answering, for this cause.
+    Refuse(Cause),
     /// Open an RTP port; answer with [`Input::Port`].
     OpenPort,
     /// Answers an INFO.
@@ -208,8 +208,9 @@ pub enum Action {
     MediaEnded {
         outcome: &'static str,
     },
+    /// Hangs up, with the cause in the BYE's `Reason` when there is one.
     Bye {
-        reason: Option<String>,
+        cause: Option<Cause>,
     },
 }
 
@@ -269,32 +270,26 @@ enum Check {
     Policy { room_id: i64 },
 }
 
-/// How a room closed on a caller.
+/// How a room closed on a caller: the prompt that says so, then the BYE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Closure {
     pub prompt: PromptId,
-    /// The BYE's Reason header.
-    pub reason: &'static str,
-    /// For `dialgate_calls_total`.
-    pub outcome: &'static str,
+    pub cause: Cause,
 }
 
 impl Closure {
     pub const FULL: Closure = Closure {
         prompt: PromptId::ConferenceFull,
-        reason: "SIP;cause=486;text=\"conference full\"",
-        outcome: "room_full",
+        cause: Cause::RoomFull,
     };
     pub const LOCKED: Closure = Closure {
         prompt: PromptId::ConferenceLocked,
-        reason: "SIP;cause=403;text=\"conference locked\"",
-        outcome: "room_locked",
+        cause: Cause::RoomLocked,
     };
     /// Normal call clearing: the conference is over.
     pub const ENDED: Closure = Closure {
         prompt: PromptId::ConferenceEnded,
-        reason: "Q.850;cause=16;text=\"conference ended\"",
-        outcome: "room_ended",
+        cause: Cause::RoomEnded,
     };
 
     fn refused(refusal: Refusal) -> Closure {
@@ -312,12 +307,36 @@ enum End {
     CallerLeft,
     /// The dialog ended from our side (shutdown) or was lost.
     Gone,
-    /// The gateway hangs up with this outcome.
+    /// The access check turned the caller away: hang up.
     HangUp(Outcome),
     /// No RTP from the caller for the RTP timeout.
     MediaTimeout,
     /// The room turned the caller away or ended: say why, then hang up.
     RoomClosed(Closure),
+}
+
+impl End {
+    /// Why the gateway hangs up, where it does.
+    fn cause(&self) -> Option<Cause> {
+        match self {
+            End::CallerLeft | End::Gone => None,
+            End::HangUp(outcome) => Some(Cause::Access(*outcome)),
+            End::MediaTimeout => Some(Cause::RtpTimeout),
+            End::RoomClosed(closure) => Some(closure.cause),
+        }
+    }
+
+    /// The `outcome` label of `dialgate_calls_total`.
+    fn label(&self, admitted: bool) -> &'static str {
+        match (self, self.cause()) {
+            (_, Some(cause)) => cause.label(),
+            (End::CallerLeft, None) if admitted => Outcome::Admitted.as_str(),
+            (End::CallerLeft, None) => Outcome::Abandoned.as_str(),
+            // Shutdown, an operator's hang-up or a lost dialog: the call
+            // is told only that its dialog is gone.
+            _ => "ended_by_gateway",
+        }
+    }
 }
 
 /// The session as answered, and what it means for our media.
@@ -348,7 +367,7 @@ enum Phase {
     /// A closing prompt plays, then BYE.
     Closing {
         until: Instant,
-        reason: &'static str,
+        cause: Cause,
     },
     /// BYE sent; its answer awaited.
     HangingUp {
@@ -507,13 +526,12 @@ impl CallCore {
         match &mut self.phase {
             Phase::Routing { until } | Phase::Counting { until } if now >= *until => {
                 tracing::warn!(limit = ?self.rules.store_timeout, "store too slow before answering: 503");
-                self.out.push_back(Action::Shed(Shed::Store));
-                self.refuse(StatusCode::SERVICE_UNAVAILABLE);
+                self.refuse(Cause::Shed(Shed::Store));
             }
             Phase::Ringing { until } if now >= *until => self.answer(),
-            Phase::Closing { until, reason } if now >= *until => {
-                let reason = *reason;
-                self.bye(now, Some(reason.to_owned()));
+            Phase::Closing { until, cause } if now >= *until => {
+                let cause = *cause;
+                self.bye(now, Some(cause));
             }
             Phase::HangingUp { until } if now >= *until => {
                 tracing::info!("no answer to our BYE");
@@ -558,9 +576,9 @@ impl CallCore {
                 }
             }
             Input::PlayDone(id) => match &mut self.phase {
-                Phase::Closing { reason, .. } if id == CLOSING_PLAY => {
-                    let reason = *reason;
-                    self.bye(now, Some(reason.to_owned()));
+                Phase::Closing { cause, .. } if id == CLOSING_PLAY => {
+                    let cause = *cause;
+                    self.bye(now, Some(cause));
                 }
                 Phase::Talking(t) => {
                     t.ivr.handle(now, ivr::Event::PlayDone(id));
@@ -625,11 +643,11 @@ impl CallCore {
                     };
                     self.out.push_back(Action::Ask(Ask::Count));
                 }
-                Ok(None) => self.refuse(StatusCode::NOT_FOUND),
+                Ok(None) => self.refuse(Cause::UnknownNumber),
                 Err(e) => {
                     // Fail closed: a number we cannot route is not answered.
                     tracing::error!(%e, "number lookup failed");
-                    self.refuse(StatusCode::SERVICE_UNAVAILABLE);
+                    self.refuse(Cause::StoreFailed);
                 }
             },
             (Phase::Counting { .. }, Answer::Count(counted)) => {
@@ -784,10 +802,10 @@ impl CallCore {
         }
         let Some(session) = session else {
             tracing::warn!("no RTP port left: 503");
-            return self.refuse(StatusCode::SERVICE_UNAVAILABLE);
+            return self.refuse(Cause::NoMediaPort);
         };
         let Some(offer) = self.offer.take() else {
-            return self.refuse(StatusCode::NOT_ACCEPTABLE_HERE);
+            return self.refuse(Cause::NoOffer);
         };
         match negotiate(
             &self.rules,
@@ -814,7 +832,7 @@ impl CallCore {
                     };
                 }
             }
-            Err(status) => self.refuse(status),
+            Err(cause) => self.refuse(cause),
         }
     }
 
@@ -829,8 +847,13 @@ impl CallCore {
     }
 
     /// A final answer other than 200 before answering: the call is over.
-    fn refuse(&mut self, status: StatusCode) {
-        self.out.push_back(Action::Respond { status, sdp: None });
+    fn refuse(&mut self, cause: Cause) {
+        tracing::debug!(
+            cause = cause.label(),
+            status = cause.status().0,
+            "call refused before answering"
+        );
+        self.out.push_back(Action::Refuse(cause));
         self.phase = Phase::Done;
     }
 
@@ -855,7 +878,7 @@ impl CallCore {
             CallEvent::AckTimeout => {
                 if matches!(self.phase, Phase::Answered) {
                     tracing::warn!("no ACK for our 200: hanging up");
-                    self.out.push_back(Action::Bye { reason: None });
+                    self.out.push_back(Action::Bye { cause: None });
                     self.phase = Phase::Done;
                 }
             }
@@ -944,7 +967,7 @@ impl CallCore {
                 self.out.push_back(Action::Renegotiated { old, new, held });
                 (StatusCode::OK, sdp)
             }
-            Err(status) => (status, None),
+            Err(cause) => (cause.status(), None),
         };
         self.out
             .push_back(Action::RespondReinvite { tx, status, sdp });
@@ -1077,14 +1100,7 @@ impl CallCore {
             return;
         };
         let mut t = *t;
-        let outcome = match &end {
-            End::HangUp(outcome) => outcome.as_str(),
-            End::CallerLeft if t.room.is_some() => "admitted",
-            End::CallerLeft => "abandoned",
-            End::Gone => "ended_by_gateway",
-            End::MediaTimeout => "media_timeout",
-            End::RoomClosed(closure) => closure.outcome,
-        };
+        let outcome = end.label(t.room.is_some());
         self.out.push_back(Action::MediaEnded { outcome });
         match end {
             End::Gone => tracing::info!("call ended by the gateway"),
@@ -1102,7 +1118,7 @@ impl CallCore {
                 }
                 if matches!(end, End::MediaTimeout) {
                     tracing::info!("no RTP from the caller: hanging up");
-                    self.bye(now, Some("SIP;cause=408;text=\"RTP timeout\"".to_owned()));
+                    self.bye(now, Some(Cause::RtpTimeout));
                 } else {
                     tracing::info!("caller hung up");
                 }
@@ -1114,20 +1130,19 @@ impl CallCore {
                 });
                 self.phase = Phase::Closing {
                     until: now + CLOSING_PROMPT_LIMIT,
-                    reason: closure.reason,
+                    cause: closure.cause,
                 };
-                tracing::info!(outcome = closure.outcome, "call ended by the room");
+                tracing::info!(outcome = closure.cause.label(), "call ended by the room");
             }
             End::HangUp(outcome) => {
-                let reason = format!("SIP;cause=403;text=\"{}\"", outcome.as_str());
                 tracing::info!(outcome = outcome.as_str(), "call refused");
-                self.bye(now, Some(reason));
+                self.bye(now, Some(Cause::Access(outcome)));
             }
         }
     }
 
-    fn bye(&mut self, now: Instant, reason: Option<String>) {
-        self.out.push_back(Action::Bye { reason });
+    fn bye(&mut self, now: Instant, cause: Option<Cause>) {
+        self.out.push_back(Action::Bye { cause });
         self.phase = Phase::HangingUp {
             until: now + BYE_WAIT,
         };
@@ -1140,12 +1155,12 @@ pub fn negotiate(
     content_type: Option<&str>,
     body: &[u8],
     session: Session,
-) -> Result<(Negotiated, String), StatusCode> {
+) -> Result<(Negotiated, String), Cause> {
     let is_sdp =
         content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
     if !is_sdp || body.is_empty() {
         // INVITEs without an offer (offer in the ACK) are not supported yet.
-        return Err(StatusCode::NOT_ACCEPTABLE_HERE);
+        return Err(Cause::NoOffer);
     }
     let offer = String::from_utf8_lossy(body);
     let local = LocalMedia {
@@ -1158,8 +1173,8 @@ pub fn negotiate(
     sdp::answer(&offer, &local).map_err(|e| {
         tracing::info!(%e, "SDP offer refused");
         match e {
-            SdpError::NoAudio | SdpError::NoCommonCodec => StatusCode::NOT_ACCEPTABLE_HERE,
-            _ => StatusCode::BAD_REQUEST,
+            SdpError::NoAudio | SdpError::NoCommonCodec => Cause::NoCommonCodec,
+            _ => Cause::BadOffer,
         }
     })
 }

@@ -23,6 +23,7 @@ use crate::access::OUTCOME_PACKAGE;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, invitee_still_valid, resolve};
 use crate::access::{E164, Outcome, Stage};
+use crate::cause::Cause;
 use crate::conference::keypad::Command;
 use crate::conference::{Member, Policy, Presence, Role};
 use crate::live::{CallState, LiveCall};
@@ -412,10 +413,19 @@ impl Shell {
                 self.sip(SipCommand::RespondInvite {
                     call: self.call,
                     status,
+                    headers: Vec::new(),
                     sdp,
                 });
             }
-            Action::Shed(why) => Admission::count_shed(why),
+            Action::Refuse(cause) => {
+                Admission::count_refused(cause);
+                self.sip(SipCommand::RespondInvite {
+                    call: self.call,
+                    status: cause.status(),
+                    headers: cause.refusal_headers(),
+                    sdp: None,
+                });
+            }
             Action::OpenPort => {
                 let session = match self.shared.ports.allocate() {
                     Ok(port) => {
@@ -486,9 +496,9 @@ impl Shell {
             Action::Room(command) => self.room_command(command),
             Action::Renegotiated { old, new, held } => self.renegotiated(&old, &new, held),
             Action::MediaEnded { outcome } => self.media_ended(outcome),
-            Action::Bye { reason } => self.sip(SipCommand::Bye {
+            Action::Bye { cause } => self.sip(SipCommand::Bye {
                 call: self.call,
-                reason,
+                reason: cause.map(Cause::reason),
             }),
         }
         None

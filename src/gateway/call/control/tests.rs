@@ -212,25 +212,13 @@ fn an_unprovisioned_number_gets_404_and_a_store_failure_503() {
     let mut h = Harness::with(rules());
     h.drain();
     let a = h.answer(Answer::Route(Ok(None)));
-    assert_eq!(
-        a,
-        vec![Action::Respond {
-            status: StatusCode::NOT_FOUND,
-            sdp: None
-        }]
-    );
+    assert_eq!(a, vec![Action::Refuse(Cause::UnknownNumber)]);
     assert!(h.core.is_done());
     // Fail closed: a number the store cannot route is not answered.
     let mut h = Harness::with(rules());
     h.drain();
     let a = h.answer(Answer::Route(Err(store_down())));
-    assert_eq!(
-        a,
-        vec![Action::Respond {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            sdp: None
-        }]
-    );
+    assert_eq!(a, vec![Action::Refuse(Cause::StoreFailed)]);
     assert!(h.core.is_done());
 }
 
@@ -241,16 +229,7 @@ fn a_store_too_slow_before_answering_sheds_the_call_with_503() {
     assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_secs(2)));
     assert!(h.advance(Duration::from_millis(1999)).is_empty());
     let a = h.advance(Duration::from_millis(1));
-    assert_eq!(
-        a,
-        vec![
-            Action::Shed(Shed::Store),
-            Action::Respond {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                sdp: None
-            }
-        ]
-    );
+    assert_eq!(a, vec![Action::Refuse(Cause::Shed(Shed::Store))]);
     assert!(h.core.is_done());
     // The answer that comes too late changes nothing.
     assert!(
@@ -268,7 +247,7 @@ fn a_slow_failure_count_sheds_too_but_a_failed_one_fails_open() {
     // The count has its own store deadline, from when it was asked.
     assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_secs(1)));
     let a = h.advance(Duration::from_secs(1));
-    assert_eq!(a.first(), Some(&Action::Shed(Shed::Store)));
+    assert_eq!(a, vec![Action::Refuse(Cause::Shed(Shed::Store))]);
     // Fail open: the lockout is not applied when failures cannot be counted.
     let mut h = Harness::with(rules());
     h.drain();
@@ -286,13 +265,7 @@ fn no_rtp_port_or_no_common_codec_refuse_before_answering() {
     h.answer(Answer::Route(Ok(Some("+15550100".into()))));
     h.answer(Answer::Count(Ok(Failures::default())));
     let a = h.give(Input::Port(None));
-    assert_eq!(
-        a,
-        vec![Action::Respond {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            sdp: None
-        }]
-    );
+    assert_eq!(a, vec![Action::Refuse(Cause::NoMediaPort)]);
     let mut r = rules();
     r.codecs = vec![Codec::Pcma];
     let mut h = Harness::with(r);
@@ -304,13 +277,7 @@ fn no_rtp_port_or_no_common_codec_refuse_before_answering() {
         id: 1,
         version: 1,
     })));
-    assert_eq!(
-        a,
-        vec![Action::Respond {
-            status: StatusCode::NOT_ACCEPTABLE_HERE,
-            sdp: None
-        }]
-    );
+    assert_eq!(a, vec![Action::Refuse(Cause::NoCommonCodec)]);
 }
 
 #[test]
@@ -379,7 +346,7 @@ fn a_caller_who_cancels_while_ringing_is_gone_without_an_answer() {
 fn without_an_ack_the_call_is_hung_up_and_no_media_starts() {
     let mut h = Harness::answered(rules(), Failures::default());
     let a = h.sip(CallEvent::AckTimeout);
-    assert_eq!(a, vec![Action::Bye { reason: None }]);
+    assert_eq!(a, vec![Action::Bye { cause: None }]);
     assert!(h.core.is_done());
     assert!(h.sip(CallEvent::Ack).is_empty());
 }
@@ -669,7 +636,7 @@ fn silence_past_the_rtp_timeout_hangs_up_with_408_and_media_resets_it() {
         }
     );
     assert!(a.contains(&Action::Bye {
-        reason: Some("SIP;cause=408;text=\"RTP timeout\"".into())
+        cause: Some(Cause::RtpTimeout)
     }));
     // Then the BYE's answer ends it.
     assert!(h.sip(CallEvent::Ended).is_empty());
@@ -701,7 +668,7 @@ fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
     assert_eq!(
         a,
         vec![Action::Bye {
-            reason: Some(Closure::FULL.reason.into())
+            cause: Some(Cause::RoomFull)
         }]
     );
     // While the BYE is out, INFO gets 481; 40 s without an answer ends it.
@@ -731,7 +698,7 @@ fn a_closing_prompt_plays_ten_seconds_at_most() {
     assert_eq!(
         a,
         vec![Action::Bye {
-            reason: Some(Closure::ENDED.reason.into())
+            cause: Some(Cause::RoomEnded)
         }]
     );
 }
@@ -761,8 +728,9 @@ fn three_wrong_codes_hang_up_with_the_outcome() {
         "{all:?}"
     );
     assert!(
-        all.iter()
-            .any(|a| matches!(a, Action::Bye { reason: Some(r) } if r.contains("403"))),
+        all.contains(&Action::Bye {
+            cause: Some(Cause::Access(Outcome::Wrong))
+        }),
         "{all:?}"
     );
 }
