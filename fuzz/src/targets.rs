@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use dialgate::dtmf::rfc4733::{Receiver, TelephoneEvent};
 use dialgate::dtmf::sip_info;
 use dialgate::media::ALL_CODECS;
+use dialgate::media::Codec;
+use dialgate::media::inbound::Inbound;
 use dialgate::media::jitter::Jitter;
 use dialgate::media::{rtcp, rtp};
 use dialgate::replay::trace;
@@ -308,13 +310,17 @@ pub fn sdp(data: &[u8]) {
 }
 
 /// A stream of datagrams at a call's RTP port, as the media loop reads
-/// them: the source checks of the latch, the jitter buffer, and the
-/// telephone-event receiver for payload type 101.
+/// them: the source checks of the latch, the jitter buffer, a room
+/// member's inbound path (PCMU decode of packets of any length into 20 ms
+/// frames, concealment), and the telephone-event receiver for payload
+/// type 101.
 ///
 /// Operations (the byte modulo 5): 0 a datagram (chunk) from the
 /// caller's signalled address, 1 from a stranger's, 4 from another port of
-/// the caller's (a NAT rebinding); 2 one 20 ms playout tick; 3 time passes
-/// (next byte × 5 ms). A stranger's packet is never taken.
+/// the caller's (a NAT rebinding); 2 one 20 ms playout tick (the next
+/// byte's low bit: a frame taken, or thrown away); 3 time passes (next
+/// byte × 5 ms). A stranger's packet is never taken; the packet time read
+/// from the stream stays within 120 ms.
 pub fn rtp(data: &[u8]) {
     let mut s = Script::new(data);
     let caller = SocketAddr::from(([127, 0, 0, 1], 40_000));
@@ -322,6 +328,8 @@ pub fn rtp(data: &[u8]) {
     let stranger = SocketAddr::from(([192, 0, 2, 9], 40_000));
     let mut latch = rtp::Latch::new(Some(caller), vec![caller.ip()]);
     let mut jitter: Jitter<Vec<u8>> = Jitter::new(8000);
+    // The same packets through a room member's whole inbound path.
+    let mut inbound = Inbound::new(Codec::Pcmu);
     let mut keys = Receiver::new();
     let mut now = Instant::now();
     while let Some(op) = s.byte() {
@@ -349,7 +357,9 @@ pub fn rtp(data: &[u8]) {
                 if header.payload_type == 101 {
                     let _ = keys.on_packet(now, header.timestamp, header.marker, payload);
                     jitter.push_not_audio(header.ssrc, header.sequence);
+                    inbound.push_not_audio(&header);
                 } else {
+                    inbound.push_audio(now, &header, payload);
                     jitter.push(
                         now,
                         header.ssrc,
@@ -359,10 +369,17 @@ pub fn rtp(data: &[u8]) {
                     );
                 }
                 assert!(jitter.buffered() <= dialgate::media::jitter::MAX_SLOTS);
+                assert!(jitter.packet_time() <= dialgate::media::jitter::MAX_PACKET);
             }
             2 => {
                 let _ = jitter.pop();
                 let _ = (jitter.target(), jitter.jitter(), jitter.stats());
+                // A frame a tick, or the tick thrown away (nobody hears).
+                if s.byte().is_some_and(|b| b & 1 == 0) {
+                    let _ = inbound.take_frame();
+                } else {
+                    inbound.discard();
+                }
             }
             _ => {
                 let Some(step) = s.byte() else { break };

@@ -1,5 +1,7 @@
-//! Every audio codec behind one pair of traits: 20 ms frames of 16 kHz PCM
-//! (the gateway's internal rate, [`super::pcm`]) in and out.
+//! Every audio codec behind one pair of traits over 16 kHz PCM (the
+//! gateway's internal rate, [`super::pcm`]): 20 ms frames in, and out
+//! whatever a packet holds (10 to 120 ms: callers choose their packet
+//! time; the jitter buffer and [`super::inbound`] cut it into frames).
 //!
 //! - PCMU / PCMA (G.711): the tables of [`super::g711`] at 8 kHz, behind
 //!   the half-band filters that halve and double the rate.
@@ -39,21 +41,31 @@ pub trait Encoder: Send {
 
 /// Decodes one packet's payload into the gateway's 16 kHz PCM.
 pub trait Decoder: Send {
-    /// Decodes `payload` into `out` (cleared first).
+    /// Decodes `payload` into `out` (cleared first): all the audio it
+    /// holds, up to [`MAX_PACKET_SAMPLES`]; a 20 ms frame of silence when
+    /// it holds none that can be read.
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
 
-    /// Rebuilds a lost frame from the in-band FEC carried by the packet
-    /// after it (Opus); `false` when the codec has none.
-    fn recover(&mut self, _next: &[u8], _out: &mut Vec<i16>) -> bool {
+    /// Rebuilds a lost packet of `samples` from the in-band FEC carried by
+    /// the packet after it (Opus); `false` when the codec has none.
+    fn recover(&mut self, _next: &[u8], _samples: usize, _out: &mut Vec<i16>) -> bool {
         false
     }
 
-    /// Fills `out` with a guess for a lost frame; `false` if the codec has
-    /// no concealment of its own (the caller repeats the last frame).
-    fn conceal(&mut self, _out: &mut Vec<i16>) -> bool {
+    /// Fills `out` with a guess for a lost packet of `samples`; `false` if
+    /// the codec has no concealment of its own (the caller repeats the
+    /// last packet).
+    fn conceal(&mut self, _samples: usize, _out: &mut Vec<i16>) -> bool {
         false
     }
 }
+
+/// Most samples one packet decodes to (120 ms at 16 kHz, Opus's longest):
+/// a longer G.711 or G.722 payload is cut there.
+pub const MAX_PACKET_SAMPLES: usize = 1920;
+
+/// Bytes of G.711 or G.722 in 120 ms (both 64 kbit/s).
+const MAX_PACKET_BYTES: usize = 960;
 
 /// RTP timestamp units per 20 ms packet.
 pub fn timestamp_step(codec: Codec) -> u32 {
@@ -176,9 +188,11 @@ struct G711Decoder {
 
 impl Decoder for G711Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
+        let payload = &payload[..payload.len().min(MAX_PACKET_BYTES)];
         g711::decode(self.law, payload, &mut self.narrow);
-        // One 20 ms frame; a longer payload is cut, a shorter one padded.
-        self.narrow.resize(NARROW_FRAME, 0);
+        if self.narrow.is_empty() {
+            self.narrow.resize(NARROW_FRAME, 0);
+        }
         self.up.run(&self.narrow, out);
     }
 }
@@ -215,19 +229,17 @@ impl Encoder for G722Encoder {
 
 struct G722Decoder(audio_codec::g722::G722Decoder);
 
-/// Bytes in one 20 ms G.722 frame (64 kbit/s).
-const G722_FRAME_BYTES: usize = 160;
-
 impl Decoder for G722Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
         use audio_codec::Decoder as _;
-        // One 20 ms frame is 160 bytes; a longer payload is cut there.
-        let payload = &payload[..payload.len().min(G722_FRAME_BYTES)];
+        let payload = &payload[..payload.len().min(MAX_PACKET_BYTES)];
         out.clear();
         out.resize(self.0.max_decode_samples(payload.len()), 0);
         let n = self.0.decode_into(payload, out).unwrap_or(0);
-        out.truncate(n);
-        out.resize(PCM_FRAME, 0);
+        out.truncate(n.min(MAX_PACKET_SAMPLES));
+        if out.is_empty() {
+            out.resize(PCM_FRAME, 0);
+        }
     }
 }
 
@@ -272,13 +284,16 @@ impl OpusDecoder {
     }
 }
 
-/// Most samples one Opus packet may decode to at 16 kHz (120 ms).
-const OPUS_MAX_SAMPLES: usize = 1920;
+/// `samples` as libopus takes a lost packet's length: a multiple of 2.5 ms
+/// (40 samples at 16 kHz), 2.5 to 120 ms.
+fn opus_frame_size(samples: usize) -> usize {
+    (samples.div_ceil(40) * 40).clamp(40, MAX_PACKET_SAMPLES)
+}
 
 impl Decoder for OpusDecoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
         out.clear();
-        out.resize(OPUS_MAX_SAMPLES, 0);
+        out.resize(MAX_PACKET_SAMPLES, 0);
         let n = match self.0.decode(Some(payload), &mut out[..], false) {
             Ok(n) => n,
             Err(e) => {
@@ -292,17 +307,17 @@ impl Decoder for OpusDecoder {
         }
     }
 
-    fn recover(&mut self, next: &[u8], out: &mut Vec<i16>) -> bool {
+    fn recover(&mut self, next: &[u8], samples: usize, out: &mut Vec<i16>) -> bool {
         out.clear();
-        out.resize(PCM_FRAME, 0);
+        out.resize(opus_frame_size(samples), 0);
         // With `fec`, libopus decodes the LBRR copy of the previous frame
         // that `next` carries (or conceals, when it carries none).
         self.0.decode(Some(next), &mut out[..], true).is_ok()
     }
 
-    fn conceal(&mut self, out: &mut Vec<i16>) -> bool {
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> bool {
         out.clear();
-        out.resize(PCM_FRAME, 0);
+        out.resize(opus_frame_size(samples), 0);
         let empty: Option<&[u8]> = None;
         self.0.decode(empty, &mut out[..], false).is_ok()
     }
@@ -356,9 +371,9 @@ mod tests {
                 dec.decode(p, &mut pcm);
             }
             if fec {
-                assert!(dec.recover(&packets[lost + 1], &mut pcm));
+                assert!(dec.recover(&packets[lost + 1], PCM_FRAME, &mut pcm));
             } else {
-                assert!(dec.conceal(&mut pcm));
+                assert!(dec.conceal(PCM_FRAME, &mut pcm));
             }
             pcm
         };
@@ -410,11 +425,49 @@ mod tests {
     }
 
     #[test]
-    fn opus_conceals_a_lost_frame_and_g711_leaves_it_to_the_caller() {
+    fn opus_conceals_a_lost_packet_of_its_length_and_g711_leaves_it_to_the_caller() {
         let mut pcm = Vec::new();
-        assert!(decoder(Codec::Opus).conceal(&mut pcm));
-        assert_eq!(pcm.len(), PCM_FRAME);
-        assert!(!decoder(Codec::Pcmu).conceal(&mut pcm));
+        for (samples, want) in [
+            (PCM_FRAME, PCM_FRAME),
+            (960, 960),
+            (480, 480),
+            (1, 40),
+            (5000, 1920),
+        ] {
+            assert!(decoder(Codec::Opus).conceal(samples, &mut pcm));
+            assert_eq!(pcm.len(), want, "{samples}");
+        }
+        assert!(!decoder(Codec::Pcmu).conceal(PCM_FRAME, &mut pcm));
+    }
+
+    #[test]
+    fn a_packet_decodes_to_all_the_audio_it_holds_whatever_its_time() {
+        let mut pcm = Vec::new();
+        // G.711 and G.722 at 64 kbit/s: 8 bytes a millisecond, 16 samples.
+        for codec in [Codec::Pcmu, Codec::Pcma, Codec::G722] {
+            for ms in [10usize, 20, 30, 40, 60] {
+                decoder(codec).decode(&vec![0x55; ms * 8], &mut pcm);
+                assert_eq!(pcm.len(), ms * 16, "{codec:?} {ms} ms");
+            }
+            // Past 120 ms a payload is cut.
+            decoder(codec).decode(&vec![0x55; 2000], &mut pcm);
+            assert_eq!(pcm.len(), MAX_PACKET_SAMPLES, "{codec:?}");
+        }
+        // Opus packets of 40 and 60 ms (one frame each), from libopus itself.
+        for ms in [10usize, 40, 60] {
+            let enc = audiopus::coder::Encoder::new(
+                audiopus::SampleRate::Hz16000,
+                audiopus::Channels::Mono,
+                audiopus::Application::Voip,
+            )
+            .unwrap();
+            let mut packet = vec![0u8; OPUS_MAX_PACKET];
+            let n = enc
+                .encode(&tone(440.0, 0).repeat(3)[..ms * 16], &mut packet)
+                .unwrap();
+            decoder(Codec::Opus).decode(&packet[..n], &mut pcm);
+            assert_eq!(pcm.len(), ms * 16, "Opus {ms} ms");
+        }
     }
 
     #[test]

@@ -3,26 +3,34 @@
 //! loss concealment, one 20 ms frame a tick.
 //!
 //! Payloads wait in the jitter buffer and are decoded in order as they are
-//! played, so Opus's decoder state and its concealment stay right. A lost
-//! Opus frame is decoded from the in-band FEC of the packet after it when
-//! that packet is already buffered; otherwise a lost frame is concealed
-//! (Opus PLC, or the last frame repeated at half the level each time) for
-//! up to [`CONCEAL_FRAMES`], then silence. Sans-IO: packets and `Instant`s
-//! in, frames out.
+//! played, so Opus's decoder state and its concealment stay right. Callers
+//! choose their packet time (10, 20, 30, 40, 60 ms; Opus up to 120): each
+//! tick takes packets until it has a frame, and what a longer packet holds
+//! beyond it waits for the next tick. A lost Opus packet is decoded from
+//! the in-band FEC of the packet after it when that packet is already
+//! buffered; otherwise a lost packet is concealed (Opus PLC, or the last
+//! packet repeated at half the level each frame's time) for up to
+//! [`CONCEAL_FRAMES`] frames' time, then silence. Sans-IO: packets and
+//! `Instant`s in, frames out.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::media::Codec;
 use crate::media::codec::{self, Decoder};
-use crate::media::jitter::{Jitter, Playout, Stats};
+use crate::media::jitter::{FRAME, Jitter, Playout, Stats};
 use crate::media::pcm::PCM_FRAME;
 use crate::media::rtp::Header;
 
 /// Payload buffers kept for reuse (the jitter buffer's most).
 const SPARE_PAYLOADS: usize = 16;
 
-/// Lost frames in a row that are concealed before the caller goes silent.
-pub const CONCEAL_FRAMES: u8 = 3;
+/// Frames' time lost in a row that is concealed before the caller goes
+/// silent (at least one packet).
+pub const CONCEAL_FRAMES: usize = 3;
+
+/// Samples of the gateway's 16 kHz PCM in a millisecond.
+const SAMPLES_PER_MS: u128 = 16;
 
 /// 20 ms of 16 kHz audio.
 pub type Frame = [i16; PCM_FRAME];
@@ -35,8 +43,16 @@ pub struct Inbound {
     spare: Vec<Vec<u8>>,
     decoder: Box<dyn Decoder>,
     pcm: Vec<i16>,
-    last: Option<Frame>,
-    concealed: u8,
+    /// Decoded audio not played yet: what a packet longer than a frame
+    /// holds beyond it.
+    ready: VecDeque<i16>,
+    /// The last packet heard (empty before the first), repeated to conceal.
+    last: Vec<i16>,
+    /// Samples concealed since a packet was last heard.
+    concealed: usize,
+    /// Time discarded (for a caller no one hears) not yet taken from the
+    /// buffer in whole packets.
+    skipped: Duration,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -56,8 +72,10 @@ impl Inbound {
             spare: Vec::with_capacity(SPARE_PAYLOADS),
             decoder: codec::decoder(codec),
             pcm: Vec::with_capacity(PCM_FRAME),
-            last: None,
+            ready: VecDeque::with_capacity(2 * PCM_FRAME),
+            last: Vec::with_capacity(PCM_FRAME),
             concealed: 0,
+            skipped: Duration::ZERO,
         }
     }
 
@@ -76,16 +94,42 @@ impl Inbound {
         self.jitter.push_not_audio(header.ssrc, header.sequence);
     }
 
-    /// This tick's frame: played, recovered, concealed, or none.
+    /// This tick's frame: played, recovered, concealed, or none. A frame
+    /// the packets end within (the caller fell silent) is padded with
+    /// silence.
     pub fn take_frame(&mut self) -> Option<Frame> {
+        self.skipped = Duration::ZERO;
+        while self.ready.len() < PCM_FRAME && self.pull() {}
+        if self.ready.is_empty() {
+            return None;
+        }
+        let mut frame = [0i16; PCM_FRAME];
+        let n = self.ready.len().min(PCM_FRAME);
+        for (to, from) in frame.iter_mut().zip(self.ready.drain(..n)) {
+            *to = from;
+        }
+        Some(frame)
+    }
+
+    /// The stream's packet, in samples of 16 kHz.
+    fn packet_samples(&self) -> usize {
+        (self.jitter.packet_time().as_millis() * SAMPLES_PER_MS).max(1) as usize
+    }
+
+    /// One packet's worth of audio into `ready`: played, recovered from
+    /// FEC or concealed; `false` when there is none (keypad silence,
+    /// buffering, or concealment run out).
+    fn pull(&mut self) -> bool {
+        let samples = self.packet_samples();
         let played = self.jitter.pop();
-        // A lost Opus frame comes back from the next packet's FEC when it is here.
+        // A lost Opus packet comes back from the next packet's FEC when it is here.
         if matches!(played, Playout::Lost)
             && let Some(next) = self.jitter.peek_next()
-            && self.decoder.recover(next, &mut self.pcm)
+            && self.decoder.recover(next, samples, &mut self.pcm)
         {
             self.jitter.note_recovered();
-            return Some(self.heard());
+            self.heard();
+            return true;
         }
         match played {
             Playout::Frame(payload) => {
@@ -93,48 +137,57 @@ impl Inbound {
                 if self.spare.len() < SPARE_PAYLOADS {
                     self.spare.push(payload);
                 }
-                Some(self.heard())
+                self.heard();
+                true
             }
             // A loss, or the buffering that follows an underrun mid-stream:
-            // the codec's own concealment (Opus PLC), else the last frame
-            // repeated at half the level each time.
+            // the codec's own concealment (Opus PLC), else the last packet
+            // repeated at half the level each frame's time.
             Playout::Lost | Playout::Buffering
-                if self.last.is_some() && self.concealed < CONCEAL_FRAMES =>
+                if !self.last.is_empty() && self.concealed < CONCEAL_FRAMES * PCM_FRAME =>
             {
-                self.concealed += 1;
-                if self.decoder.conceal(&mut self.pcm) {
-                    Some(codec::padded(&self.pcm))
+                let from = self.concealed;
+                self.concealed += samples;
+                if self.decoder.conceal(samples, &mut self.pcm) {
+                    self.ready.extend(&self.pcm);
                 } else {
-                    let fade = self.concealed;
-                    self.last.map(|mut f| {
-                        f.iter_mut().for_each(|s| *s >>= fade);
-                        f
-                    })
+                    // Half the level for each frame's time concealed so far.
+                    let fade = |i: usize| 1 + (from + i) / PCM_FRAME;
+                    let last = self.last.iter().cycle().take(samples);
+                    self.ready
+                        .extend(last.enumerate().map(|(i, s)| *s >> fade(i).min(15)));
                 }
+                true
             }
             Playout::Silence => {
-                self.concealed = CONCEAL_FRAMES;
-                None
+                self.concealed = CONCEAL_FRAMES * PCM_FRAME;
+                false
             }
-            Playout::Lost | Playout::Buffering => None,
+            Playout::Lost | Playout::Buffering => false,
         }
     }
 
-    /// The frame just decoded, kept as the last one heard.
-    fn heard(&mut self) -> Frame {
-        let f = codec::padded(&self.pcm);
+    /// The packet just decoded: to be played, and kept as the last heard.
+    fn heard(&mut self) {
+        self.ready.extend(&self.pcm);
+        self.last.clear();
+        self.last.extend_from_slice(&self.pcm);
         self.concealed = 0;
-        self.last = Some(f);
-        f
     }
 
-    /// Plays this tick's packet into nothing (for a caller no one hears):
+    /// Plays this tick's audio into nothing (for a caller no one hears):
     /// the buffer stays current, nothing is decoded.
     pub fn discard(&mut self) {
-        if let Playout::Frame(payload) = self.jitter.pop()
-            && self.spare.len() < SPARE_PAYLOADS
-        {
-            self.spare.push(payload);
+        self.ready.clear();
+        self.skipped += FRAME;
+        let packet = self.jitter.packet_time().max(Duration::from_millis(1));
+        while self.skipped >= packet {
+            self.skipped -= packet;
+            if let Playout::Frame(payload) = self.jitter.pop()
+                && self.spare.len() < SPARE_PAYLOADS
+            {
+                self.spare.push(payload);
+            }
         }
     }
 
@@ -142,7 +195,10 @@ impl Inbound {
     pub fn set_codec(&mut self, codec: Codec) {
         self.jitter = Jitter::new(codec.clock_rate());
         self.decoder = codec::decoder(codec);
-        self.last = None;
+        self.ready.clear();
+        self.last.clear();
+        self.concealed = 0;
+        self.skipped = Duration::ZERO;
     }
 
     /// The jitter buffer's counters.
@@ -222,8 +278,12 @@ pub(crate) mod tests {
             enc.encode(&pcm, &mut payload);
             // One packet ahead of playout, as a buffer of two frames holds.
             let at = t0 + std::time::Duration::from_millis(20 * u64::from(seq));
+            let h = Header {
+                timestamp: u32::from(seq) * 960,
+                ..header(seq)
+            };
             if seq != 15 {
-                m.push_audio(at, &header(seq), &payload);
+                m.push_audio(at, &h, &payload);
             }
             if seq > 1 {
                 frames.push(m.take_frame());
@@ -235,6 +295,157 @@ pub(crate) mod tests {
         let rebuilt = frames[14].expect("the lost frame is played");
         let level = rebuilt.iter().map(|s| i32::from(*s).abs()).max();
         assert!(level > Some(1000), "and it carries the tone: {level:?}");
+    }
+
+    /// A PCMU packet of `ms` at a constant level.
+    fn pcmu_of(ms: usize, level: i16) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::media::g711::encode(crate::media::g711::Law::Mu, &vec![level; ms * 8], &mut out);
+        out
+    }
+
+    /// A stream of `ms` packets sent on time for `secs`, the packet with
+    /// sequence number `lose` never arriving, played one frame every 20 ms:
+    /// each tick's frame after the first 200 ms, and the counters then.
+    /// (A stream of packets shorter than a frame underruns once as it
+    /// starts: its packet time is known from its second packet.)
+    fn play_stream(
+        m: &mut Inbound,
+        ms: u64,
+        payload: &[u8],
+        secs: u64,
+        lose: Option<u16>,
+    ) -> (Vec<Option<Frame>>, Stats) {
+        let t0 = std::time::Instant::now();
+        let mut frames = Vec::new();
+        let mut warm = Stats::default();
+        let mut seq = 0u16;
+        for t in (0..secs * 1000).step_by(10) {
+            if t % ms == 0 {
+                let h = Header {
+                    sequence: seq,
+                    timestamp: u32::from(seq) * (ms as u32) * 8,
+                    ..header(0)
+                };
+                if Some(seq) != lose {
+                    m.push_audio(t0 + std::time::Duration::from_millis(t), &h, payload);
+                }
+                seq += 1;
+            }
+            if t % 20 == 0 {
+                let f = m.take_frame();
+                if t == 200 {
+                    warm = m.stats();
+                }
+                if t >= 200 {
+                    frames.push(f);
+                }
+            }
+        }
+        (frames, warm)
+    }
+
+    #[test]
+    fn every_packet_time_plays_whole_in_20_ms_frames() {
+        for ms in [10u64, 20, 30, 40, 60] {
+            let mut m = Inbound::new(Codec::Pcmu);
+            let (frames, warm) = play_stream(&mut m, ms, &pcmu_of(ms as usize, 900), 4, None);
+            assert_eq!(m.jitter.packet_time(), std::time::Duration::from_millis(ms));
+            // Every tick has its frame, every packet is played whole: no
+            // packet dropped as the sender "running fast" (10 ms packets
+            // taken one a tick) and no underrun (60 ms taken as 20).
+            assert!(
+                frames.iter().all(|f| near(f.map(steady), lvl(900))),
+                "{ms} ms: {:?}",
+                frames.iter().map(|f| f.map(steady)).collect::<Vec<_>>()
+            );
+            let stats = m.stats();
+            assert_eq!(
+                (
+                    stats.lost - warm.lost,
+                    stats.drift_drops,
+                    stats.underruns - warm.underruns
+                ),
+                (0, 0, 0),
+                "{ms} ms: {stats:?}"
+            );
+            // 4 s of packets: all but the few still buffered were played.
+            let sent = 4000u64.div_ceil(ms);
+            assert!(
+                stats.played + 12 >= sent && stats.played <= sent,
+                "{ms} ms: {stats:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lost_long_packet_is_concealed_for_its_whole_length() {
+        // One 40 ms packet lost: two frames concealed (fading), no gap.
+        let mut m = Inbound::new(Codec::Pcmu);
+        let (frames, warm) = play_stream(&mut m, 40, &pcmu_of(40, 900), 2, Some(30));
+        assert_eq!(warm.lost, 0);
+        let levels: Vec<Option<i16>> = frames.iter().map(|f| f.map(steady)).collect();
+        assert!(frames.iter().all(Option::is_some), "{levels:?}");
+        let l = lvl(900);
+        let faded: Vec<i16> = levels
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| !near(Some(*v), l))
+            .collect();
+        // The lost packet's 40 ms, then 40 more while the buffer fills
+        // again (one packet deeper after the underrun), halving each frame.
+        let want = [l >> 1, l >> 2, l >> 3, l >> 4];
+        assert!(
+            faded.len() == want.len() && faded.iter().zip(want).all(|(g, w)| near(Some(*g), w)),
+            "{faded:?} in {levels:?}"
+        );
+        assert_eq!(m.stats().lost, 1);
+    }
+
+    #[test]
+    fn opus_packets_of_60_ms_play_as_three_frames_each() {
+        let enc = audiopus::coder::Encoder::new(
+            audiopus::SampleRate::Hz16000,
+            audiopus::Channels::Mono,
+            audiopus::Application::Voip,
+        )
+        .unwrap();
+        let tone: Vec<i16> = (0..960)
+            .map(|n| {
+                (6000.0 * (2.0 * std::f64::consts::PI * 250.0 * f64::from(n) / 16000.0).sin())
+                    as i16
+            })
+            .collect();
+        let mut packet = vec![0u8; 1275];
+        let n = enc.encode(&tone, &mut packet).unwrap();
+        let mut m = Inbound::new(Codec::Opus);
+        let t0 = std::time::Instant::now();
+        let mut frames = Vec::new();
+        for k in 0..50u16 {
+            // 60 ms apart, 2880 timestamp units (48 kHz): three ticks each.
+            let h = Header {
+                sequence: k,
+                timestamp: u32::from(k) * 2880,
+                ..header(0)
+            };
+            m.push_audio(
+                t0 + std::time::Duration::from_millis(60 * u64::from(k)),
+                &h,
+                &packet[..n],
+            );
+            for _ in 0..3 {
+                frames.push(m.take_frame());
+            }
+        }
+        assert_eq!(m.jitter.packet_time(), std::time::Duration::from_millis(60));
+        let stats = m.stats();
+        assert_eq!((stats.lost, stats.drift_drops), (0, 0), "{stats:?}");
+        let loud = frames[10..]
+            .iter()
+            .filter(|f| f.is_some_and(|f| f.iter().any(|s| s.abs() > 1000)))
+            .count();
+        assert_eq!(loud, frames.len() - 10, "every frame carries the tone");
     }
 
     #[test]

@@ -1,22 +1,27 @@
-//! An adaptive jitter buffer for one inbound RTP audio stream of 20 ms
-//! packets.
+//! An adaptive jitter buffer for one inbound RTP audio stream.
 //!
-//! Packets go in as they arrive ([`Jitter::push`]); the room's 20 ms clock
-//! takes one frame out per tick ([`Jitter::pop`]). In between the buffer:
+//! Packets go in as they arrive ([`Jitter::push`]); the player takes the
+//! next one out whenever it needs more audio ([`Jitter::pop`]): once per
+//! 20 ms tick for 20 ms packets, twice for 10 ms ones, every third tick for
+//! 60 ms ones. The packet time is read from the stream (the RTP timestamp
+//! step between consecutive packets; 20 ms until it shows), and every
+//! depth below is kept in time, then counted in packets. In between the
+//! buffer:
 //!
 //! - puts packets back in sequence order and drops duplicates and packets
 //!   that come after their turn was played (late);
-//! - holds back playout until `target` frames are buffered. The target
-//!   follows the RFC 3550 §A.8 interarrival-jitter estimate (three times the
-//!   jitter plus one frame, at least one and at most [`MAX_TARGET`] frames)
-//!   and rises by one after each underrun, sinking back one frame per
-//!   [`CALM_TICKS`] without one;
+//! - holds back playout until `target` packets are buffered. The target
+//!   follows the RFC 3550 §A.8 interarrival-jitter estimate (one packet —
+//!   at least a 20 ms frame — plus three times the jitter, at most
+//!   [`MAX_TARGET`] frames' time) and rises by a frame after each underrun,
+//!   sinking back one frame per [`CALM`] without one;
 //! - tells a missing packet ([`Playout::Lost`], for the decoder to conceal:
 //!   Opus PLC/FEC, G.711 repetition) from a sequence number the caller
 //!   marked as not audio (an RFC 4733 event, [`Playout::Silence`]);
 //! - absorbs sender clock drift: a sender running fast fills the buffer, and
-//!   a frame is dropped whenever more than `target + DRIFT_SLACK` are
-//!   queued; one running slow runs it dry, which is an underrun;
+//!   a packet is dropped whenever more than [`DRIFT_SLACK`] frames' time
+//!   beyond the target is queued; one running slow runs it dry, which is an
+//!   underrun;
 //! - starts over on a new SSRC or a sequence jump (a restarted sender).
 //!
 //! Sans-IO: arrival times come in as `Instant`s; tests use simulated time.
@@ -24,20 +29,28 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Frames of 20 ms.
+/// Frames of 20 ms: the mix's tick, and the unit of the depths below.
 pub const FRAME: Duration = Duration::from_millis(20);
-/// Most frames held back before playout (200 ms).
+/// Most frames' time held back before playout (200 ms), or one packet
+/// where a packet is longer.
 pub const MAX_TARGET: usize = 10;
-/// Frames queued beyond the target before one is dropped.
+/// Frames' time queued beyond the target before a packet is dropped.
 pub const DRIFT_SLACK: usize = 3;
-/// Ticks without an underrun after which the underrun margin shrinks (10 s).
-pub const CALM_TICKS: u32 = 500;
+/// Time without an underrun after which the underrun margin shrinks.
+pub const CALM: Duration = Duration::from_secs(10);
+/// Longest packet time believed (an Opus packet holds at most 120 ms).
+pub const MAX_PACKET: Duration = Duration::from_millis(120);
+/// Shortest packet time believed: a shorter step is a sender counting its
+/// timestamps wrong (Opus at 8 kHz, say), and a 10 ms floor keeps the
+/// depths in packets sane for it.
+pub const MIN_PACKET: Duration = Duration::from_millis(10);
 /// A sequence jump larger than this is a restart, not loss.
 const MAX_JUMP: u16 = 1000;
 /// A forward jump larger than this (2 s) is believed only when the next
 /// packet follows it: one stray packet must not move the stream.
 const CONFIRM_JUMP: u16 = 100;
-/// Most packets held: in a flood the oldest are dropped, not buffered.
+/// Most packets held: in a flood the oldest are dropped, not buffered (at
+/// 10 ms a packet, still twice the deepest target and its slack).
 pub const MAX_SLOTS: usize = 4 * (MAX_TARGET + DRIFT_SLACK);
 
 /// What one tick plays.
@@ -92,7 +105,13 @@ pub struct Jitter<T> {
     previous: Option<(Instant, u32)>,
     /// Extra frames of target added by underruns.
     margin: usize,
-    calm: u32,
+    /// Audio played since the last underrun or margin step.
+    calm: Duration,
+    /// The stream's packet time, read from its timestamps.
+    packet: Duration,
+    /// Extended sequence number and RTP timestamp of the newest audio
+    /// packet, to read the packet time from the next one.
+    newest_audio: Option<(u64, u32)>,
     stats: Stats,
     /// A far jump seen once, waiting for the packet after it.
     unconfirmed: Option<u16>,
@@ -111,7 +130,9 @@ impl<T> Jitter<T> {
             jitter: 0.0,
             previous: None,
             margin: 0,
-            calm: 0,
+            calm: Duration::ZERO,
+            packet: FRAME,
+            newest_audio: None,
             stats: Stats::default(),
             unconfirmed: None,
         }
@@ -126,14 +147,29 @@ impl<T> Jitter<T> {
         Duration::from_secs_f64(self.jitter / f64::from(self.clock_rate))
     }
 
-    /// Frames held back before playout.
-    pub fn target(&self) -> usize {
-        let jitter_frames =
-            (3.0 * self.jitter().as_secs_f64() / FRAME.as_secs_f64()).ceil() as usize;
-        (1 + jitter_frames + self.margin).min(MAX_TARGET)
+    /// The stream's packet time (20 ms until its timestamps show another).
+    pub fn packet_time(&self) -> Duration {
+        self.packet
     }
 
-    /// Frames waiting to be played.
+    /// Packets held back before playout: one packet (at least a frame's
+    /// time) plus three times the jitter plus the underrun margin.
+    pub fn target(&self) -> usize {
+        let frame = FRAME.as_micros() as u64;
+        let packet = (self.packet.as_micros() as u64).max(1);
+        let jitter = (3.0 * self.jitter().as_secs_f64() * 1e6).ceil() as u64;
+        let time = packet.max(frame) + jitter + self.margin as u64 * frame;
+        let time = time.min((MAX_TARGET as u64 * frame).max(packet));
+        time.div_ceil(packet).max(1) as usize
+    }
+
+    /// Packets queued beyond the target before one is dropped.
+    fn slack(&self) -> usize {
+        let packet = self.packet.as_micros().max(1);
+        ((DRIFT_SLACK as u128 * FRAME.as_micros()).div_ceil(packet)).max(1) as usize
+    }
+
+    /// Packets waiting to be played.
     pub fn buffered(&self) -> usize {
         self.slots.len()
     }
@@ -144,7 +180,24 @@ impl<T> Jitter<T> {
             return;
         };
         self.estimate_jitter(now, timestamp);
+        self.learn_packet_time(ext, timestamp);
         self.insert(ext, Slot::Audio(payload));
+    }
+
+    /// Two audio packets in a row tell the packet time: their timestamps'
+    /// step (believed from [`MIN_PACKET`] to [`MAX_PACKET`]).
+    fn learn_packet_time(&mut self, ext: u64, timestamp: u32) {
+        if let Some((newest, ts)) = self.newest_audio {
+            if ext <= newest {
+                return;
+            }
+            let step = u64::from(timestamp.wrapping_sub(ts));
+            let units = |d: Duration| d.as_micros() as u64 * u64::from(self.clock_rate) / 1_000_000;
+            if ext == newest + 1 && (units(MIN_PACKET)..=units(MAX_PACKET)).contains(&step) {
+                self.packet = Duration::from_micros(step * 1_000_000 / u64::from(self.clock_rate));
+            }
+        }
+        self.newest_audio = Some((ext, timestamp));
     }
 
     /// A packet of the same stream that is not audio (RFC 4733) arrived: its
@@ -213,6 +266,7 @@ impl<T> Jitter<T> {
         self.next = None;
         self.playing = false;
         self.previous = None;
+        self.newest_audio = None;
         // One cycle up, so packets just before the first cannot underflow.
         self.highest = (1 << 16) + u64::from(seq);
     }
@@ -242,11 +296,11 @@ impl<T> Jitter<T> {
         self.stats.recovered += 1;
     }
 
-    /// What to play this tick.
+    /// What to play next: one packet's worth.
     pub fn pop(&mut self) -> Playout<T> {
-        self.calm += 1;
-        if self.calm >= CALM_TICKS {
-            self.calm = 0;
+        self.calm += self.packet;
+        if self.calm >= CALM {
+            self.calm = Duration::ZERO;
             self.margin = self.margin.saturating_sub(1);
         }
         let next = match self.next {
@@ -264,16 +318,17 @@ impl<T> Jitter<T> {
             }
         };
         // Behind the newest packet by more than the target: a sender
-        // running fast loses one frame a tick; far behind (a burst after an
-        // outage), playout jumps to `target` frames behind the newest.
+        // running fast loses one packet a pop; far behind (a burst after an
+        // outage), playout jumps to `target` packets behind the newest.
         let queued = self.highest.saturating_sub(next) as usize + 1;
         let target = self.target();
-        let next = if queued > target + 2 * DRIFT_SLACK {
+        let slack = self.slack();
+        let next = if queued > target + 2 * slack {
             let to = self.highest + 1 - target as u64;
             let kept = self.slots.split_off(&to);
             self.stats.drift_drops += std::mem::replace(&mut self.slots, kept).len() as u64;
             to
-        } else if queued > target + DRIFT_SLACK {
+        } else if queued > target + slack {
             self.slots.remove(&next);
             self.stats.drift_drops += 1;
             next + 1
@@ -287,7 +342,7 @@ impl<T> Jitter<T> {
             self.stats.underruns += 1;
             self.stats.lost += 1;
             self.margin = (self.margin + 1).min(MAX_TARGET);
-            self.calm = 0;
+            self.calm = Duration::ZERO;
             return Playout::Lost;
         }
         self.next = Some(next + 1);
@@ -404,6 +459,60 @@ mod tests {
             vec![Playout::Frame(1000), Playout::Silence, Playout::Frame(1002)]
         );
         assert_eq!(j.stats().lost, 0);
+    }
+
+    #[test]
+    fn the_packet_time_is_read_from_consecutive_timestamps_and_depths_follow_it() {
+        let t0 = Instant::now();
+        // (sequence offset, timestamp at 8 kHz) pushed in order.
+        let stream = |packets: &[(u16, u32)]| {
+            let mut j = Jitter::new(8000);
+            for (seq, ts) in packets {
+                // Sent on time: no jitter.
+                let at = t0 + Duration::from_micros(u64::from(*ts) * 125);
+                j.push(at, SSRC, 1000 + seq, *ts, 0u16);
+            }
+            j
+        };
+        let j = stream(&[(0, 0), (1, 80), (2, 160)]);
+        assert_eq!(j.packet_time(), Duration::from_millis(10));
+        assert_eq!(j.target(), 2, "a frame's time: two 10 ms packets");
+        assert_eq!(j.slack(), 6);
+        let j = stream(&[(0, 0), (1, 480), (2, 960)]);
+        assert_eq!(j.packet_time(), Duration::from_millis(60));
+        assert_eq!(j.target(), 1, "one 60 ms packet");
+        assert_eq!(j.slack(), 1);
+        // A gap in the numbering (a lost packet) tells nothing, nor does a
+        // step past 120 ms or under 10 ms; 20 ms until the stream shows its
+        // own.
+        let j = stream(&[(0, 0), (2, 160)]);
+        assert_eq!(j.packet_time(), FRAME);
+        let j = stream(&[(0, 0), (1, 40)]);
+        assert_eq!(j.packet_time(), FRAME);
+        let j = stream(&[(0, 0), (1, 8000)]);
+        assert_eq!(j.packet_time(), FRAME);
+        assert_eq!((j.target(), j.slack()), (1, 3));
+    }
+
+    #[test]
+    fn ten_ms_packets_taken_two_a_tick_play_every_one_without_drops() {
+        let mut j = Jitter::new(8000);
+        let t0 = Instant::now();
+        let mut played = Vec::new();
+        for i in 0..500u16 {
+            let at = t0 + Duration::from_millis(10 * u64::from(i));
+            j.push(at, SSRC, 1000 + i, u32::from(i) * 80, 1000 + i);
+            if i % 2 == 1 {
+                for _ in 0..2 {
+                    if let Playout::Frame(p) = j.pop() {
+                        played.push(p);
+                    }
+                }
+            }
+        }
+        assert_eq!(j.stats().drift_drops, 0, "{:?}", j.stats());
+        assert!(played.windows(2).all(|w| w[1] == w[0] + 1));
+        assert!(played.len() >= 496, "{}", played.len());
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //! Left out on purpose: SRTP/SAVP and AVPF (rejected), ICE, `b=`, RTCP
 //! attributes, multicast semantics, other codecs, and any memory
 //! of earlier offers (the caller bumps `session_version` on re-INVITEs).
-//! We always send 20 ms packets; an offered `a=ptime` is only recorded.
+//! We always send 20 ms packets; an offered `a=ptime` is only recorded (we
+//! take the caller's packets at any length: `media::jitter` reads it from
+//! the timestamps).
 
 use std::net::{IpAddr, SocketAddr};
 
