@@ -137,7 +137,8 @@ pub fn sip_endpoint(data: &[u8]) {
         advertise: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
         port: 5060,
     };
-    let mut endpoint = Endpoint::new(local, TimerConfig::default());
+    // Seeded: a finding replays exactly (tags and branches included).
+    let mut endpoint = Endpoint::with_seed(local, TimerConfig::default(), 0);
     let sources = [
         SocketAddr::from(([127, 0, 0, 1], 5062)),
         SocketAddr::from(([192, 0, 2, 7], 5060)),

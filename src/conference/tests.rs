@@ -187,7 +187,7 @@ async fn listened_member(call: u64) -> (Arc<Member>, tokio::net::UdpSocket) {
     let socket = Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap());
     let leg = Arc::new(Leg::new(
         socket,
-        Outbound::new(Codec::Pcmu, 0),
+        Outbound::new(Codec::Pcmu, 0, &mut rand::rng()),
         Latch::new(Some(receiver.local_addr().unwrap()), Vec::new()),
     ));
     let prompts = PromptSet::from_samples(PromptId::ALL.map(|id| (id, vec![0; 10])));

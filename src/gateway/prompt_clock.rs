@@ -177,7 +177,7 @@ mod tests {
         let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let leg = Arc::new(Leg::new(
             Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap()),
-            Outbound::new(Codec::Pcmu, 0),
+            Outbound::new(Codec::Pcmu, 0, &mut rand::rng()),
             Latch::new(Some(receiver.local_addr().unwrap()), Vec::new()),
         ));
         (clock.add(leg, prompts), receiver)

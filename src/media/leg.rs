@@ -174,7 +174,11 @@ mod tests {
         let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let socket = Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap());
         let to = Latch::new(Some(receiver.local_addr().unwrap()), Vec::new());
-        let leg = Leg::new(socket, Outbound::new(codec, codec.payload_type()), to);
+        let leg = Leg::new(
+            socket,
+            Outbound::new(codec, codec.payload_type(), &mut rand::rng()),
+            to,
+        );
         (leg, receiver)
     }
 

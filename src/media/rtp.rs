@@ -49,12 +49,18 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    pub fn new(codec: Codec, payload_type: u8) -> Outbound {
-        Outbound::with_params(codec, payload_type, OpusParams::default())
+    /// A stream whose SSRC, first sequence number and first timestamp
+    /// (random, RFC 3550 §5.1) are drawn from `rng`.
+    pub fn new(codec: Codec, payload_type: u8, rng: &mut impl Rng) -> Outbound {
+        Outbound::with_params(codec, payload_type, OpusParams::default(), rng)
     }
 
-    pub fn with_params(codec: Codec, payload_type: u8, opus: OpusParams) -> Outbound {
-        let mut rng = rand::rng();
+    pub fn with_params(
+        codec: Codec,
+        payload_type: u8,
+        opus: OpusParams,
+        rng: &mut impl Rng,
+    ) -> Outbound {
         Outbound {
             codec,
             opus,
@@ -317,7 +323,7 @@ mod tests {
 
     #[test]
     fn outbound_has_one_ssrc_continuous_seq_and_ts_and_marker_first() {
-        let mut out = Outbound::new(Codec::Pcmu, 0);
+        let mut out = Outbound::new(Codec::Pcmu, 0, &mut rand::rng());
         let a = out.packet(&[0; 320]).unwrap().to_vec();
         let b = out.packet(&[0; 320]).unwrap().to_vec();
         let (ha, pa) = read(&a).unwrap();
@@ -332,8 +338,21 @@ mod tests {
     }
 
     #[test]
+    fn a_streams_random_start_comes_from_its_rng() {
+        use rand::SeedableRng;
+        let start = |seed: u64| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut out = Outbound::new(Codec::Pcmu, 0, &mut rng);
+            let (h, _) = read(out.packet(&[0; 320]).unwrap()).unwrap();
+            (h.ssrc, h.sequence, h.timestamp)
+        };
+        assert_eq!(start(7), start(7), "a seed repeats the stream");
+        assert_ne!(start(7).0, start(8).0, "another seed, another SSRC");
+    }
+
+    #[test]
     fn short_frame_is_padded_to_20_ms() {
-        let mut out = Outbound::new(Codec::Pcma, 8);
+        let mut out = Outbound::new(Codec::Pcma, 8, &mut rand::rng());
         let p = out.packet(&[0; 10]).unwrap().to_vec();
         assert_eq!(read(&p).unwrap().1.len(), 160);
     }

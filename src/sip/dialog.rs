@@ -59,8 +59,8 @@ impl LocalAddr {
 }
 
 /// Random token for tags and branches (RFC 3261 §19.3: at least 32 bits of randomness).
-pub fn random_token() -> String {
-    format!("{:016x}", rand::rng().random::<u64>())
+pub fn random_token(rng: &mut impl Rng) -> String {
+    format!("{:016x}", rng.random::<u64>())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +93,8 @@ pub struct Dialog {
 }
 
 impl Dialog {
-    pub fn from_invite(invite: &Message, flow: Flow) -> Dialog {
+    /// The dialog `invite` creates; its tag and first CSeq drawn from `rng`.
+    pub fn from_invite(invite: &Message, flow: Flow, rng: &mut impl Rng) -> Dialog {
         let route_set = invite
             .headers_named("Record-Route")
             .flat_map(split_list)
@@ -101,7 +102,7 @@ impl Dialog {
             .collect();
         Dialog {
             call_id: invite.call_id().to_owned(),
-            local_tag: random_token(),
+            local_tag: random_token(rng),
             local_uri: invite.header("To").unwrap_or_default().to_owned(),
             remote: invite.header("From").unwrap_or_default().to_owned(),
             // Without a Contact (which RFC 3261 §8.1.1.8 requires), the
@@ -114,7 +115,7 @@ impl Dialog {
                 .filter(|uri| is_sip_uri(uri))
                 .map_or_else(|| format!("sip:{}", flow.remote), str::to_owned),
             route_set,
-            local_cseq: rand::rng().random_range(1..10_000),
+            local_cseq: rng.random_range(1..10_000),
             remote_cseq: invite.cseq().map_or(0, |(n, _)| n),
             flow,
             state: DialogState::Early,
@@ -317,7 +318,7 @@ Content-Length: 0\r\n\r\n";
     #[test]
     fn bye_follows_route_set_and_targets_contact() {
         let req = parse(INVITE.as_bytes()).unwrap();
-        let mut d = Dialog::from_invite(&req, flow());
+        let mut d = Dialog::from_invite(&req, flow(), &mut rand::rng());
         assert_eq!(d.route_set, vec!["<sip:10.0.0.1;lr>", "<sip:10.0.0.2;lr>"]);
         let local = LocalAddr {
             advertise: "127.0.0.1".parse().unwrap(),

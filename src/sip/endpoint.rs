@@ -18,7 +18,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -195,7 +198,11 @@ pub struct Endpoint {
     /// Per source, refused INVITEs retransmitted until their ACK.
     unacked: HashMap<IpAddr, u32>,
     /// Keys the To tags of stateless answers.
-    tag_key: RandomState,
+    tag_key: [u64; 2],
+    /// Draws tags, branches, first CSeqs and retry delays: from the OS
+    /// (ChaCha, a CSPRNG) in the gateway, from a seed in tests and fuzzing,
+    /// so a run can be repeated exactly.
+    rng: StdRng,
 }
 
 /// Takes a refused INVITE out of its source's unacknowledged count (it was
@@ -213,7 +220,18 @@ fn release_unacked(unacked: &mut HashMap<IpAddr, u32>, entry: &mut ServerEntry) 
 }
 
 impl Endpoint {
+    /// An endpoint whose random draws come from the OS.
     pub fn new(local: LocalAddr, timers: TimerConfig) -> Endpoint {
+        Endpoint::with_rng(local, timers, StdRng::from_os_rng())
+    }
+
+    /// An endpoint whose random draws repeat for the same `seed` (tests,
+    /// fuzzing).
+    pub fn with_seed(local: LocalAddr, timers: TimerConfig, seed: u64) -> Endpoint {
+        Endpoint::with_rng(local, timers, StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(local: LocalAddr, timers: TimerConfig, mut rng: StdRng) -> Endpoint {
         Endpoint {
             local,
             timers,
@@ -228,7 +246,8 @@ impl Endpoint {
             overloaded: None,
             deadlines: Timers::default(),
             unacked: HashMap::new(),
-            tag_key: RandomState::new(),
+            tag_key: rng.random(),
+            rng,
         }
     }
 
@@ -376,8 +395,16 @@ impl Endpoint {
     /// The To tag of a stateless answer to `req`: made from the request, so
     /// the same for its retransmissions, and keyed, so not guessable.
     fn stateless_tag(&self, req: &Message) -> String {
-        let id = (req.call_id(), req.tag("From"), req.branch(), req.cseq());
-        format!("{:016x}", self.tag_key.hash_one(id))
+        let mut h = DefaultHasher::new();
+        (
+            self.tag_key,
+            req.call_id(),
+            req.tag("From"),
+            req.branch(),
+            req.cseq(),
+        )
+            .hash(&mut h);
+        format!("{:016x}", h.finish())
     }
 
     fn dialog_of(&self, req: &Message) -> Option<CallRef> {
@@ -463,7 +490,7 @@ impl Endpoint {
     fn on_new_invite(&mut self, now: Instant, flow: Flow, req: Message) {
         let call = CallRef(self.next_call);
         self.next_call += 1;
-        let dialog = Dialog::from_invite(&req, flow);
+        let dialog = Dialog::from_invite(&req, flow, &mut self.rng);
         let trying = response(&req, StatusCode::TRYING, None, flow.remote).to_bytes();
         let mut tx = ServerTx::new(now, true, flow.transport.is_reliable(), self.timers);
         tx.send_response(now, 100, trying.clone());
@@ -551,7 +578,7 @@ impl Endpoint {
                         Some(&dialog.local_tag),
                         flow.remote,
                     );
-                    let after = rand::random::<u8>() % 11;
+                    let after = self.rng.random_range(0..=10u8);
                     resp.headers.push(("Retry-After".into(), after.to_string()));
                     return self.answer(now, flow, &req, &method, resp);
                 }
@@ -855,7 +882,7 @@ impl Endpoint {
             return;
         }
         dialog.state = DialogState::Terminating;
-        let branch = random_token();
+        let branch = random_token(&mut self.rng);
         let mut bye = dialog.request(Method::Bye, &local, &branch);
         if let Some(reason) = reason {
             bye.headers.push(("Reason".into(), reason));
@@ -906,7 +933,7 @@ impl Endpoint {
         if dialog.state != DialogState::Confirmed {
             return;
         }
-        let branch = random_token();
+        let branch = random_token(&mut self.rng);
         let mut info = dialog.request(Method::Info, &local, &branch);
         info.headers
             .push(("Info-Package".into(), package.to_owned()));

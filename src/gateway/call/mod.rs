@@ -553,6 +553,7 @@ impl Shell {
                 negotiated.codec,
                 negotiated.payload_type,
                 opus_params(&negotiated),
+                &mut rand::rng(),
             ),
             Latch::new(negotiated.remote_rtp, self.media_peers()),
         ));

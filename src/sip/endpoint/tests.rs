@@ -15,12 +15,17 @@ fn flow() -> Flow {
 }
 
 fn endpoint() -> Endpoint {
-    Endpoint::new(
+    seeded(7)
+}
+
+fn seeded(seed: u64) -> Endpoint {
+    Endpoint::with_seed(
         LocalAddr {
             advertise: "127.0.0.1".parse().unwrap(),
             port: 5060,
         },
         TimerConfig::default(),
+        seed,
     )
 }
 
@@ -286,6 +291,47 @@ fn info_is_handed_over_and_answered_once() {
 }
 
 /// The caller's 200 OK to a request the gateway sent.
+/// A call answered, then hung up by us, and an OPTIONS answered
+/// statelessly (its tag is keyed): every byte the endpoint sent.
+fn answered_and_hung_up(mut ep: Endpoint) -> Vec<Vec<u8>> {
+    let t0 = Instant::now();
+    let mut sent = Vec::new();
+    let mut call = None;
+    let mut pump = |ep: &mut Endpoint, call: &mut Option<CallRef>| {
+        while let Some(o) = ep.poll_output() {
+            match o {
+                Output::Transmit { bytes, .. } => sent.push(bytes.to_vec()),
+                Output::Incoming(i) => *call = Some(i.call),
+                Output::Call(..) => {}
+            }
+        }
+    };
+    let invite = request("INVITE", "z9hG4bK-inv", 1, None);
+    ep.handle_input(t0, flow(), invite.as_bytes());
+    pump(&mut ep, &mut call);
+    let call = call.expect("the INVITE is a call");
+    ep.respond_invite(
+        t0,
+        call,
+        StatusCode::OK,
+        Vec::new(),
+        Some(b"v=0\r\n".to_vec()),
+    );
+    ep.send_bye(t0, call, None);
+    let options = request("OPTIONS", "z9hG4bK-o", 1, None);
+    ep.handle_input(t0, flow(), options.as_bytes());
+    pump(&mut ep, &mut None);
+    sent
+}
+
+#[test]
+fn a_seed_repeats_every_tag_branch_and_cseq_and_another_seed_does_not() {
+    let a = answered_and_hung_up(seeded(1));
+    assert!(!a.is_empty());
+    assert_eq!(a, answered_and_hung_up(seeded(1)));
+    assert_ne!(a, answered_and_hung_up(seeded(2)));
+}
+
 fn ok_to(request: &Message) -> String {
     format!(
         "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
