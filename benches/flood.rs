@@ -17,28 +17,23 @@
 //! (no `--bench`) or with `--quick` it runs two short steps of the default
 //! variant. Every flood is bounded in messages and time.
 
+#[path = "support/gateway.rs"]
+mod gateway;
 #[path = "support/proc.rs"]
 mod proc;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
+use gateway::{BIN, Launch, repo};
 const FLOODER: &str = "127.0.0.5";
 const CALLER: &str = "127.0.0.1";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
+/// A demo gateway of `bin` on its defaults but for `extra`.
 struct Gateway {
-    child: Child,
-    _stdout: BufReader<std::process::ChildStdout>,
+    gw: gateway::Gateway,
     sip: String,
     _dir: tempfile::TempDir,
 }
@@ -46,38 +41,14 @@ struct Gateway {
 impl Gateway {
     fn start(bin: &str, extra: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("sqlite://{}", dir.path().join("gw.db").display());
-        let log = std::fs::File::create(dir.path().join("gw.log")).expect("log file");
-        let mut child = Command::new(bin)
-            .args(["serve", "--demo", "--database", &db, "--secret-file"])
-            .arg(dir.path().join("gw.secret"))
-            .args(["--sip-listen", "127.0.0.2:0", "--api-listen", "127.0.0.1:0"])
-            .arg("--prompts")
-            .arg(repo().join("prompts"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start dialgate serve");
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        stdout.read_line(&mut line).expect("ready line");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
-        proc::settle(child.id());
+        let mut launch = Launch::in_dir(dir.path(), "127.0.0.2:0").with_args(extra);
+        launch.bin = bin.to_owned();
+        let gw = gateway::Gateway::start(&launch);
         Gateway {
-            sip: ready["sip"].as_str().expect("sip address").to_owned(),
-            child,
-            _stdout: stdout,
+            sip: gw.sip.clone(),
+            gw,
             _dir: dir,
         }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -267,7 +238,7 @@ struct Variant {
 
 fn run_variant(name: &str, bin: &str, extra: &[&str], rates: &[u64], step: Duration) -> Variant {
     let gw = Gateway::start(bin, extra);
-    let pid = gw.child.id();
+    let pid = gw.gw.pid();
     let mut steps = Vec::new();
     for (i, &rate) in rates.iter().enumerate() {
         let stop = Arc::new(AtomicBool::new(false));

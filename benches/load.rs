@@ -18,19 +18,15 @@
 //! the same. Every load is bounded in calls and time; SIPp is needed
 //! (`./dev bench` installs it).
 
+#[path = "support/gateway.rs"]
+mod gateway;
 #[path = "support/proc.rs"]
 mod proc;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use gateway::{BIN, Launch, machine, repo};
 
 struct Sizes {
     /// (a): calls per side, and their rate.
@@ -83,12 +79,9 @@ fn udp_port_bound(port: u16) -> bool {
         })
 }
 
+/// A demo gateway on loopback, and an API token for it.
 struct Gateway {
-    child: Child,
-    /// Kept open: the gateway writes a line or two more after ready.
-    _stdout: BufReader<std::process::ChildStdout>,
-    sip: String,
-    api: String,
+    gw: gateway::Gateway,
     token: String,
     _dir: tempfile::TempDir,
 }
@@ -97,62 +90,26 @@ impl Gateway {
     /// A demo gateway on loopback; `extra` serve flags.
     fn start(extra: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("sqlite://{}", dir.path().join("gw.db").display());
-        let secret = dir.path().join("gw.secret");
-        let log = std::fs::File::create(dir.path().join("gw.log")).expect("log file");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--demo", "--database", &db, "--secret-file"])
-            .arg(&secret)
-            .args(["--sip-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-            .arg("--prompts")
-            .arg(repo().join("prompts"))
-            // A load test is not an attack: its one source may send
-            // thousands of messages a second, and guess wrong.
-            .args(["--lockout-attempts", "1000000", "--sip-source-rate", "0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start dialgate serve");
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        stdout.read_line(&mut line).expect("ready line");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
-        proc::settle(child.id());
-        let token_out = Command::new(BIN)
-            .args([
-                "token",
-                "create",
-                "--name",
-                "bench",
-                "--json",
-                "--database",
-                &db,
-            ])
-            .arg("--secret-file")
-            .arg(&secret)
-            .output()
-            .expect("token create");
-        let token: serde_json::Value =
-            serde_json::from_slice(&token_out.stdout).expect("token JSON");
+        // A load test is not an attack: its one source may send
+        // thousands of messages a second, and guess wrong.
+        let launch = Launch::in_dir(dir.path(), "127.0.0.1:0")
+            .with_args(&["--lockout-attempts", "1000000", "--sip-source-rate", "0"])
+            .with_args(extra);
+        let gw = gateway::Gateway::start(&launch);
         Gateway {
-            sip: ready["sip"].as_str().expect("sip").to_owned(),
-            api: ready["api"].as_str().expect("api").to_owned(),
-            token: token["token"].as_str().expect("token").to_owned(),
-            child,
-            _stdout: stdout,
+            gw,
+            token: launch.token("bench"),
             _dir: dir,
         }
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.gw.pid()
     }
 
     /// Calls in the IVR, from /metrics.
     fn ivr_calls(&self) -> u64 {
-        let body = ureq::get(&format!("http://{}/metrics", self.api))
+        let body = ureq::get(&format!("http://{}/metrics", self.gw.api))
             .header("Authorization", &format!("Bearer {}", self.token))
             .call()
             .ok()
@@ -162,13 +119,6 @@ impl Gateway {
             .find(|l| l.starts_with("dialgate_calls_active{state=\"ivr\"}"))
             .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
             .map_or(0, |v| v as u64)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -218,7 +168,7 @@ struct CpuPerCall {
 fn cpu_per_call(s: &Sizes) -> CpuPerCall {
     let gw = Gateway::start(&[]);
     let before = proc::cpu(gw.pid());
-    let status = sipp_uac(&gw.sip, s.cpu_calls, s.cpu_rate, 1000)
+    let status = sipp_uac(&gw.gw.sip, s.cpu_calls, s.cpu_rate, 1000)
         .status()
         .expect("run sipp");
     assert!(status.success(), "SIPp uac → gateway: {status}");
@@ -286,7 +236,7 @@ fn probe(rate: f64, length: Duration) -> Probe {
     let out = Command::new(BIN)
         .arg("replay")
         .arg(repo().join("sip-fixtures/traces/rfc4733_admitted.pcapng"))
-        .args(["--target", &gw.sip, "--json"])
+        .args(["--target", &gw.gw.sip, "--json"])
         .args(["--rate", &rate.to_string(), "--calls", &calls.to_string()])
         .args(["--concurrency", "4000"])
         .args(["--duration", &format!("{}s", length.as_secs() + 60)])
@@ -388,10 +338,12 @@ fn idle_memory(s: &Sizes) -> IdleMemory {
     // Idle calls must stay idle: no first-digit or RTP timeout ends them.
     let gw = Gateway::start(&["--first-digit-timeout", "10m", "--rtp-timeout", "10m"]);
     // Warm up: the first calls allocate what every later call shares.
-    let status = sipp_uac(&gw.sip, 20, 20, 200).status().expect("run sipp");
+    let status = sipp_uac(&gw.gw.sip, 20, 20, 200)
+        .status()
+        .expect("run sipp");
     assert!(status.success(), "warm-up calls: {status}");
     let baseline = proc::rss_kib(gw.pid());
-    let mut uac = sipp_uac(&gw.sip, s.idle_calls, 100, 120_000)
+    let mut uac = sipp_uac(&gw.gw.sip, s.idle_calls, 100, 120_000)
         .spawn()
         .expect("start sipp");
     let limit = Instant::now() + Duration::from_secs(60);
@@ -423,19 +375,6 @@ struct Results {
     cpu_per_call: CpuPerCall,
     max_ivr_rate: MaxRate,
     idle_memory: IdleMemory,
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} cores, {model}")
 }
 
 fn main() {

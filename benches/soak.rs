@@ -52,20 +52,18 @@
 //! time; every child process is killed on every exit path (SIPp is needed
 //! for `--driver sipp`: `./dev bench soak` installs it).
 
+#[path = "support/gateway.rs"]
+mod gateway;
 #[path = "support/proc.rs"]
 mod proc;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use gateway::{BIN, Launch, Reaper, machine, repo};
 
 /// The number the demo room is dialled on, as SIPp's `-s`.
 const DEMO_NUMBER: &str = "+15550100";
@@ -279,38 +277,6 @@ impl Plan {
     }
 }
 
-/// A child process killed and reaped when dropped, on every exit path.
-struct Reaper(Child);
-
-impl Reaper {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-
-    /// Waits up to `limit` for the process to exit on its own.
-    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + limit;
-        loop {
-            match self.0.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
-                _ => return None,
-            }
-        }
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// An even UDP port, with the one two above it, free on loopback right now:
 /// SIPp's `-mp` (audio, and video two above).
 fn free_media_port() -> u16 {
@@ -332,9 +298,7 @@ fn free_media_port() -> u16 {
 
 /// `dialgate serve --demo` on loopback, default settings otherwise.
 struct Gateway {
-    proc: Reaper,
-    /// Kept open: the gateway writes a line or two more after ready.
-    _stdout: BufReader<std::process::ChildStdout>,
+    gw: gateway::Gateway,
     sip: String,
     api: String,
     token: String,
@@ -342,74 +306,32 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(db: &str, secret: &Path, log: &Path, plan: &Plan) -> Gateway {
-        let log = std::fs::File::create(log).expect("gateway log file");
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--demo", "--database", db, "--secret-file"])
-            .arg(secret)
-            // Not SIPp's address: datagrams to the gateway then match none
-            // of SIPp's raw sockets (see `Dtmf`).
-            .args(["--sip-listen", "127.0.0.2:0", "--api-listen", "127.0.0.1:0"])
-            // The one setting off its default: every call comes from one
-            // address (SIPp's, or the replay's), at up to 5,200 messages a
-            // second in the step, past the per-source limit (1,000/s) that
-            // a single phone or office never comes near.
-            .args(["--sip-source-rate", "0"])
-            .arg("--prompts")
-            .arg(repo().join("prompts"));
+    fn start(launch: Launch, plan: &Plan) -> Gateway {
+        // Not SIPp's address: datagrams to the gateway then match none of
+        // SIPp's raw sockets (see `Dtmf`). The one setting off its
+        // default: every call comes from one address (SIPp's, or the
+        // replay's), at up to 5,200 messages a second in the step, past the
+        // per-source limit (1,000/s) that a single phone or office never
+        // comes near.
+        let mut launch = launch.with_args(&["--sip-source-rate", "0"]);
         if let Some(n) = plan.lockout_attempts {
-            cmd.args(["--lockout-attempts", &n.to_string()]);
+            launch = launch.with_args(&["--lockout-attempts", &n.to_string()]);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start dialgate serve");
-        let stdout = child.stdout.take().expect("gateway stdout");
-        let proc = Reaper(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send((reader, line));
-        });
-        let (stdout, line) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("gateway ready within 60 s");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
-        proc::settle(proc.pid());
-        let out = Command::new(BIN)
-            .args([
-                "token",
-                "create",
-                "--name",
-                "soak",
-                "--json",
-                "--database",
-                db,
-            ])
-            .arg("--secret-file")
-            .arg(secret)
-            .output()
-            .expect("token create");
-        let token: serde_json::Value = serde_json::from_slice(&out.stdout).expect("token JSON");
+        let gw = gateway::Gateway::start(&launch);
         Gateway {
-            sip: ready["sip"].as_str().expect("sip address").to_owned(),
-            api: ready["api"].as_str().expect("api address").to_owned(),
-            token: token["token"].as_str().expect("token").to_owned(),
+            sip: gw.sip.clone(),
+            api: gw.api.clone(),
+            token: launch.token("soak"),
             agent: ureq::Agent::config_builder()
                 .timeout_global(Some(Duration::from_secs(5)))
                 .build()
                 .into(),
-            proc,
-            _stdout: stdout,
+            gw,
         }
     }
 
     fn pid(&self) -> u32 {
-        self.proc.pid()
+        self.gw.pid()
     }
 
     /// `/metrics`, parsed; `None` when the API did not answer in time.
@@ -431,7 +353,7 @@ impl Gateway {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
-        self.proc.wait_for(Duration::from_secs(60))
+        self.gw.proc.wait_for(Duration::from_secs(60))
     }
 }
 
@@ -1205,19 +1127,6 @@ fn count_rows(db: &str) -> u64 {
     })
 }
 
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} cores, {model}")
-}
-
 /// What [`drive`] returns: the samples (the first at 0 s, then one per
 /// tick, the last once both callers have exited), how each caller's run
 /// ended, and how many scrapes failed.
@@ -1649,8 +1558,9 @@ fn main() {
         std::process::exit(1);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("soak.db").display());
-    let secret = dir.path().join("soak.secret");
+    let mut launch = Launch::in_dir(dir.path(), "127.0.0.2:0");
+    launch.log = dir.path().join("gateway.log");
+    let db = launch.database.clone();
     eprintln!("soak: seeding {} attempt rows…", plan.seed_rows);
     let seeding = seed(&db, plan.seed_rows);
     let rows_before = count_rows(&db);
@@ -1663,7 +1573,7 @@ fn main() {
             "full run"
         }
     );
-    let mut gw = Gateway::start(&db, &secret, &dir.path().join("gateway.log"), &plan);
+    let mut gw = Gateway::start(launch, &plan);
     let Driven {
         samples,
         callers,
