@@ -105,9 +105,12 @@ impl Inbound {
         }
         let mut frame = [0i16; PCM_FRAME];
         let n = self.ready.len().min(PCM_FRAME);
-        for (to, from) in frame.iter_mut().zip(self.ready.drain(..n)) {
-            *to = from;
-        }
+        // Copied a slice at a time (the queue may wrap), not sample by sample.
+        let (head, tail) = self.ready.as_slices();
+        let from_head = head.len().min(n);
+        frame[..from_head].copy_from_slice(&head[..from_head]);
+        frame[from_head..n].copy_from_slice(&tail[..n - from_head]);
+        self.ready.drain(..n);
         Some(frame)
     }
 

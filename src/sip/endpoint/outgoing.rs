@@ -1,0 +1,253 @@
+//! What the gateway asks of the endpoint for its calls: answers to INVITEs
+//! and in-dialog requests, BYE, INFO, and the client transactions that
+//! carry them.
+
+use super::*;
+
+impl Endpoint {
+    /// Answers the call's INVITE. 1xx/2xx carry our tag and Contact; a 2xx
+    /// confirms the dialog, anything ≥ 300 ends it (and `CallEvent::Ended`
+    /// follows, so the shell can forget the call).
+    pub fn respond_invite(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        extra: Vec<(String, String)>,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let known = self.dialogs.contains_key(&call);
+        self.answer_invite(now, call, status, extra, sdp);
+        if known && status.0 >= 300 {
+            self.out.push_back(Output::Call(call, CallEvent::Ended));
+        }
+    }
+
+    /// Our Contact for a dialog on `flow` (TCP callers must reach us over TCP).
+    pub(super) fn contact(&self, flow: Flow) -> (String, String) {
+        let transport = if flow.transport.is_reliable() {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        (
+            "Contact".into(),
+            format!("<sip:dialgate@{}{}>", self.local.host_port(), transport),
+        )
+    }
+
+    pub(super) fn answer_invite(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        extra: Vec<(String, String)>,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let Some(key) = self.invite_key(call) else {
+            return;
+        };
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        let flow = dialog.flow;
+        let contact = self.contact(flow);
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        let mut resp = response(&dialog.invite, status, Some(&dialog.local_tag), flow.remote);
+        if status.0 < 300 {
+            for rr in dialog.invite.headers_named("Record-Route") {
+                resp.headers.push(("Record-Route".into(), rr.to_owned()));
+            }
+            resp.headers.push(contact);
+        }
+        if status.is_success() {
+            resp.headers.push(("Allow".into(), ALLOW.into()));
+            dialog.state = DialogState::Confirmed;
+        }
+        resp.headers.extend(extra);
+        if let Some(sdp) = sdp {
+            resp.headers
+                .push(("Content-Type".into(), "application/sdp".into()));
+            dialog.local_sdp = Some(sdp.clone());
+            resp.body = sdp;
+        }
+        let bytes = resp.to_bytes();
+        if let Some(entry) = self.server.get_mut(&key) {
+            entry.tx.send_response(now, status.0, bytes.clone());
+            if status.0 >= 300 && !flow.transport.is_reliable() && entry.unacked_from.is_none() {
+                let source = flow.remote.ip();
+                let unacked = self.unacked.entry(source).or_default();
+                if *unacked < MAX_UNACKED_FAILURES {
+                    *unacked += 1;
+                    entry.unacked_from = Some(source);
+                } else {
+                    entry.tx.stop_resending();
+                }
+            }
+        }
+        self.arm(TimerKey::Server(key));
+        if status.0 >= 300 {
+            self.forget(call);
+        }
+        self.transmit(flow, bytes);
+    }
+
+    /// Answers a request the gateway was handed (INFO).
+    pub fn respond(&mut self, now: Instant, tx: &TxKey, status: StatusCode) {
+        let Some(entry) = self.server.get_mut(tx) else {
+            return;
+        };
+        let Some(req) = entry.request.take() else {
+            return;
+        };
+        let tag = req.tag("To").map(str::to_owned);
+        let bytes = response(&req, status, tag.as_deref(), entry.flow.remote).to_bytes();
+        entry.tx.send_response(now, status.0, bytes.clone());
+        let flow = entry.flow;
+        self.arm(TimerKey::Server(tx.clone()));
+        self.transmit(flow, bytes);
+    }
+
+    /// Answers a re-INVITE the call was handed: a 2xx carries our Contact
+    /// and `sdp` (the answer, which becomes the dialog's session) and is
+    /// retransmitted until its ACK; anything else leaves the session as it was.
+    pub fn respond_reinvite(
+        &mut self,
+        now: Instant,
+        tx: &TxKey,
+        status: StatusCode,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let Some(flow) = self.server.get(tx).map(|e| e.flow) else {
+            return;
+        };
+        let contact = self.contact(flow);
+        let Some(entry) = self.server.get_mut(tx) else {
+            return;
+        };
+        let Some(req) = entry.request.take() else {
+            return;
+        };
+        let tag = req.tag("To").map(str::to_owned);
+        let mut resp = response(&req, status, tag.as_deref(), entry.flow.remote);
+        let success = status.is_success();
+        if success {
+            resp.headers.push(contact);
+            if let Some(sdp) = &sdp {
+                resp.headers
+                    .push(("Content-Type".into(), "application/sdp".into()));
+                resp.body = sdp.clone();
+            }
+        }
+        let bytes = resp.to_bytes();
+        entry.tx.send_response(now, status.0, bytes.clone());
+        let (flow, call) = (entry.flow, entry.call);
+        self.arm(TimerKey::Server(tx.clone()));
+        if success && let Some(call) = call {
+            self.reinvites.insert(call, tx.clone());
+            if let Some(d) = self.dialogs.get_mut(&call)
+                && sdp.is_some()
+            {
+                d.local_sdp = sdp;
+            }
+        }
+        self.transmit(flow, bytes);
+    }
+
+    /// Hangs up a confirmed call with BYE (optionally with a `Reason` header).
+    /// `CallEvent::Ended` follows when it is answered or times out.
+    pub fn send_bye(&mut self, now: Instant, call: CallRef, reason: Option<String>) {
+        let local = self.local;
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        if dialog.state == DialogState::Terminating {
+            return;
+        }
+        if dialog.state == DialogState::Early {
+            // Not answered yet: refuse the INVITE instead.
+            self.respond_invite(
+                now,
+                call,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                Vec::new(),
+                None,
+            );
+            self.out.push_back(Output::Call(call, CallEvent::Ended));
+            return;
+        }
+        dialog.state = DialogState::Terminating;
+        let branch = random_token(&mut self.rng);
+        let mut bye = dialog.request(Method::Bye, &local, &branch);
+        if let Some(reason) = reason {
+            bye.headers.push(("Reason".into(), reason));
+        }
+        let flow = dialog.request_flow();
+        self.start_client(now, call, flow, &branch, &bye, true);
+    }
+
+    /// Sends `request` (whose top Via carries `branch`) as a non-INVITE
+    /// client transaction of `call`.
+    pub(super) fn start_client(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        flow: Flow,
+        branch: &str,
+        request: &Message,
+        ends_dialog: bool,
+    ) {
+        let bytes = request.to_bytes();
+        let tx = ClientTx::new(
+            now,
+            bytes.clone(),
+            flow.transport.is_reliable(),
+            self.timers,
+        );
+        let entry = ClientEntry {
+            tx,
+            armed: None,
+            flow,
+            call,
+            ends_dialog,
+        };
+        let branch = format!("z9hG4bK{branch}");
+        self.client.insert(branch.clone(), entry);
+        self.arm(TimerKey::Client(branch));
+        self.transmit(flow, bytes);
+    }
+
+    /// Sends an INFO of an Info Package (RFC 6086 §4.2) in a confirmed
+    /// dialog. Its answer changes nothing; the caller asked for it with
+    /// `Recv-Info`, which the shell checks.
+    pub fn send_info(&mut self, now: Instant, call: CallRef, package: &str, body: String) {
+        let local = self.local;
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        if dialog.state != DialogState::Confirmed {
+            return;
+        }
+        let branch = random_token(&mut self.rng);
+        let mut info = dialog.request(Method::Info, &local, &branch);
+        info.headers
+            .push(("Info-Package".into(), package.to_owned()));
+        info.headers
+            .push(("Content-Type".into(), "text/plain".into()));
+        info.headers
+            .push(("Content-Disposition".into(), "Info-Package".into()));
+        info.body = body.into_bytes();
+        let flow = dialog.request_flow();
+        self.start_client(now, call, flow, &branch, &info, false);
+    }
+
+    pub(super) fn forget(&mut self, call: CallRef) {
+        self.reinvites.remove(&call);
+        self.offered.remove(&call);
+        if let Some(d) = self.dialogs.remove(&call) {
+            self.by_id.remove(&(d.call_id, d.local_tag));
+        }
+    }
+}
