@@ -34,7 +34,6 @@ const CALLER: &str = "127.0.0.1";
 /// A demo gateway of `bin` on its defaults but for `extra`.
 struct Gateway {
     gw: gateway::Gateway,
-    sip: String,
     _dir: tempfile::TempDir,
 }
 
@@ -43,10 +42,8 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut launch = Launch::in_dir(dir.path(), "127.0.0.2:0").with_args(extra);
         launch.bin = bin.to_owned();
-        let gw = gateway::Gateway::start(&launch);
         Gateway {
-            sip: gw.sip.clone(),
-            gw,
+            gw: gateway::Gateway::start(&launch),
             _dir: dir,
         }
     }
@@ -245,13 +242,13 @@ fn run_variant(name: &str, bin: &str, extra: &[&str], rates: &[u64], step: Durat
         let cpu_before = proc::cpu(pid);
         let started = Instant::now();
         let flooder = {
-            let target = gw.sip.clone();
+            let target = gw.gw.sip.clone();
             let stop = stop.clone();
             std::thread::spawn(move || flood(&target, rate, step, stop))
         };
         // The call goes in a third of the way into the step.
         std::thread::sleep(step / 3);
-        let answered = call(&gw.sip, i as u32);
+        let answered = call(&gw.gw.sip, i as u32);
         let (sent, got) = flooder.join().expect("flooder");
         let cpu = proc::cpu(pid).saturating_sub(cpu_before);
         let secs = started.elapsed().as_secs_f64();

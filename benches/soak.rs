@@ -299,8 +299,6 @@ fn free_media_port() -> u16 {
 /// `dialgate serve --demo` on loopback, default settings otherwise.
 struct Gateway {
     gw: gateway::Gateway,
-    sip: String,
-    api: String,
     token: String,
     agent: ureq::Agent,
 }
@@ -319,8 +317,6 @@ impl Gateway {
         }
         let gw = gateway::Gateway::start(&launch);
         Gateway {
-            sip: gw.sip.clone(),
-            api: gw.api.clone(),
             token: launch.token("soak"),
             agent: ureq::Agent::config_builder()
                 .timeout_global(Some(Duration::from_secs(5)))
@@ -338,7 +334,7 @@ impl Gateway {
     fn scrape(&self) -> Option<Scrape> {
         let mut response = self
             .agent
-            .get(&format!("http://{}/metrics", self.api))
+            .get(&format!("http://{}/metrics", self.gw.api))
             .header("Authorization", &format!("Bearer {}", self.token))
             .call()
             .ok()?;
@@ -1145,7 +1141,7 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> Driven {
     let t0 = Instant::now();
     let mut callers = vec![Caller::start(
         "clean",
-        &gw.sip,
+        &gw.gw.sip,
         plan,
         plan.rate,
         plan.end_s(),
@@ -1193,7 +1189,7 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> Driven {
         if tick >= plan.clean_s() && callers.len() == 1 {
             callers.push(Caller::start(
                 "overload",
-                &gw.sip,
+                &gw.gw.sip,
                 plan,
                 plan.rate,
                 plan.overload_s,
