@@ -82,43 +82,46 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Load test: replays recorded calls (pcap, pcapng, text) against a gateway at a rate.
-    Replay(Box<crate::replay::command::ReplayArgs>),
-    /// Test fixtures: what a caller sends, as files SIPp can play.
-    #[command(subcommand)]
-    Fixture(FixtureCommand),
+    /// Load test: replays recorded calls (pcap, pcapng, text) against a gateway at a rate
+    /// (the `dialgate-replay` binary beside this one; `dialgate replay --help` for its flags).
+    #[command(disable_help_flag = true)]
+    Replay {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Test fixtures: what a caller sends, as files SIPp can play (`dialgate-replay fixture`).
+    #[command(disable_help_flag = true)]
+    Fixture {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Prints the REST API's OpenAPI 3 document (as served at /v1/openapi.json).
     Openapi,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum FixtureCommand {
-    /// A pcap of RTP keying CODE: RFC 4733 telephone-events between G.711 silence, in-band tones, or both.
-    KeypadPcap {
-        /// Keys to press, e.g. 123456789#
-        #[arg(long)]
-        code: String,
-        /// Output file
-        #[arg(long)]
-        out: std::path::PathBuf,
-        /// telephone-event payload type
-        #[arg(long, default_value_t = 101)]
-        event_payload_type: u8,
-        /// How long each key is held, e.g. 100ms
-        #[arg(long, default_value = "100ms")]
-        press: String,
-        /// How the keys are sent: `rfc4733` (events), `inband` (tones in the G.711 audio) or `both`
-        #[arg(long, default_value = "rfc4733")]
-        signal: String,
-    },
-    /// A capture's SIP messages as a text trace (`U DATE TIME SRC -> DST` then the message).
-    TraceText {
-        /// pcap or pcapng file
-        capture: std::path::PathBuf,
-        /// Output file
-        #[arg(long)]
-        out: std::path::PathBuf,
-    },
+/// The load tool's binary, built beside this one (`cargo build` builds both).
+pub const REPLAY_BIN: &str = "dialgate-replay";
+
+/// `dialgate replay …` and `dialgate fixture …` run the load tool, which is
+/// a crate of its own (`replay/`) so the server links none of it: this
+/// replaces the process with `dialgate-replay` from the same directory,
+/// with the same arguments (`fixture` kept in front of a fixture's).
+pub fn run_load_tool(prefix: Option<&str>, args: Vec<std::ffi::OsString>) -> ExitCode {
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(REPLAY_BIN)));
+    let Some(bin) = bin.filter(|b| b.is_file()) else {
+        eprintln!(
+            "error: {REPLAY_BIN} is not beside this binary: build it with `cargo build --release -p {REPLAY_BIN}` (or run it as `cargo run --release -p {REPLAY_BIN} -- …`)"
+        );
+        return ExitCode::from(2);
+    };
+    let mut command = std::process::Command::new(&bin);
+    command.args(prefix).args(args);
+    use std::os::unix::process::CommandExt;
+    let error = command.exec();
+    eprintln!("error: cannot run {}: {error}", bin.display());
+    ExitCode::from(1)
 }
 
 /// Lists live calls through the API of a running gateway.
@@ -164,81 +167,6 @@ pub fn run_calls(api: &str, token: &str, json: bool) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
-}
-
-/// Writes a fixture file.
-pub fn run_fixture(command: FixtureCommand) -> ExitCode {
-    let (code, out, event_payload_type, press, signal) = match command {
-        FixtureCommand::KeypadPcap {
-            code,
-            out,
-            event_payload_type,
-            press,
-            signal,
-        } => (code, out, event_payload_type, press, signal),
-        FixtureCommand::TraceText { capture, out } => return trace_text(&capture, &out),
-    };
-    let press = match crate::config::parse_duration(&press) {
-        Ok(p) if !p.is_zero() => p,
-        _ => {
-            eprintln!("error: invalid press: use a duration such as 100ms");
-            return ExitCode::from(2);
-        }
-    };
-    let Some(signal) = crate::replay::synth::Signal::parse(&signal) else {
-        eprintln!("error: invalid signal: use rfc4733, inband or both");
-        return ExitCode::from(2);
-    };
-    let keying = crate::replay::synth::Keying {
-        signal,
-        event_payload_type,
-        press,
-        ..Default::default()
-    };
-    let packets = match crate::replay::synth::keyed_code(&code, &keying) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: invalid code: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let file = match std::fs::File::create(&out) {
-        Ok(f) => std::io::BufWriter::new(f),
-        Err(e) => {
-            eprintln!("error: cannot create {}: {e}", out.display());
-            return ExitCode::from(1);
-        }
-    };
-    let src = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 40_000);
-    let dst = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 20_000);
-    match crate::replay::pcap::write_udp(file, src, dst, 1_700_000_000, &packets) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: writing {}: {e}", out.display());
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Writes the SIP of a capture as a text trace, timed from its own start.
-fn trace_text(capture: &std::path::Path, out: &std::path::Path) -> ExitCode {
-    let trace = match crate::replay::trace::read(capture) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0)
-        .unwrap_or_default()
-        .naive_utc();
-    match std::fs::write(out, crate::replay::trace::to_text(&trace, start)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: cannot write {}: {e}", out.display());
-            ExitCode::from(1)
-        }
-    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -480,8 +408,8 @@ fn fail(e: ProvisionError) -> ExitCode {
 pub async fn run_provisioning(command: Command) -> ExitCode {
     let common = match &command {
         Command::Serve { .. }
-        | Command::Fixture(_)
-        | Command::Replay(_)
+        | Command::Fixture { .. }
+        | Command::Replay { .. }
         | Command::Calls { .. }
         | Command::Openapi => {
             return ExitCode::from(2);
@@ -522,8 +450,8 @@ pub async fn run_provisioning(command: Command) -> ExitCode {
     let json = common.json;
     let result = match command {
         Command::Serve { .. }
-        | Command::Fixture(_)
-        | Command::Replay(_)
+        | Command::Fixture { .. }
+        | Command::Replay { .. }
         | Command::Calls { .. }
         | Command::Openapi => {
             return ExitCode::from(2);

@@ -33,6 +33,5 @@ pub mod live;
 pub mod media;
 mod os;
 pub mod provision;
-pub mod replay;
 pub mod sip;
 pub mod store;

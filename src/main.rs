@@ -9,6 +9,12 @@ use dialgate::config::ServeOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The load tool is its own binary: no runtime here for it.
+    let cli = match cli.command {
+        Command::Replay { args } => return dialgate::cli::run_load_tool(None, args),
+        Command::Fixture { args } => return dialgate::cli::run_load_tool(Some("fixture"), args),
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,8 +50,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Fixture(fixture) => dialgate::cli::run_fixture(fixture),
-        Command::Replay(args) => dialgate::replay::command::run(*args, &runtime),
         Command::Calls { api, token, json } => dialgate::cli::run_calls(&api, &token, json),
         Command::Openapi => match dialgate::api::openapi().to_pretty_json() {
             Ok(doc) => {

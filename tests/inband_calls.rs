@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use dialgate::media::Codec;
-use dialgate::replay::synth::Signal;
+use dialgate_replay::synth::Signal;
 use serde_json::Value;
 use support::caller::{Caller, Dial};
 use support::http::{call, token};

@@ -6,8 +6,9 @@
 //! From the bottom: what the OS says; audio and the store; SIP and the
 //! keypad; access rules; why calls end (`cause`), the IVR and the rooms;
 //! settings and the live-call
-//! registry; provisioning; the API; the shell (gateway) and the load tool;
-//! the command line.
+//! registry; provisioning; the API; the shell (gateway); the command line.
+//! The load tool is a crate of its own (`replay/`) above all of them: see
+//! the last test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "live"],
     &["provision"],
     &["api"],
-    &["gateway", "replay"],
+    &["gateway"],
     &["cli"],
 ];
 
@@ -57,15 +58,20 @@ fn module_of(src: &Path, file: &Path) -> String {
 
 /// Every `crate::<module>` a line of code names (a `//` comment aside).
 fn crate_paths(line: &str) -> Vec<String> {
+    paths_under(line, "crate::")
+}
+
+/// Every `<root><module>` a line of code names (a `//` comment aside).
+fn paths_under(line: &str, root: &str) -> Vec<String> {
     let code = match line.find("//") {
         Some(i) => &line[..i],
         None => line,
     };
     let mut out = Vec::new();
     let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
+    while let Some(i) = rest.find(root) {
         let before = rest[..i].chars().last();
-        rest = &rest[i + "crate::".len()..];
+        rest = &rest[i + root.len()..];
         // `dialgate_crate::` or `$crate::` are not ours.
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
             continue;
@@ -167,4 +173,53 @@ fn the_reader_sees_grouped_and_qualified_paths_and_skips_comments() {
     );
     assert!(crate_paths("let x = 1; // see crate::gateway").is_empty());
     assert!(crate_paths("$crate::foo!()").is_empty());
+}
+
+/// What the load tool (`replay/`, the crate `dialgate-replay`) may use of
+/// the server's library: the protocol and its words (SIP, RTP and codecs,
+/// the keypad, outcomes and causes, durations as the settings spell them),
+/// never the server's shell, store, rooms or API: it talks to a gateway
+/// over the wire like any caller.
+const LOAD_TOOL_USES: &[&str] = &["sip", "media", "dtmf", "access", "cause", "config"];
+
+#[test]
+fn the_load_tool_uses_only_the_servers_protocol_layers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("replay/src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files.sort();
+    assert!(
+        files.len() > 5,
+        "found the load tool's sources ({})",
+        files.len()
+    );
+    let mut wrong = Vec::new();
+    let mut used = BTreeMap::<String, usize>::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for module in paths_under(line, "dialgate::") {
+                *used.entry(module.clone()).or_default() += 1;
+                if !LOAD_TOOL_USES.contains(&module.as_str()) {
+                    wrong.push(format!(
+                        "{}:{}: the load tool uses the server's `{module}`",
+                        file.display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        used.contains_key("sip"),
+        "the check sees real paths: {used:?}"
+    );
+    assert_eq!(
+        paths_under("use dialgate::{sip::message, gateway::X};", "dialgate::"),
+        ["sip", "gateway"]
+    );
 }

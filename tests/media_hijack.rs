@@ -10,7 +10,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dialgate::replay::synth::{Keying, Signal, keyed_code};
+use dialgate_replay::synth::{Keying, Signal, keyed_code};
 use support::Gateway;
 use support::caller::{Caller, Dial, send_paced};
 use tokio::net::UdpSocket;

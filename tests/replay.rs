@@ -1,5 +1,9 @@
-//! `dialgate replay` against a real gateway on loopback, with the traces in
-//! sip-fixtures/traces/ (recorded by sip-fixtures/make-traces.sh).
+//! `dialgate replay` (the `dialgate-replay` binary, reached through the
+//! server's command line as users call it) against a real gateway on
+//! loopback, with the traces in sip-fixtures/traces/ (recorded by
+//! sip-fixtures/make-traces.sh). The engine's timing — speed, the hang-up
+//! after a trace without a BYE, INVITE retransmissions — is tested exactly
+//! on paused time in `replay/tests/paused.rs`.
 
 mod support;
 
@@ -46,21 +50,6 @@ async fn replay(gw: &Gateway, trace_file: &PathBuf, args: &[&str]) -> Run {
         report,
         stderr,
     }
-}
-
-/// The times of a text trace's header lines (`U DATE TIME SRC -> DST`).
-fn header_times(text: &str) -> Vec<chrono::NaiveDateTime> {
-    text.lines()
-        .filter(|l| l.starts_with("U "))
-        .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            chrono::NaiveDateTime::parse_from_str(
-                &format!("{} {}", w[1], w[2]),
-                "%Y/%m/%d %H:%M:%S%.f",
-            )
-            .unwrap()
-        })
-        .collect()
 }
 
 async fn gateway(code: &str) -> Gateway {
@@ -198,61 +187,6 @@ async fn wrong_thrice_and_hanging_up_in_the_prompt_end_as_their_traces_did() {
     let log = gw.attempt_rows().await;
     assert_eq!(log.iter().filter(|a| a.outcome == "wrong").count(), 6);
     assert_eq!(log.iter().filter(|a| a.outcome == "abandoned").count(), 2);
-}
-
-#[tokio::test]
-async fn speed_scales_the_traces_timing() {
-    let gw = gateway(TRACE_CODE).await;
-    let file = trace("info_admitted.txt");
-    let text = std::fs::read_to_string(&file).unwrap();
-    // The trace's length: first header line to last.
-    let stamps = header_times(&text);
-    let length = (*stamps.last().unwrap() - stamps[0]).to_std().unwrap();
-    assert!(length > Duration::from_secs(3), "{length:?}");
-    let normal = replay(&gw, &file, &["--calls", "1"]).await;
-    let fast = replay(&gw, &file, &["--calls", "1", "--speed", "4"]).await;
-    for run in [&normal, &fast] {
-        assert_eq!(run.code, 0, "{}\n{}", run.report, run.stderr);
-        assert_eq!(run.report["admitted"], 1, "{}", run.report);
-    }
-    let secs = |r: &Run| Duration::from_secs_f64(r.report["elapsed_s"].as_f64().unwrap());
-    let slack = Duration::from_millis(400);
-    assert!(
-        secs(&normal) + slack > length && secs(&normal) < length + slack,
-        "speed 1: {:?} for a {length:?} trace",
-        secs(&normal)
-    );
-    assert!(
-        secs(&fast) + slack > length / 4 && secs(&fast) < length / 4 + slack,
-        "speed 4: {:?} for a {length:?} trace",
-        secs(&fast)
-    );
-}
-
-#[tokio::test]
-async fn a_trace_that_stops_without_a_bye_is_hung_up_soon_after_its_end() {
-    let gw = gateway(TRACE_CODE).await;
-    let text = std::fs::read_to_string(trace("info_admitted.txt")).unwrap();
-    // Cut the capture at the caller's BYE: neither side hangs up in it.
-    let lines: Vec<&str> = text.lines().collect();
-    let bye = lines.iter().position(|l| l.starts_with("BYE ")).unwrap();
-    let cut = lines[..bye - 1].join("\n");
-    let stamps = header_times(&cut);
-    let length = (*stamps.last().unwrap() - stamps[0]).to_std().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("no_bye.txt");
-    std::fs::write(&file, cut).unwrap();
-    let run = replay(&gw, &file, &["--calls", "1"]).await;
-    let r = &run.report;
-    assert_eq!(run.code, 0, "{r}\n{}", run.stderr);
-    assert_eq!(r["admitted"], 1, "{r}");
-    // The replay hangs up a second after the script's end, however much
-    // RTP the gateway keeps sending meanwhile.
-    let elapsed = Duration::from_secs_f64(r["elapsed_s"].as_f64().unwrap());
-    assert!(
-        elapsed < length + Duration::from_secs(3),
-        "{elapsed:?} for a {length:?} trace"
-    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use dialgate::replay::synth::Signal;
+use dialgate_replay::synth::Signal;
 use support::caller::{Caller, Dial};
 use support::{Gateway, keypad_pcap, scenario, sipp};
 

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use dialgate::media::rtp;
-use dialgate::replay::trace::{self, Datagram};
 use dialgate::sip::message;
+use dialgate_replay::trace::{self, Datagram};
 
 use crate::targets::put_chunk;
 

@@ -17,12 +17,12 @@ use dialgate::media::Codec;
 use dialgate::media::inbound::Inbound;
 use dialgate::media::jitter::Jitter;
 use dialgate::media::{rtcp, rtp};
-use dialgate::replay::trace;
 use dialgate::sip::dialog::{Flow, LocalAddr, Transport};
 use dialgate::sip::endpoint::{CallEvent, CallRef, Endpoint, Output, TxKey};
 use dialgate::sip::message::{self, StatusCode};
 use dialgate::sip::sdp::{self, LocalMedia};
 use dialgate::sip::transaction::TimerConfig;
+use dialgate_replay::trace;
 
 /// A target: the fuzzer's bytes in, a panic on a failed check.
 pub type Target = fn(&[u8]);

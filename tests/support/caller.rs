@@ -8,8 +8,9 @@ use std::time::Duration;
 use dialgate::media::Codec;
 use dialgate::media::codec::{self, Decoder, Encoder, OpusParams};
 use dialgate::media::rtp::{self, Header};
-use dialgate::replay::synth::{Keying, Signal, TimedPacket, keyed_code};
 use dialgate::sip::message::{self, Message, Method, StartLine};
+use dialgate::sip::transaction::{InviteClientTx, InviteResponse, TimerConfig, TimerOutput};
+use dialgate_replay::synth::{Keying, Signal, TimedPacket, keyed_code};
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -149,6 +150,14 @@ Content-Length: {}\r\n\r\n{sdp}",
         sip.send_to(invite.as_bytes(), gateway)
             .await
             .expect("send INVITE");
+        // The INVITE's client transaction: resent at T1 doubling until a
+        // response, ACKed by the transaction when refused.
+        let mut tx = InviteClientTx::new(
+            Instant::now().into_std(),
+            bytes::Bytes::from(invite.into_bytes()),
+            false,
+            TimerConfig::default(),
+        );
         let mut caller = Caller {
             sip,
             rtp,
@@ -174,23 +183,43 @@ Content-Length: {}\r\n\r\n{sdp}",
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let resp = recv_sip(&caller.sip, left)
-                .await
-                .expect("a final response to INVITE within 10 s");
+            let now = Instant::now();
+            assert!(now < deadline, "a final response to INVITE within 10 s");
+            let wake = tx
+                .poll_timeout()
+                .map_or(deadline, Instant::from_std)
+                .min(deadline);
+            let Some(resp) = recv_sip(&caller.sip, wake.saturating_duration_since(now)).await
+            else {
+                match tx.handle_timeout(Instant::now().into_std()) {
+                    TimerOutput::Retransmit(again) => {
+                        caller
+                            .sip
+                            .send_to(&again, gateway)
+                            .await
+                            .expect("send INVITE again");
+                    }
+                    TimerOutput::RequestTimeout => panic!("no response to INVITE (Timer B)"),
+                    _ => {}
+                }
+                continue;
+            };
             let Some(status) = resp.status() else {
                 continue;
             };
-            if status.0 < 200 {
-                continue;
-            }
+            let refused = match tx.recv_response(Instant::now().into_std(), status.0) {
+                InviteResponse::Deliver if status.0 >= 200 => false,
+                InviteResponse::Rejected => true,
+                _ => continue,
+            };
             caller.invite_status = status.0;
             caller.retry_after = resp.header("Retry-After").map(str::to_owned);
             caller.to = resp.header("To").unwrap_or_default().to_owned();
-            let ack_branch = if status.0 < 300 {
-                format!("z9hG4bK{:x}", rand::random::<u64>())
-            } else {
+            // A 2xx's ACK is a new transaction; a failure's is the INVITE's.
+            let ack_branch = if refused {
                 branch.clone()
+            } else {
+                format!("z9hG4bK{:x}", rand::random::<u64>())
             };
             let ack = caller.request("ACK", 1, &ack_branch, "");
             caller
@@ -198,7 +227,9 @@ Content-Length: {}\r\n\r\n{sdp}",
                 .send_to(ack.as_bytes(), gateway)
                 .await
                 .expect("send ACK");
-            if status.0 < 300 {
+            if refused {
+                tx.send_ack(bytes::Bytes::from(ack.into_bytes()));
+            } else {
                 caller.read_answer(&String::from_utf8_lossy(&resp.body));
             }
             return caller;

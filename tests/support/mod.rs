@@ -530,8 +530,8 @@ async fn read_attempt_rows(db: &str) -> Vec<dialgate::store::AttemptRow> {
 
 /// A pcap of RTP keying `code` as `signal` says (events, tones or both),
 /// from the synthesiser, for SIPp's `play_pcap_audio`.
-pub fn keypad_pcap(dir: &Path, code: &str, signal: dialgate::replay::synth::Signal) -> PathBuf {
-    use dialgate::replay::{pcap, synth};
+pub fn keypad_pcap(dir: &Path, code: &str, signal: dialgate_replay::synth::Signal) -> PathBuf {
+    use dialgate_replay::{pcap, synth};
     let keying = synth::Keying {
         signal,
         ..synth::Keying::default()

@@ -157,3 +157,119 @@ fn unanswered_bye_times_out_after_64_t1() {
         TimerOutput::RequestTimeout
     );
 }
+
+fn invite_tx(t0: Instant, reliable: bool) -> InviteClientTx {
+    InviteClientTx::new(
+        t0,
+        Bytes::from_static(b"INVITE"),
+        reliable,
+        TimerConfig::default(),
+    )
+}
+
+#[test]
+fn an_unanswered_invite_is_sent_at_t1_doubling_without_a_cap_until_timer_b() {
+    let t0 = Instant::now();
+    let mut tx = invite_tx(t0, false);
+    let mut resent = Vec::new();
+    let outcome = loop {
+        let at = tx.poll_timeout().expect("a timer while Calling");
+        match tx.handle_timeout(at) {
+            TimerOutput::Retransmit(b) => {
+                assert_eq!(&b[..], b"INVITE");
+                resent.push((at - t0).as_millis());
+            }
+            other => break (at - t0, other),
+        }
+    };
+    // Timer A: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s (past T2: INVITEs are not capped).
+    assert_eq!(resent, vec![500, 1500, 3500, 7500, 15500, 31500]);
+    assert_eq!(
+        outcome,
+        (Duration::from_secs(32), TimerOutput::RequestTimeout)
+    );
+    assert_eq!(tx.state(), InviteClientState::Terminated);
+    assert_eq!(tx.poll_timeout(), None);
+}
+
+#[test]
+fn a_provisional_stops_timer_a_and_timer_b() {
+    let t0 = Instant::now();
+    let mut tx = invite_tx(t0, false);
+    assert!(matches!(
+        tx.handle_timeout(t0 + Duration::from_millis(500)),
+        TimerOutput::Retransmit(_)
+    ));
+    assert_eq!(
+        tx.recv_response(t0 + Duration::from_millis(600), 100),
+        InviteResponse::Deliver
+    );
+    assert_eq!(tx.state(), InviteClientState::Proceeding);
+    // Proceeding waits for the final answer however long it takes.
+    assert_eq!(tx.poll_timeout(), None);
+    assert_eq!(
+        tx.recv_response(t0 + Duration::from_secs(60), 180),
+        InviteResponse::Deliver
+    );
+    assert_eq!(
+        tx.recv_response(t0 + Duration::from_secs(61), 200),
+        InviteResponse::Deliver
+    );
+    assert_eq!(tx.state(), InviteClientState::Accepted);
+}
+
+#[test]
+fn every_2xx_goes_to_the_tu_until_timer_m() {
+    let t0 = Instant::now();
+    let mut tx = invite_tx(t0, false);
+    assert_eq!(tx.recv_response(t0, 200), InviteResponse::Deliver);
+    // A retransmitted 2xx (our ACK was lost): the TU ACKs it again.
+    assert_eq!(
+        tx.recv_response(t0 + Duration::from_secs(1), 200),
+        InviteResponse::Deliver
+    );
+    // A provisional after the answer is stale.
+    assert_eq!(
+        tx.recv_response(t0 + Duration::from_secs(1), 180),
+        InviteResponse::Absorb
+    );
+    let m = t0 + Duration::from_secs(32);
+    assert_eq!(tx.poll_timeout(), Some(m));
+    assert_eq!(tx.handle_timeout(m), TimerOutput::Terminated);
+    assert_eq!(tx.recv_response(m, 200), InviteResponse::Absorb);
+}
+
+#[test]
+fn a_failure_is_acknowledged_by_the_transaction_until_timer_d() {
+    let t0 = Instant::now();
+    let mut tx = invite_tx(t0, false);
+    assert_eq!(tx.recv_response(t0, 100), InviteResponse::Deliver);
+    let at = t0 + Duration::from_secs(2);
+    assert_eq!(tx.recv_response(at, 486), InviteResponse::Rejected);
+    tx.send_ack(Bytes::from_static(b"ACK"));
+    assert_eq!(tx.state(), InviteClientState::Completed);
+    // The failure again: the same ACK again, not the TU.
+    assert_eq!(
+        tx.recv_response(at + Duration::from_secs(1), 486),
+        InviteResponse::Resend(Bytes::from_static(b"ACK"))
+    );
+    assert_eq!(
+        tx.recv_response(at + Duration::from_secs(1), 200),
+        InviteResponse::Absorb
+    );
+    let d = at + Duration::from_secs(32);
+    assert_eq!(tx.poll_timeout(), Some(d));
+    assert_eq!(tx.handle_timeout(d), TimerOutput::Terminated);
+    assert_eq!(tx.state(), InviteClientState::Terminated);
+}
+
+#[test]
+fn a_reliable_transport_retransmits_nothing_and_ends_completed_at_once() {
+    let t0 = Instant::now();
+    let mut tx = invite_tx(t0, true);
+    // Only Timer B is armed.
+    assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+    assert_eq!(tx.recv_response(t0, 503), InviteResponse::Rejected);
+    assert_eq!(tx.poll_timeout(), Some(t0));
+    assert_eq!(tx.handle_timeout(t0), TimerOutput::Terminated);
+}

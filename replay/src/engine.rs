@@ -3,8 +3,9 @@
 //!
 //! One SIP socket serves every call (as SIPp does); a router hands each
 //! message to its call by Call-ID. Each call binds its own RTP socket. A call
-//! sends the INVITE (retransmitted per Timer A until answered, given up
-//! after Timer B), ACKs the final response itself, then plays the script's
+//! sends the INVITE as an INVITE client transaction (`sip::transaction`:
+//! Timer A resends it until a response, Timer B gives up, each 2xx is ACKed
+//! and a failure's ACK sent by the transaction), then plays the script's
 //! steps at their recorded times after the answer — divided by `speed` —
 //! with in-dialog requests retransmitted as non-INVITE client transactions.
 //! It answers what the gateway sends (BYE, INFO, re-INVITE, OPTIONS) as a
@@ -13,23 +14,29 @@
 //!
 //! Every run is bounded: at most `calls` calls, no new call after
 //! `duration`, and calls still up then are hung up and counted `cut`.
+//!
+//! Time is tokio's clock alone (`tokio::time::Instant`, handed to the
+//! transactions as `into_std()`), so a test on paused time runs a whole
+//! call in no wall-clock time and reads exact durations.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::cause::Cause;
-use crate::media::Codec;
-use crate::sip::message::{self, Message, Method, StatusCode, param};
-use crate::sip::transaction::{ClientTx, TimerConfig, TimerOutput};
+use dialgate::cause::Cause;
+use dialgate::media::Codec;
+use dialgate::sip::message::{self, Message, Method, StatusCode, param};
+use dialgate::sip::transaction::{
+    ClientTx, InviteClientTx, InviteResponse, TimerConfig, TimerOutput,
+};
 
 use super::codes::CodeRow;
+use super::net::{Net, Socket};
 use super::report::{Ending, Report, Verdict};
 use super::rewrite::{self, Dialog, Identities, Identity, Local, OUTCOME_PACKAGE};
 use super::script::{RtpPacket, Script, ScriptError, Step, StepKind, read_sdp};
@@ -53,6 +60,8 @@ pub struct Plan {
     /// No call starts after this; calls still up are then hung up.
     pub duration: Duration,
     pub timers: TimerConfig,
+    /// UDP, or memory for tests on paused time.
+    pub net: Net,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -112,7 +121,7 @@ impl Router {
     }
 }
 
-async fn receive_sip(socket: Arc<UdpSocket>, router: Arc<Router>) {
+async fn receive_sip(socket: Arc<Socket>, router: Arc<Router>) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((len, _)) = socket.recv_from(&mut buf).await else {
@@ -125,7 +134,8 @@ async fn receive_sip(socket: Arc<UdpSocket>, router: Arc<Router>) {
 }
 
 struct Shared {
-    sip: Arc<UdpSocket>,
+    net: Net,
+    sip: Arc<Socket>,
     sip_local: SocketAddr,
     router: Arc<Router>,
     target: SocketAddr,
@@ -148,7 +158,9 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(&Report)) -> Result<Report
                 .map_err(|source| ReplayError::Script { trace, source })?;
         }
     }
-    let sip = UdpSocket::bind((plan.bind, 0))
+    let sip = plan
+        .net
+        .bind(SocketAddr::new(plan.bind, 0))
         .await
         .map_err(|source| ReplayError::Bind {
             bind: plan.bind,
@@ -162,6 +174,7 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(&Report)) -> Result<Report
     let router = Arc::new(Router::default());
     let receiver = tokio::spawn(receive_sip(sip.clone(), router.clone()));
     let shared = Arc::new(Shared {
+        net: plan.net.clone(),
         sip,
         sip_local,
         router,
@@ -288,7 +301,7 @@ struct Call {
     script: Arc<Script>,
     id: Identity,
     local: Local,
-    rtp: UdpSocket,
+    rtp: Socket,
     inbox: mpsc::UnboundedReceiver<Message>,
     ending: Ending,
     /// Where RTP packets are built, one at a time.
@@ -298,6 +311,8 @@ struct Call {
 /// The answered INVITE, and what the call goes on with.
 struct Answered {
     invite: Message,
+    /// The INVITE's transaction, Accepted: every 2xx it passes up is ACKed again.
+    tx: InviteClientTx,
     ack: Message,
     at: Instant,
     dialog: Dialog,
@@ -344,7 +359,11 @@ async fn call(
     script: Arc<Script>,
     abort: watch::Receiver<bool>,
 ) -> Option<Ending> {
-    let rtp = UdpSocket::bind((shared.bind, 0)).await.ok()?;
+    let rtp = shared
+        .net
+        .bind(SocketAddr::new(shared.bind, 0))
+        .await
+        .ok()?;
     let local = Local {
         sip: shared.sip_local,
         rtp: rtp.local_addr().ok()?,
@@ -413,43 +432,62 @@ impl Call {
             self.shared.target,
         );
         let t_invite = Instant::now();
+        let mut tx = InviteClientTx::new(
+            t_invite.into_std(),
+            invite.to_bytes(),
+            false,
+            self.shared.timers,
+        );
         self.send(&invite).await;
         let pre = &script.steps[..self.split()];
         let mut pre_next = 0usize;
-        let mut resend = Some((t_invite + self.shared.timers.t1, self.shared.timers.t1));
-        let give_up = t_invite + 64 * self.shared.timers.t1;
+        // Only for the select's disabled branches: never reached.
+        let never = t_invite + Duration::from_secs(86_400);
         let answer = loop {
             let next_pre = pre.get(pre_next).map(|s| self.due(t_invite, s.at));
+            let timer = tx.poll_timeout().map(Instant::from_std);
             tokio::select! {
                 m = self.inbox.recv() => {
                     let m = m?;
                     let status = m.status().filter(|_| {
                         m.cseq().is_some_and(|c| c.1 == Method::Invite) && m.branch() == invite.branch()
                     });
-                    match status {
-                        Some(s) if s.is_provisional() => resend = None,
-                        Some(s) if s.is_success() => break m,
-                        Some(s) => {
+                    let Some(s) = status else {
+                        self.answer_request(&m, &invite).await;
+                        continue;
+                    };
+                    match tx.recv_response(Instant::now().into_std(), s.0) {
+                        InviteResponse::Deliver if s.is_success() => break m,
+                        InviteResponse::Rejected => {
+                            // The virtual call ends here, so the transaction
+                            // sends its ACK this once: a failure retransmitted
+                            // later finds no call (the gateway's Timer H ends
+                            // its side).
                             let ack = rewrite::ack(&invite, &m, &mut self.id, &self.local);
                             self.send(&ack).await;
+                            tx.send_ack(ack.to_bytes());
                             self.refused_at_setup(s);
                             return None;
                         }
-                        None => self.answer_request(&m, &invite).await,
+                        // A provisional (Proceeding: no more resends, and no
+                        // give-up but the run's own end), or stale.
+                        InviteResponse::Deliver | InviteResponse::Resend(_) | InviteResponse::Absorb => {}
                     }
                 }
-                _ = tokio::time::sleep_until(resend.map_or(give_up, |r| r.0)), if resend.is_some() => {
-                    if let Some((_, every)) = resend {
-                        self.send(&invite).await;
-                        self.ending.retransmitted += 1;
-                        resend = Some((Instant::now() + every * 2, every * 2));
+                _ = tokio::time::sleep_until(timer.unwrap_or(never)), if timer.is_some() => {
+                    match tx.handle_timeout(Instant::now().into_std()) {
+                        TimerOutput::Retransmit(bytes) => {
+                            let _ = self.shared.sip.send_to(&bytes, self.shared.target).await;
+                            self.ending.retransmitted += 1;
+                        }
+                        TimerOutput::RequestTimeout => {
+                            self.ending.verdict = Verdict::Failed("no_answer".into());
+                            return None;
+                        }
+                        _ => {}
                     }
                 }
-                _ = tokio::time::sleep_until(give_up) => {
-                    self.ending.verdict = Verdict::Failed("no_answer".into());
-                    return None;
-                }
-                _ = tokio::time::sleep_until(next_pre.unwrap_or(give_up)), if next_pre.is_some() => {
+                _ = tokio::time::sleep_until(next_pre.unwrap_or(never)), if next_pre.is_some() => {
                     let step = &pre[pre_next];
                     pre_next += 1;
                     if let StepKind::Request { message, .. } = &step.kind
@@ -498,6 +536,7 @@ impl Call {
         };
         Some(Answered {
             invite,
+            tx,
             ack,
             at,
             dialog,
@@ -546,7 +585,7 @@ impl Call {
                     Next::Go
                 }
                 m = self.inbox.recv() => match m {
-                    Some(m) => self.on_message(m, &a, &mut p).await,
+                    Some(m) => self.on_message(m, &mut a, &mut p).await,
                     None => Next::End,
                 },
                 _ = tokio::time::sleep_until(timer.map_or(stuck, Instant::from_std)), if timer.is_some() => {
@@ -628,7 +667,7 @@ impl Call {
     /// Keeps a request we sent as a client transaction (retransmitted until answered).
     fn track(&self, p: &mut Progress, sent: Message, method: Method, expect: Option<u16>) {
         let tx = ClientTx::new(
-            std::time::Instant::now(),
+            Instant::now().into_std(),
             sent.to_bytes(),
             false,
             self.shared.timers,
@@ -645,7 +684,7 @@ impl Call {
         );
     }
 
-    async fn on_message(&mut self, m: Message, a: &Answered, p: &mut Progress) -> Next {
+    async fn on_message(&mut self, m: Message, a: &mut Answered, p: &mut Progress) -> Next {
         if let Some(status) = m.status() {
             return self.on_response(m, status, a, p).await;
         }
@@ -690,13 +729,18 @@ impl Call {
         &mut self,
         m: Message,
         status: StatusCode,
-        a: &Answered,
+        a: &mut Answered,
         p: &mut Progress,
     ) -> Next {
         if m.cseq().is_some_and(|c| c.1 == Method::Invite) && m.branch() == a.invite.branch() {
-            // Our ACK was lost: the 2xx came again.
+            // Our ACK was lost: the 2xx came again (until Timer M).
             self.ending.retransmissions_received += 1;
-            self.send(&a.ack).await;
+            if status.is_success()
+                && a.tx.recv_response(Instant::now().into_std(), status.0)
+                    == InviteResponse::Deliver
+            {
+                self.send(&a.ack).await;
+            }
             return Next::Go;
         }
         let branch = m.branch().unwrap_or_default();
@@ -705,7 +749,7 @@ impl Call {
         };
         if !pending
             .tx
-            .recv_response(std::time::Instant::now(), status.0)
+            .recv_response(Instant::now().into_std(), status.0)
         {
             return Next::Go;
         }
@@ -737,7 +781,7 @@ impl Call {
 
     /// Retransmits our requests that are due; a BYE nobody answers ends the call.
     async fn on_timers(&mut self, p: &mut Progress) -> Next {
-        let now = std::time::Instant::now();
+        let now = Instant::now().into_std();
         let mut unanswered = Vec::new();
         for (branch, pending) in p.pending.iter_mut() {
             if pending.tx.poll_timeout().is_some_and(|t| t <= now) {

@@ -397,7 +397,7 @@ pub fn looks_like_sip(payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::synth::TimedPacket;
+    use crate::synth::TimedPacket;
 
     const INVITE: &str = "INVITE sip:+15550100@127.0.0.1:5060 SIP/2.0\r\n\
         Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\n\
@@ -456,7 +456,7 @@ mod tests {
             },
         ];
         let mut file = Vec::new();
-        crate::replay::pcap::write_udp(
+        crate::pcap::write_udp(
             &mut file,
             "127.0.0.1:5062".parse().unwrap(),
             "127.0.0.2:5060".parse().unwrap(),

@@ -17,13 +17,13 @@
 
 use std::time::Duration;
 
-use crate::dtmf::Key;
-use crate::dtmf::rfc4733::TelephoneEvent;
-use crate::dtmf::sip_info::parse_info;
-use crate::media::ALL_CODECS;
-use crate::media::rtp;
-use crate::sip::message::{self, Message, Method, StartLine};
-use crate::sip::sdp::{self, LocalMedia};
+use dialgate::dtmf::Key;
+use dialgate::dtmf::rfc4733::TelephoneEvent;
+use dialgate::dtmf::sip_info::parse_info;
+use dialgate::media::ALL_CODECS;
+use dialgate::media::rtp;
+use dialgate::sip::message::{self, Message, Method, StartLine};
+use dialgate::sip::sdp::{self, LocalMedia};
 
 use super::trace::{Trace, looks_like_sip};
 

@@ -2,8 +2,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::replay::synth::{Keying, keyed_code};
-use crate::replay::trace::Datagram;
+use crate::synth::{Keying, keyed_code};
+use crate::trace::Datagram;
 
 const CALLER: &str = "127.0.0.1:5062";
 const GATEWAY: &str = "127.0.0.1:5060";
@@ -242,7 +242,7 @@ fn a_longer_code_by_rfc4733_is_keyed_and_what_follows_moves_later() {
     }
     // Each press has one event timestamp, different from the others, and
     // the receiver the gateway runs hears each key once.
-    let mut rx = crate::dtmf::rfc4733::Receiver::new();
+    let mut rx = dialgate::dtmf::rfc4733::Receiver::new();
     let t0 = std::time::Instant::now();
     let heard: String = packets
         .iter()

@@ -13,11 +13,11 @@ use std::net::SocketAddr;
 use rand::Rng;
 use rtp_rs::{RtpPacketBuilder, Seq};
 
-use crate::sip::message::{Message, Method, StartLine, StatusCode, param, uri_of, uri_user};
+use dialgate::sip::message::{Message, Method, StartLine, StatusCode, param, uri_of, uri_user};
 
 use super::script::RtpPacket;
 
-pub use crate::access::OUTCOME_PACKAGE;
+pub use dialgate::access::OUTCOME_PACKAGE;
 
 /// Where one virtual call lives on this side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -376,7 +376,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::sip::message::parse;
+    use dialgate::sip::message::parse;
 
     const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
         m=audio 40000 RTP/AVP 0 101\r\nm=video 40002 RTP/AVP 96\r\n";
@@ -445,7 +445,7 @@ mod tests {
             assert!(tags.insert(sent.tag("From").unwrap().to_owned()));
             assert!(branches.insert(sent.branch().unwrap().to_owned()));
             assert!(branches.insert(info.branch().unwrap().to_owned()));
-            let (h, _) = crate::media::rtp::read(rtp).unwrap();
+            let (h, _) = dialgate::media::rtp::read(rtp).unwrap();
             assert!(ssrcs.insert(h.ssrc));
         }
         assert_eq!(ssrcs.len() as u64, calls);

@@ -1,4 +1,4 @@
-//! `dialgate replay`: the command line of the load tool.
+//! `dialgate-replay` (and `dialgate replay`): the command line of the load tool.
 //!
 //! Exit codes: 0 when every call ended as the traces did (no failed call,
 //! no difference from the traces); 1 when some did not; 2 for bad input
@@ -13,9 +13,10 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::sip::transaction::TimerConfig;
+use dialgate::sip::transaction::TimerConfig;
 
 use super::engine::{self, Plan};
+use super::net::Net;
 use super::report::Report;
 use super::script::Script;
 use super::{codes, trace};
@@ -84,7 +85,7 @@ impl ReplayArgs {
         if self.calls == 0 || self.concurrency == 0 {
             return Err("--calls and --concurrency must be at least 1".into());
         }
-        let duration = crate::config::parse_duration(&self.duration)
+        let duration = dialgate::config::parse_duration(&self.duration)
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or("--duration: use a duration such as 60s or 5m")?;
@@ -108,6 +109,7 @@ impl ReplayArgs {
             speed: self.speed,
             duration,
             timers: TimerConfig::default(),
+            net: Net::Udp,
         })
     }
 }
@@ -122,7 +124,7 @@ fn progress_line(r: &Report) -> String {
     )
 }
 
-/// Runs `dialgate replay`.
+/// Runs a replay (`dialgate-replay`, `dialgate replay`).
 pub fn run(args: ReplayArgs, runtime: &tokio::runtime::Runtime) -> ExitCode {
     let plan = match args.plan() {
         Ok(p) => p,

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use rtp_rs::{RtpPacketBuilder, Seq};
 
-use crate::dtmf::Key;
-use crate::dtmf::inband::key_tone;
-use crate::dtmf::rfc4733::key_press_payloads;
-use crate::media::g711::{self, Law};
+use dialgate::dtmf::Key;
+use dialgate::dtmf::inband::key_tone;
+use dialgate::dtmf::rfc4733::key_press_payloads;
+use dialgate::media::g711::{self, Law};
 
 /// One packet and when to send it, from the start of the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,8 +241,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::dtmf::rfc4733::Receiver;
-    use crate::media::rtp::read;
+    use dialgate::dtmf::rfc4733::Receiver;
+    use dialgate::media::rtp::read;
 
     /// The keys an RFC 4733 receiver hears in the event packets.
     fn events_heard(packets: &[TimedPacket]) -> String {
@@ -287,7 +287,7 @@ mod tests {
 
     /// The keys the in-band detector hears in the audio packets.
     fn tones_heard(packets: &[TimedPacket]) -> String {
-        let mut tap = crate::dtmf::tap::ToneTap::new(crate::media::Codec::Pcmu);
+        let mut tap = dialgate::dtmf::tap::ToneTap::new(dialgate::media::Codec::Pcmu);
         let mut heard = String::new();
         for p in packets {
             let (h, payload) = read(&p.bytes).unwrap();
@@ -295,7 +295,7 @@ mod tests {
                 tap.push(payload);
             }
             while let Some(t) = tap.poll_tone() {
-                if let crate::dtmf::inband::Tone::Began { key, .. } = t {
+                if let dialgate::dtmf::inband::Tone::Began { key, .. } = t {
                     heard.push(key.to_char());
                 }
             }
