@@ -3,7 +3,9 @@
 //! loopback, with the traces in sip-fixtures/traces/ (recorded by
 //! sip-fixtures/make-traces.sh). The engine's timing — speed, the hang-up
 //! after a trace without a BYE, INVITE retransmissions — is tested exactly
-//! on paused time in `replay/tests/paused.rs`.
+//! on paused time in `replay/tests/paused.rs`. Run alone, build first:
+//! `cargo build && cargo test --test replay` (`cargo test` of the workspace
+//! builds the load tool's binary; a test of this crate alone does not).
 
 mod support;
 
