@@ -1,0 +1,228 @@
+//! Reading a datagram or a framed message into a [`Message`]: what rsip
+//! needs done first (framing by Content-Length, CRLF line ends, unfolding,
+//! compact names, unknown methods), the checks of the start line and of
+//! headers that may appear once, and the salvage of a message too broken to
+//! parse, enough to answer it 400.
+
+use std::fmt::Write as _;
+
+use super::framing::{content_length, find_header_end, unfolded_lines};
+use super::{
+    Message, Method, ParseError, StartLine, StatusCode, canonical, sip_uri_user, tel_user,
+};
+
+/// Headers that may appear once only (RFC 3261 §7.3.1: not a
+/// comma-separated list).
+const SINGLE: [&str; 6] = [
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Type",
+];
+
+/// Checks a request line before the rest is read: three words (400
+/// otherwise), the version SIP/2.0 (505 otherwise) and the Request-URI's
+/// scheme sip, sips or tel (416 otherwise).
+fn check_request_line(first: &str) -> Result<(), ParseError> {
+    let mut words = first.split(' ');
+    // Method SP Request-URI SP SIP-Version (RFC 3261 §7.1), exactly: rsip
+    // would read a URI on across spaces, or across the line break to a
+    // version further down, and our own copy of the line would then differ.
+    let (Some(_method), Some(uri), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Err(ParseError::Syntax(
+            "request line is not method SP Request-URI SP version".into(),
+        ));
+    };
+    let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
+    // By bytes: the word may hold any UTF-8, and a char may straddle byte 4.
+    let says_sip = version
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"));
+    if !says_sip {
+        return Err(ParseError::Syntax(
+            "request line does not end in a SIP version".into(),
+        ));
+    }
+    if !version_ok {
+        return Err(ParseError::Version);
+    }
+    let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");
+    let known = ["sip", "sips", "tel"]
+        .iter()
+        .any(|k| scheme.eq_ignore_ascii_case(k));
+    let looks_like_scheme = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if looks_like_scheme && !known {
+        return Err(ParseError::UriScheme);
+    }
+    Ok(())
+}
+
+/// Checks a status line: the Status-Code is three digits, 100 to 699
+/// (RFC 3261 §7.2, §21), which is what our own copy of it writes.
+fn check_status_line(first: &str) -> Result<(), ParseError> {
+    let code = first.split(' ').nth(1).unwrap_or_default().as_bytes();
+    match code {
+        [b'1'..=b'6', b'0'..=b'9', b'0'..=b'9'] => Ok(()),
+        _ => Err(ParseError::Syntax(
+            "status code is not three digits from 100 to 699".into(),
+        )),
+    }
+}
+
+/// Reads one SIP message from a datagram or a framed stream chunk.
+pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
+    // Keep-alive CRLFs before a message are ignored (RFC 5626 §3.5.1).
+    let start = buf
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(buf.len());
+    let buf = &buf[start..];
+    let (head_end, body_start) = find_header_end(buf).ok_or(ParseError::NoHeaderEnd)?;
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
+    let rest = &buf[body_start..];
+    let body = match content_length(head)? {
+        Some(len) if len > rest.len() => return Err(ParseError::TruncatedBody),
+        Some(len) => &rest[..len],
+        // UDP without Content-Length: the body runs to the datagram's end.
+        None => rest,
+    };
+
+    let lines = unfolded_lines(head);
+    let mut lines = lines.into_iter();
+    let first = lines.next().unwrap_or_default();
+    if first.starts_with("SIP/") {
+        check_status_line(&first)?;
+    } else {
+        check_request_line(&first)?;
+    }
+    let mut words = first.splitn(3, ' ');
+    let token = words.next().unwrap_or_default();
+    let is_response = token.starts_with("SIP/");
+    let method = (!is_response).then(|| Method::parse(token));
+    // rsip refuses unknown methods and tel: URIs: parse with stand-ins.
+    let rest_of_line = first.get(token.len() + 1..).unwrap_or("");
+    // rsip's URI grammar is narrower than RFC 3261's (RFC 4475 §3.1.1.2,
+    // §3.1.1.9): a sip or sips Request-URI with no white space in it is
+    // read here, and rsip is shown a stand-in.
+    let (rest_of_line, own_user) = match (rest_of_line.split_once(' '), rest_of_line.get(..4)) {
+        (_, Some(scheme)) if scheme.eq_ignore_ascii_case("tel:") => {
+            let version = rest_of_line.rsplit(' ').next().unwrap_or("SIP/2.0");
+            (format!("sip:tel@invalid {version}"), None)
+        }
+        (Some((uri, version)), _) if !version.contains(' ') => match sip_uri_user(uri) {
+            Some(user) => (format!("sip:invalid {version}"), Some(user)),
+            None => (rest_of_line.to_owned(), None),
+        },
+        _ => (rest_of_line.to_owned(), None),
+    };
+    let first_for_rsip = match &method {
+        Some(Method::Other(_)) => format!("OPTIONS {rest_of_line}"),
+        Some(m) => format!("{} {rest_of_line}", m.as_str()),
+        None => first.clone(),
+    };
+
+    let mut text = String::with_capacity(head.len() + body.len() + 64);
+    text.push_str(&first_for_rsip);
+    text.push_str("\r\n");
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            ParseError::Syntax(format!("header line without colon: {:.40}", line))
+        })?;
+        let name = canonical(name.trim());
+        let value = value.trim().to_owned();
+        let _ = write!(text, "{name}: {value}\r\n");
+        headers.push((name, value));
+    }
+    text.push_str("\r\n");
+
+    let parsed =
+        rsip::SipMessage::try_from(text.as_str()).map_err(|e| ParseError::Syntax(e.to_string()))?;
+    let (start, uri_user) = match (parsed, method) {
+        (rsip::SipMessage::Request(req), Some(method)) => {
+            let uri = words.next().unwrap_or_default().to_owned();
+            let user = tel_user(&uri)
+                .or(own_user.flatten())
+                .or_else(|| req.uri.auth.as_ref().map(|a| a.user.clone()));
+            (StartLine::Request { method, uri }, user)
+        }
+        (rsip::SipMessage::Response(resp), _) => {
+            let code: u16 = resp.status_code.into();
+            (
+                StartLine::Response {
+                    status: StatusCode(code),
+                },
+                None,
+            )
+        }
+        _ => return Err(ParseError::Syntax("start line".into())),
+    };
+    let msg = Message {
+        start,
+        headers,
+        body: body.to_vec(),
+        uri_user,
+    };
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if msg.header(h).is_none() {
+            return Err(ParseError::MissingHeader(h));
+        }
+    }
+    for h in SINGLE {
+        if msg.headers_named(h).nth(1).is_some() {
+            return Err(ParseError::Duplicate(h));
+        }
+    }
+    let (_, cseq_method) = msg
+        .cseq()
+        .ok_or_else(|| ParseError::Syntax("CSeq".into()))?;
+    if let Some(method) = msg.method()
+        && cseq_method != *method
+    {
+        return Err(ParseError::CseqMismatch);
+    }
+    Ok(msg)
+}
+
+/// Leniently pulls the headers needed to answer 400 out of a message rsip
+/// refused. Returns `None` if no response can be formed.
+pub fn salvage_for_400(buf: &[u8]) -> Option<Message> {
+    let text = String::from_utf8_lossy(buf);
+    let (head, _) = text
+        .split_once("\n\n")
+        .or_else(|| text.split_once("\r\n\r\n"))
+        .unwrap_or((&text, ""));
+    let lines = unfolded_lines(head);
+    let first = lines.first()?;
+    let method = Method::parse(first.split(' ').next()?);
+    if first.starts_with("SIP/") || method == Method::Ack {
+        return None;
+    }
+    let headers: Vec<(String, String)> = lines
+        .iter()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (canonical(n.trim()), v.trim().to_owned()))
+        .collect();
+    let msg = Message {
+        start: StartLine::Request {
+            method,
+            uri: String::new(),
+        },
+        headers,
+        body: Vec::new(),
+        uri_user: None,
+    };
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        msg.header(h)?;
+    }
+    Some(msg)
+}
