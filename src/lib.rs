@@ -28,6 +28,7 @@ pub mod conference;
 pub mod config;
 pub mod dtmf;
 pub mod gateway;
+pub mod ids;
 pub mod ivr;
 pub mod live;
 pub mod media;

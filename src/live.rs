@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::cause::Cause;
 use crate::conference::{AdmitError, Member, Role, Rooms};
+use crate::ids::RoomId;
 use crate::sip::command::SipCommand;
 use crate::sip::endpoint::CallRef;
 
@@ -28,7 +29,8 @@ pub struct LiveCall {
     pub number: String,
     pub caller_id: String,
     pub state: CallState,
-    pub room_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub room_id: Option<RoomId>,
     pub since: String,
     pub codec: String,
     /// DTMF sources seen so far: `rfc4733`, `sip_info`, `inband`.
@@ -131,7 +133,7 @@ impl LiveCalls {
         }
     }
 
-    pub fn joined(&self, id: u64, room_id: i64, member: Arc<Member>) {
+    pub fn joined(&self, id: u64, room_id: RoomId, member: Arc<Member>) {
         if let Ok(mut c) = self.calls.lock()
             && let Some(e) = c.get_mut(&id)
         {
@@ -245,7 +247,7 @@ impl LiveCalls {
     }
 
     /// Locks or unlocks a room with callers in it; `NotFound` when it has none.
-    pub fn lock_room(&self, room_id: i64, locked: bool) -> Result<(), ControlError> {
+    pub fn lock_room(&self, room_id: RoomId, locked: bool) -> Result<(), ControlError> {
         self.rooms
             .set_locked(room_id, locked)
             .ok_or(ControlError::NotFound)

@@ -3,7 +3,7 @@
 //! `crate::…` paths in `src/` (code and tests alike; comments aside), so an
 //! arrow that runs back up fails here with the file and line that drew it.
 //!
-//! From the bottom: what the OS says; audio and the store; SIP and the
+//! From the bottom: what the OS says and typed ids; audio and the store; SIP and the
 //! keypad; access rules; why calls end (`cause`), the IVR and the rooms;
 //! settings and the live-call
 //! registry; provisioning; the API; the shell (gateway); the command line.
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const LAYERS: &[&[&str]] = &[
-    &["os"],
+    &["os", "ids"],
     &["media", "store"],
     &["sip", "dtmf"],
     &["access"],

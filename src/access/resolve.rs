@@ -10,6 +10,7 @@ use super::Outcome;
 use super::lockout::countable_caller_id;
 use super::secret::{PERSONAL, Secret};
 use super::window::{Window, WindowCheck, check_any};
+use crate::ids::{InviteeId, MeetingId, RoomId, TenantId};
 use crate::store::{Store, StoreError, Tenant};
 
 /// What a code means at one instant.
@@ -18,11 +19,11 @@ pub enum Decision {
     /// The access code is right now; `security` is the keyed hash of the
     /// security code still to be asked for, if any.
     Admit {
-        room_id: i64,
-        meeting_id: Option<i64>,
+        room_id: RoomId,
+        meeting_id: Option<MeetingId>,
         security: Option<String>,
         /// The invitee whose personal code it was.
-        invitee: Option<i64>,
+        invitee: Option<InviteeId>,
         /// The room's host code was keyed: the caller joins as a host.
         host: bool,
     },
@@ -32,8 +33,8 @@ pub enum Decision {
 /// A meeting that carries the keyed code.
 #[derive(Clone, Debug)]
 pub struct Candidate {
-    pub room_id: i64,
-    pub meeting_id: i64,
+    pub room_id: RoomId,
+    pub meeting_id: MeetingId,
     pub window: Window,
     /// The meeting's security code hash, else the tenant default's.
     pub security: Option<String>,
@@ -43,7 +44,7 @@ pub struct Candidate {
 /// security code hash.
 #[derive(Clone, Debug)]
 pub struct Regular {
-    pub room_id: i64,
+    pub room_id: RoomId,
     pub security: Option<String>,
     pub host: bool,
 }
@@ -102,38 +103,38 @@ pub struct Caller<'a> {
 pub async fn resolve(
     store: &Store,
     secret: &Secret,
-    tenant_id: i64,
+    tenant_id: TenantId,
     code: &str,
     caller: Caller<'_>,
     now: DateTime<Utc>,
 ) -> Result<Decision, StoreError> {
-    if let Some(room) = store.room_by_code(tenant_id, code).await? {
+    if let Some(room) = store.room_by_code(tenant_id.0, code).await? {
         let regular = Regular {
-            room_id: room.id,
+            room_id: RoomId(room.id),
             security: room.security_code_hash,
             host: false,
         };
         return Ok(decide(now, Some(regular), &[]));
     }
-    if let Some(room) = store.room_by_host_code(tenant_id, code).await? {
+    if let Some(room) = store.room_by_host_code(tenant_id.0, code).await? {
         let host = Regular {
-            room_id: room.id,
+            room_id: RoomId(room.id),
             security: room.security_code_hash,
             host: true,
         };
         return Ok(decide(now, Some(host), &[]));
     }
-    let Some(tenant) = store.tenant_by_id(tenant_id).await? else {
+    let Some(tenant) = store.tenant_by_id(tenant_id.0).await? else {
         return Ok(Decision::Refuse(Outcome::Wrong));
     };
-    let meetings = store.meetings_by_code(tenant_id, code).await?;
+    let meetings = store.meetings_by_code(tenant_id.0, code).await?;
     if !meetings.is_empty() {
         let candidates: Vec<Candidate> = meetings
             .iter()
             .filter_map(|m| {
                 Some(Candidate {
-                    room_id: m.room_id,
-                    meeting_id: m.id,
+                    room_id: RoomId(m.room_id),
+                    meeting_id: MeetingId(m.id),
                     window: meeting_window(&tenant, &m.starts_at, &m.ends_at)?,
                     security: m
                         .security_code_hash
@@ -205,21 +206,21 @@ async fn personal(
         }));
     }
     Ok(Decision::Admit {
-        room_id: meeting.room_id,
-        meeting_id: Some(meeting.id),
+        room_id: RoomId(meeting.room_id),
+        meeting_id: Some(MeetingId(meeting.id)),
         security: meeting
             .security_code_hash
             .or_else(|| tenant.default_security_code_hash.clone()),
-        invitee: Some(invitee.id),
+        invitee: Some(InviteeId(invitee.id)),
         host: false,
     })
 }
 
 /// Whether the invitee `id` is still allowed in (not revoked) — checked
 /// again when a security code follows a personal code.
-pub async fn invitee_still_valid(store: &Store, id: i64) -> Result<bool, StoreError> {
+pub async fn invitee_still_valid(store: &Store, id: InviteeId) -> Result<bool, StoreError> {
     Ok(store
-        .invitee(id)
+        .invitee(id.0)
         .await?
         .is_some_and(|r| r.revoked_at.is_none()))
 }
@@ -235,8 +236,8 @@ mod tests {
 
     fn candidate(start: &str, end: &str) -> Candidate {
         Candidate {
-            room_id: 3,
-            meeting_id: 9,
+            room_id: RoomId(3),
+            meeting_id: MeetingId(9),
             window: Window::of_meeting(t(start), t(end), DEFAULT_EARLY_JOIN, Duration::zero()),
             security: Some("meeting-hash".into()),
         }
@@ -245,14 +246,14 @@ mod tests {
     #[test]
     fn regular_code_always_admits_with_the_rooms_security_code() {
         let regular = Regular {
-            room_id: 5,
+            room_id: RoomId(5),
             security: Some("room-hash".into()),
             host: false,
         };
         assert_eq!(
             decide(t("2026-01-01T00:00:00Z"), Some(regular), &[]),
             Decision::Admit {
-                room_id: 5,
+                room_id: RoomId(5),
                 meeting_id: None,
                 security: Some("room-hash".into()),
                 invitee: None,
@@ -271,8 +272,8 @@ mod tests {
         assert_eq!(
             decide(t("2026-11-23T09:45:00Z"), None, &m),
             Decision::Admit {
-                room_id: 3,
-                meeting_id: Some(9),
+                room_id: RoomId(3),
+                meeting_id: Some(MeetingId(9)),
                 security: Some("meeting-hash".into()),
                 invitee: None,
                 host: false,

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::{ApiError, ApiResult, ApiState, ErrorBody, Page, Path, Query, Shared, page};
+use crate::ids::RoomId;
 use crate::live::{ControlError, LiveCall, LiveCalls};
 
 fn live(s: &ApiState) -> Result<&LiveCalls, ApiError> {
@@ -51,7 +52,7 @@ pub async fn room_participants(
     let calls = live(&s)?
         .list()
         .into_iter()
-        .filter(|c| c.room_id == Some(room_id))
+        .filter(|c| c.room_id == Some(RoomId(room_id)))
         .collect();
     Ok(Json(calls))
 }
@@ -106,7 +107,7 @@ pub struct RoomLock {
 }
 
 async fn set_lock(s: &ApiState, room_id: i64, locked: bool) -> ApiResult<Json<RoomLock>> {
-    live(s)?.lock_room(room_id, locked).map_err(|_| {
+    live(s)?.lock_room(RoomId(room_id), locked).map_err(|_| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no callers in room {room_id}: only a room in use can be locked"),

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiResult, Body, ErrorBody, Page, Path, Query, Shared, page};
+use crate::ids::RoomId;
 use crate::provision::{
     NumberChange, ProvisionError, RoomChange, RoomSettings, TenantChange, TenantSettings,
 };
@@ -302,7 +303,7 @@ pub async fn delete_room(State(s): Shared, Path(id): Path<i64>) -> ApiResult<Jso
         let inside = calls
             .list()
             .iter()
-            .filter(|c| c.room_id == Some(id))
+            .filter(|c| c.room_id == Some(RoomId(id)))
             .count();
         if inside > 0 {
             return Err(ApiError::new(

@@ -16,8 +16,15 @@ use super::room::{Room, music_frame};
 use super::rooms::Rooms;
 use super::roster::Presence;
 
+use crate::ids::RoomId;
+
 /// The room's 20 ms clock; ends when the room has been removed.
-pub(super) async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>, mut mixer: Mixer) {
+pub(super) async fn run_room(
+    rooms: Rooms,
+    room_id: RoomId,
+    room: Arc<Mutex<Room>>,
+    mut mixer: Mixer,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut members: Vec<Arc<Member>> = Vec::new();
@@ -27,7 +34,7 @@ pub(super) async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>,
     let mut fanout = Fanout::default();
     let tick_seconds = metrics::histogram!("dialgate_mixer_tick_seconds");
     let encodes = metrics::counter!("dialgate_mixer_encodes_total");
-    tracing::debug!(room_id, "room mixer started");
+    tracing::debug!(room_id = room_id.0, "room mixer started");
     loop {
         tick.tick().await;
         if !rooms.is_live(room_id, &room) {
@@ -74,5 +81,5 @@ pub(super) async fn run_room(rooms: Rooms, room_id: i64, room: Arc<Mutex<Room>>,
         encodes.increment(done as u64);
         tick_seconds.record(started.elapsed().as_secs_f64());
     }
-    tracing::debug!(room_id, "room mixer stopped");
+    tracing::debug!(room_id = room_id.0, "room mixer stopped");
 }

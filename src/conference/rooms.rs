@@ -12,13 +12,14 @@ use super::mixer::Mixer;
 use super::room::Room;
 use super::roster::{AdmitError, Policy, Presence, Refusal, Role};
 use super::tones;
+use crate::ids::RoomId;
 use crate::media::prompts::PromptId;
 use crate::sip::endpoint::CallRef;
 
 /// Every live room of this gateway.
 #[derive(Clone, Debug)]
 pub struct Rooms {
-    inner: Arc<Mutex<HashMap<i64, Arc<Mutex<Room>>>>>,
+    inner: Arc<Mutex<HashMap<RoomId, Arc<Mutex<Room>>>>>,
     max_talkers: usize,
     /// The waiting room's music, 16 kHz, looped.
     pub(super) music: Arc<[i16]>,
@@ -40,7 +41,7 @@ impl Rooms {
     /// waits, or is refused (changing nothing). Call inside a tokio runtime.
     pub fn join(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         member: Arc<Member>,
         policy: Policy,
     ) -> Result<Presence, Refusal> {
@@ -78,7 +79,7 @@ impl Rooms {
 
     /// Removes `call` (an exit chime for those in the room, if it was in);
     /// the room disappears with its last member.
-    pub fn leave(&self, room_id: i64, call: CallRef) {
+    pub fn leave(&self, room_id: RoomId, call: CallRef) {
         let Ok(mut rooms) = self.inner.lock() else {
             return;
         };
@@ -102,7 +103,7 @@ impl Rooms {
     }
 
     /// Lets a waiting member of `room_id` in.
-    pub fn admit(&self, room_id: i64, call: CallRef) -> Result<(), AdmitError> {
+    pub fn admit(&self, room_id: RoomId, call: CallRef) -> Result<(), AdmitError> {
         let rooms = self.inner.lock().map_err(|_| AdmitError::NotFound)?;
         let room = rooms.get(&room_id).ok_or(AdmitError::NotFound)?;
         let mut room = room.lock().map_err(|_| AdmitError::NotFound)?;
@@ -111,14 +112,18 @@ impl Rooms {
         Ok(())
     }
 
-    pub(super) fn with_room<R>(&self, room_id: i64, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
+    pub(super) fn with_room<R>(
+        &self,
+        room_id: RoomId,
+        f: impl FnOnce(&mut Room) -> R,
+    ) -> Option<R> {
         let rooms = self.inner.lock().ok()?;
         let mut room = rooms.get(&room_id)?.lock().ok()?;
         Some(f(&mut room))
     }
 
     /// Tells `call` how many are in the room (`*#`).
-    pub fn say_count(&self, room_id: i64, call: CallRef) {
+    pub fn say_count(&self, room_id: RoomId, call: CallRef) {
         self.with_room(room_id, |room| {
             if let Some(m) = room.member(call.0) {
                 m.announce(room.count_for(m));
@@ -128,7 +133,7 @@ impl Rooms {
 
     /// Locks the room to new participants, or unlocks it; returns whether it
     /// is locked now.
-    pub fn toggle_lock(&self, room_id: i64) -> Option<bool> {
+    pub fn toggle_lock(&self, room_id: RoomId) -> Option<bool> {
         self.with_room(room_id, |room| {
             let locked = !room.roster.is_locked();
             room.roster.set_locked(locked);
@@ -137,14 +142,14 @@ impl Rooms {
     }
 
     /// Locks or unlocks a live room; `None` when nobody is in it.
-    pub fn set_locked(&self, room_id: i64, locked: bool) -> Option<()> {
+    pub fn set_locked(&self, room_id: RoomId, locked: bool) -> Option<()> {
         self.with_room(room_id, |room| room.roster.set_locked(locked))
     }
 
     /// Mutes every participant (hosts keep talking), or unmutes them all when
     /// none is left unmuted; each hears its new state. Returns whether they
     /// are muted now.
-    pub fn toggle_mute_all(&self, room_id: i64) -> Option<bool> {
+    pub fn toggle_mute_all(&self, room_id: RoomId) -> Option<bool> {
         self.with_room(room_id, |room| {
             let participants = || room.members.iter().filter(|m| m.role == Role::Participant);
             let mute = participants().any(|m| !m.is_muted());
@@ -163,7 +168,7 @@ impl Rooms {
     }
 
     /// Members of the room, waiting ones included.
-    pub fn members(&self, room_id: i64) -> usize {
+    pub fn members(&self, room_id: RoomId) -> usize {
         let Ok(rooms) = self.inner.lock() else {
             return 0;
         };
@@ -177,7 +182,7 @@ impl Rooms {
         self.inner.lock().map_or(0, |r| r.len())
     }
 
-    pub(super) fn is_live(&self, room_id: i64, room: &Arc<Mutex<Room>>) -> bool {
+    pub(super) fn is_live(&self, room_id: RoomId, room: &Arc<Mutex<Room>>) -> bool {
         self.inner
             .lock()
             .is_ok_and(|rooms| rooms.get(&room_id).is_some_and(|r| Arc::ptr_eq(r, room)))

@@ -5,6 +5,7 @@ use super::fanout::Fanout;
 use super::mixer::Tick;
 use super::room::{ChimeFrame, music_frame};
 use super::*;
+use crate::ids::RoomId;
 use crate::media::Codec;
 use crate::media::announcement::Announcement;
 use crate::media::inbound::tests::{header, lvl, near, pcmu, steady};
@@ -87,11 +88,17 @@ fn said(id: PromptId) -> Option<i16> {
 async fn room_empties_itself_when_the_last_member_leaves() {
     let rooms = Rooms::new(3, Arc::from(vec![]));
     let open = Policy::default();
-    assert_eq!(rooms.join(1, member(1).await, open), Ok(Presence::InRoom));
-    assert_eq!(rooms.join(1, member(2).await, open), Ok(Presence::InRoom));
-    rooms.leave(1, CallRef(1));
-    assert_eq!(rooms.members(1), 1);
-    rooms.leave(1, CallRef(2));
+    assert_eq!(
+        rooms.join(RoomId(1), member(1).await, open),
+        Ok(Presence::InRoom)
+    );
+    assert_eq!(
+        rooms.join(RoomId(1), member(2).await, open),
+        Ok(Presence::InRoom)
+    );
+    rooms.leave(RoomId(1), CallRef(1));
+    assert_eq!(rooms.members(RoomId(1)), 1);
+    rooms.leave(RoomId(1), CallRef(2));
     assert_eq!(rooms.room_count(), 0);
 }
 
@@ -106,17 +113,20 @@ async fn the_waiting_room_is_told_why_and_follows_the_host() {
     let p = member(1).await;
     let mut seen = p.watch();
     assert_eq!(
-        rooms.join(7, p.clone(), policy),
+        rooms.join(RoomId(7), p.clone(), policy),
         Ok(Presence::WaitingForHost)
     );
     assert_eq!(heard(&p), said(PromptId::WaitingForHost));
     let h = member_as(2, Role::Host).await;
-    assert_eq!(rooms.join(7, h.clone(), policy), Ok(Presence::InRoom));
+    assert_eq!(
+        rooms.join(RoomId(7), h.clone(), policy),
+        Ok(Presence::InRoom)
+    );
     assert!(seen.has_changed().unwrap());
     assert_eq!(*seen.borrow_and_update(), Presence::InRoom);
-    rooms.leave(7, CallRef(2));
+    rooms.leave(RoomId(7), CallRef(2));
     assert_eq!(*seen.borrow_and_update(), Presence::Ended);
-    rooms.leave(7, CallRef(1));
+    rooms.leave(RoomId(7), CallRef(1));
     assert_eq!(rooms.room_count(), 0);
 }
 
@@ -127,21 +137,24 @@ async fn host_mutes_everyone_else_and_locks_the_room() {
     let h = member_as(1, Role::Host).await;
     let (p, q) = (member(2).await, member(3).await);
     for m in [&h, &p, &q] {
-        rooms.join(4, m.clone(), open).unwrap();
+        rooms.join(RoomId(4), m.clone(), open).unwrap();
     }
     // The last to join is told how many are in: "there are …".
     assert_eq!(heard(&q), said(PromptId::ThereAre));
     q.set_muted(true);
-    assert_eq!(rooms.toggle_mute_all(4), Some(true));
+    assert_eq!(rooms.toggle_mute_all(RoomId(4)), Some(true));
     assert!(p.is_muted() && q.is_muted() && !h.is_muted());
     assert_eq!(heard(&p), said(PromptId::Muted));
     assert_ne!(heard(&q), said(PromptId::Muted), "q was muted already");
-    assert_eq!(rooms.toggle_mute_all(4), Some(false));
+    assert_eq!(rooms.toggle_mute_all(RoomId(4)), Some(false));
     assert!(!p.is_muted() && !q.is_muted());
-    assert_eq!(rooms.toggle_lock(4), Some(true));
-    assert_eq!(rooms.join(4, member(5).await, open), Err(Refusal::Locked));
-    assert_eq!(rooms.toggle_lock(4), Some(false));
-    assert_eq!(rooms.toggle_lock(99), None, "no such room");
+    assert_eq!(rooms.toggle_lock(RoomId(4)), Some(true));
+    assert_eq!(
+        rooms.join(RoomId(4), member(5).await, open),
+        Err(Refusal::Locked)
+    );
+    assert_eq!(rooms.toggle_lock(RoomId(4)), Some(false));
+    assert_eq!(rooms.toggle_lock(RoomId(99)), None, "no such room");
 }
 
 #[tokio::test]
@@ -151,7 +164,10 @@ async fn a_refused_caller_leaves_no_room_behind() {
         max_members: Some(0),
         ..Policy::default()
     };
-    assert_eq!(rooms.join(1, member(1).await, none), Err(Refusal::Full));
+    assert_eq!(
+        rooms.join(RoomId(1), member(1).await, none),
+        Err(Refusal::Full)
+    );
     assert_eq!(rooms.room_count(), 0);
 }
 
@@ -309,13 +325,13 @@ async fn a_g711_members_announcement_is_added_at_8_khz_to_the_pcm_its_mix_was_en
 async fn a_joining_member_makes_a_room_chime_that_plays_out() {
     let rooms = Rooms::new(3, Arc::from(vec![]));
     let open = Policy::default();
-    rooms.join(5, member(1).await, open).unwrap();
+    rooms.join(RoomId(5), member(1).await, open).unwrap();
     let second = member(2).await;
     // No await from here on: the room's tick task (same single-threaded
     // runtime) takes none of the chime before we read it.
-    rooms.join(5, second, open).unwrap();
+    rooms.join(RoomId(5), second, open).unwrap();
     let played = rooms
-        .with_room(5, |room| {
+        .with_room(RoomId(5), |room| {
             let mut frames = Vec::new();
             while let Some(f) = room.next_chime_frame() {
                 assert_eq!(f.except, 2, "not for the newcomer");
@@ -327,7 +343,11 @@ async fn a_joining_member_makes_a_room_chime_that_plays_out() {
     let samples = tones::entry().len();
     assert_eq!(played.len(), samples.div_ceil(PCM_FRAME));
     assert!(played.iter().flatten().any(|s| *s != 0));
-    assert!(rooms.with_room(5, |room| room.chime.is_none()).unwrap());
+    assert!(
+        rooms
+            .with_room(RoomId(5), |room| room.chime.is_none())
+            .unwrap()
+    );
 }
 
 #[tokio::test]

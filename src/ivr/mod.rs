@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::access::{AccessCode, MAX_CODE_LEN, Outcome, Stage};
 use crate::dtmf::Key;
+use crate::ids::RoomId;
 use crate::media::prompts::PromptId;
 
 /// Identifies one `Play` so a late `PlayDone` for a stopped prompt is ignored.
@@ -58,11 +59,11 @@ impl Default for IvrConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LookupResult {
     Admitted {
-        room_id: i64,
+        room_id: RoomId,
     },
     /// The access code is right; a security code must follow.
     NeedSecurity {
-        room_id: i64,
+        room_id: RoomId,
     },
     Refused(Outcome),
 }
@@ -92,7 +93,7 @@ pub enum Action {
     /// Record one attempt in the attempt log.
     Attempt { stage: Stage, outcome: Outcome },
     /// Bridge the caller into the room.
-    Join { room_id: i64 },
+    Join { room_id: RoomId },
     /// End the call with this outcome.
     Hangup(Outcome),
 }
@@ -109,7 +110,7 @@ enum State {
     },
     Joining {
         play: PlayId,
-        room_id: i64,
+        room_id: RoomId,
     },
     InRoom,
     Goodbye {
@@ -138,7 +139,7 @@ pub struct Machine {
     /// Failed attempts in the current stage.
     failures: u32,
     /// The room the access code opened, while the security code is asked for.
-    pending_room: Option<i64>,
+    pending_room: Option<RoomId>,
     next_play: u32,
     actions: VecDeque<Action>,
 }

@@ -1,6 +1,7 @@
 //! IVR paths with simulated time: nothing here sleeps.
 
 use super::*;
+use crate::ids::RoomId;
 
 const T0_OFFSET: Duration = Duration::from_secs(1000);
 
@@ -180,14 +181,14 @@ fn right_code_joins_after_the_joining_prompt() {
     let mut h = Harness::new();
     h.drain();
     h.keys("123456789#");
-    let a = h.lookup(LookupResult::Admitted { room_id: 7 });
+    let a = h.lookup(LookupResult::Admitted { room_id: RoomId(7) });
     assert!(a.contains(&Action::Attempt {
         stage: Stage::Access,
         outcome: Outcome::Admitted
     }));
     assert_eq!(prompts_of(&a), vec![PromptId::Joining]);
     let a = h.finish_play(&a);
-    assert_eq!(a, vec![Action::Join { room_id: 7 }]);
+    assert_eq!(a, vec![Action::Join { room_id: RoomId(7) }]);
     assert!(h.m.is_in_room());
 }
 
@@ -324,7 +325,7 @@ fn security_code_is_asked_after_a_right_access_code_and_admits() {
     let mut h = Harness::new();
     h.drain();
     h.keys("777#");
-    let a = h.lookup(LookupResult::NeedSecurity { room_id: 4 });
+    let a = h.lookup(LookupResult::NeedSecurity { room_id: RoomId(4) });
     assert!(
         !a.iter().any(|x| matches!(x, Action::Attempt { .. })),
         "the access stage logs nothing yet"
@@ -339,7 +340,7 @@ fn security_code_is_asked_after_a_right_access_code_and_admits() {
         }),
         Some("0042".to_owned())
     );
-    let a = h.lookup(LookupResult::Admitted { room_id: 0 });
+    let a = h.lookup(LookupResult::Admitted { room_id: RoomId(0) });
     assert!(a.contains(&Action::Attempt {
         stage: Stage::Security,
         outcome: Outcome::Admitted
@@ -347,7 +348,7 @@ fn security_code_is_asked_after_a_right_access_code_and_admits() {
     let a = h.finish_play(&a);
     assert_eq!(
         a,
-        vec![Action::Join { room_id: 4 }],
+        vec![Action::Join { room_id: RoomId(4) }],
         "the room comes from the access code"
     );
 }
@@ -363,7 +364,7 @@ fn wrong_security_code_has_its_own_counter_then_goodbye() {
     h.keys("1#");
     h.lookup(LookupResult::Refused(Outcome::Wrong));
     h.keys("777#");
-    h.lookup(LookupResult::NeedSecurity { room_id: 4 });
+    h.lookup(LookupResult::NeedSecurity { room_id: RoomId(4) });
     h.keys("9#");
     let a = h.lookup(LookupResult::Refused(Outcome::Wrong));
     assert!(a.contains(&Action::Attempt {
@@ -388,7 +389,7 @@ fn security_stage_timeout_and_star_reprompt_for_the_security_code() {
     let mut h = Harness::new();
     h.drain();
     h.keys("777#");
-    let _ = h.lookup(LookupResult::NeedSecurity { room_id: 4 });
+    let _ = h.lookup(LookupResult::NeedSecurity { room_id: RoomId(4) });
     let a = h.keys("12*");
     assert_eq!(prompts_of(&a), vec![PromptId::EnterSecurityCode]);
     h.finish_play(&a);

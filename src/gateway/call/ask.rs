@@ -9,6 +9,7 @@ use crate::access::E164;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, invitee_still_valid, resolve};
 use crate::conference::Policy;
+use crate::ids::TenantId;
 use crate::store::{Checked, FailureKeys, timed};
 
 /// `Policy` from a stored room row.
@@ -62,7 +63,8 @@ impl Shell {
                     Reply::Guess(timed("failures", counted).await)
                 }
                 Ask::Resolve(code) => {
-                    let tenant = number.as_ref().map_or(0, |n| n.tenant_id);
+                    // The store keeps plain ids.
+                    let tenant = TenantId(number.as_ref().map_or(0, |n| n.tenant_id));
                     let caller = Caller {
                         caller_id: &caller_id,
                     };
@@ -81,7 +83,7 @@ impl Shell {
                     Reply::Other(Answer::Invitee(timed("invitee", valid).await))
                 }
                 Ask::Policy(room_id) => {
-                    let row = timed("room", shared.store.room_by_id(room_id)).await;
+                    let row = timed("room", shared.store.room_by_id(room_id.0)).await;
                     Reply::Other(Answer::Policy(row.map(|r| r.as_ref().map(policy_of))))
                 }
             }

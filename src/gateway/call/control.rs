@@ -54,6 +54,7 @@ use crate::conference::keypad::{Command, Keypad};
 use crate::conference::{Policy, Presence, Refusal};
 use crate::dtmf::Key;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
+use crate::ids::{InviteeId, RoomId};
 use crate::ivr::{self, IvrConfig, LookupResult, Machine, PlayId};
 use crate::media::Codec;
 use crate::media::prompts::PromptId;
@@ -116,9 +117,9 @@ pub enum Ask {
     /// What an access code opens, for the number's tenant.
     Resolve(AccessCode),
     /// Whether an invitee's personal code is still valid.
-    Invitee(i64),
+    Invitee(InviteeId),
     /// A room's settings, as stored now.
-    Policy(i64),
+    Policy(RoomId),
 }
 
 /// The store's answer to an [`Ask`].
@@ -203,12 +204,12 @@ pub enum Action {
     Record {
         stage: Stage,
         outcome: Outcome,
-        room_id: Option<i64>,
+        room_id: Option<RoomId>,
         latency: Option<Duration>,
     },
     /// Bridge the caller into the room; answer with [`Input::Joined`].
     Join {
-        room_id: i64,
+        room_id: RoomId,
         host: bool,
         policy: Policy,
     },

@@ -246,7 +246,7 @@ impl Shell {
         }
         self.shared.rooms.leave(room_id, self.call);
         if let Some(stats) = member.jitter_stats() {
-            tracing::info!(room_id, ?stats, "left room");
+            tracing::info!(room_id = room_id.0, ?stats, "left room");
             for (event, n) in [
                 ("lost", stats.lost),
                 ("late", stats.late),

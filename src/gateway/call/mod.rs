@@ -31,6 +31,7 @@ use crate::access::OUTCOME_PACKAGE;
 use crate::access::{Outcome, Stage};
 use crate::cause::Cause;
 use crate::conference::{Member, Presence};
+use crate::ids::RoomId;
 use crate::media::leg::Leg;
 use crate::media::ports::RtpPort;
 use crate::media::socket::MediaSocket;
@@ -79,7 +80,7 @@ struct Media {
     /// payload type not negotiated, not from the caller).
     rtp_dropped: metrics::Counter,
     rtp_lost: metrics::Counter,
-    room: Option<(i64, Arc<Member>)>,
+    room: Option<(RoomId, Arc<Member>)>,
     presence: Option<tokio::sync::watch::Receiver<Presence>>,
 }
 
@@ -402,7 +403,13 @@ impl Shell {
     }
 
     /// Logs an attempt: queued for the attempt log's writer, never awaited.
-    fn record(&self, stage: Stage, outcome: Outcome, room_id: Option<i64>, guess: Option<Guess>) {
+    fn record(
+        &self,
+        stage: Stage,
+        outcome: Outcome,
+        room_id: Option<RoomId>,
+        guess: Option<Guess>,
+    ) {
         let attempt = Attempt {
             at: chrono::Utc::now(),
             number: self
@@ -415,7 +422,8 @@ impl Shell {
             source_ip: self.who.source_ip.clone(),
             stage: stage.as_str(),
             outcome: outcome.as_str(),
-            room_id,
+            // The store keeps plain ids.
+            room_id: room_id.map(|r| r.0),
             call_id: self.call_id.clone(),
         };
         // The source closes the line: log watchers (deploy/fail2ban) key on it.

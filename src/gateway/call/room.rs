@@ -4,13 +4,14 @@
 use super::Shell;
 use crate::conference::keypad::Command;
 use crate::conference::{Member, Policy, Role};
+use crate::ids::RoomId;
 use crate::media::prompts::PromptId;
 
 impl Shell {
     /// Bridges the caller into its room.
     pub(super) fn join(
         &mut self,
-        room_id: i64,
+        room_id: RoomId,
         host: bool,
         policy: Policy,
     ) -> Result<(), crate::conference::Refusal> {
@@ -30,7 +31,7 @@ impl Shell {
         self.shared
             .live
             .joined(self.call.0, room_id, member.clone());
-        tracing::info!(room_id, ?role, presence = ?now, "joined room");
+        tracing::info!(room_id = room_id.0, ?role, presence = ?now, "joined room");
         m.presence = Some(member.watch());
         m.room = Some((room_id, member));
         Ok(())

@@ -6,6 +6,7 @@ use super::*;
 use crate::access::Outcome;
 use crate::access::resolve::{Caller, Decision, resolve};
 use crate::access::secret::Secret;
+use crate::ids::TenantId;
 use crate::store::Store;
 
 async fn setup() -> (tempfile::TempDir, Provisioner, Secret) {
@@ -108,7 +109,7 @@ async fn stored_one_time_code_admits_from_15_minutes_before_to_the_end_pinned_to
     let check = |now| {
         let (store, secret, code) = (p.store().clone(), secret.clone(), code.clone());
         async move {
-            resolve(&store, &secret, 1, &code, caller, now)
+            resolve(&store, &secret, TenantId(1), &code, caller, now)
                 .await
                 .unwrap()
         }
@@ -141,7 +142,7 @@ async fn tenant_default_security_code_follows_a_one_time_code() {
     let d = resolve(
         p.store(),
         &secret,
-        1,
+        TenantId(1),
         &m.one_time_code.unwrap(),
         caller,
         at(10, 0, 0),
@@ -175,7 +176,7 @@ async fn personal_code_is_refused_once_revoked() {
     let d = resolve(
         p.store(),
         &secret,
-        1,
+        TenantId(1),
         &inv.personal_code,
         caller,
         at(10, 0, 0),
@@ -193,7 +194,7 @@ async fn personal_code_is_refused_once_revoked() {
     let d = resolve(
         p.store(),
         &secret,
-        1,
+        TenantId(1),
         &inv.personal_code,
         caller,
         at(10, 2, 0),

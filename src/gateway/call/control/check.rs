@@ -4,14 +4,16 @@
 
 use super::*;
 
+use crate::ids::{InviteeId, RoomId};
+
 /// What a right access code granted, kept while a security code is asked for.
 #[derive(Clone, Debug)]
 pub(super) struct Grant {
-    pub(super) room_id: i64,
+    pub(super) room_id: RoomId,
     /// Keyed hash of the security code to ask for, if any.
     pub(super) security: Option<String>,
     /// The invitee whose personal code it was.
-    pub(super) invitee: Option<i64>,
+    pub(super) invitee: Option<InviteeId>,
     /// The host code was keyed.
     pub(super) host: bool,
     /// The room's settings, read at the last check.
@@ -24,11 +26,11 @@ pub(super) struct Grant {
 pub(super) enum Next {
     /// Right: the room's settings, then admitted.
     Policy {
-        room_id: i64,
+        room_id: RoomId,
     },
     /// A right access code: now the security code.
     Security {
-        room_id: i64,
+        room_id: RoomId,
     },
     Refused(Outcome),
 }
@@ -57,7 +59,7 @@ pub(super) enum Check {
     /// The probed number's delay before the verdict.
     Slowed { next: Next, until: Instant },
     /// The room's settings, then `Admitted`.
-    Policy { room_id: i64 },
+    Policy { room_id: RoomId },
 }
 
 /// Asks for the failure counts before `next`'s verdict is given.
@@ -166,7 +168,7 @@ impl CallCore {
                     Ok(p) => p.unwrap_or_default(),
                     Err(e) => {
                         // The room's defaults: the code was right.
-                        tracing::error!(%e, room_id, "cannot read the room's settings");
+                        tracing::error!(%e, room_id = room_id.0, "cannot read the room's settings");
                         Policy::default()
                     }
                 };

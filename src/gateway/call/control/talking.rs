@@ -12,7 +12,7 @@ pub(super) struct Talk {
     /// When the last key asked for a verdict.
     pub(super) asked: Option<Instant>,
     /// The room the caller is in.
-    pub(super) room: Option<i64>,
+    pub(super) room: Option<RoomId>,
     pub(super) keypad: Keypad,
     pub(super) rtp_timeout: Option<Duration>,
     pub(super) last_media: Instant,

@@ -2,6 +2,7 @@
 //! answer (and failure), nothing sleeps and nothing binds a socket.
 
 use super::*;
+use crate::ids::{InviteeId, MeetingId, RoomId};
 use crate::store::StoreError;
 
 const OFFER: &str = "v=0\r\no=caller 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
@@ -186,7 +187,7 @@ fn records(actions: &[Action]) -> Vec<(Stage, Outcome)> {
 
 fn admit(room_id: i64, security: Option<String>) -> Decision {
     Decision::Admit {
-        room_id,
+        room_id: RoomId(room_id),
         meeting_id: None,
         security,
         invitee: None,
@@ -440,7 +441,7 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
     let a = h.answer(Answer::Resolve(Ok(admit(9, None))));
     assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: false })]);
     let a = h.answer(Answer::Guess(Ok(Failures::default())));
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
     h.now += Duration::from_millis(30);
     let policy = Policy {
         wait_for_host: true,
@@ -450,13 +451,13 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
     assert!(a.contains(&Action::Record {
         stage: Stage::Access,
         outcome: Outcome::Admitted,
-        room_id: Some(9),
+        room_id: Some(RoomId(9)),
         latency: Some(Duration::from_millis(30)),
     }));
     assert!(h.core.plays_prompts(), "the joining prompt first");
     let a = h.finish_play(&a);
     assert!(a.contains(&Action::Join {
-        room_id: 9,
+        room_id: RoomId(9),
         host: false,
         policy
     }));
@@ -508,7 +509,7 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_
     let a = h.answer(Answer::Policy(Err(store_down())));
     let a = h.finish_play(&a);
     assert!(a.contains(&Action::Join {
-        room_id: 9,
+        room_id: RoomId(9),
         host: false,
         policy: Policy::default()
     }));
@@ -516,7 +517,7 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_
     let mut h = Harness::talking();
     h.keys("1234#");
     let a = h.check(Ok(admit(9, None)), Err(store_down()));
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
 }
 
 #[test]
@@ -563,7 +564,7 @@ fn a_probed_number_slows_each_verdict_by_two_seconds() {
     h.keys("1234#");
     assert!(h.check(Ok(admit(9, None)), Ok(probed)).is_empty());
     let a = h.advance(PROBED_NUMBER_DELAY);
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
 }
 
 #[test]
@@ -584,13 +585,18 @@ fn a_security_code_is_verified_against_the_grant_and_the_settings_read_at_the_jo
     let a = h.keys("4321#");
     assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess { failed: false })));
     let a = h.answer(Answer::Guess(Ok(Failures::default())));
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(9))]);
+    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
     let a = h.answer(Answer::Policy(Ok(None)));
     assert!(records(&a).contains(&(Stage::Security, Outcome::Admitted)));
     let a = h.finish_play(&a);
     assert!(
-        a.iter()
-            .any(|x| matches!(x, Action::Join { room_id: 9, .. })),
+        a.iter().any(|x| matches!(
+            x,
+            Action::Join {
+                room_id: RoomId(9),
+                ..
+            }
+        )),
         "{a:?}"
     );
 }
@@ -602,15 +608,15 @@ fn a_revoked_invitee_is_refused_at_the_security_code_even_when_the_store_fails()
         let mut h = Harness::talking();
         h.keys("1234#");
         let decision = Decision::Admit {
-            room_id: 9,
-            meeting_id: Some(3),
+            room_id: RoomId(9),
+            meeting_id: Some(MeetingId(3)),
             security: Some(secret.hash(SECURITY, "4321")),
-            invitee: Some(11),
+            invitee: Some(InviteeId(11)),
             host: false,
         };
         h.check(Ok(decision), Ok(Failures::default()));
         let a = h.keys("4321#");
-        assert_eq!(a.last(), Some(&Action::Ask(Ask::Invitee(11))));
+        assert_eq!(a.last(), Some(&Action::Ask(Ask::Invitee(InviteeId(11)))));
         let a = h.answer(Answer::Invitee(valid));
         assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: true })]);
         let a = h.answer(Answer::Guess(Ok(Failures::default())));
