@@ -419,7 +419,7 @@ async fn the_far_ends_rtcp_reports_reach_metrics_and_the_live_call() {
     let gw = Gateway::start(dir, db, &[]).await;
     let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
     let heard = caller.talk_and_listen(10, |_| vec![0; 160]).await;
-    let ours = heard.first().expect("the gateway sends prompts").0.ssrc;
+    let ours = heard.first().expect("the gateway sends prompts").0.ssrc.0;
     let rtp = caller.gateway_rtp.expect("gateway RTP address");
     let rtcp = std::net::SocketAddr::new(rtp.ip(), rtp.port() + 1);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use dialgate::media::rtp::PayloadType;
 use support::Gateway;
 use support::caller::{Caller, Dial, sine_frame, tail};
 
@@ -100,7 +101,10 @@ async fn hold_by_reinvite_leaves_the_mix_and_resume_may_change_the_codec() {
     );
     let back = tone_power(&tail(&heard, 50), TONE_A);
     assert!(back > 1e6, "B hears A again: {back:.0}");
-    assert!(to_a.iter().all(|(h, _)| h.payload_type == 8), "A gets PCMA");
+    assert!(
+        to_a.iter().all(|(h, _)| h.payload_type == PayloadType(8)),
+        "A gets PCMA"
+    );
     let a_hears_b = tone_power(&tail(&to_a, 50), TONE_B);
     assert!(a_hears_b > 1e6, "A hears B in PCMA: {a_hears_b:.0}");
     let (_, calls) = support::http::call(&gw.api, "GET", "/v1/calls", Some(&token), None).await;

@@ -136,7 +136,7 @@ fn call_seeds(
             media.push(2);
             rtp_packets += 1;
         }
-        if header.payload_type == 101 && event_packets < STREAM_PACKETS {
+        if header.payload_type == rtp::PayloadType(101) && event_packets < STREAM_PACKETS {
             if event_packets == 0 {
                 add("rfc4733", format!("{name}-{i}"), payload.to_vec());
             }

@@ -355,7 +355,7 @@ pub fn rtp(data: &[u8]) {
                     continue;
                 }
                 assert_ne!(latch.destination(), Some(stranger));
-                if header.payload_type == 101 {
+                if header.payload_type == rtp::PayloadType(101) {
                     let _ = keys.on_packet(now, header.timestamp, header.marker, payload);
                     jitter.push_not_audio(header.ssrc, header.sequence);
                     inbound.push_not_audio(&header);

@@ -197,7 +197,7 @@ impl Script {
         }
         let media_source = offer.as_ref().and_then(|o| o.remote_rtp);
         let mut media = MediaPlan {
-            event_payload_type: offer.as_ref().and_then(|o| o.telephone_event),
+            event_payload_type: offer.as_ref().and_then(|o| o.telephone_event.map(|p| p.0)),
             clock_rate: answer.map_or(8000, |a| a.codec.clock_rate()),
             audio_payload_type: None,
         };
@@ -211,15 +211,15 @@ impl Script {
                 let Some((h, payload)) = rtp::read(&d.payload) else {
                     continue;
                 };
-                if Some(h.payload_type) != media.event_payload_type
+                if Some(h.payload_type.0) != media.event_payload_type
                     && media.audio_payload_type.is_none()
                 {
-                    media.audio_payload_type = Some(h.payload_type);
+                    media.audio_payload_type = Some(h.payload_type.0);
                 }
                 steps.push(Step {
                     at: d.at - t0,
                     kind: StepKind::Rtp(RtpPacket {
-                        payload_type: h.payload_type,
+                        payload_type: h.payload_type.0,
                         marker: h.marker,
                         sequence: h.sequence,
                         timestamp: h.timestamp,

@@ -242,7 +242,7 @@ mod tests {
 
     use super::*;
     use dialgate::dtmf::rfc4733::Receiver;
-    use dialgate::media::rtp::read;
+    use dialgate::media::rtp::{PayloadType, Ssrc, read};
 
     /// The keys an RFC 4733 receiver hears in the event packets.
     fn events_heard(packets: &[TimedPacket]) -> String {
@@ -252,7 +252,7 @@ mod tests {
             .iter()
             .filter_map(|p| {
                 let (h, payload) = read(&p.bytes)?;
-                (h.payload_type == 101).then_some(())?;
+                (h.payload_type == PayloadType(101)).then_some(())?;
                 rx.on_packet(t0 + p.at, h.timestamp, h.marker, payload)
             })
             .map(Key::to_char)
@@ -272,11 +272,14 @@ mod tests {
         let headers: Vec<_> = packets.iter().map(|p| read(&p.bytes).unwrap().0).collect();
         for (i, w) in headers.windows(2).enumerate() {
             assert_eq!(w[1].sequence, w[0].sequence.wrapping_add(1));
-            assert_eq!(w[0].ssrc, k.ssrc);
+            assert_eq!(w[0].ssrc, Ssrc(k.ssrc));
             assert_eq!(packets[i + 1].at - packets[i].at, Duration::from_millis(20));
         }
         // The event's timestamp stays at its start while its packets go on.
-        let events: Vec<_> = headers.iter().filter(|h| h.payload_type == 101).collect();
+        let events: Vec<_> = headers
+            .iter()
+            .filter(|h| h.payload_type == PayloadType(101))
+            .collect();
         assert!(events.iter().all(|h| h.timestamp == events[0].timestamp));
         assert!(events[0].marker && !events[1].marker);
         // Audio after the event has moved on with wall time.
@@ -291,7 +294,7 @@ mod tests {
         let mut heard = String::new();
         for p in packets {
             let (h, payload) = read(&p.bytes).unwrap();
-            if h.payload_type == 0 {
+            if h.payload_type == PayloadType(0) {
                 tap.push(payload);
             }
             while let Some(t) = tap.poll_tone() {
@@ -313,7 +316,7 @@ mod tests {
         assert!(
             packets
                 .iter()
-                .all(|p| read(&p.bytes).unwrap().0.payload_type == 0)
+                .all(|p| read(&p.bytes).unwrap().0.payload_type == PayloadType(0))
         );
         assert_eq!(tones_heard(&packets), "1123#");
 

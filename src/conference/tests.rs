@@ -12,6 +12,7 @@ use crate::media::inbound::tests::{header, lvl, near, pcmu, steady};
 use crate::media::leg::Leg;
 use crate::media::pcm::PCM_FRAME;
 use crate::media::prompts::{PromptId, PromptSet};
+use crate::media::rtp::PayloadType;
 use crate::media::rtp::{Latch, Outbound};
 use crate::media::socket::MediaSocket;
 use crate::sip::endpoint::CallRef;
@@ -203,7 +204,7 @@ async fn listened_member(call: u64) -> (Arc<Member>, tokio::net::UdpSocket) {
     let socket = Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap());
     let leg = Arc::new(Leg::new(
         socket,
-        Outbound::new(Codec::Pcmu, 0, &mut rand::rng()),
+        Outbound::new(Codec::Pcmu, PayloadType(0), &mut rand::rng()),
         Latch::new(Some(receiver.local_addr().unwrap()), Vec::new()),
     ));
     let prompts = PromptSet::from_samples(PromptId::ALL.map(|id| (id, vec![0; 10])));

@@ -11,7 +11,7 @@ use crate::dtmf::merge::Merger;
 use crate::dtmf::tap::ToneTap;
 use crate::dtmf::{DtmfSource, InbandMode, Key, rfc4733};
 use crate::media::Codec;
-use crate::media::rtp::Header;
+use crate::media::rtp::{Header, Ssrc};
 use crate::sip::sdp::Negotiated;
 
 use crate::live::LiveCalls;
@@ -22,7 +22,7 @@ pub(crate) struct CallKeys {
     mode: InbandMode,
     merger: Merger,
     events: rfc4733::Receiver,
-    events_ssrc: Option<u32>,
+    events_ssrc: Option<Ssrc>,
     /// The telephone-event clock, for event lengths.
     event_rate: u32,
     /// An RFC 4733 press whose end has not arrived yet.

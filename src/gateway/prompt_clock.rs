@@ -167,7 +167,7 @@ async fn run(clock: Weak<PromptClock>) {
 mod tests {
     use super::*;
     use crate::media::Codec;
-    use crate::media::rtp::{self, Latch, Outbound};
+    use crate::media::rtp::{self, Latch, Outbound, PayloadType};
     use crate::media::socket::MediaSocket;
     use tokio::net::UdpSocket;
     use tokio::time::Instant;
@@ -177,7 +177,7 @@ mod tests {
         let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let leg = Arc::new(Leg::new(
             Arc::new(MediaSocket::bind("127.0.0.1:0").unwrap()),
-            Outbound::new(Codec::Pcmu, 0, &mut rand::rng()),
+            Outbound::new(Codec::Pcmu, PayloadType(0), &mut rand::rng()),
             Latch::new(Some(receiver.local_addr().unwrap()), Vec::new()),
         ));
         (clock.add(leg, prompts), receiver)

@@ -214,6 +214,7 @@ impl Inbound {
 pub(crate) mod tests {
     use super::*;
     use crate::media::codec::OpusParams;
+    use crate::media::rtp::{PayloadType, Ssrc};
 
     /// A PCMU payload of a constant level (μ-law: the decoded value is close).
     pub(crate) fn pcmu(level: i16) -> Vec<u8> {
@@ -240,11 +241,11 @@ pub(crate) mod tests {
 
     pub(crate) fn header(seq: u16) -> Header {
         Header {
-            payload_type: 0,
+            payload_type: PayloadType(0),
             marker: false,
             sequence: seq,
             timestamp: u32::from(seq) * 160,
-            ssrc: 42,
+            ssrc: Ssrc(42),
         }
     }
 

@@ -29,6 +29,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::rtp::Ssrc;
+
 /// Frames of 20 ms: the mix's tick, and the unit of the depths below.
 pub const FRAME: Duration = Duration::from_millis(20);
 /// Most frames' time held back before playout (200 ms), or one packet
@@ -90,7 +92,7 @@ enum Slot<T> {
 #[derive(Debug)]
 pub struct Jitter<T> {
     clock_rate: u32,
-    ssrc: Option<u32>,
+    ssrc: Option<Ssrc>,
     /// Extended sequence number → slot.
     slots: BTreeMap<u64, Slot<T>>,
     /// Extended sequence number of the highest packet seen.
@@ -175,7 +177,7 @@ impl<T> Jitter<T> {
     }
 
     /// An audio packet arrived at `now`.
-    pub fn push(&mut self, now: Instant, ssrc: u32, seq: u16, timestamp: u32, payload: T) {
+    pub fn push(&mut self, now: Instant, ssrc: Ssrc, seq: u16, timestamp: u32, payload: T) {
         let Some(ext) = self.extend(ssrc, seq) else {
             return;
         };
@@ -204,7 +206,7 @@ impl<T> Jitter<T> {
     /// sequence number plays as silence instead of counting as lost.
     /// Keypad packets on an SSRC of their own say nothing about the audio
     /// stream's numbering and are ignored (they must not restart it).
-    pub fn push_not_audio(&mut self, ssrc: u32, seq: u16) {
+    pub fn push_not_audio(&mut self, ssrc: Ssrc, seq: u16) {
         if self.ssrc != Some(ssrc) {
             return;
         }
@@ -230,7 +232,7 @@ impl<T> Jitter<T> {
 
     /// The extended sequence number of `seq`, restarting on a new SSRC or
     /// a jump; `None` for a packet too old to place.
-    fn extend(&mut self, ssrc: u32, seq: u16) -> Option<u64> {
+    fn extend(&mut self, ssrc: Ssrc, seq: u16) -> Option<u64> {
         if self.ssrc != Some(ssrc) {
             self.restart(ssrc, seq);
             return Some(self.highest);
@@ -260,7 +262,7 @@ impl<T> Jitter<T> {
         }
     }
 
-    fn restart(&mut self, ssrc: u32, seq: u16) {
+    fn restart(&mut self, ssrc: Ssrc, seq: u16) {
         self.ssrc = Some(ssrc);
         self.slots.clear();
         self.next = None;

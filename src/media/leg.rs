@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::prompts::{PromptFrame, PromptSet};
-use super::rtp::{Header, Latch, Outbound};
+use super::rtp::{Header, Latch, Outbound, PayloadType, Ssrc};
 use super::socket::MediaSocket;
 
 #[derive(Debug)]
@@ -66,7 +66,7 @@ impl Leg {
     }
 
     /// The SSRC of the stream this leg sends.
-    pub fn ssrc(&self) -> Option<u32> {
+    pub fn ssrc(&self) -> Option<Ssrc> {
         self.state.lock().ok().map(|s| s.outbound.ssrc())
     }
 
@@ -80,7 +80,7 @@ impl Leg {
     pub fn renegotiated(
         &self,
         codec: crate::media::Codec,
-        payload_type: u8,
+        payload_type: PayloadType,
         opus: crate::media::codec::OpusParams,
         sending: bool,
         remote: Option<SocketAddr>,
@@ -176,7 +176,7 @@ mod tests {
         let to = Latch::new(Some(receiver.local_addr().unwrap()), Vec::new());
         let leg = Leg::new(
             socket,
-            Outbound::new(codec, codec.payload_type(), &mut rand::rng()),
+            Outbound::new(codec, PayloadType(codec.payload_type()), &mut rand::rng()),
             to,
         );
         (leg, receiver)

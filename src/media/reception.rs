@@ -7,6 +7,8 @@
 //! Sans-IO: fed sequence numbers, reports newly lost packets so the caller
 //! can add them to a counter. Leaves out jitter and RTCP reports.
 
+use super::rtp::Ssrc;
+
 /// A forward jump larger than this is a restart, not loss (RFC 3550 A.1).
 const MAX_DROPOUT: u16 = 3000;
 /// A backward step up to this is a late or duplicate packet.
@@ -15,7 +17,7 @@ const MAX_MISORDER: u16 = 100;
 #[derive(Debug, Clone, Default)]
 pub struct Reception {
     /// SSRC, first extended sequence, highest extended sequence, received.
-    stream: Option<(u32, u64, u64, u64)>,
+    stream: Option<(Ssrc, u64, u64, u64)>,
     /// Loss of earlier streams (before a restart).
     carried: u64,
     /// Loss already reported by `on_packet`.
@@ -30,7 +32,7 @@ impl Reception {
     /// A packet with this SSRC and sequence number arrived; returns how
     /// many more packets now count as lost.
     #[must_use]
-    pub fn on_packet(&mut self, ssrc: u32, seq: u16) -> u64 {
+    pub fn on_packet(&mut self, ssrc: Ssrc, seq: u16) -> u64 {
         match &mut self.stream {
             Some((s, _, max, received)) if *s == ssrc => {
                 // The highest sequence number seen, within its cycle of 2^16.
@@ -53,7 +55,7 @@ impl Reception {
         new
     }
 
-    fn restart(&mut self, ssrc: u32, seq: u16) {
+    fn restart(&mut self, ssrc: Ssrc, seq: u16) {
         self.carried += self.stream_lost();
         // Start the extended count one cycle up so late packets from just
         // before `seq` cannot underflow it.
@@ -78,7 +80,7 @@ mod tests {
     use super::*;
 
     fn feed(r: &mut Reception, ssrc: u32, seqs: impl IntoIterator<Item = u16>) -> u64 {
-        seqs.into_iter().map(|s| r.on_packet(ssrc, s)).sum()
+        seqs.into_iter().map(|s| r.on_packet(Ssrc(ssrc), s)).sum()
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! packet types (SDES, BYE, APP, feedback) are skipped by their length.
 //! Anything malformed ends the walk; nothing here panics.
 
+use super::rtp::Ssrc;
+
 /// SR and RR packet types.
 const SR: u8 = 200;
 const RR: u8 = 201;
@@ -15,8 +17,8 @@ const BLOCK: usize = 24;
 /// One report block: what `reporter` saw of the stream `ssrc`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReportBlock {
-    pub reporter: u32,
-    pub ssrc: u32,
+    pub reporter: Ssrc,
+    pub ssrc: Ssrc,
     /// Fraction of packets lost since the previous report, 0.0 to 1.0.
     pub fraction_lost: f64,
     /// Packets lost since the stream began (negative with duplicates).
@@ -58,8 +60,8 @@ pub fn report_blocks(buf: &[u8]) -> Vec<ReportBlock> {
                 // 24-bit two's complement.
                 let cumulative = ((lost << 8) as i32) >> 8;
                 out.push(ReportBlock {
-                    reporter,
-                    ssrc: u32_at(block, 0).unwrap_or(0),
+                    reporter: Ssrc(reporter),
+                    ssrc: Ssrc(u32_at(block, 0).unwrap_or(0)),
                     fraction_lost: f64::from(lost >> 24) / 256.0,
                     cumulative_lost: cumulative,
                     jitter: u32_at(block, 12).unwrap_or(0),
@@ -108,8 +110,8 @@ mod tests {
         assert_eq!(
             got[0],
             ReportBlock {
-                reporter: 7,
-                ssrc: 42,
+                reporter: Ssrc(7),
+                ssrc: Ssrc(42),
                 fraction_lost: 0.25,
                 cumulative_lost: 12,
                 jitter: 80

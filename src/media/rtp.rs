@@ -17,6 +17,21 @@ use super::codec::{self, Encoder, Encoding, OpusParams};
 use super::pcm::NARROW_FRAME;
 use crate::media::Codec;
 
+/// An RTP stream's synchronisation source identifier (RFC 3550 §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ssrc(pub u32);
+
+/// An RTP payload type (RFC 3550 §5.1): a static one of RFC 3551, or the
+/// number (96–127) an SDP `rtpmap` gave a codec or telephone-event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PayloadType(pub u8);
+
+impl std::fmt::Display for PayloadType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The outbound stream of one leg: its own encoder (for what the call
 /// itself sends: prompts), RTP numbering, and packets around payloads the
 /// room encoded once for many legs.
@@ -25,8 +40,8 @@ pub struct Outbound {
     /// The Opus settings `encoder` was opened with.
     opus: OpusParams,
     encoder: Box<dyn Encoder>,
-    payload_type: u8,
-    ssrc: u32,
+    payload_type: PayloadType,
+    ssrc: Ssrc,
     seq: u16,
     timestamp: u32,
     first: bool,
@@ -51,13 +66,13 @@ impl std::fmt::Debug for Outbound {
 impl Outbound {
     /// A stream whose SSRC, first sequence number and first timestamp
     /// (random, RFC 3550 §5.1) are drawn from `rng`.
-    pub fn new(codec: Codec, payload_type: u8, rng: &mut impl Rng) -> Outbound {
+    pub fn new(codec: Codec, payload_type: PayloadType, rng: &mut impl Rng) -> Outbound {
         Outbound::with_params(codec, payload_type, OpusParams::default(), rng)
     }
 
     pub fn with_params(
         codec: Codec,
-        payload_type: u8,
+        payload_type: PayloadType,
         opus: OpusParams,
         rng: &mut impl Rng,
     ) -> Outbound {
@@ -66,7 +81,7 @@ impl Outbound {
             opus,
             encoder: codec::encoder(codec, opus),
             payload_type,
-            ssrc: rng.random(),
+            ssrc: Ssrc(rng.random()),
             seq: rng.random(),
             timestamp: rng.random(),
             first: true,
@@ -75,13 +90,13 @@ impl Outbound {
         }
     }
 
-    pub fn ssrc(&self) -> u32 {
+    pub fn ssrc(&self) -> Ssrc {
         self.ssrc
     }
 
     /// Goes on in another codec (a re-INVITE changed it): same SSRC, the
     /// sequence continues, a fresh encoder.
-    pub fn set_codec(&mut self, codec: Codec, payload_type: u8, opus: OpusParams) {
+    pub fn set_codec(&mut self, codec: Codec, payload_type: PayloadType, opus: OpusParams) {
         self.codec = codec;
         self.payload_type = payload_type;
         self.opus = opus;
@@ -101,7 +116,7 @@ impl Outbound {
         }
     }
 
-    pub fn payload_type(&self) -> u8 {
+    pub fn payload_type(&self) -> PayloadType {
         self.payload_type
     }
 
@@ -140,8 +155,8 @@ impl Outbound {
     /// if `rtp-rs` refuses it.
     fn build(&mut self, payload: &[u8]) -> bool {
         let builder = RtpPacketBuilder::new()
-            .payload_type(self.payload_type)
-            .ssrc(self.ssrc)
+            .payload_type(self.payload_type.0)
+            .ssrc(self.ssrc.0)
             .sequence(Seq::from(self.seq))
             .timestamp(self.timestamp)
             .marked(self.first)
@@ -166,11 +181,11 @@ impl Outbound {
 /// An inbound RTP packet's fields the call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
-    pub payload_type: u8,
+    pub payload_type: PayloadType,
     pub marker: bool,
     pub sequence: u16,
     pub timestamp: u32,
-    pub ssrc: u32,
+    pub ssrc: Ssrc,
 }
 
 /// Reads an RTP packet; `None` for anything that is not RTP version 2.
@@ -180,11 +195,11 @@ pub fn read(buf: &[u8]) -> Option<(Header, &[u8])> {
         return None;
     }
     let header = Header {
-        payload_type: r.payload_type(),
+        payload_type: PayloadType(r.payload_type()),
         marker: r.mark(),
         sequence: u16::from(r.sequence_number()),
         timestamp: r.timestamp(),
-        ssrc: r.ssrc(),
+        ssrc: Ssrc(r.ssrc()),
     };
     Some((header, r.payload()))
 }
@@ -224,7 +239,7 @@ pub struct Latch {
 struct Latched {
     source: SocketAddr,
     seen: Instant,
-    ssrc: u32,
+    ssrc: Ssrc,
     sequence: u16,
 }
 

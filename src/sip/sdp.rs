@@ -31,6 +31,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::media::rtp::PayloadType;
 use crate::media::{ALL_CODECS, Codec};
 
 /// Clock rate of every codec and of telephone-event here.
@@ -106,9 +107,9 @@ pub struct Negotiated {
     /// First codec in the offerer's order that our list allows.
     pub codec: Codec,
     /// Payload type the offer uses for `codec` (static or dynamic).
-    pub payload_type: u8,
+    pub payload_type: PayloadType,
     /// Offerer's telephone-event payload type, if offered.
-    pub telephone_event: Option<u8>,
+    pub telephone_event: Option<PayloadType>,
     /// Its clock rate (the codec's where offered, else 8000).
     pub telephone_event_rate: u32,
     /// The offer's `maxaveragebitrate` for Opus, if any.
@@ -172,8 +173,8 @@ pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), S
     };
     let negotiated = Negotiated {
         codec: choice.codec,
-        payload_type: choice.payload_type,
-        telephone_event: choice.telephone_event.map(|(pt, _)| pt),
+        payload_type: PayloadType(choice.payload_type),
+        telephone_event: choice.telephone_event.map(|(pt, _)| PayloadType(pt)),
         telephone_event_rate: choice.telephone_event.map_or(RATE_8K, |(_, rate)| rate),
         max_average_bitrate: choice.max_average_bitrate,
         remote_rtp,

@@ -126,7 +126,7 @@ impl Call {
             .iter()
             .any(|s| matches!(s.kind, StepKind::Rtp(_)));
         // A trace without RTP (a text capture) still sends G.711 silence, as a phone would.
-        let silence = match negotiated.as_ref().map(|n| (n.codec, n.payload_type)) {
+        let silence = match negotiated.as_ref().map(|n| (n.codec, n.payload_type.0)) {
             Some((Codec::Pcmu, pt)) if !has_rtp => Some((pt, 0xFF)),
             Some((Codec::Pcma, pt)) if !has_rtp => Some((pt, 0xD5)),
             _ => None,

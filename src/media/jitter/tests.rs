@@ -22,7 +22,7 @@ fn run(
                 break;
             }
             let ts = u32::from(seq.wrapping_sub(1000)) * 160;
-            j.push(start + Duration::from_millis(at), SSRC, seq, ts, seq);
+            j.push(start + Duration::from_millis(at), Ssrc(SSRC), seq, ts, seq);
             it.next();
         }
         out.push(j.pop());
@@ -88,9 +88,9 @@ fn a_missing_packet_is_lost_once_and_late_arrival_is_dropped() {
 fn telephone_event_sequence_numbers_play_as_silence_not_loss() {
     let mut j = Jitter::new(8000);
     let t0 = Instant::now();
-    j.push(t0, SSRC, 1000, 0, 1000);
-    j.push_not_audio(SSRC, 1001);
-    j.push(t0 + FRAME * 2, SSRC, 1002, 320, 1002);
+    j.push(t0, Ssrc(SSRC), 1000, 0, 1000);
+    j.push_not_audio(Ssrc(SSRC), 1001);
+    j.push(t0 + FRAME * 2, Ssrc(SSRC), 1002, 320, 1002);
     let out: Vec<_> = (0..3).map(|_| j.pop()).collect();
     assert_eq!(
         out,
@@ -108,7 +108,7 @@ fn the_packet_time_is_read_from_consecutive_timestamps_and_depths_follow_it() {
         for (seq, ts) in packets {
             // Sent on time: no jitter.
             let at = t0 + Duration::from_micros(u64::from(*ts) * 125);
-            j.push(at, SSRC, 1000 + seq, *ts, 0u16);
+            j.push(at, Ssrc(SSRC), 1000 + seq, *ts, 0u16);
         }
         j
     };
@@ -139,7 +139,7 @@ fn ten_ms_packets_taken_two_a_tick_play_every_one_without_drops() {
     let mut played = Vec::new();
     for i in 0..500u16 {
         let at = t0 + Duration::from_millis(10 * u64::from(i));
-        j.push(at, SSRC, 1000 + i, u32::from(i) * 80, 1000 + i);
+        j.push(at, Ssrc(SSRC), 1000 + i, u32::from(i) * 80, 1000 + i);
         if i % 2 == 1 {
             for _ in 0..2 {
                 if let Playout::Frame(p) = j.pop() {
@@ -199,9 +199,9 @@ fn a_slow_sender_underruns_and_the_delay_grows() {
 fn keypad_packets_on_another_ssrc_leave_the_audio_alone() {
     let mut j = Jitter::new(8000);
     let t0 = Instant::now();
-    j.push(t0, SSRC, 1000, 0, 1000);
-    j.push(t0, SSRC, 1001, 160, 1001);
-    j.push_not_audio(SSRC + 1, 5);
+    j.push(t0, Ssrc(SSRC), 1000, 0, 1000);
+    j.push(t0, Ssrc(SSRC), 1001, 160, 1001);
+    j.push_not_audio(Ssrc(SSRC + 1), 5);
     assert_eq!(j.buffered(), 2, "nothing was thrown away");
     assert_eq!(j.pop(), Playout::Frame(1000));
 }
@@ -210,9 +210,9 @@ fn keypad_packets_on_another_ssrc_leave_the_audio_alone() {
 fn a_new_ssrc_starts_over() {
     let mut j = Jitter::new(8000);
     let t0 = Instant::now();
-    j.push(t0, SSRC, 1000, 0, 1);
+    j.push(t0, Ssrc(SSRC), 1000, 0, 1);
     assert_eq!(j.pop(), Playout::Frame(1));
-    j.push(t0 + FRAME, 99, 5, 0, 2);
+    j.push(t0 + FRAME, Ssrc(99), 5, 0, 2);
     assert_eq!(j.pop(), Playout::Frame(2));
 }
 
@@ -222,10 +222,10 @@ fn one_stray_packet_far_ahead_does_not_silence_the_stream() {
     let t0 = Instant::now();
     let mut played = 0;
     for n in 0..200u16 {
-        j.push(t0 + FRAME * u32::from(n), 1, n, u32::from(n) * 160, n);
+        j.push(t0 + FRAME * u32::from(n), Ssrc(1), n, u32::from(n) * 160, n);
         if n == 50 {
             // One packet from nowhere, 999 ahead.
-            j.push(t0 + FRAME * u32::from(n), 1, n + 999, 0, 0);
+            j.push(t0 + FRAME * u32::from(n), Ssrc(1), n + 999, 0, 0);
         }
         if let Playout::Frame(_) = j.pop() {
             played += 1;
@@ -242,7 +242,13 @@ fn a_sender_that_renumbers_is_followed_after_two_packets() {
     for n in 0..60u16 {
         // From packet 30 on, the sender's numbers are 500 higher.
         let seq = if n < 30 { n } else { n + 500 };
-        j.push(t0 + FRAME * u32::from(n), 1, seq, u32::from(n) * 160, n);
+        j.push(
+            t0 + FRAME * u32::from(n),
+            Ssrc(1),
+            seq,
+            u32::from(n) * 160,
+            n,
+        );
         if let Playout::Frame(p) = j.pop() {
             got.push(p);
         }
@@ -255,7 +261,7 @@ fn a_flood_is_dropped_not_buffered_and_playout_catches_up() {
     let mut j = Jitter::new(8000);
     let t0 = Instant::now();
     for n in 0..1000u16 {
-        j.push(t0, 1, n, u32::from(n) * 160, n);
+        j.push(t0, Ssrc(1), n, u32::from(n) * 160, n);
     }
     assert!(j.buffered() <= MAX_SLOTS, "{} buffered", j.buffered());
     // The flood ends; playout jumps near the newest packet held.

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn outbound_has_one_ssrc_continuous_seq_and_ts_and_marker_first() {
-    let mut out = Outbound::new(Codec::Pcmu, 0, &mut rand::rng());
+    let mut out = Outbound::new(Codec::Pcmu, PayloadType(0), &mut rand::rng());
     let a = out.packet(&[0; 320]).unwrap().to_vec();
     let b = out.packet(&[0; 320]).unwrap().to_vec();
     let (ha, pa) = read(&a).unwrap();
@@ -23,7 +23,7 @@ fn a_streams_random_start_comes_from_its_rng() {
     use rand::SeedableRng;
     let start = |seed: u64| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut out = Outbound::new(Codec::Pcmu, 0, &mut rng);
+        let mut out = Outbound::new(Codec::Pcmu, PayloadType(0), &mut rng);
         let (h, _) = read(out.packet(&[0; 320]).unwrap()).unwrap();
         (h.ssrc, h.sequence, h.timestamp)
     };
@@ -33,18 +33,18 @@ fn a_streams_random_start_comes_from_its_rng() {
 
 #[test]
 fn short_frame_is_padded_to_20_ms() {
-    let mut out = Outbound::new(Codec::Pcma, 8, &mut rand::rng());
+    let mut out = Outbound::new(Codec::Pcma, PayloadType(8), &mut rand::rng());
     let p = out.packet(&[0; 10]).unwrap().to_vec();
     assert_eq!(read(&p).unwrap().1.len(), 160);
 }
 
 fn header(ssrc: u32, sequence: u16) -> Header {
     Header {
-        payload_type: 0,
+        payload_type: PayloadType(0),
         marker: false,
         sequence,
         timestamp: u32::from(sequence) * 160,
-        ssrc,
+        ssrc: Ssrc(ssrc),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests for `sdp`.
 
 use super::*;
+use crate::media::rtp::PayloadType;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 const HEAD: &str = "v=0\r\n\
@@ -46,8 +47,8 @@ fn plain_pcmu_pcma_te_offer_is_answered_with_pcmu_and_te() {
         neg,
         Negotiated {
             codec: Codec::Pcmu,
-            payload_type: 0,
-            telephone_event: Some(101),
+            payload_type: PayloadType(0),
+            telephone_event: Some(PayloadType(101)),
             telephone_event_rate: 8000,
             max_average_bitrate: None,
             remote_rtp: Some("198.51.100.1:49170".parse().unwrap()),
@@ -67,7 +68,7 @@ fn plain_pcmu_pcma_te_offer_is_answered_with_pcmu_and_te() {
 #[test]
 fn our_preference_order_picks_among_the_offered() {
     let (neg, text) = answer(&offer(&["m=audio 5000 RTP/AVP 8 0"]), &local()).unwrap();
-    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcmu, 0));
+    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcmu, PayloadType(0)));
     assert!(text.contains("m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"));
     assert!(!text.contains("telephone-event"));
     let pcma_first = LocalMedia {
@@ -75,7 +76,7 @@ fn our_preference_order_picks_among_the_offered() {
         ..local()
     };
     let (neg, _) = answer(&offer(&["m=audio 5000 RTP/AVP 0 8"]), &pcma_first).unwrap();
-    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcma, 8));
+    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcma, PayloadType(8)));
 }
 
 fn all_four() -> LocalMedia {
@@ -95,11 +96,14 @@ fn opus_is_preferred_with_fec_asked_and_the_bitrate_cap_read() {
         "a=rtpmap:102 telephone-event/8000",
     ]);
     let (neg, text) = answer(&o, &all_four()).unwrap();
-    assert_eq!((neg.codec, neg.payload_type), (Codec::Opus, 96));
+    assert_eq!(
+        (neg.codec, neg.payload_type),
+        (Codec::Opus, PayloadType(96))
+    );
     assert_eq!(neg.max_average_bitrate, Some(16_000));
     assert_eq!(
         (neg.telephone_event, neg.telephone_event_rate),
-        (Some(101), 48_000)
+        (Some(PayloadType(101)), 48_000)
     );
     assert!(text.contains("m=audio 40000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\n"));
     assert!(text.contains("a=fmtp:96 useinbandfec=1; maxaveragebitrate=24000\r\n"));
@@ -114,7 +118,7 @@ fn g722_by_static_type_and_opus_at_a_wrong_clock_is_refused() {
         "a=rtpmap:101 telephone-event/8000",
     ]);
     let (neg, text) = answer(&o, &all_four()).unwrap();
-    assert_eq!((neg.codec, neg.payload_type), (Codec::G722, 9));
+    assert_eq!((neg.codec, neg.payload_type), (Codec::G722, PayloadType(9)));
     assert!(text.contains("a=rtpmap:9 G722/8000\r\n"));
 }
 
@@ -145,7 +149,7 @@ fn telephone_event_payload_type_is_echoed() {
         let rtpmap = format!("a=rtpmap:{te} telephone-event/8000");
         let m = format!("m=audio 5000 RTP/AVP 0 {te}");
         let (neg, text) = answer(&offer(&[&m, &rtpmap]), &local()).unwrap();
-        assert_eq!(neg.telephone_event, Some(te));
+        assert_eq!(neg.telephone_event, Some(PayloadType(te)));
         assert!(text.contains(&format!("m=audio 40000 RTP/AVP 0 {te}\r\n")));
         assert!(text.contains(&format!("{rtpmap}\r\na=fmtp:{te} 0-16\r\n")));
     }
@@ -170,7 +174,10 @@ fn dynamic_payload_type_maps_to_pcmu_case_insensitively() {
         "a=rtpmap:97 PCMA/16000",
     ]);
     let (neg, text) = answer(&o, &local()).unwrap();
-    assert_eq!((neg.codec, neg.payload_type), (Codec::Pcmu, 96));
+    assert_eq!(
+        (neg.codec, neg.payload_type),
+        (Codec::Pcmu, PayloadType(96))
+    );
     assert!(text.contains("m=audio 40000 RTP/AVP 96\r\na=rtpmap:96 PCMU/8000\r\n"));
 }
 
@@ -337,7 +344,7 @@ fn answer_round_trips_through_the_parser() {
         (again.codec, again.payload_type),
         (neg.codec, neg.payload_type)
     );
-    assert_eq!(again.telephone_event, Some(101));
+    assert_eq!(again.telephone_event, Some(PayloadType(101)));
     assert_eq!(again.direction, Direction::SendOnly);
     assert_eq!(again.remote_rtp, Some("192.0.2.10:40000".parse().unwrap()));
 }
