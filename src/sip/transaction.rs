@@ -128,6 +128,14 @@ struct Resend {
 }
 
 impl Resend {
+    /// Retransmissions from T1 on an unreliable transport; none on a reliable one.
+    fn from_t1(now: Instant, timers: TimerConfig, reliable: bool) -> Option<Resend> {
+        (!reliable).then_some(Resend {
+            at: now + timers.t1,
+            interval: timers.t1,
+        })
+    }
+
     /// Whether the retransmission is due at `now`; when it is, the next one
     /// is set, the interval doubled up to `cap`.
     fn fire(&mut self, now: Instant, cap: Duration) -> bool {
@@ -138,6 +146,12 @@ impl Resend {
         self.at = now + self.interval;
         true
     }
+}
+
+/// Takes the deadline out of `slot` when it is due at `now`: its timer.
+fn take_due(slot: &mut Option<Pending>, now: Instant) -> Option<Timer> {
+    let due = slot.as_ref().is_some_and(|d| now >= d.at);
+    due.then(|| slot.take().map(|d| d.timer)).flatten()
 }
 
 /// The earlier of a pending retransmission and a deadline.

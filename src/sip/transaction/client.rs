@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Pending, Resend, Timer, TimerConfig, TimerOutput, earliest};
+use super::{Pending, Resend, Timer, TimerConfig, TimerOutput, earliest, take_due};
 
 /// A non-INVITE client transaction (the gateway's BYE and INFO).
 #[derive(Debug)]
@@ -24,10 +24,7 @@ impl ClientTx {
             reliable,
             request,
             timers,
-            resend: (!reliable).then_some(Resend {
-                at: now + timers.t1,
-                interval: timers.t1,
-            }),
+            resend: Resend::from_t1(now, timers, reliable),
             deadline: Pending {
                 timer: Timer::F,
                 at: now + 64 * timers.t1,
@@ -142,10 +139,7 @@ impl InviteClientTx {
             reliable,
             request,
             timers,
-            resend: (!reliable).then_some(Resend {
-                at: now + timers.t1,
-                interval: timers.t1,
-            }),
+            resend: Resend::from_t1(now, timers, reliable),
             deadline: Some(Pending {
                 timer: Timer::B,
                 at: now + 64 * timers.t1,
@@ -227,10 +221,7 @@ impl InviteClientTx {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> TimerOutput {
-        if let Some(d) = &self.deadline
-            && now >= d.at
-        {
-            let timer = d.timer;
+        if let Some(timer) = take_due(&mut self.deadline, now) {
             self.terminate();
             return if timer == Timer::B {
                 TimerOutput::RequestTimeout

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Pending, Resend, Timer, TimerConfig, TimerOutput, UNANSWERED_INVITE, earliest};
+use super::{
+    Pending, Resend, Timer, TimerConfig, TimerOutput, UNANSWERED_INVITE, earliest, take_due,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerState {
@@ -150,11 +152,7 @@ impl ServerTx {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> TimerOutput {
-        if let Some(d) = &self.deadline
-            && now >= d.at
-        {
-            let timer = d.timer;
-            self.deadline = None;
+        if let Some(timer) = take_due(&mut self.deadline, now) {
             if timer == Timer::Unanswered {
                 // Still Proceeding: the TU (or the endpoint for it) may answer now.
                 return TimerOutput::Unanswered;
