@@ -225,3 +225,38 @@ fn remote_targets_and_unreadable_traces_are_refused_with_exit_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("line 1"), "{err}");
 }
+
+#[test]
+fn dialgate_fixture_is_the_load_tools_fixture_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys.pcap");
+    let run = std::process::Command::new(BIN)
+        .args(["fixture", "keypad-pcap", "--code", "12#", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The pcap holds the three keys as RFC 4733 events (payload type 101).
+    let trace = dialgate_replay::trace::read(&out).unwrap();
+    let events = trace
+        .datagrams
+        .iter()
+        .filter_map(|d| dialgate::media::rtp::read(&d.payload))
+        .filter(|(h, _)| h.payload_type.0 == 101 && h.marker)
+        .count();
+    assert_eq!(events, 3);
+    // Its help is the load tool's fixture command's.
+    let help = std::process::Command::new(BIN)
+        .args(["fixture", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("dialgate-replay fixture"),
+        "{}",
+        String::from_utf8_lossy(&help.stdout)
+    );
+}
