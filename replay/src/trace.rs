@@ -388,6 +388,22 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv4_fragment_is_no_datagram() {
+        let udp = [0x13, 0xc4, 0x13, 0xc4, 0, 9, 0, 0, b'x'];
+        let ip = |flags_fragment: u16| {
+            let mut ip = vec![0x45, 0, 0, 29, 0, 1];
+            ip.extend(flags_fragment.to_be_bytes());
+            ip.extend([64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2]);
+            ip.extend(udp);
+            ip
+        };
+        assert!(udp_of(DataLink::RAW, &ip(0)).is_some(), "whole");
+        // More fragments follow; or a later fragment (offset 8 bytes).
+        assert_eq!(udp_of(DataLink::RAW, &ip(0x2000)), None);
+        assert_eq!(udp_of(DataLink::RAW, &ip(0x0001)), None);
+    }
+
+    #[test]
     fn text_capture_round_trips_through_to_text() {
         let text = format!(
             "# made by hand\nU 2026/11/23 10:00:00.100000 127.0.0.1:5062 -> 127.0.0.1:5060\n{}\n\n\
