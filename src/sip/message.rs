@@ -1,13 +1,11 @@
-//! SIP message reading and writing (RFC 3261 §7, §20), with `rsip` as the
-//! parser.
+//! SIP message reading and writing (RFC 3261 §7, §20), by our own grammar.
 //!
-//! rsip parses and prints but has gaps: it ignores
-//! Content-Length, does not know compact header forms, refuses unknown
-//! methods, LF-only line ends and folded headers. [`parse`] covers them
-//! before rsip sees the text: it frames the body by Content-Length, turns
-//! line ends into CRLF, unfolds continuation lines, expands compact names
-//! (`v f t i m l c k s e o`), and swaps an unknown method for a placeholder
-//! so the message still parses and can be answered 501.
+//! [`parse`] frames the body by Content-Length, takes CRLF or LF line ends,
+//! unfolds continuation lines, expands compact names (`v f t i m l c k s e
+//! o`), keeps an unknown method so it can be answered 501, and checks the
+//! start line, the Request-URI and the headers that may appear once. (It
+//! once handed the text on to `rsip`, which added nothing RFC 4475's
+//! torture messages or the fuzz corpus could tell: it is gone.)
 //!
 //! The result is a [`Message`]: the start line plus headers as ordered
 //! `(name, value)` pairs with canonical names — what a UA core needs to

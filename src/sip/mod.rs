@@ -1,6 +1,6 @@
 //! SIP (RFC 3261) for a dial-in user agent server.
 //!
-//! - [`message`]: reading (rsip plus the gaps rsip leaves) and writing.
+//! - [`message`]: reading (our own grammar) and writing.
 //! - [`transaction`]: §17 server and client transactions, timers as data.
 //! - [`dialog`]: §12 dialogs, response and in-dialog request builders.
 //! - [`endpoint`]: the sans-IO UA core tying them together.

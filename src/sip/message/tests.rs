@@ -230,12 +230,12 @@ fn a_version_word_with_a_multibyte_char_at_byte_four_is_an_error_not_a_panic() {
     }
 }
 
-/// Found by the `sip_message` fuzz target: lines rsip read on from, and our
-/// own copy of them could not be read again.
+/// Found by the `sip_message` fuzz target (when `rsip` read the start line
+/// after us): lines read on from, whose copy could not be read again.
 #[test]
 fn request_and_status_lines_must_have_their_three_parts() {
     let refused = [
-        // No version: rsip read the URI on to a version on the next line.
+        // No version: a URI must not be read on to a version on the next line.
         INVITE.replacen(" SIP/2.0\r\n", "\r\nX-Junk: a SIP/2.0\r\n", 1),
         // Four words.
         INVITE.replacen("INVITE sip:", "INVITE <sip:x sip:", 1),
