@@ -23,7 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use dialgate::media::Codec;
 use dialgate::media::pcm::{PCM_FRAME, PCM_RATE};
 use dialgate::media::prompts::{PromptFrame, PromptId, PromptSet, decode_file};
-use dialgate::media::rtp::{Outbound, PayloadType};
+use dialgate::media::rtp::Outbound;
 
 const PLAYED: [PromptId; 2] = [PromptId::Welcome, PromptId::EnterAccessCode];
 
@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
     for codec in [Codec::Pcmu, Codec::G722, Codec::Opus] {
         let name = format!("{codec:?}").to_lowercase();
         // Built before timing: the tables are built once per process.
-        let mut out = Outbound::new(codec, PayloadType(codec.payload_type()), &mut rand::rng());
+        let mut out = Outbound::new(codec, codec.payload_type(), &mut rand::rng());
         for at in &frames {
             new(&mut out, &prompts, *at);
         }
@@ -114,8 +114,7 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("prompt_frame/{name}"));
         for (label, path) in [("old", old as Step), ("new", new as Step)] {
             group.bench_function(label, |b| {
-                let mut out =
-                    Outbound::new(codec, PayloadType(codec.payload_type()), &mut rand::rng());
+                let mut out = Outbound::new(codec, codec.payload_type(), &mut rand::rng());
                 let mut i = 0;
                 b.iter(|| {
                     let at = frames[i % frames.len()];

@@ -176,7 +176,7 @@ mod tests {
         let to = Latch::new(Some(receiver.local_addr().unwrap()), Vec::new());
         let leg = Leg::new(
             socket,
-            Outbound::new(codec, PayloadType(codec.payload_type()), &mut rand::rng()),
+            Outbound::new(codec, codec.payload_type(), &mut rand::rng()),
             to,
         );
         (leg, receiver)

@@ -41,4 +41,4 @@ pub mod rtcp;
 pub mod rtp;
 pub mod socket;
 
-pub use payload::{ALL_CODECS, Codec, OPUS_PAYLOAD_TYPE};
+pub use payload::{ALL_CODECS, Codec, OPUS_PAYLOAD_TYPE, PayloadType};

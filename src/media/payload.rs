@@ -3,6 +3,17 @@
 //! ([`crate::sip::sdp`]) negotiates one of them; [`crate::media::codec`]
 //! encodes and decodes it.
 
+/// An RTP payload type (RFC 3550 §5.1): a static one of RFC 3551, or the
+/// number (96–127) an SDP `rtpmap` gave a codec or telephone-event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PayloadType(pub u8);
+
+impl std::fmt::Display for PayloadType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// An audio codec we can send and receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Codec {
@@ -20,16 +31,16 @@ pub enum Codec {
 pub const ALL_CODECS: [Codec; 4] = [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
 
 /// Payload type we use for Opus in our own offers.
-pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+pub const OPUS_PAYLOAD_TYPE: PayloadType = PayloadType(111);
 
 impl Codec {
     /// Static payload type (RFC 3551 table 4); Opus's is dynamic, and this
     /// is the one our own offers use.
-    pub fn payload_type(self) -> u8 {
+    pub fn payload_type(self) -> PayloadType {
         match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-            Codec::G722 => 9,
+            Codec::Pcmu => PayloadType(0),
+            Codec::Pcma => PayloadType(8),
+            Codec::G722 => PayloadType(9),
             Codec::Opus => OPUS_PAYLOAD_TYPE,
         }
     }

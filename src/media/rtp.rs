@@ -14,23 +14,13 @@ use rand::Rng;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 use super::codec::{self, Encoder, Encoding, OpusParams};
+pub use super::payload::PayloadType;
 use super::pcm::NARROW_FRAME;
 use crate::media::Codec;
 
 /// An RTP stream's synchronisation source identifier (RFC 3550 §5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ssrc(pub u32);
-
-/// An RTP payload type (RFC 3550 §5.1): a static one of RFC 3551, or the
-/// number (96–127) an SDP `rtpmap` gave a codec or telephone-event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PayloadType(pub u8);
-
-impl std::fmt::Display for PayloadType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// The outbound stream of one leg: its own encoder (for what the call
 /// itself sends: prompts), RTP numbering, and packets around payloads the

@@ -47,7 +47,7 @@ const OPUS_BITRATE: u32 = 24_000;
 fn codec_of_static(pt: u8) -> Option<Codec> {
     [Codec::Pcmu, Codec::Pcma, Codec::G722]
         .into_iter()
-        .find(|c| c.payload_type() == pt)
+        .find(|c| c.payload_type() == PayloadType(pt))
 }
 
 fn codec_of_rtpmap(map: &RtpMap<'_>) -> Option<Codec> {

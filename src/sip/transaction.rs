@@ -150,8 +150,7 @@ impl Resend {
 
 /// Takes the deadline out of `slot` when it is due at `now`: its timer.
 fn take_due(slot: &mut Option<Pending>, now: Instant) -> Option<Timer> {
-    let due = slot.as_ref().is_some_and(|d| now >= d.at);
-    due.then(|| slot.take().map(|d| d.timer)).flatten()
+    slot.take_if(|d| now >= d.at).map(|d| d.timer)
 }
 
 /// The earlier of a pending retransmission and a deadline.

@@ -227,9 +227,8 @@ Content-Length: {}\r\n\r\n{sdp}",
                 .send_to(ack.as_bytes(), gateway)
                 .await
                 .expect("send ACK");
-            if refused {
-                tx.send_ack(bytes::Bytes::from(ack.into_bytes()));
-            } else {
+            // A refused caller is done: its transaction goes with it.
+            if !refused {
                 caller.read_answer(&String::from_utf8_lossy(&resp.body));
             }
             return caller;
@@ -250,7 +249,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                 self.payload_type = pt;
                 self.codec = dialgate::media::ALL_CODECS
                     .into_iter()
-                    .find(|c| c.payload_type() == pt)
+                    .find(|c| c.payload_type().0 == pt)
                     .unwrap_or(Codec::Pcmu);
                 self.encoder = codec::encoder(self.codec, OpusParams::default());
                 self.decoder = codec::decoder(self.codec);

@@ -56,13 +56,12 @@ impl Call {
                     match tx.recv_response(Instant::now().into_std(), s.0) {
                         InviteResponse::Deliver if s.is_success() => break m,
                         InviteResponse::Rejected => {
-                            // The virtual call ends here, so the transaction
-                            // sends its ACK this once: a failure retransmitted
-                            // later finds no call (the gateway's Timer H ends
-                            // its side).
+                            // The virtual call ends here, its transaction
+                            // with it: the ACK goes once, and a failure
+                            // retransmitted later finds no call (the
+                            // gateway's Timer H ends its side).
                             let ack = rewrite::ack(&invite, &m, &mut self.id, &self.local);
                             self.send(&ack).await;
-                            tx.send_ack(ack.to_bytes());
                             self.refused_at_setup(s);
                             return None;
                         }

@@ -64,12 +64,13 @@ fn check_request_line(first: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// Checks a status line: the Status-Code is three digits, 100 to 699
-/// (RFC 3261 §7.2, §21), which is what our own copy of it writes.
-fn check_status_line(first: &str) -> Result<(), ParseError> {
-    let code = first.split(' ').nth(1).unwrap_or_default().as_bytes();
-    match code {
-        [b'1'..=b'6', b'0'..=b'9', b'0'..=b'9'] => Ok(()),
+/// Reads a status line's Status-Code: three digits, 100 to 699 (RFC 3261
+/// §7.2, §21), which is what our own copy of it writes.
+fn status_of(first: &str) -> Result<StatusCode, ParseError> {
+    match first.split(' ').nth(1).unwrap_or_default().as_bytes() {
+        &[a @ b'1'..=b'6', b @ b'0'..=b'9', c @ b'0'..=b'9'] => Ok(StatusCode(
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'),
+        )),
         _ => Err(ParseError::Syntax(
             "status code is not three digits from 100 to 699".into(),
         )),
@@ -97,15 +98,12 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let lines = unfolded_lines(head);
     let mut lines = lines.into_iter();
     let first = lines.next().unwrap_or_default();
-    if first.starts_with("SIP/") {
-        check_status_line(&first)?;
+    let status = if first.starts_with("SIP/") {
+        Some(status_of(&first)?)
     } else {
         check_request_line(&first)?;
-    }
-    let mut words = first.splitn(3, ' ');
-    let token = words.next().unwrap_or_default();
-    let is_response = token.starts_with("SIP/");
-    let method = (!is_response).then(|| Method::parse(token));
+        None
+    };
     let mut headers = Vec::new();
     for line in lines {
         let (name, value) = line.split_once(':').ok_or_else(|| {
@@ -113,8 +111,12 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         })?;
         headers.push((canonical(name.trim()), value.trim().to_owned()));
     }
-    let (start, uri_user) = match method {
-        Some(method) => {
+    let (start, uri_user) = match status {
+        Some(status) => (StartLine::Response { status }, None),
+        None => {
+            // `check_request_line` saw exactly three words.
+            let mut words = first.split(' ');
+            let method = Method::parse(words.next().unwrap_or_default());
             let uri = words.next().unwrap_or_default().to_owned();
             // A tel: URI's number, or a sip/sips URI's user part (RFC 3261
             // §19.1.1, as RFC 4475 §3.1.1.2 and §3.1.1.9 stretch it), also
@@ -129,19 +131,6 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
                     .ok_or_else(|| ParseError::Syntax("Request-URI".into()))?
             };
             (StartLine::Request { method, uri }, user)
-        }
-        None => {
-            // `check_status_line` saw three digits, 100 to 699.
-            let code = words
-                .next()
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| ParseError::Syntax("status code".into()))?;
-            (
-                StartLine::Response {
-                    status: StatusCode(code),
-                },
-                None,
-            )
         }
     };
     let msg = Message {

@@ -200,7 +200,10 @@ impl InviteClientTx {
     }
 
     /// The ACK for the failure just delivered as [`InviteResponse::Rejected`]
-    /// (the shell sends it once now; the transaction keeps it for retransmitted failures).
+    /// (the shell sends it once now; the transaction keeps it for retransmitted
+    /// failures). A shell that ends the call with the refusal, as the load
+    /// tool and the tests' caller do, drops the transaction instead; one that
+    /// lives on (an INVITE to another node) hands it the ACK here.
     pub fn send_ack(&mut self, ack: Bytes) {
         if self.state == InviteClientState::Completed {
             self.ack = Some(ack);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::media::prompts::PromptSet;
-use crate::media::rtp::{self, Outbound, PayloadType};
+use crate::media::rtp::{self, Outbound};
 
 fn encoding(codec: Codec) -> Encoding {
     Encoding {
@@ -63,7 +63,7 @@ fn live(
     lead: usize,
     trail: usize,
 ) -> Vec<Vec<u8>> {
-    let mut out = Outbound::new(codec, PayloadType(codec.payload_type()), &mut rand::rng());
+    let mut out = Outbound::new(codec, codec.payload_type(), &mut rand::rng());
     let mut payload = |pcm: &[i16]| rtp::read(out.packet(pcm).unwrap()).unwrap().1.to_vec();
     let mut sent: Vec<Vec<u8>> = (0..lead).map(|_| payload(&[])).collect();
     for id in ids {
