@@ -47,18 +47,24 @@
 //! `--hold-ms N`, `--lockout-attempts N` (passed to `serve`; by default the
 //! gateway's own), `--dtmf rfc4733|info` (how SIPp keys the code: the pcap,
 //! or `uac_info.xml`'s SIP INFO, which spares the gateway the cost of SIPp's
-//! raw sockets — see [`Dtmf`]). `SOAK_KEEP=1` keeps the temp dir (gateway
+//! raw sockets — see [`Dtmf`]), `--netns`/`--no-netns` (run in a network
+//! namespace of the bench's own, where the gateway's RTP to SIPp is dropped
+//! as it arrives: the default for full runs; see [`netns`]). `SOAK_KEEP=1`
+//! keeps the temp dir (gateway
 //! log, SIPp's or the replay's files). Every load is bounded in calls and
 //! time; every child process is killed on every exit path (SIPp is needed
 //! for `--driver sipp`: `./dev bench soak` installs it).
 
 #[path = "support/gateway.rs"]
 mod gateway;
+#[path = "support/netns.rs"]
+mod netns;
 #[path = "support/proc.rs"]
 mod proc;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +76,12 @@ const DEMO_NUMBER: &str = "+15550100";
 
 /// The demo room's code, as the SIP INFO caller keys it.
 const DEMO_CODE: &str = "123456789#";
+
+/// SIPp's media address (`-mi`), apart from its SIP address (127.0.0.1):
+/// the raw sockets of its pcap plays are bound here, so the SIP the gateway
+/// sends SIPp matches none of them; in the bench's namespace the RTP the
+/// gateway sends here is dropped as it arrives (see [`Dtmf`]).
+const SIPP_MEDIA_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 #[derive(Clone, Debug, serde::Serialize)]
 struct Plan {
@@ -92,6 +104,9 @@ struct Plan {
     dtmf: Dtmf,
     /// What places the calls.
     driver: Driver,
+    /// Run in a network namespace of the bench's own ([`netns`]): on for
+    /// full runs, off for quick ones; `--netns`, `--no-netns`.
+    netns: bool,
 }
 
 /// What places the calls: SIPp, a peer we did not write, or our own
@@ -127,12 +142,15 @@ const REPLAY_TRACE: &str = "sip-fixtures/traces/rfc4733_admitted.pcapng";
 const REPLAY_CALL_S: u64 = 8;
 
 /// How SIPp keys the code. RFC 4733 plays a pcap from a raw socket per
-/// call, and while such a socket is open the kernel walks it for every UDP
-/// datagram to SIPp's address, in the sender's time: at 100 calls/s about
-/// 270 are open, and a third of the gateway's CPU (perf: `raw_local_deliver`)
-/// goes to that walk for the RTP it sends SIPp — a cost of the harness that
-/// grows with the square of the rate. SIP INFO needs no raw socket (but
-/// sends no RTP to the gateway), so it shows the gateway without that tax.
+/// call, and while such a socket is open the kernel hands it a copy of
+/// every UDP datagram to SIPp's media address, in the sender's time: at 100
+/// calls/s about 270 are open, and on the host's network a third of the
+/// gateway's CPU (perf: `raw_local_deliver`) goes to copying the RTP it
+/// sends SIPp — a cost of the harness that grows with the square of the
+/// rate. In the bench's own namespace (the default for full runs) that RTP
+/// is dropped as it arrives, before any socket sees it ([`netns::wire`]),
+/// so the gateway pays for its sends as on a real network. SIP INFO needs
+/// no raw socket (but sends no RTP to the gateway).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Dtmf {
@@ -174,6 +192,7 @@ const FULL: Plan = Plan {
     lockout_attempts: None,
     dtmf: Dtmf::Rfc4733,
     driver: Driver::Sipp,
+    netns: true,
 };
 
 const QUICK: Plan = Plan {
@@ -189,6 +208,7 @@ const QUICK: Plan = Plan {
     lockout_attempts: None,
     dtmf: Dtmf::Rfc4733,
     driver: Driver::Sipp,
+    netns: false,
 };
 
 impl Plan {
@@ -230,6 +250,8 @@ impl Plan {
                         _ => return Err("--driver takes sipp or replay".into()),
                     }
                 }
+                "--netns" => plan.netns = true,
+                "--no-netns" => plan.netns = false,
                 "--bench" | "--quick" => {}
                 other => eprintln!("soak bench: ignoring argument {other:?}"),
             }
@@ -266,6 +288,17 @@ impl Plan {
         }
     }
 
+    /// Where the calls run, for the report.
+    fn describe_network(&self) -> &'static str {
+        match (self.netns, self.driver) {
+            (false, _) => "the host's network",
+            (true, Driver::Sipp) => {
+                "the bench's own network namespace, the gateway's RTP to SIPp dropped as it arrives"
+            }
+            (true, Driver::Replay) => "the bench's own network namespace",
+        }
+    }
+
     /// What the calls do, for the report.
     fn describe_calls(&self) -> String {
         match self.driver {
@@ -277,23 +310,23 @@ impl Plan {
     }
 }
 
-/// An even UDP port, with the one two above it, free on loopback right now:
-/// SIPp's `-mp` (audio, and video two above).
+/// An even UDP port, with the one two above it, free on SIPp's media
+/// address right now: SIPp's `-mp` (audio, and video two above).
 fn free_media_port() -> u16 {
     for _ in 0..200 {
-        let Ok(probe) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        let Ok(probe) = std::net::UdpSocket::bind((SIPP_MEDIA_IP, 0)) else {
             continue;
         };
         let port = probe.local_addr().map_or(0, |a| a.port()) & !1;
         drop(probe);
         if port > 1024
-            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
+            && std::net::UdpSocket::bind((SIPP_MEDIA_IP, port)).is_ok()
+            && std::net::UdpSocket::bind((SIPP_MEDIA_IP, port + 2)).is_ok()
         {
             return port;
         }
     }
-    panic!("no free media port on loopback");
+    panic!("no free media port on {SIPP_MEDIA_IP}");
 }
 
 /// `dialgate serve --demo` on loopback, default settings otherwise.
@@ -728,6 +761,7 @@ fn sipp_command(
             plan.dtmf.scenario()
         )))
         .args(["-s", DEMO_NUMBER, "-i", "127.0.0.1", "-p", "0"])
+        .args(["-mi", &SIPP_MEDIA_IP.to_string()])
         .args(["-mp", &free_media_port().to_string()]);
     match plan.dtmf {
         Dtmf::Rfc4733 => cmd
@@ -1006,6 +1040,8 @@ struct Results {
     plan: Plan,
     /// What the calls do ([`Plan::describe_calls`]).
     calls_description: String,
+    /// Where they run ([`Plan::describe_network`]).
+    network: &'static str,
     seeding: Seeding,
     periods: Vec<PeriodRow>,
     overload: Vec<SliceRow>,
@@ -1321,10 +1357,11 @@ fn opt(v: Option<f64>) -> String {
 fn print(r: &Results) {
     let p = &r.plan;
     println!(
-        "\nsoak bench, {} ({}){}",
+        "\nsoak bench, {} ({}){}; {}",
         r.date,
         r.machine,
-        if p.quick { ", quick sizes" } else { "" }
+        if p.quick { ", quick sizes" } else { "" },
+        p.describe_network()
     );
     println!(
         "store seeded with {} attempt rows ({} failures) over 30 days in {:.1} s; full IVR calls ({}) at {}/s for {} × {} s",
@@ -1553,6 +1590,15 @@ fn main() {
         eprintln!("soak bench: SIPp is not installed (./dev bench soak installs sip-tester)");
         std::process::exit(1);
     }
+    if plan.netns {
+        netns::enter("soak bench");
+        // SIPp reads none of the RTP it is sent, in either scenario.
+        let sink = (plan.driver == Driver::Sipp).then_some(SIPP_MEDIA_IP);
+        if let Err(e) = netns::wire(sink) {
+            eprintln!("soak bench: {e}");
+            std::process::exit(1);
+        }
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut launch = Launch::in_dir(dir.path(), "127.0.0.2:0");
     launch.log = dir.path().join("gateway.log");
@@ -1604,6 +1650,7 @@ fn main() {
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         machine: machine(),
         calls_description: plan.describe_calls(),
+        network: plan.describe_network(),
         plan,
         seeding,
         periods,
