@@ -73,6 +73,9 @@ pub struct ServeOptions {
     /// Address written in SDP c=, Contact and Via [default: the SIP listen address]
     #[arg(long)]
     pub advertise: Option<String>,
+    /// This node's name among the nodes sharing a store: letters, digits, `.`, `_`, `-`, at most 64 [default: the host name]
+    #[arg(long)]
+    pub node_id: Option<String>,
     /// RTP port range, even ports used [default: 20000-29999]
     #[arg(long)]
     pub rtp_ports: Option<String>,
@@ -174,6 +177,8 @@ pub struct Settings {
     pub sip_listen: SocketAddr,
     pub api_listen: SocketAddr,
     pub advertise: IpAddr,
+    /// This node's name in the store's `nodes` table.
+    pub node_id: String,
     pub rtp_ports: (u16, u16),
     pub database: String,
     pub prompts: PathBuf,
@@ -206,6 +211,38 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// The attempt log's writer.
     pub attempt_log: crate::store::LogConfig,
+}
+
+/// A node id as given: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+fn check_node_id(id: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(format!(
+            "{id:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+        ))
+    }
+}
+
+/// The default node id: the host name (Linux), cut to what a node id may
+/// hold; `dialgate` where there is none.
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = name
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "dialgate".to_owned()
+    } else {
+        name
+    }
 }
 
 /// `opus,g722,pcmu,pcma`: known names, each once, at least one.
@@ -306,6 +343,7 @@ impl ServeOptions {
         ServeOptions {
             sip_listen: self.sip_listen.or(base.sip_listen),
             advertise: self.advertise.or(base.advertise),
+            node_id: self.node_id.or(base.node_id),
             api_listen: self.api_listen.or(base.api_listen),
             log_format: self.log_format.or(base.log_format),
             rtp_ports: self.rtp_ports.or(base.rtp_ports),
@@ -361,6 +399,10 @@ impl ServeOptions {
                 ));
             }
             None => sip_listen.ip(),
+        };
+        let node_id = match self.node_id {
+            Some(id) => check_node_id(&id).map_err(|e| invalid("node-id", e))?,
+            None => host_name(),
         };
         let rtp_ports = parse_range(self.rtp_ports.as_deref().unwrap_or(DEFAULT_RTP_PORTS))
             .map_err(|e| invalid("rtp-ports", e))?;
@@ -561,6 +603,7 @@ impl ServeOptions {
             lockout,
             sip_listen,
             advertise,
+            node_id,
             rtp_ports,
             database: self.database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
             prompts: self

@@ -93,6 +93,10 @@ async fn every_documented_route_answers_as_documented() {
     api.exercise("GET", "/healthz", "/healthz", None, 200).await;
     api.exercise("GET", "/readyz", "/readyz", None, 200).await;
     api.exercise("GET", "/metrics", "/metrics", None, 200).await;
+    let nodes = api
+        .exercise("GET", "/v1/nodes", "/v1/nodes", None, 200)
+        .await;
+    assert_eq!(nodes[0]["alive"], true, "{nodes}");
 
     // Tenants.
     let t = api

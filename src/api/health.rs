@@ -77,3 +77,52 @@ pub async fn render_metrics(State(s): Shared) -> ApiResult<Response> {
     )
         .into_response())
 }
+
+/// A gateway node serving from this store.
+#[derive(Serialize, ToSchema)]
+pub struct NodeView {
+    /// `--node-id` (default: the host name).
+    node_id: String,
+    /// Where its SIP answers (advertised address and port).
+    sip_address: String,
+    /// Its REST API.
+    api_address: String,
+    /// `serving` or `stopped` (as it last said).
+    state: String,
+    /// Calls in progress at its last heartbeat.
+    calls: i64,
+    /// When it started, RFC 3339 UTC.
+    started_at: String,
+    /// Its last heartbeat (written every second while it serves).
+    heartbeat_at: String,
+    /// Serving, with a heartbeat newer than 5 s.
+    alive: bool,
+}
+
+/// The gateway nodes that serve (or served) from this store, by id.
+#[utoipa::path(get, path = "/v1/nodes", tag = "operations",
+    responses((status = 200, body = Vec<NodeView>), (status = 401, body = ErrorBody),
+              (status = 500, body = ErrorBody)))]
+pub async fn list_nodes(State(s): Shared) -> ApiResult<Json<Vec<NodeView>>> {
+    let rows = s
+        .provisioner
+        .store()
+        .list_nodes()
+        .await
+        .map_err(crate::provision::ProvisionError::from)?;
+    let now = chrono::Utc::now();
+    Ok(Json(
+        rows.into_iter()
+            .map(|n| NodeView {
+                alive: n.alive(now),
+                node_id: n.node_id,
+                sip_address: n.sip_address,
+                api_address: n.api_address,
+                state: n.state,
+                calls: n.calls,
+                started_at: n.started_at,
+                heartbeat_at: n.heartbeat_at,
+            })
+            .collect(),
+    ))
+}

@@ -190,3 +190,28 @@ fn durations_that_would_overflow_the_clock_are_refused() {
     assert!(parse_duration("1000000000000h").is_err());
     assert!(parse_duration("87600h").is_ok(), "10 years is the limit");
 }
+
+#[test]
+fn node_id_is_checked_and_defaults_to_the_host_name() {
+    let given = |id: &str| {
+        ServeOptions {
+            node_id: Some(id.into()),
+            ..ServeOptions::default()
+        }
+        .resolve()
+    };
+    assert_eq!(given("edge-a.eu_1").unwrap().node_id, "edge-a.eu_1");
+    for bad in ["", "edge a", "edge/a", "ü", &"x".repeat(65)] {
+        assert!(
+            matches!(given(bad), Err(ConfigError::Invalid { key: "node-id", .. })),
+            "{bad:?}"
+        );
+    }
+    let default = ServeOptions::default().resolve().unwrap().node_id;
+    assert!(check_node_id(&default).is_ok(), "{default:?}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("Linux host name");
+    assert!(
+        host.trim().starts_with(&default),
+        "{default:?} from {host:?}"
+    );
+}

@@ -4,11 +4,12 @@
 //! The endpoint task owns the sans-IO [`Endpoint`]; call tasks talk to it
 //! through [`SipCommand`]s and hear back through [`CallEvent`]s. Once
 //! listening, `serve` prints one JSON line on stdout:
-//! `{"event":"ready","sip":"127.0.0.1:P","api":"127.0.0.1:A","rtp_ports":"L-H"}`.
+//! `{"event":"ready","sip":"127.0.0.1:P","api":"127.0.0.1:A","rtp_ports":"L-H","node":"N"}`.
 
 pub mod admission;
 mod call;
 mod keys;
+pub mod node;
 mod player;
 mod prompt_clock;
 
@@ -53,6 +54,21 @@ pub enum ServeError {
     Secret(#[from] SecretError),
     #[error("demo data: {0}")]
     Demo(#[from] ProvisionError),
+    #[error("{0}")]
+    Node(#[from] node::NodeError),
+}
+
+impl ServeError {
+    /// The process's exit status: 2 for a conflict with another node (the
+    /// SQLite file or the node id in use), 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Node(
+                node::NodeError::SqliteInUse { .. } | node::NodeError::IdInUse { .. },
+            ) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Everything a call task shares with the others.
@@ -93,6 +109,8 @@ pub fn init_logging(json: bool) {
 
 /// Runs the gateway until Ctrl-C or SIGTERM.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    // Before anything else touches a SQLite file another node may serve.
+    let sqlite_lock = node::SqliteLock::take(&settings.database, &settings.node_id)?;
     let prompts = PromptLibrary::load(&settings.prompts)?;
     tracing::info!(languages = ?prompts.languages(), "prompts loaded");
     // Encoded once per codec for every call (Opus at our default bitrate;
@@ -143,6 +161,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         addr: settings.api_listen,
         source,
     })?;
+    let node =
+        Arc::new(node::Node::join(store.clone(), sqlite_lock, &settings, local, api_local).await?);
     // Calls → endpoint is unbounded on purpose: what flows here (answers,
     // BYEs, INFOs) must not be lost, and a call that waited on a full
     // channel could deadlock against the endpoint waiting on that call's
@@ -211,9 +231,16 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         sip: sip_tx,
         live: live_calls,
     });
+    let heartbeat = {
+        let (node, admission) = (node.clone(), shared.admission.clone());
+        tokio::spawn(async move { node.beat(|| admission.calls()).await })
+    };
+    // The node id is 1-64 of [A-Za-z0-9._-]: nothing to escape.
     println!(
-        "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":\"{api_local}\",\"rtp_ports\":\"{}-{}\"}}",
-        shared.settings.rtp_ports.0, shared.settings.rtp_ports.1
+        "{{\"event\":\"ready\",\"sip\":\"{local}\",\"api\":\"{api_local}\",\"rtp_ports\":\"{}-{}\",\"node\":\"{}\"}}",
+        shared.settings.rtp_ports.0,
+        shared.settings.rtp_ports.1,
+        node.id()
     );
     if let Some(room) = demo {
         // For the person at the terminal, after the machine-readable line.
@@ -243,6 +270,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     } else {
         tracing::info!(rows = backlog, "attempt log flushed");
     }
+    heartbeat.abort();
+    node.leave().await;
     Ok(())
 }
 

@@ -1,0 +1,194 @@
+//! Gateway nodes in the store (issue 18, items 1 and 2): each `serve` claims
+//! its `--node-id`'s row and writes a heartbeat every second; a SQLite file
+//! serves one node (a second `serve` on it is refused, exit 2); several
+//! nodes share one PostgreSQL, where a node id a live node holds is refused
+//! and one a crashed node held is taken over once its heartbeat is stale.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::postgres::PgServer;
+use support::{BIN, Gateway, http, provision, repo, secret_file};
+
+/// `serve` on `db` as `node_id`, to be refused: its output once it exits
+/// (within 30 s; the PostgreSQL refusal first waits out the node TTL).
+async fn serve_refused(db: &str, node_id: &str) -> Output {
+    let run = tokio::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--database", db, "--node-id", node_id, "--prompts"])
+        .arg(repo().join("prompts"))
+        .arg("--secret-file")
+        .arg(secret_file(db))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the refused serve exits within 30 s")
+        .expect("run serve")
+}
+
+async fn nodes(gw: &Gateway) -> Vec<Value> {
+    let (status, body) =
+        http::call(&gw.api, "GET", "/v1/nodes", Some(gw.token().await), None).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().expect("a list of nodes").clone()
+}
+
+fn node<'a>(list: &'a [Value], id: &str) -> &'a Value {
+    list.iter()
+        .find(|n| n["node_id"] == id)
+        .unwrap_or_else(|| panic!("node {id} in {list:?}"))
+}
+
+/// The stored row of `id`, read from the database (after its node stopped).
+async fn stored(db: &str, id: &str) -> dialgate::store::NodeRow {
+    let store = dialgate::store::Store::open(db).await.expect("open store");
+    store.node(id).await.expect("read node").expect("node row")
+}
+
+/// Waits (at most 5 s) until `id`'s heartbeat is newer than `than`.
+async fn heartbeat_after(gw: &Gateway, id: &str, than: &str) -> String {
+    for _ in 0..50 {
+        let list = nodes(gw).await;
+        let at = node(&list, id)["heartbeat_at"]
+            .as_str()
+            .expect("heartbeat_at")
+            .to_owned();
+        if at.as_str() > than {
+            return at;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no heartbeat from {id} after {than} within 5 s");
+}
+
+#[tokio::test]
+async fn a_second_serve_on_one_sqlite_file_is_refused_and_the_first_goes_on() {
+    let (dir, db) = Gateway::provisioned("4321");
+    let mut gw = Gateway::start(dir, db.clone(), &["--node-id", "edge-a"]).await;
+    let list = nodes(&gw).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let a = node(&list, "edge-a");
+    assert_eq!(
+        (a["state"].as_str(), a["alive"].as_bool()),
+        (Some("serving"), Some(true))
+    );
+    assert_eq!(a["sip_address"], gw.sip.as_str());
+    assert_eq!(a["api_address"], gw.api.as_str());
+
+    let out = serve_refused(&db, "edge-b").await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is already served by another `dialgate serve`"),
+        "{err}"
+    );
+    let pid = gw.pid().expect("pid");
+    assert!(err.contains(&format!("(pid {pid}, node edge-a)")), "{err}");
+    assert!(err.contains("PostgreSQL"), "{err}");
+
+    // The first node goes on, alone in the table, its heartbeat renewed.
+    let before = node(&nodes(&gw).await, "edge-a")["heartbeat_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    heartbeat_after(&gw, "edge-a", &before).await;
+    assert_eq!(nodes(&gw).await.len(), 1);
+
+    // Stopped, it says so; the file is free for the next serve.
+    assert!(gw.terminate().await.success());
+    let row = stored(&db, "edge-a").await;
+    assert_eq!(row.state, "stopped");
+    assert!(!row.alive(chrono::Utc::now()));
+    let again = Gateway::start(
+        tempfile::tempdir().unwrap(),
+        db.clone(),
+        &["--node-id", "edge-b"],
+    )
+    .await;
+    let list = nodes(&again).await;
+    assert_eq!(node(&list, "edge-b")["alive"], true);
+    assert_eq!(node(&list, "edge-a")["alive"], false);
+}
+
+#[tokio::test]
+async fn nodes_share_postgres_and_a_node_id_is_held_while_its_node_lives() {
+    let pg = PgServer::start();
+    provision(&pg.url, "4321");
+    let mut a = Gateway::start(
+        tempfile::tempdir().unwrap(),
+        pg.url.clone(),
+        &["--node-id", "edge-a"],
+    )
+    .await;
+    let mut b = Gateway::start(
+        tempfile::tempdir().unwrap(),
+        pg.url.clone(),
+        &["--node-id", "edge-b"],
+    )
+    .await;
+    for gw in [&a, &b] {
+        let list = nodes(gw).await;
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(node(&list, "edge-a")["sip_address"], a.sip.as_str());
+        assert_eq!(node(&list, "edge-b")["sip_address"], b.sip.as_str());
+        assert!(list.iter().all(|n| n["alive"] == true), "{list:?}");
+    }
+
+    // A second process under a live node's id waits out the TTL, then is refused.
+    let out = serve_refused(&pg.url, "edge-a").await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("node id \"edge-a\" is in use by a live node"),
+        "{err}"
+    );
+    assert!(err.contains(&a.sip), "{err}");
+    assert_eq!(node(&nodes(&b).await, "edge-a")["alive"], true);
+
+    // Stopped cleanly: its id is free at once.
+    assert!(a.terminate().await.success());
+    assert_eq!(node(&nodes(&b).await, "edge-a")["state"], "stopped");
+    let a2 = Gateway::start(
+        tempfile::tempdir().unwrap(),
+        pg.url.clone(),
+        &["--node-id", "edge-a"],
+    )
+    .await;
+    assert_eq!(
+        node(&nodes(&b).await, "edge-a")["sip_address"],
+        a2.sip.as_str()
+    );
+
+    // Killed: a restart under its id takes the row once the heartbeat is stale.
+    let b_pid = b.pid().expect("pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &b_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = b.terminate().await;
+    let b2 = Gateway::start(
+        tempfile::tempdir().unwrap(),
+        pg.url.clone(),
+        &["--node-id", "edge-b"],
+    )
+    .await;
+    let list = nodes(&a2).await;
+    assert_eq!(node(&list, "edge-b")["sip_address"], b2.sip.as_str());
+    assert!(list.iter().all(|n| n["alive"] == true), "{list:?}");
+    assert!(
+        b2.log().contains("node id held by another process"),
+        "the restart waited"
+    );
+}
