@@ -344,7 +344,9 @@ impl Gateway {
         // replay's), at up to 5,200 messages a second in the step, past the
         // per-source limit (1,000/s) that a single phone or office never
         // comes near.
-        let mut launch = launch.with_args(&["--sip-source-rate", "0"]);
+        // And no drain: the bench's SIGTERM comes after its load, and any
+        // call still up then is hung up at once, as before drains.
+        let mut launch = launch.with_args(&["--sip-source-rate", "0", "--drain-timeout", "0s"]);
         if let Some(n) = plan.lockout_attempts {
             launch = launch.with_args(&["--lockout-attempts", &n.to_string()]);
         }

@@ -33,6 +33,9 @@ pub const DEFAULT_MAX_LOOP_LAG: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_STORE_LATENCY: Duration = Duration::from_millis(200);
 /// Longest a number lookup may take before the call gets 503.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long SIGTERM lets calls go on. Under systemd's default stop
+/// timeout (90 s), so the rest get their BYE before a SIGKILL.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(thiserror::Error, Debug)]
 pub enum ConfigError {
@@ -167,6 +170,9 @@ pub struct ServeOptions {
     /// Attempt-log rows older than this are pruned in the background; 0s keeps them [default: 90d]
     #[arg(long)]
     pub attempt_retention: Option<String>,
+    /// On SIGTERM, how long calls in progress may go on while no new ones are taken (OPTIONS and INVITE get 503) before the rest get BYE; 0s hangs up at once (Ctrl-C always does) [default: 60s]
+    #[arg(long)]
+    pub drain_timeout: Option<String>,
 }
 
 /// Resolved settings for one gateway.
@@ -211,6 +217,8 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// The attempt log's writer.
     pub attempt_log: crate::store::LogConfig,
+    /// How long SIGTERM lets calls in progress go on; zero: hang up at once.
+    pub drain_timeout: Duration,
 }
 
 /// A node id as given: 1 to 64 of `A-Z a-z 0-9 . _ -`.
@@ -380,6 +388,7 @@ impl ServeOptions {
             attempt_backlog: self.attempt_backlog.or(base.attempt_backlog),
             attempt_batch_window: self.attempt_batch_window.or(base.attempt_batch_window),
             attempt_retention: self.attempt_retention.or(base.attempt_retention),
+            drain_timeout: self.drain_timeout.or(base.drain_timeout),
         }
     }
 
@@ -586,6 +595,7 @@ impl ServeOptions {
             )?,
             store_timeout,
             attempt_log,
+            drain_timeout: dur("drain-timeout", self.drain_timeout, DEFAULT_DRAIN_TIMEOUT)?,
             dtmf_mode,
             rtp_timeout,
             codecs,

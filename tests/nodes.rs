@@ -1,8 +1,9 @@
-//! Gateway nodes in the store (issue 18, items 1 and 2): each `serve` claims
-//! its `--node-id`'s row and writes a heartbeat every second; a SQLite file
-//! serves one node (a second `serve` on it is refused, exit 2); several
-//! nodes share one PostgreSQL, where a node id a live node holds is refused
-//! and one a crashed node held is taken over once its heartbeat is stale.
+//! Gateway nodes in the store (issue 18, items 1, 2 and 6): each `serve`
+//! claims its `--node-id`'s row and writes a heartbeat every second; a
+//! SQLite file serves one node (a second `serve` on it is refused, exit 2);
+//! several nodes share one PostgreSQL, where a node id a live node holds is
+//! refused and one a crashed node held is taken over once its heartbeat is
+//! stale. SIGTERM drains a node: no new calls, those in progress go on.
 
 mod support;
 
@@ -10,8 +11,12 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::caller::{Caller, Dial};
 use support::postgres::PgServer;
-use support::{BIN, Gateway, http, provision, repo, secret_file};
+use support::{BIN, Gateway, http, provision, repo, request, secret_file};
+
+const CODE: &str = "4321";
+const ADMITTED: &str = "dialgate_attempts_total{stage=\"access\",outcome=\"admitted\"}";
 
 /// `serve` on `db` as `node_id`, to be refused: its output once it exits
 /// (within 30 s; the PostgreSQL refusal first waits out the node TTL).
@@ -74,7 +79,7 @@ async fn heartbeat_after(gw: &Gateway, id: &str, than: &str) -> String {
 
 #[tokio::test]
 async fn a_second_serve_on_one_sqlite_file_is_refused_and_the_first_goes_on() {
-    let (dir, db) = Gateway::provisioned("4321");
+    let (dir, db) = Gateway::provisioned(CODE);
     let mut gw = Gateway::start(dir, db.clone(), &["--node-id", "edge-a"]).await;
     let list = nodes(&gw).await;
     assert_eq!(list.len(), 1, "{list:?}");
@@ -124,7 +129,7 @@ async fn a_second_serve_on_one_sqlite_file_is_refused_and_the_first_goes_on() {
 #[tokio::test]
 async fn nodes_share_postgres_and_a_node_id_is_held_while_its_node_lives() {
     let pg = PgServer::start();
-    provision(&pg.url, "4321");
+    provision(&pg.url, CODE);
     let mut a = Gateway::start(
         tempfile::tempdir().unwrap(),
         pg.url.clone(),
@@ -170,7 +175,8 @@ async fn nodes_share_postgres_and_a_node_id_is_held_while_its_node_lives() {
         a2.sip.as_str()
     );
 
-    // Killed: a restart under its id takes the row once the heartbeat is stale.
+    // Killed: a restart under its id takes the row once the heartbeat is
+    // stale (it waits for that if it comes sooner than the TTL).
     let b_pid = b.pid().expect("pid");
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &b_pid.to_string()])
@@ -187,8 +193,115 @@ async fn nodes_share_postgres_and_a_node_id_is_held_while_its_node_lives() {
     let list = nodes(&a2).await;
     assert_eq!(node(&list, "edge-b")["sip_address"], b2.sip.as_str());
     assert!(list.iter().all(|n| n["alive"] == true), "{list:?}");
-    assert!(
-        b2.log().contains("node id held by another process"),
-        "the restart waited"
+}
+
+/// Dials and keys the right code; waits until the gateway counted it admitted.
+async fn admitted_call(gw: &Gateway, admitted_before: f64) -> Caller {
+    let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
+    assert_eq!(caller.invite_status, 200, "{}", gw.log());
+    caller.key_rfc4733(&format!("{CODE}#")).await;
+    let token = gw.token().await.to_owned();
+    gw.await_metric(&token, ADMITTED, Duration::from_secs(10), |v| {
+        v > admitted_before
+    })
+    .await;
+    caller
+}
+
+/// An OPTIONS's answer: its status line and Retry-After.
+async fn options(gw: &Gateway) -> (String, Option<String>) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("local").to_string();
+    let msg = request("OPTIONS", "drain-probe", &local, "UDP");
+    sock.send_to(msg.as_bytes(), &gw.sip).await.expect("send");
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .expect("recv");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let retry = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Retry-After: "))
+        .map(str::to_owned);
+    (status, retry)
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let flags = ["--node-id", "edge-a", "--drain-timeout", "60s"];
+    let mut gw = Gateway::start(dir, db.clone(), &flags).await;
+    assert_eq!(options(&gw).await.0, "SIP/2.0 200 OK");
+    let mut caller = admitted_call(&gw, 0.0).await;
+
+    gw.signal("-TERM");
+    for _ in 0..50 {
+        if node(&nodes(&gw).await, "edge-a")["state"] == "draining" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = nodes(&gw).await;
+    assert_eq!(node(&list, "edge-a")["state"], "draining", "{list:?}");
+    assert_eq!(node(&list, "edge-a")["alive"], true);
+    // A dispatcher's probe and a new caller are turned away before answer.
+    assert_eq!(
+        options(&gw).await,
+        (
+            "SIP/2.0 503 Service Unavailable".to_owned(),
+            Some("5".to_owned())
+        )
     );
+    let refused = Caller::dial(&gw.sip, Dial::default()).await;
+    assert_eq!(refused.invite_status, 503, "{}", gw.log());
+    assert_eq!(refused.retry_after.as_deref(), Some("5"));
+    // The call in progress goes on, and with it the process.
+    assert!(
+        caller.wait_bye(Duration::from_secs(1)).await.is_none(),
+        "no BYE while draining"
+    );
+    assert!(
+        gw.exited(Duration::ZERO).await.is_none(),
+        "still serving its call"
+    );
+    // Its caller hangs up: the last call ended, the node exits by itself.
+    assert_eq!(caller.hang_up().await, Some(200));
+    let status = gw
+        .exited(Duration::from_secs(10))
+        .await
+        .expect("exits once its last call ended");
+    assert!(status.success(), "{status:?}\n{}", gw.log());
+    assert_eq!(stored(&db, "edge-a").await.state, "stopped");
+    let rows = support::attempt_rows_after_stop(&db).await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "the drained call's attempt is written: {rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_drain_that_outlasts_its_timeout_hangs_up_the_calls_left() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let mut gw = Gateway::start(dir, db, &["--drain-timeout", "1s"]).await;
+    let caller = admitted_call(&gw, 0.0).await;
+    gw.signal("-TERM");
+    let bye = caller
+        .wait_bye(Duration::from_secs(10))
+        .await
+        .expect("BYE at the drain timeout");
+    assert!(
+        bye.header("Reason")
+            .is_some_and(|r| r.contains("cause=503")),
+        "{bye:?}"
+    );
+    let status = gw
+        .exited(Duration::from_secs(10))
+        .await
+        .expect("exits after the BYEs");
+    assert!(status.success(), "{status:?}\n{}", gw.log());
 }

@@ -87,7 +87,7 @@ pub struct NodeView {
     sip_address: String,
     /// Its REST API.
     api_address: String,
-    /// `serving` or `stopped` (as it last said).
+    /// `serving`, `draining` (no new calls) or `stopped` (as it last said).
     state: String,
     /// Calls in progress at its last heartbeat.
     calls: i64,
@@ -95,7 +95,7 @@ pub struct NodeView {
     started_at: String,
     /// Its last heartbeat (written every second while it serves).
     heartbeat_at: String,
-    /// Serving, with a heartbeat newer than 5 s.
+    /// Not stopped, with a heartbeat newer than 5 s.
     alive: bool,
 }
 

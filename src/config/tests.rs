@@ -20,6 +20,12 @@ fn defaults_resolve() {
     assert_eq!(s.ivr.first_digit_timeout, Duration::from_secs(10));
     assert_eq!(s.ivr.inter_digit_timeout, Duration::from_secs(5));
     assert_eq!(s.ivr.max_attempts, 3);
+    assert_eq!(s.drain_timeout, Duration::from_secs(60));
+    let no_drain = ServeOptions {
+        drain_timeout: Some("0s".into()),
+        ..ServeOptions::default()
+    };
+    assert_eq!(no_drain.resolve().unwrap().drain_timeout, Duration::ZERO);
 }
 
 #[test]

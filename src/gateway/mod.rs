@@ -1,6 +1,10 @@
 //! The async shell: binds the sockets, runs the SIP endpoint task and one
 //! task per call, and stops cleanly on Ctrl-C (BYE to every call).
 //!
+//! SIGTERM drains: no new calls (INVITE and OPTIONS get 503 with
+//! `Retry-After`), the node says `draining`, and the process exits when
+//! the last call ends or `--drain-timeout` passes (BYE to the rest).
+//!
 //! The endpoint task owns the sans-IO [`Endpoint`]; call tasks talk to it
 //! through [`SipCommand`]s and hear back through [`CallEvent`]s. Once
 //! listening, `serve` prints one JSON line on stdout:
@@ -88,6 +92,8 @@ pub(crate) struct Shared {
     pub admission: Arc<Admission>,
     /// What every call's core decides by.
     pub rules: Arc<call::Rules>,
+    /// This node's row in the store.
+    pub node: Arc<node::Node>,
 }
 
 /// Logs to stderr, as text or one JSON object per line; `RUST_LOG`
@@ -218,6 +224,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         secret: secret.clone(),
     });
     let shared = Arc::new(Shared {
+        node: node.clone(),
         rules,
         attempts: attempts.clone(),
         admission,
@@ -275,19 +282,69 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// What a signal asks of the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM (a service manager, a rolling restart): take no new calls,
+    /// let those in progress finish, for at most `--drain-timeout`.
+    Drain,
+    /// Ctrl-C (SIGINT), or SIGTERM again while draining: BYE to every call.
+    Now,
+}
+
+/// The process's stop signals, listened to for its whole life (a signal
+/// that comes between two waits is kept, not lost).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
-            return;
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> Stop {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.int) => Stop::Now,
+                () = recv(&mut self.term) => Stop::Drain,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Stop::Now
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// BYE to every call, for shutting down.
+fn hang_up_all(endpoint: &mut Endpoint, calls: &HashMap<CallRef, mpsc::Sender<CallEvent>>) {
+    let now = Instant::now().into_std();
+    for call in calls.keys() {
+        endpoint.send_bye(now, *call, Some(Cause::ShuttingDown.reason()));
+    }
 }
 
 /// How long shutdown waits for BYEs to be answered.
@@ -336,8 +393,10 @@ async fn run_endpoint(
     shared: Arc<Shared>,
 ) {
     let mut calls: HashMap<CallRef, mpsc::Sender<CallEvent>> = HashMap::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let mut signals = Signals::listen();
+    // Draining: when the calls still up get BYE.
+    let mut draining: Option<Instant> = None;
+    // Hanging up: when the endpoint stops waiting for the BYEs' answers.
     let mut stopping: Option<Instant> = None;
     let mut shed_before = None;
     loop {
@@ -351,9 +410,10 @@ async fn run_endpoint(
             }
             shed_before = shed;
         }
+        let leaving = draining.is_some() || stopping.is_some();
         endpoint.set_overloaded(
             shed.map(|_| RETRY_AFTER_SECS)
-                .or(stopping.map(|_| RETRY_AFTER_SECS)),
+                .or(leaving.then_some(RETRY_AFTER_SECS)),
         );
         let timer = endpoint.poll_timeout().map(Instant::from_std);
         let now = tokio::select! {
@@ -378,12 +438,24 @@ async fn run_endpoint(
                 endpoint.handle_timeout(now.into_std());
                 now
             }
-            _ = &mut shutdown, if stopping.is_none() => {
-                tracing::info!(calls = calls.len(), "shutting down: hanging up calls");
+            stop = signals.next(), if stopping.is_none() => {
                 let now = Instant::now();
-                for call in calls.keys() {
-                    endpoint.send_bye(now.into_std(), *call, Some(Cause::ShuttingDown.reason()));
+                let limit = shared.settings.drain_timeout;
+                if stop == Stop::Drain && draining.is_none() && !limit.is_zero() {
+                    tracing::info!(calls = calls.len(), limit = ?limit, "draining: no new calls; those in progress go on");
+                    shared.node.set_draining();
+                    draining = Some(now + limit);
+                } else {
+                    tracing::info!(calls = calls.len(), "shutting down: hanging up calls");
+                    hang_up_all(&mut endpoint, &calls);
+                    stopping = Some(now + SHUTDOWN_GRACE);
                 }
+                now
+            }
+            _ = tokio::time::sleep_until(draining.unwrap_or_else(Instant::now)), if draining.is_some() && stopping.is_none() => {
+                let now = Instant::now();
+                tracing::warn!(calls = calls.len(), "drain timeout: hanging up the calls left");
+                hang_up_all(&mut endpoint, &calls);
                 stopping = Some(now + SHUTDOWN_GRACE);
                 now
             }
@@ -397,11 +469,13 @@ async fn run_endpoint(
             match out {
                 Output::Transmit { flow, bytes } => transport.send(flow, bytes).await,
                 Output::Incoming(incoming) => {
-                    // Refused before anything is answered: shutting down,
-                    // or the gateway cannot serve one more call.
-                    let admitted = match stopping {
-                        Some(_) => Err(Cause::ShuttingDown),
-                        None => shared.admission.admit().map_err(Cause::Shed),
+                    // Refused before anything is answered: draining or
+                    // shutting down, or the gateway cannot serve one more
+                    // call.
+                    let admitted = if draining.is_some() || stopping.is_some() {
+                        Err(Cause::ShuttingDown)
+                    } else {
+                        shared.admission.admit().map_err(Cause::Shed)
                     };
                     let slot = match admitted {
                         Ok(slot) => slot,
@@ -437,7 +511,7 @@ async fn run_endpoint(
                 }
             }
         }
-        if stopping.is_some() && endpoint.active_dialogs() == 0 {
+        if (draining.is_some() || stopping.is_some()) && endpoint.active_dialogs() == 0 {
             tracing::info!("all calls ended");
             return;
         }

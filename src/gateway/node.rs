@@ -117,6 +117,8 @@ pub struct Node {
     store: Store,
     id: String,
     instance: String,
+    /// Taking no new calls: said in the heartbeat.
+    draining: std::sync::atomic::AtomicBool,
     _lock: Option<SqliteLock>,
 }
 
@@ -178,12 +180,19 @@ impl Node {
             store,
             id: settings.node_id.clone(),
             instance,
+            draining: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         })
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// From now on the heartbeat says `draining`.
+    pub fn set_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes the heartbeat, with `calls()` in progress, every
@@ -197,9 +206,10 @@ impl Node {
         loop {
             every.tick().await;
             let n = i64::try_from(calls()).unwrap_or(i64::MAX);
+            let draining = self.draining.load(std::sync::atomic::Ordering::Relaxed);
             match self
                 .store
-                .heartbeat_node(&self.id, &self.instance, n, Utc::now())
+                .heartbeat_node(&self.id, &self.instance, n, draining, Utc::now())
                 .await
             {
                 Ok(true) => {

@@ -27,7 +27,7 @@ pub struct NodeRow {
     pub node_id: String,
     pub sip_address: String,
     pub api_address: String,
-    /// `serving` or `stopped`.
+    /// `serving`, `draining` (no new calls) or `stopped`.
     pub state: String,
     /// Calls in progress at the last heartbeat.
     pub calls: i64,
@@ -37,6 +37,7 @@ pub struct NodeRow {
 
 /// A node's state as stored.
 pub const SERVING: &str = "serving";
+pub const DRAINING: &str = "draining";
 pub const STOPPED: &str = "stopped";
 
 /// A heartbeat older than this is a dead process's: its node id may be
@@ -44,12 +45,12 @@ pub const STOPPED: &str = "stopped";
 pub const NODE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl NodeRow {
-    /// Serving, with a heartbeat newer than [`NODE_TTL`] at `now`.
+    /// Not stopped, with a heartbeat newer than [`NODE_TTL`] at `now`.
     pub fn alive(&self, now: DateTime<Utc>) -> bool {
         let fresh = DateTime::parse_from_rfc3339(&self.heartbeat_at).is_ok_and(|t| {
             now.signed_duration_since(t) < chrono::Duration::from_std(NODE_TTL).unwrap_or_default()
         });
-        self.state == SERVING && fresh
+        self.state != STOPPED && fresh
     }
 }
 
@@ -92,20 +93,23 @@ impl Store {
         self.node(claim.node_id).await
     }
 
-    /// Renews this process's heartbeat; `false` when the row is no longer
-    /// ours (another process took the node id over).
+    /// Renews this process's heartbeat, with its calls in progress and
+    /// whether it is draining; `false` when the row is no longer ours
+    /// (another process took the node id over).
     pub async fn heartbeat_node(
         &self,
         node_id: &str,
         instance: &str,
         calls: i64,
+        draining: bool,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE nodes SET heartbeat_at = $1, calls = $2 WHERE node_id = $3 AND instance = $4",
+            "UPDATE nodes SET heartbeat_at = $1, calls = $2, state = $3 WHERE node_id = $4 AND instance = $5",
         )
         .bind(format_time(now))
         .bind(calls)
+        .bind(if draining { DRAINING } else { SERVING })
         .bind(node_id)
         .bind(instance)
         .execute(&self.pool)
@@ -189,7 +193,7 @@ mod tests {
         // The first renews; the second still cannot take it.
         assert!(
             store
-                .heartbeat_node("a", "one", 7, t0 + chrono::Duration::seconds(4))
+                .heartbeat_node("a", "one", 7, false, t0 + chrono::Duration::seconds(4))
                 .await
                 .unwrap()
         );
@@ -212,8 +216,29 @@ mod tests {
                 .unwrap(),
             None
         );
-        assert!(!store.heartbeat_node("a", "one", 1, at_10).await.unwrap());
-        assert!(store.heartbeat_node("a", "two", 1, at_10).await.unwrap());
+        assert!(
+            !store
+                .heartbeat_node("a", "one", 1, false, at_10)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .heartbeat_node("a", "two", 1, true, at_10)
+                .await
+                .unwrap()
+        );
+        // Draining is alive, and still holds the id.
+        let a = store.node("a").await.unwrap().expect("a");
+        assert_eq!(a.state, DRAINING);
+        assert!(a.alive(at_10));
+        assert!(
+            store
+                .claim_node(&claim("a", "six"), at_10, TTL)
+                .await
+                .unwrap()
+                .is_some()
+        );
         // Stopped: taken at once.
         assert!(store.stop_node("a", "two", at_10).await.unwrap());
         assert_eq!(

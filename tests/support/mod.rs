@@ -242,6 +242,23 @@ impl Gateway {
         self.stop("-TERM").await
     }
 
+    /// Sends `signal` (`-TERM`, `-INT`) and returns at once.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Waits for the gateway to exit by itself, at most `limit`.
+    pub async fn exited(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .map(|r| r.expect("wait"))
+    }
+
     async fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill")
