@@ -218,7 +218,7 @@ impl Node {
                     }
                 }
                 Ok(false) => {
-                    tracing::error!(node = %self.id, "another process took this node id over: no more heartbeats from this one");
+                    tracing::error!(node = %self.id, "this node's row is no longer this process's (another took the node id over, or it was marked stopped): no more heartbeats");
                     return;
                 }
                 Err(e) => {

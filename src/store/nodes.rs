@@ -95,7 +95,9 @@ impl Store {
 
     /// Renews this process's heartbeat, with its calls in progress and
     /// whether it is draining; `false` when the row is no longer ours
-    /// (another process took the node id over).
+    /// (another process took the node id over) or says it stopped (a
+    /// heartbeat still in flight as the node leaves does not bring it
+    /// back).
     pub async fn heartbeat_node(
         &self,
         node_id: &str,
@@ -105,13 +107,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE nodes SET heartbeat_at = $1, calls = $2, state = $3 WHERE node_id = $4 AND instance = $5",
+            "UPDATE nodes SET heartbeat_at = $1, calls = $2, state = $3 \
+             WHERE node_id = $4 AND instance = $5 AND state <> $6",
         )
         .bind(format_time(now))
         .bind(calls)
         .bind(if draining { DRAINING } else { SERVING })
         .bind(node_id)
         .bind(instance)
+        .bind(STOPPED)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -239,8 +243,15 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        // Stopped: taken at once.
+        // Stopped: no late heartbeat revives it, and it is taken at once.
         assert!(store.stop_node("a", "two", at_10).await.unwrap());
+        assert!(
+            !store
+                .heartbeat_node("a", "two", 1, false, at_10)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.node("a").await.unwrap().expect("a").state, STOPPED);
         assert_eq!(
             store
                 .claim_node(&claim("a", "three"), at_10, TTL)
