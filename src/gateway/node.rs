@@ -149,7 +149,7 @@ impl Node {
         let ttl = if lock.is_some() {
             chrono::Duration::zero()
         } else {
-            chrono::Duration::from_std(NODE_TTL).unwrap_or(chrono::Duration::MAX)
+            crate::store::node_ttl()
         };
         let give_up = tokio::time::Instant::now() + NODE_TTL + HEARTBEAT_EVERY;
         let mut waiting = false;

@@ -38,7 +38,7 @@ use sqlx::{AnyPool, Row};
 pub use attempt_log::{AttemptLog, Checked, FailureKeys, Failures, Guess, LogConfig};
 pub use catalog::TenantUse;
 pub use invitees::InviteeRow;
-pub use nodes::{NODE_TTL, NodeClaim, NodeRow};
+pub use nodes::{NODE_TTL, NodeClaim, NodeRow, node_ttl};
 pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};
 
 /// Which database a URL names.

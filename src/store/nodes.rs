@@ -44,12 +44,17 @@ pub const STOPPED: &str = "stopped";
 /// taken over, and the node is not alive.
 pub const NODE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// [`NODE_TTL`] as a span between stored times: one conversion for the
+/// claim and for [`NodeRow::alive`].
+pub fn node_ttl() -> chrono::Duration {
+    chrono::Duration::from_std(NODE_TTL).unwrap_or(chrono::Duration::MAX)
+}
+
 impl NodeRow {
     /// Not stopped, with a heartbeat newer than [`NODE_TTL`] at `now`.
     pub fn alive(&self, now: DateTime<Utc>) -> bool {
-        let fresh = DateTime::parse_from_rfc3339(&self.heartbeat_at).is_ok_and(|t| {
-            now.signed_duration_since(t) < chrono::Duration::from_std(NODE_TTL).unwrap_or_default()
-        });
+        let fresh = DateTime::parse_from_rfc3339(&self.heartbeat_at)
+            .is_ok_and(|t| now.signed_duration_since(t) < node_ttl());
         self.state != STOPPED && fresh
     }
 }
