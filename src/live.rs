@@ -45,6 +45,11 @@ pub struct LiveCall {
     pub on_hold: bool,
     /// The far end's latest RTCP report on the audio we send it.
     pub far_end: Option<FarEnd>,
+    /// The gateway node the call is on (`--node-id`).
+    pub node: String,
+    /// In a room: the node that owns the room (mixes it), as the room's
+    /// lease says; `null` while it is being claimed.
+    pub room_owner: Option<String>,
 }
 
 /// One key press in a call's DTMF trace. Which key is never kept: the
@@ -95,9 +100,14 @@ pub enum ControlError {
 }
 
 impl Entry {
-    /// The call as it is now (a room member's presence is read live).
-    fn view(&self) -> LiveCall {
+    /// The call as it is now (a room member's presence and the room's
+    /// owner are read live).
+    fn view(&self, rooms: &Rooms) -> LiveCall {
         let mut info = self.info.clone();
+        info.room_owner = info
+            .room_id
+            .and_then(|room| rooms.owner(room))
+            .map(|owner| owner.to_string());
         if let Some(m) = &self.member {
             // Read from the member: mute-all and the room change it there.
             info.muted = m.is_muted();
@@ -219,12 +229,16 @@ impl LiveCalls {
     pub fn list(&self) -> Vec<LiveCall> {
         self.calls
             .lock()
-            .map(|c| c.values().map(Entry::view).collect())
+            .map(|c| c.values().map(|e| e.view(&self.rooms)).collect())
             .unwrap_or_default()
     }
 
     pub fn get(&self, id: u64) -> Option<LiveCall> {
-        self.calls.lock().ok()?.get(&id).map(Entry::view)
+        self.calls
+            .lock()
+            .ok()?
+            .get(&id)
+            .map(|e| e.view(&self.rooms))
     }
 
     /// Hangs the call up with BYE (the call task ends when it is answered).
@@ -243,7 +257,7 @@ impl LiveCalls {
         let e = c.get_mut(&id).ok_or(ControlError::NotFound)?;
         let member = e.member.as_ref().ok_or(ControlError::NotInRoom)?;
         member.set_muted(muted);
-        Ok(e.view())
+        Ok(e.view(&self.rooms))
     }
 
     /// Locks or unlocks a room with callers in it; `NotFound` when it has none.

@@ -13,10 +13,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::caller::{Caller, Dial};
 use support::postgres::PgServer;
-use support::{BIN, Gateway, http, provision, repo, request, secret_file};
+use support::{BIN, Gateway, admitted_call, http, provision, repo, request, secret_file};
 
 const CODE: &str = "4321";
-const ADMITTED: &str = "dialgate_attempts_total{stage=\"access\",outcome=\"admitted\"}";
 
 /// `serve` on `db` as `node_id`, to be refused: its output once it exits
 /// (within 30 s; the PostgreSQL refusal first waits out the node TTL).
@@ -195,19 +194,6 @@ async fn nodes_share_postgres_and_a_node_id_is_held_while_its_node_lives() {
     assert!(list.iter().all(|n| n["alive"] == true), "{list:?}");
 }
 
-/// Dials and keys the right code; waits until the gateway counted it admitted.
-async fn admitted_call(gw: &Gateway, admitted_before: f64) -> Caller {
-    let mut caller = Caller::dial(&gw.sip, Dial::default()).await;
-    assert_eq!(caller.invite_status, 200, "{}", gw.log());
-    caller.key_rfc4733(&format!("{CODE}#")).await;
-    let token = gw.token().await.to_owned();
-    gw.await_metric(&token, ADMITTED, Duration::from_secs(10), |v| {
-        v > admitted_before
-    })
-    .await;
-    caller
-}
-
 /// An OPTIONS's answer: its status line and Retry-After.
 async fn options(gw: &Gateway) -> (String, Option<String>) {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
@@ -246,7 +232,7 @@ async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
     ];
     let mut gw = Gateway::start(dir, db.clone(), &flags).await;
     assert_eq!(options(&gw).await.0, "SIP/2.0 200 OK", "{}", gw.log());
-    let mut caller = admitted_call(&gw, 0.0).await;
+    let mut caller = admitted_call(&gw, CODE, 0.0).await;
 
     gw.signal("-TERM");
     for _ in 0..50 {
@@ -300,7 +286,7 @@ async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
 async fn a_drain_that_outlasts_its_timeout_hangs_up_the_calls_left() {
     let (dir, db) = Gateway::provisioned(CODE);
     let mut gw = Gateway::start(dir, db, &["--drain-timeout", "1s"]).await;
-    let caller = admitted_call(&gw, 0.0).await;
+    let caller = admitted_call(&gw, CODE, 0.0).await;
     gw.signal("-TERM");
     let bye = caller
         .wait_bye(Duration::from_secs(10))

@@ -407,6 +407,22 @@ async fn every_documented_route_answers_as_documented() {
         )
         .await;
     assert_eq!(inside[0]["id"].as_u64(), Some(id));
+    // The room's lease, claimed by this node as the call joined.
+    for _ in 0..100 {
+        let (_, leases) = call(&gw.api, "GET", "/v1/leases", Some(&token), None).await;
+        if leases[0]["held"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leases = api
+        .exercise("GET", "/v1/leases", "/v1/leases", None, 200)
+        .await;
+    assert_eq!(
+        (&leases[0]["room_id"], &leases[0]["held"]),
+        (&json!(1), &json!(true)),
+        "{leases}"
+    );
     let locked = api
         .exercise("POST", "/v1/rooms/{id}/lock", "/v1/rooms/1/lock", None, 200)
         .await;

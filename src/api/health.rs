@@ -78,6 +78,52 @@ pub async fn render_metrics(State(s): Shared) -> ApiResult<Response> {
         .into_response())
 }
 
+/// Which node owns each room that is or was live, as the room leases say.
+#[utoipa::path(get, path = "/v1/leases", tag = "operations",
+    responses((status = 200, body = Vec<LeaseView>), (status = 401, body = ErrorBody),
+              (status = 500, body = ErrorBody)))]
+pub async fn list_leases(State(s): Shared) -> ApiResult<Json<Vec<LeaseView>>> {
+    let rows = s
+        .provisioner
+        .store()
+        .list_room_leases()
+        .await
+        .map_err(crate::provision::ProvisionError::from)?;
+    let now = chrono::Utc::now();
+    Ok(Json(
+        rows.into_iter()
+            .map(|l| LeaseView {
+                held: l.held(now),
+                room_id: l.room_id,
+                node_id: l.node_id,
+                sip_address: l.sip_address,
+                epoch: l.epoch,
+                claimed_at: l.claimed_at,
+                expires_at: l.expires_at,
+            })
+            .collect(),
+    ))
+}
+
+/// A room's lease: the node whose mix the room's callers hear.
+#[derive(Serialize, ToSchema)]
+pub struct LeaseView {
+    room_id: i64,
+    /// The owner (or last owner) node.
+    node_id: String,
+    /// Where the owner answers SIP.
+    sip_address: String,
+    /// Grows by one each time another node takes the room over.
+    epoch: i64,
+    /// When the owner took it, RFC 3339 UTC.
+    claimed_at: String,
+    /// When the lease ends unless renewed (about every second while the
+    /// room is live; the release time once it emptied).
+    expires_at: String,
+    /// Not expired: the owner holds the room now.
+    held: bool,
+}
+
 /// A gateway node serving from this store.
 #[derive(Serialize, ToSchema)]
 pub struct NodeView {

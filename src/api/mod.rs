@@ -318,6 +318,7 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(calls::unmute))
         .routes(routes!(health::readyz))
         .routes(routes!(health::list_nodes))
+        .routes(routes!(health::list_leases))
         .routes(routes!(health::render_metrics))
         .routes(routes!(openapi_json))
 }

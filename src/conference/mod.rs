@@ -24,6 +24,8 @@
 //! that it went in, back to waiting, or that the room ended.
 //!
 //! - [`Rooms`] (`rooms.rs`): every live room; join, leave, admit, lock.
+//! - [`lease`]: which node owns each live room (the sans-IO half of the
+//!   room leases in the store).
 //! - `room.rs`: one room's state and what it says when members change.
 //! - [`Member`] (`member.rs`): one caller in a room.
 //! - `clock.rs`: the room's 20 ms tick; `fanout.rs`: encode once, send all.
@@ -33,6 +35,7 @@
 mod clock;
 mod fanout;
 pub mod keypad;
+pub mod lease;
 mod member;
 pub mod mixer;
 mod room;
@@ -43,7 +46,7 @@ pub mod tones;
 
 pub use crate::media::inbound::CONCEAL_FRAMES;
 pub use member::{Member, Sink};
-pub use rooms::Rooms;
+pub use rooms::{RoomEvent, Rooms};
 pub use roster::{AdmitError, Policy, Presence, Refusal, Role};
 
 #[cfg(test)]

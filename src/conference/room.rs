@@ -22,6 +22,8 @@ pub(super) struct Room {
     pub(super) music_at: usize,
     /// The entry or exit chime playing to everyone in the room.
     pub(super) chime: Option<Chime>,
+    /// The node that owns the room, as its lease says.
+    pub(super) owner: Option<Arc<str>>,
 }
 
 /// A chime heard by everyone in the room but the member it is about (the

@@ -1,10 +1,15 @@
 //! Every live room of this gateway, by room id: joining (which starts a
 //! room's clock, [`super::clock`]), leaving (the room goes with its last
 //! member), admitting from the waiting room, and the in-call commands that
-//! act on a whole room (lock, mute all, the count).
+//! act on a whole room (lock, mute all, the count). A room's opening and
+//! closing can be told to a listener ([`Rooms::announcing`]: the node's
+//! room leases), which in turn records who owns the room
+//! ([`Rooms::set_owner`]) for the live view.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
 
 use super::clock::run_room;
 use super::member::Member;
@@ -16,6 +21,13 @@ use crate::ids::RoomId;
 use crate::media::prompts::PromptId;
 use crate::sip::endpoint::CallRef;
 
+/// A room got its first member on this gateway, or lost its last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomEvent {
+    Opened(RoomId),
+    Closed(RoomId),
+}
+
 /// Every live room of this gateway.
 #[derive(Clone, Debug)]
 pub struct Rooms {
@@ -23,6 +35,8 @@ pub struct Rooms {
     max_talkers: usize,
     /// The waiting room's music, 16 kHz, looped.
     pub(super) music: Arc<[i16]>,
+    /// Told when a room opens or closes.
+    events: Option<mpsc::UnboundedSender<RoomEvent>>,
 }
 
 impl Rooms {
@@ -33,6 +47,22 @@ impl Rooms {
             inner: Arc::default(),
             max_talkers,
             music,
+            events: None,
+        }
+    }
+
+    /// These rooms, telling `events` when one opens or closes. Sent under
+    /// the rooms' lock, so a room's events arrive in the order they
+    /// happened.
+    pub fn announcing(mut self, events: mpsc::UnboundedSender<RoomEvent>) -> Rooms {
+        self.events = Some(events);
+        self
+    }
+
+    fn tell(&self, event: RoomEvent) {
+        if let Some(events) = &self.events {
+            // The listener gone (the process is stopping): nothing to tell.
+            let _ = events.send(event);
         }
     }
 
@@ -48,6 +78,7 @@ impl Rooms {
         let Ok(mut rooms) = self.inner.lock() else {
             return Err(Refusal::Full);
         };
+        let opened = !rooms.contains_key(&room_id);
         let room = rooms.entry(room_id).or_insert_with(|| {
             let room = Arc::new(Mutex::new(Room::default()));
             let mixer = Mixer::new(self.max_talkers);
@@ -66,10 +97,16 @@ impl Rooms {
                 if room.roster.is_empty() {
                     drop(room);
                     rooms.remove(&room_id);
+                    if !opened {
+                        self.tell(RoomEvent::Closed(room_id));
+                    }
                 }
                 return Err(refusal);
             }
         };
+        if opened {
+            self.tell(RoomEvent::Opened(room_id));
+        }
         member.set_presence(presence);
         room.members.push(member.clone());
         room.apply(&changes);
@@ -99,7 +136,18 @@ impl Rooms {
         };
         if empty {
             rooms.remove(&room_id);
+            self.tell(RoomEvent::Closed(room_id));
         }
+    }
+
+    /// Records which node owns `room_id` (`None`: not known yet).
+    pub fn set_owner(&self, room_id: RoomId, owner: Option<Arc<str>>) {
+        self.with_room(room_id, |room| room.owner = owner);
+    }
+
+    /// The node that owns `room_id`, if it is live here and known.
+    pub fn owner(&self, room_id: RoomId) -> Option<Arc<str>> {
+        self.with_room(room_id, |room| room.owner.clone()).flatten()
     }
 
     /// Lets a waiting member of `room_id` in.

@@ -104,6 +104,39 @@ async fn room_empties_itself_when_the_last_member_leaves() {
 }
 
 #[tokio::test]
+async fn rooms_tell_when_they_open_and_close_and_hold_their_owner_while_open() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let rooms = Rooms::new(3, Arc::from(vec![])).announcing(tx);
+    let open = Policy::default();
+    let mut told = || std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>();
+    // A first member refused (a room of none) opens nothing.
+    let none = Policy {
+        max_members: Some(0),
+        ..open
+    };
+    assert!(rooms.join(RoomId(1), member(1).await, none).is_err());
+    assert_eq!(told(), []);
+    assert!(rooms.join(RoomId(1), member(1).await, open).is_ok());
+    assert!(rooms.join(RoomId(1), member(2).await, open).is_ok());
+    assert!(rooms.join(RoomId(2), member(3).await, open).is_ok());
+    assert_eq!(
+        told(),
+        [RoomEvent::Opened(RoomId(1)), RoomEvent::Opened(RoomId(2))]
+    );
+    rooms.set_owner(RoomId(1), Some(Arc::from("edge-b")));
+    assert_eq!(rooms.owner(RoomId(1)).as_deref(), Some("edge-b"));
+    assert_eq!(rooms.owner(RoomId(2)), None);
+    rooms.leave(RoomId(1), CallRef(1));
+    assert_eq!(told(), []);
+    rooms.leave(RoomId(1), CallRef(2));
+    assert_eq!(told(), [RoomEvent::Closed(RoomId(1))]);
+    // Opened again: a new room, its owner not known yet.
+    assert!(rooms.join(RoomId(1), member(4).await, open).is_ok());
+    assert_eq!(told(), [RoomEvent::Opened(RoomId(1))]);
+    assert_eq!(rooms.owner(RoomId(1)), None);
+}
+
+#[tokio::test]
 async fn the_waiting_room_is_told_why_and_follows_the_host() {
     let rooms = Rooms::new(3, Arc::from(vec![]));
     let policy = Policy {

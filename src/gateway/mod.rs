@@ -13,6 +13,7 @@
 pub mod admission;
 mod call;
 mod keys;
+pub mod leases;
 pub mod node;
 mod player;
 mod prompt_clock;
@@ -178,7 +179,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     // capped by `--max-calls`; the endpoint → call direction is the
     // bounded one (64 events a call).
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
-    let rooms = Rooms::new(settings.max_talkers, prompts.hold_music());
+    let (room_events, room_events_rx) = mpsc::unbounded_channel();
+    let rooms = Rooms::new(settings.max_talkers, prompts.hold_music()).announcing(room_events);
+    let leases =
+        leases::LeaseTask::start(store.clone(), node.clone(), rooms.clone(), room_events_rx);
     let live_calls = LiveCalls::new(sip_tx.clone(), rooms.clone());
     let api = crate::api::router(crate::api::ApiState {
         provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
@@ -277,6 +281,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     } else {
         tracing::info!(rows = backlog, "attempt log flushed");
     }
+    leases.stop(node::LEAVE_LIMIT).await;
     heartbeat.abort();
     node.leave().await;
     Ok(())

@@ -20,7 +20,7 @@ use crate::store::{NODE_TTL, NodeClaim, Store, StoreError};
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the store may take to mark this node stopped as it exits.
-const LEAVE_LIMIT: Duration = Duration::from_secs(2);
+pub(super) const LEAVE_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(thiserror::Error, Debug)]
 pub enum NodeError {
@@ -117,6 +117,8 @@ pub struct Node {
     store: Store,
     id: String,
     instance: String,
+    /// Where this node answers SIP (advertised address and port).
+    sip_address: String,
     /// Taking no new calls: said in the heartbeat.
     draining: std::sync::atomic::AtomicBool,
     _lock: Option<SqliteLock>,
@@ -180,6 +182,7 @@ impl Node {
             store,
             id: settings.node_id.clone(),
             instance,
+            sip_address,
             draining: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         })
@@ -187,6 +190,16 @@ impl Node {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// This process's random instance (what the store's rows hold it by).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Where this node answers SIP, as written in the store.
+    pub fn sip_address(&self) -> &str {
+        &self.sip_address
     }
 
     /// From now on the heartbeat says `draining`.

@@ -1,6 +1,7 @@
 //! The store: tenants, dial-in numbers and rooms (`catalog.rs`), meetings,
-//! invitees, API tokens, the attempt log and the gateway nodes serving from
-//! it (`nodes.rs`), over sqlx.
+//! invitees, API tokens, the attempt log, the gateway nodes serving from
+//! it (`nodes.rs`) and which node owns each live room (`leases.rs`), over
+//! sqlx.
 //!
 //! One code path for both backends through sqlx's `Any` driver; the backend
 //! is chosen by the URL scheme (`sqlite:` or `postgres:`) and each has its
@@ -24,6 +25,7 @@
 pub mod attempt_log;
 mod catalog;
 mod invitees;
+mod leases;
 mod meetings;
 mod nodes;
 mod rows;
@@ -38,6 +40,7 @@ use sqlx::{AnyPool, Row};
 pub use attempt_log::{AttemptLog, Checked, FailureKeys, Failures, Guess, LogConfig};
 pub use catalog::TenantUse;
 pub use invitees::InviteeRow;
+pub use leases::{LeaseClaim, LeaseRow};
 pub use nodes::{NODE_TTL, NodeClaim, NodeRow, node_ttl};
 pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};
 

@@ -378,6 +378,23 @@ impl Gateway {
     }
 }
 
+/// The admitted-calls series in `/metrics`.
+pub const ADMITTED: &str = "dialgate_attempts_total{stage=\"access\",outcome=\"admitted\"}";
+
+/// Dials `gw` with the test caller and keys `code` by RFC 4733; returns
+/// once the gateway counted more admissions than `admitted_before`.
+pub async fn admitted_call(gw: &Gateway, code: &str, admitted_before: f64) -> caller::Caller {
+    let mut caller = caller::Caller::dial(&gw.sip, caller::Dial::default()).await;
+    assert_eq!(caller.invite_status, 200, "{}", gw.log());
+    caller.key_rfc4733(&format!("{code}#")).await;
+    let token = gw.token().await.to_owned();
+    gw.await_metric(&token, ADMITTED, Duration::from_secs(10), |v| {
+        v > admitted_before
+    })
+    .await;
+    caller
+}
+
 /// An even UDP port pair free right now on loopback, for SIPp's `-mp`.
 pub fn free_media_port() -> u16 {
     for _ in 0..200 {

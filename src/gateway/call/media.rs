@@ -66,6 +66,8 @@ impl Shell {
             // A first offer may already be on hold (sendonly, inactive).
             on_hold,
             far_end: None,
+            node: self.shared.node.id().to_owned(),
+            room_owner: None,
         });
         let socket = Arc::new(socket);
         let leg = Arc::new(Leg::new(

@@ -1,0 +1,249 @@
+use super::*;
+
+const R: RoomId = RoomId(7);
+
+fn ours(epoch: i64) -> Option<Holder> {
+    Some(Holder {
+        node_id: "a".into(),
+        sip_address: "127.0.0.2:5060".into(),
+        epoch,
+        ours: true,
+    })
+}
+
+fn theirs(epoch: i64) -> Option<Holder> {
+    Some(Holder {
+        node_id: "b".into(),
+        sip_address: "127.0.0.3:5060".into(),
+        epoch,
+        ours: false,
+    })
+}
+
+fn requests(l: &mut Leases) -> Vec<Request> {
+    std::iter::from_fn(|| l.poll_request()).collect()
+}
+
+fn changes(l: &mut Leases) -> Vec<Standing> {
+    std::iter::from_fn(|| l.poll_change())
+        .map(|c| c.standing)
+        .collect()
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Runs the core's timers up to `at`.
+fn run_to(l: &mut Leases, at: Instant) {
+    while let Some(t) = l.poll_timeout().filter(|t| *t <= at) {
+        l.handle_timeout(t);
+    }
+    l.handle_timeout(at);
+}
+
+#[test]
+fn the_first_member_claims_and_the_owner_renews_every_second() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    assert_eq!(l.standing(R), Some(&Standing::Claiming));
+    l.on_claim(t0 + secs(0.01), R, ours(1));
+    let until = t0 + LEASE_TTL - CLOCK_MARGIN;
+    assert_eq!(changes(&mut l), [Standing::Owner { epoch: 1, until }]);
+    // Nothing before the period; a renewal at it, one at a time.
+    assert_eq!(l.poll_timeout(), Some(t0 + secs(1.01)));
+    run_to(&mut l, t0 + secs(1.0));
+    assert!(requests(&mut l).is_empty());
+    run_to(&mut l, t0 + secs(1.01));
+    assert_eq!(requests(&mut l), [Request::Renew(R, 1)]);
+    run_to(&mut l, t0 + secs(2.0));
+    assert!(requests(&mut l).is_empty(), "one request in flight");
+    l.on_renew(t0 + secs(2.0), R, Some(true));
+    // Validity runs from when the renewal was sent; a renewal is no change.
+    assert_eq!(
+        l.standing(R),
+        Some(&Standing::Owner {
+            epoch: 1,
+            until: t0 + secs(1.01) + LEASE_TTL - CLOCK_MARGIN
+        })
+    );
+    assert!(changes(&mut l).is_empty());
+}
+
+#[test]
+fn a_guest_asks_every_second_and_takes_the_room_once_the_lease_lapses() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, theirs(4));
+    assert_eq!(changes(&mut l), [Standing::Guest(theirs(4).unwrap())]);
+    for n in 1..=3 {
+        let at = t0 + RENEW_EVERY * n;
+        run_to(&mut l, at);
+        assert_eq!(requests(&mut l), [Request::Claim(R)], "ask {n}");
+        if n < 3 {
+            l.on_claim(at, R, theirs(4));
+            assert!(changes(&mut l).is_empty(), "still the same holder");
+        } else {
+            // The owner's lease lapsed: the store gave it to us, epoch + 1.
+            l.on_claim(at, R, ours(5));
+        }
+    }
+    assert!(matches!(
+        changes(&mut l)[..],
+        [Standing::Owner { epoch: 5, .. }]
+    ));
+}
+
+#[test]
+fn an_owner_that_cannot_renew_lapses_at_its_validity_and_is_owner_again_if_a_renewal_lands() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(2));
+    let _ = changes(&mut l);
+    let until = t0 + LEASE_TTL - CLOCK_MARGIN;
+    // Renewals fail (the store is down); each is retried a period on.
+    let mut at = t0;
+    while at < until {
+        at = l.poll_timeout().expect("a timer");
+        run_to(&mut l, at);
+        for r in requests(&mut l) {
+            assert_eq!(r, Request::Renew(R, 2));
+            l.on_renew(at, R, None);
+        }
+    }
+    assert_eq!(l.standing(R), Some(&Standing::Lapsed { epoch: 2 }));
+    assert_eq!(changes(&mut l), [Standing::Lapsed { epoch: 2 }]);
+    // Still renewing at the same epoch; one that lands restores it.
+    run_to(&mut l, at + RENEW_EVERY);
+    assert_eq!(requests(&mut l), [Request::Renew(R, 2)]);
+    l.on_renew(at + RENEW_EVERY, R, Some(true));
+    assert!(matches!(
+        changes(&mut l)[..],
+        [Standing::Owner { epoch: 2, .. }]
+    ));
+}
+
+#[test]
+fn a_refused_renewal_demotes_and_asks_at_once_who_holds_the_room() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(2));
+    run_to(&mut l, t0 + RENEW_EVERY);
+    assert_eq!(requests(&mut l), [Request::Renew(R, 2)]);
+    let _ = changes(&mut l);
+    // Another node took the room at a higher epoch while we were cut off.
+    l.on_renew(t0 + RENEW_EVERY, R, Some(false));
+    assert_eq!(changes(&mut l), [Standing::Claiming]);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    l.on_claim(t0 + RENEW_EVERY, R, theirs(3));
+    assert_eq!(changes(&mut l), [Standing::Guest(theirs(3).unwrap())]);
+}
+
+#[test]
+fn a_failed_claim_is_retried_a_period_on_not_at_once() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, None);
+    assert!(requests(&mut l).is_empty());
+    assert_eq!(l.standing(R), Some(&Standing::Claiming));
+    assert_eq!(l.poll_timeout(), Some(t0 + RENEW_EVERY));
+    run_to(&mut l, t0 + RENEW_EVERY);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+}
+
+#[test]
+fn closing_an_owned_room_releases_it_and_a_reopening_claims_after_the_release() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(1));
+    l.close(t0 + secs(0.5), R);
+    assert_eq!(requests(&mut l), [Request::Release(R, 1)]);
+    // A caller comes back before the release is answered: no claim yet.
+    l.open(t0 + secs(0.6), R);
+    assert!(requests(&mut l).is_empty());
+    l.on_release(t0 + secs(0.7), R);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    l.on_claim(t0 + secs(0.7), R, ours(2));
+    assert!(matches!(
+        l.standing(R),
+        Some(Standing::Owner { epoch: 2, .. })
+    ));
+}
+
+#[test]
+fn a_room_closed_with_a_request_in_flight_is_released_when_it_is_answered() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.close(t0, R);
+    assert!(requests(&mut l).is_empty(), "the claim is still in flight");
+    l.on_claim(t0, R, ours(1));
+    assert_eq!(requests(&mut l), [Request::Release(R, 1)]);
+    l.on_release(t0, R);
+    assert!(l.is_empty());
+    assert_eq!(l.poll_timeout(), None);
+}
+
+#[test]
+fn a_guest_room_closing_is_forgotten_without_a_release() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, theirs(1));
+    l.close(t0, R);
+    assert!(requests(&mut l).is_empty());
+    assert!(l.is_empty());
+}
+
+#[test]
+fn answers_for_rooms_not_asked_about_change_nothing() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.on_claim(t0, R, ours(1));
+    l.on_renew(t0, R, Some(true));
+    l.on_release(t0, R);
+    assert!(l.is_empty());
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(1));
+    // A second answer to the one claim is not a renewal.
+    l.on_renew(t0, R, Some(false));
+    assert!(matches!(
+        l.standing(R),
+        Some(Standing::Owner { epoch: 1, .. })
+    ));
+}
+
+#[test]
+fn close_all_releases_every_room_held_and_forgets_the_rest() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    for (room, holder) in [(1, ours(1)), (2, theirs(1)), (3, ours(9))] {
+        l.open(t0, RoomId(room));
+        let _ = requests(&mut l);
+        l.on_claim(t0, RoomId(room), holder);
+    }
+    l.close_all(t0);
+    assert_eq!(
+        requests(&mut l),
+        [
+            Request::Release(RoomId(1), 1),
+            Request::Release(RoomId(3), 9)
+        ]
+    );
+    assert_eq!(l.len(), 2);
+}

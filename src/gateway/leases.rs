@@ -1,0 +1,223 @@
+//! The room leases' shell: one task that hears rooms open and close on
+//! this node ([`RoomEvent`]), drives the sans-IO [`Leases`] core with them,
+//! runs the store requests it asks for (each a task of its own, so a slow
+//! store delays no other room) and feeds the answers back. What the core
+//! decides it records on the room ([`Rooms::set_owner`], for the live
+//! view) and logs.
+//!
+//! A room another node owns is, for now, still mixed here for this node's
+//! callers: they do not hear the owner's (the leg between nodes is the next
+//! step). That is logged as a warning once per change of owner.
+//!
+//! On stop, every room this node holds is released, so another node can
+//! take it at once rather than after the lease runs out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::node::Node;
+use crate::conference::lease::{Change, Holder, Leases, Request, Standing};
+use crate::conference::{RoomEvent, Rooms};
+use crate::ids::RoomId;
+use crate::store::{LeaseClaim, Store};
+
+/// A store request's answer, for the core.
+#[derive(Debug)]
+enum Answer {
+    Claim(Option<Holder>),
+    Renew(Option<bool>),
+    Release,
+}
+
+/// The running lease task.
+#[derive(Debug)]
+pub struct LeaseTask {
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseTask {
+    /// Starts keeping the leases of `rooms`' rooms, which tell it through
+    /// `events`.
+    pub fn start(
+        store: Store,
+        node: Arc<Node>,
+        rooms: Rooms,
+        events: mpsc::UnboundedReceiver<RoomEvent>,
+    ) -> LeaseTask {
+        let (stop, stopped) = oneshot::channel();
+        let done = tokio::spawn(run(store, node, rooms, events, stopped));
+        LeaseTask { stop, done }
+    }
+
+    /// Releases every room this node holds, waiting at most `limit` for
+    /// the store.
+    pub async fn stop(self, limit: Duration) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(limit, self.done).await.is_err() {
+            tracing::warn!("room leases not released in time: they lapse by themselves");
+        }
+    }
+}
+
+async fn run(
+    store: Store,
+    node: Arc<Node>,
+    rooms: Rooms,
+    mut events: mpsc::UnboundedReceiver<RoomEvent>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut core = Leases::default();
+    let mut asks: JoinSet<(RoomId, Answer)> = JoinSet::new();
+    let mut stopping = false;
+    loop {
+        while let Some(request) = core.poll_request() {
+            asks.spawn(ask(store.clone(), node.clone(), request, core.ttl()));
+        }
+        while let Some(change) = core.poll_change() {
+            report(&rooms, &node, change);
+        }
+        if stopping && core.is_empty() {
+            break;
+        }
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            event = events.recv(), if !stopping => match event {
+                Some(RoomEvent::Opened(room)) => {
+                    core.open(Instant::now(), room);
+                    // Reopened while its lease was still being renewed:
+                    // the new room learns the standing now.
+                    if let Some(standing) = core.standing(room) {
+                        rooms.set_owner(room, owner(standing, &node));
+                    }
+                }
+                Some(RoomEvent::Closed(room)) => core.close(Instant::now(), room),
+                None => {
+                    stopping = true;
+                    core.close_all(Instant::now());
+                }
+            },
+            Some(done) = asks.join_next(), if !asks.is_empty() => {
+                let Ok((room, answer)) = done else { continue };
+                let now = Instant::now();
+                match answer {
+                    Answer::Claim(holder) => core.on_claim(now, room, holder),
+                    Answer::Renew(renewed) => core.on_renew(now, room, renewed),
+                    Answer::Release => core.on_release(now, room),
+                }
+            }
+            () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            _ = &mut stopped, if !stopping => {
+                stopping = true;
+                core.close_all(Instant::now());
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one request against the store.
+async fn ask(store: Store, node: Arc<Node>, request: Request, ttl: Duration) -> (RoomId, Answer) {
+    let now = Utc::now();
+    let failed = |room: RoomId, e: crate::store::StoreError| {
+        metrics::counter!("dialgate_room_lease_errors_total").increment(1);
+        tracing::debug!(room_id = room.0, %e, "room lease: store error");
+    };
+    match request {
+        Request::Claim(room) => {
+            let claim = LeaseClaim {
+                node_id: node.id(),
+                instance: node.instance(),
+                sip_address: node.sip_address(),
+            };
+            let holder = match store.claim_room(room.0, claim, now, ttl).await {
+                Ok(row) => Some(Holder {
+                    ours: row.instance == node.instance(),
+                    node_id: row.node_id,
+                    sip_address: row.sip_address,
+                    epoch: row.epoch,
+                }),
+                Err(e) => {
+                    failed(room, e);
+                    None
+                }
+            };
+            (room, Answer::Claim(holder))
+        }
+        Request::Renew(room, epoch) => {
+            let renewed = store
+                .renew_room(room.0, node.instance(), epoch, now, ttl)
+                .await;
+            (
+                room,
+                Answer::Renew(renewed.map_err(|e| failed(room, e)).ok()),
+            )
+        }
+        Request::Release(room, epoch) => {
+            if let Err(e) = store
+                .release_room(room.0, node.instance(), epoch, now)
+                .await
+            {
+                failed(room, e);
+            }
+            (room, Answer::Release)
+        }
+    }
+}
+
+/// Records and tells a change of standing.
+fn report(rooms: &Rooms, node: &Node, Change { room, standing }: Change) {
+    let label = match &standing {
+        Standing::Claiming => "claiming",
+        Standing::Owner { .. } => "owner",
+        Standing::Lapsed { .. } => "lapsed",
+        Standing::Guest(_) => "guest",
+    };
+    metrics::counter!("dialgate_room_lease_changes_total", "standing" => label).increment(1);
+    match &standing {
+        Standing::Claiming => {}
+        Standing::Owner { epoch, .. } => {
+            tracing::info!(
+                room_id = room.0,
+                epoch,
+                "room lease held: this node mixes the room"
+            );
+        }
+        Standing::Lapsed { epoch } => {
+            tracing::warn!(
+                room_id = room.0,
+                epoch,
+                "room lease lapsed: no renewal reached the store in time; another node may take the room"
+            );
+        }
+        Standing::Guest(holder) => {
+            tracing::warn!(
+                room_id = room.0,
+                owner = %holder.node_id,
+                owner_sip = %holder.sip_address,
+                epoch = holder.epoch,
+                "room owned by another node: its callers here are mixed here, apart from the owner's (no leg between nodes yet)"
+            );
+        }
+    }
+    rooms.set_owner(room, owner(&standing, node));
+}
+
+/// The node a standing names as the room's owner.
+fn owner(standing: &Standing, node: &Node) -> Option<Arc<str>> {
+    match standing {
+        Standing::Claiming => None,
+        Standing::Owner { .. } | Standing::Lapsed { .. } => Some(Arc::from(node.id())),
+        Standing::Guest(holder) => Some(Arc::from(holder.node_id.as_str())),
+    }
+}
