@@ -127,8 +127,8 @@ pub fn run_load_tool(prefix: Option<&str>, args: Vec<std::ffi::OsString>) -> Exi
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Database URL (sqlite:// or postgres://)
-    #[arg(long, default_value = DEFAULT_DATABASE)]
+    /// Database URL (sqlite:// or postgres://; or DIALGATE_DATABASE)
+    #[arg(long, env = "DIALGATE_DATABASE", hide_env_values = true, default_value = DEFAULT_DATABASE)]
     pub database: String,
     /// One JSON object or array on stdout
     #[arg(long)]

@@ -82,8 +82,9 @@ pub struct ServeOptions {
     /// RTP port range, even ports used [default: 20000-29999]
     #[arg(long)]
     pub rtp_ports: Option<String>,
-    /// Database URL, sqlite:// or postgres:// [default: sqlite://dialgate.db]
-    #[arg(long)]
+    /// Database URL, sqlite:// or postgres:// (or DIALGATE_DATABASE, which
+    /// keeps a password out of the process list) [default: sqlite://dialgate.db]
+    #[arg(long, env = "DIALGATE_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// Prompt folder (one sub-folder per language) [default: ./prompts]
     #[arg(long)]

@@ -72,16 +72,29 @@ impl Secret {
                     path: path.to_owned(),
                     source,
                 };
+                // Written whole to a file of this process's, then linked
+                // into place: a node starting beside another on a shared
+                // volume reads either no file or a complete one, never a
+                // half-written key.
+                let mut staged = path.as_os_str().to_owned();
+                staged.push(format!(
+                    ".{}-{:016x}.new",
+                    std::process::id(),
+                    rand::random::<u64>()
+                ));
+                let staged = std::path::PathBuf::from(staged);
                 let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
+                options.write(true).create(true).truncate(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                match options.open(path) {
-                    Ok(mut f) => {
-                        writeln!(f, "{}", hex::encode(key)).map_err(create)?;
-                        Ok(Secret { key })
-                    }
-                    // Another process created it first: use theirs.
+                let written = options.open(&staged).and_then(|mut f| {
+                    writeln!(f, "{}", hex::encode(key)).and_then(|()| f.sync_all())
+                });
+                let linked = written.and_then(|()| std::fs::hard_link(&staged, path));
+                let _ = std::fs::remove_file(&staged);
+                match linked {
+                    Ok(()) => Ok(Secret { key }),
+                    // Another process put its key there first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         Secret::load_or_create(path)
                     }
@@ -162,5 +175,26 @@ mod tests {
             Secret::load_or_create(&path),
             Err(SecretError::Malformed { .. })
         ));
+    }
+
+    /// Nodes starting at once on a shared volume: every one gets the one
+    /// key, none reads a half-written file, and no staged file is left.
+    #[test]
+    fn racing_creators_all_get_the_same_whole_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s");
+            let hashes: Vec<String> = std::thread::scope(|s| {
+                let racers: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| Secret::load_or_create(&path).map(|k| k.hash("x", "1"))))
+                    .collect();
+                racers
+                    .into_iter()
+                    .map(|r| r.join().unwrap().expect("a whole key"))
+                    .collect()
+            });
+            assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
     }
 }
