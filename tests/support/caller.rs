@@ -20,6 +20,7 @@ pub struct Caller {
     gateway: SocketAddr,
     call_id: String,
     from_tag: String,
+    from_user: String,
     pub to: String,
     pub invite_status: u16,
     /// The final answer's `Retry-After`, if it had one.
@@ -58,6 +59,8 @@ pub struct Dial<'a> {
     pub via_below: Option<&'a str>,
     /// Offer telephone-event (default: yes).
     pub telephone_event: bool,
+    /// The From user, the caller-ID the gateway sees (default: `tester`).
+    pub from_user: &'a str,
 }
 
 impl Default for Dial<'_> {
@@ -70,6 +73,7 @@ impl Default for Dial<'_> {
             rtp_ip: None,
             via_below: None,
             telephone_event: true,
+            from_user: "tester",
         }
     }
 }
@@ -137,11 +141,12 @@ impl Caller {
         let branch = format!("z9hG4bK{:x}", rand::random::<u64>());
         let invite = format!(
             "INVITE sip:{num}@{gateway} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n{below}\
-From: <sip:tester@127.0.0.1>;tag={from_tag}\r\nTo: <sip:{num}@{gateway}>\r\nCall-ID: {call_id}\r\n\
-CSeq: 1 INVITE\r\nContact: <sip:tester@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
+From: <sip:{from}@127.0.0.1>;tag={from_tag}\r\nTo: <sip:{num}@{gateway}>\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:{from}@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
 Content-Length: {}\r\n\r\n{sdp}",
             sdp.len(),
             num = dial.number,
+            from = dial.from_user,
             below = dial
                 .via_below
                 .map(|v| format!("Via: {v}\r\n"))
@@ -164,6 +169,7 @@ Content-Length: {}\r\n\r\n{sdp}",
             gateway,
             call_id,
             from_tag,
+            from_user: dial.from_user.to_owned(),
             to: String::new(),
             invite_status: 0,
             retry_after: None,
@@ -262,10 +268,11 @@ Content-Length: {}\r\n\r\n{sdp}",
         let local = self.sip.local_addr().expect("addr");
         format!(
             "{method} sip:dialgate@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-From: <sip:tester@127.0.0.1>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n\
+From: <sip:{from}@127.0.0.1>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n\
 Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
             gw = self.gateway,
             tag = self.from_tag,
+            from = self.from_user,
             to = self.to,
             cid = self.call_id
         )

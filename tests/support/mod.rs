@@ -169,6 +169,27 @@ impl Gateway {
         db: String,
         extra: &[&str],
     ) -> Gateway {
+        Gateway::launch(wrapper, "127.0.0.1:0", dir, db, extra).await
+    }
+
+    /// [`Gateway::start`] with SIP on `sip_listen` and RTP on its address
+    /// (one of several nodes on one machine: `127.0.0.2:0`, `127.0.0.3:P`…).
+    pub async fn start_on(
+        sip_listen: &str,
+        dir: tempfile::TempDir,
+        db: String,
+        extra: &[&str],
+    ) -> Gateway {
+        Gateway::launch(&[], sip_listen, dir, db, extra).await
+    }
+
+    async fn launch(
+        wrapper: &[&str],
+        sip_listen: &str,
+        dir: tempfile::TempDir,
+        db: String,
+        extra: &[&str],
+    ) -> Gateway {
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
@@ -182,7 +203,7 @@ impl Gateway {
             .args([
                 "serve",
                 "--sip-listen",
-                "127.0.0.1:0",
+                sip_listen,
                 "--api-listen",
                 "127.0.0.1:0",
                 "--rtp-ports",
