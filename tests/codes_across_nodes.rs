@@ -8,20 +8,9 @@ use std::time::Duration;
 
 use support::caller::{Caller, Dial};
 use support::postgres::PgServer;
-use support::{Gateway, cli, info_call_refused, provision, schedule_meeting};
+use support::{Gateway, info_call_refused, meeting_with_invitee, provision, two_nodes};
 
 const CODE: &str = "8675309";
-
-/// Two nodes on `pg`, started with `flags`.
-async fn two_nodes(pg: &PgServer, flags: &[&str]) -> (Gateway, Gateway) {
-    let mut a_flags = vec!["--node-id", "edge-a"];
-    a_flags.extend(flags);
-    let mut b_flags = vec!["--node-id", "edge-b"];
-    b_flags.extend(flags);
-    let a = Gateway::start(tempfile::tempdir().unwrap(), pg.url.clone(), &a_flags).await;
-    let b = Gateway::start(tempfile::tempdir().unwrap(), pg.url.clone(), &b_flags).await;
-    (a, b)
-}
 
 /// Every attempt's outcome in the shared store, oldest first.
 async fn outcomes(gw: &Gateway) -> Vec<String> {
@@ -33,7 +22,7 @@ async fn failures_on_one_node_lock_the_caller_out_on_the_other() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);
     // Two failures lock out (the default is ten; the rule is the same).
-    let (a, b) = two_nodes(&pg, &["--lockout-attempts", "2", "--max-attempts", "1"]).await;
+    let (a, b) = two_nodes(&pg.url, &["--lockout-attempts", "2", "--max-attempts", "1"]).await;
     info_call_refused(&a, "1111#").await.assert_ok(&a);
     info_call_refused(&a, "2222#").await.assert_ok(&a);
     a.await_attempts_written().await;
@@ -50,29 +39,6 @@ async fn failures_on_one_node_lock_the_caller_out_on_the_other() {
         .assert_ok(&a);
     assert_eq!(outcomes(&a).await, ["wrong", "wrong", "locked", "locked"]);
     assert!(b.log().contains("caller locked out"), "{}", b.log());
-}
-
-/// A meeting starting in 5 minutes with one invitee; the personal code.
-fn personal_code(db: &str) -> String {
-    let id = schedule_meeting(db, 5, &["--one-time"])["id"].to_string();
-    let (rc, out, err) = cli(
-        db,
-        &[
-            "meeting",
-            "invite",
-            "--meeting",
-            &id,
-            "--name",
-            "Ada",
-            "--json",
-        ],
-    );
-    assert_eq!(rc, 0, "{err}");
-    let invitee: serde_json::Value = serde_json::from_str(&out).expect("json");
-    invitee["personal_code"]
-        .as_str()
-        .expect("personal code")
-        .to_owned()
 }
 
 /// Dials `gw` as `who` and keys `keys`; the BYE's Reason if the gateway
@@ -100,8 +66,8 @@ async fn keyed_as(gw: &Gateway, who: &str, keys: &str, limit: Duration) -> Optio
 async fn a_personal_code_keyed_on_two_nodes_at_once_admits_one_caller() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);
-    let code = personal_code(&pg.url);
-    let (a, b) = two_nodes(&pg, &["--max-attempts", "1"]).await;
+    let (_, code) = meeting_with_invitee(&pg.url, None);
+    let (a, b) = two_nodes(&pg.url, &["--max-attempts", "1"]).await;
     let keys = format!("{code}#");
     let limit = Duration::from_secs(15);
     let (on_a, on_b) = tokio::join!(

@@ -4,7 +4,9 @@
 //! 127.0.0.4, SIPp callers on 127.0.0.1. Calls spread over both nodes; a
 //! node killed (`kill -9`) loses no call placed after it died (Kamailio
 //! fails the INVITE over to the other node, and its probes take the dead
-//! one out of rotation); restarted, the node is back in rotation.
+//! one out of rotation); restarted, the node is back in rotation; drained
+//! (SIGTERM) under load, it finishes its calls, its 503s send new ones to
+//! the other node, and it exits — no call lost.
 
 mod support;
 

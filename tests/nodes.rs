@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::caller::{Caller, Dial};
 use support::postgres::PgServer;
-use support::{BIN, Gateway, admitted_call, http, provision, repo, request, secret_file};
+use support::{
+    BIN, Gateway, admitted_call, http, provision, repo, request, secret_file, two_nodes,
+};
 
 const CODE: &str = "4321";
 
@@ -129,18 +131,7 @@ async fn a_second_serve_on_one_sqlite_file_is_refused_and_the_first_goes_on() {
 async fn nodes_share_postgres_and_a_node_id_is_held_while_its_node_lives() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);
-    let mut a = Gateway::start(
-        tempfile::tempdir().unwrap(),
-        pg.url.clone(),
-        &["--node-id", "edge-a"],
-    )
-    .await;
-    let mut b = Gateway::start(
-        tempfile::tempdir().unwrap(),
-        pg.url.clone(),
-        &["--node-id", "edge-b"],
-    )
-    .await;
+    let (mut a, mut b) = two_nodes(&pg.url, &[]).await;
     for gw in [&a, &b] {
         let list = nodes(gw).await;
         assert_eq!(list.len(), 2, "{list:?}");

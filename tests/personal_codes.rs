@@ -6,40 +6,10 @@ mod support;
 use std::time::Duration;
 
 use support::caller::{Caller, Dial};
-use support::{Gateway, cli, info_call, schedule_meeting};
+use support::{Gateway, cli, info_call, meeting_with_invitee, schedule_meeting};
 
 async fn outcomes(gw: &Gateway) -> Vec<(String, String)> {
     gw.attempt_log().await
-}
-
-/// A meeting starting in 5 minutes (optionally with a security code) and one invitee.
-fn meeting_with_invitee(db: &str, security: Option<&str>) -> (String, String) {
-    let mut extra = vec!["--one-time"];
-    if let Some(s) = security {
-        extra.extend(["--security-code", s]);
-    }
-    let id = schedule_meeting(db, 5, &extra)["id"].to_string();
-    let (rc, out, err) = cli(
-        db,
-        &[
-            "meeting",
-            "invite",
-            "--meeting",
-            &id,
-            "--name",
-            "Ada Lovelace",
-            "--email",
-            "ada@example.com",
-            "--json",
-        ],
-    );
-    assert_eq!(rc, 0, "{err}");
-    let inv: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let code = inv["personal_code"]
-        .as_str()
-        .expect("personal code")
-        .to_owned();
-    (inv["id"].to_string(), code)
 }
 
 fn pair(stage: &str, outcome: &str) -> (String, String) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::postgres::PgServer;
-use support::{Gateway, admitted_call, http, provision};
+use support::{Gateway, admitted_call, http, provision, two_nodes};
 
 const CODE: &str = "4321";
 
@@ -126,18 +126,7 @@ async fn a_room_is_leased_to_the_node_of_its_first_caller_and_released_when_it_e
 async fn a_room_whose_owner_dies_is_taken_over_by_a_node_with_callers_in_it_at_the_next_epoch() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);
-    let mut a = Gateway::start(
-        tempfile::tempdir().unwrap(),
-        pg.url.clone(),
-        &["--node-id", "edge-a"],
-    )
-    .await;
-    let b = Gateway::start(
-        tempfile::tempdir().unwrap(),
-        pg.url.clone(),
-        &["--node-id", "edge-b"],
-    )
-    .await;
+    let (mut a, b) = two_nodes(&pg.url, &[]).await;
 
     let _on_a = admitted_call(&a, CODE, 0.0).await;
     poll(

@@ -105,16 +105,8 @@ impl Store {
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE room_leases SET expires_at = $1 WHERE room_id = $2 AND instance = $3 AND epoch = $4",
-        )
-        .bind(format_time(now + span(ttl)))
-        .bind(room_id)
-        .bind(instance)
-        .bind(epoch)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.expire_room(room_id, instance, epoch, now + span(ttl))
+            .await
     }
 
     /// Lets the lease `instance` holds on `room_id` at `epoch` go now.
@@ -125,10 +117,22 @@ impl Store {
         epoch: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.expire_room(room_id, instance, epoch, now).await
+    }
+
+    /// Sets the expiry of the lease `instance` holds on `room_id` at
+    /// `epoch`; `false` when it holds it no more.
+    async fn expire_room(
+        &self,
+        room_id: i64,
+        instance: &str,
+        epoch: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE room_leases SET expires_at = $1 WHERE room_id = $2 AND instance = $3 AND epoch = $4",
         )
-        .bind(format_time(now))
+        .bind(format_time(at))
         .bind(room_id)
         .bind(instance)
         .bind(epoch)

@@ -399,6 +399,52 @@ impl Gateway {
     }
 }
 
+/// Two nodes, `edge-a` and `edge-b`, on the store at `db` (PostgreSQL),
+/// each started with `extra` too.
+pub async fn two_nodes(db: &str, extra: &[&str]) -> (Gateway, Gateway) {
+    let mut nodes = Vec::new();
+    for id in ["edge-a", "edge-b"] {
+        let mut flags = vec!["--node-id", id];
+        flags.extend(extra);
+        let dir = tempfile::tempdir().expect("tempdir");
+        nodes.push(Gateway::start(dir, db.to_owned(), &flags).await);
+    }
+    let b = nodes.pop().expect("edge-b");
+    let a = nodes.pop().expect("edge-a");
+    (a, b)
+}
+
+/// A meeting starting in 5 minutes (one-time code; with `security` if
+/// given) and one invitee: the invitee's id and personal code.
+pub fn meeting_with_invitee(db: &str, security: Option<&str>) -> (String, String) {
+    let mut extra = vec!["--one-time"];
+    if let Some(s) = security {
+        extra.extend(["--security-code", s]);
+    }
+    let id = schedule_meeting(db, 5, &extra)["id"].to_string();
+    let (rc, out, err) = cli(
+        db,
+        &[
+            "meeting",
+            "invite",
+            "--meeting",
+            &id,
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            "ada@example.com",
+            "--json",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let inv: serde_json::Value = serde_json::from_str(&out).expect("invitee JSON");
+    let code = inv["personal_code"]
+        .as_str()
+        .expect("personal code")
+        .to_owned();
+    (inv["id"].to_string(), code)
+}
+
 /// The admitted-calls series in `/metrics`.
 pub const ADMITTED: &str = "dialgate_attempts_total{stage=\"access\",outcome=\"admitted\"}";
 
