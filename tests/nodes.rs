@@ -294,3 +294,57 @@ async fn a_drain_that_outlasts_its_timeout_hangs_up_the_calls_left() {
         .expect("exits after the BYEs");
     assert!(status.success(), "{status:?}\n{}", gw.log());
 }
+
+#[tokio::test]
+async fn post_drain_drains_the_node_as_sigterm_does_and_asking_again_changes_nothing() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let flags = [
+        "--node-id",
+        "edge-a",
+        "--max-loop-lag",
+        "0s",
+        "--max-store-latency",
+        "0s",
+    ];
+    let mut gw = Gateway::start(dir, db.clone(), &flags).await;
+    let mut caller = admitted_call(&gw, CODE, 0.0).await;
+    for _ in 0..2 {
+        let (status, body) =
+            http::call(&gw.api, "POST", "/v1/drain", Some(gw.token().await), None).await;
+        assert_eq!(
+            (status, &body["draining"]),
+            (202, &Value::Bool(true)),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        options(&gw).await,
+        (
+            "SIP/2.0 503 Service Unavailable".to_owned(),
+            Some("5".to_owned())
+        ),
+        "{}",
+        gw.log()
+    );
+    // The row says so at the next heartbeat (every second).
+    for _ in 0..50 {
+        if node(&nodes(&gw).await, "edge-a")["state"] == "draining" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(node(&nodes(&gw).await, "edge-a")["state"], "draining");
+    // The second request did not cut the call.
+    assert!(
+        caller.wait_bye(Duration::from_secs(1)).await.is_none(),
+        "no BYE while draining\n{}",
+        gw.log()
+    );
+    assert_eq!(caller.hang_up().await, Some(200));
+    let status = gw
+        .exited(Duration::from_secs(10))
+        .await
+        .expect("exits once its last call ended");
+    assert!(status.success(), "{status:?}\n{}", gw.log());
+    assert_eq!(stored(&db, "edge-a").await.state, "stopped");
+}

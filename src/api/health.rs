@@ -78,6 +78,30 @@ pub async fn render_metrics(State(s): Shared) -> ApiResult<Response> {
         .into_response())
 }
 
+/// Drains this node, as SIGTERM does: no new calls (INVITE and OPTIONS
+/// answered 503 with `Retry-After`, so a dispatcher in front sends calls to
+/// the other nodes), the calls in progress go on, and the process exits
+/// when the last one ends or at `--drain-timeout` (then with BYE).
+#[utoipa::path(post, path = "/v1/drain", tag = "operations",
+    responses((status = 202, body = Draining), (status = 401, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn drain(State(s): Shared) -> ApiResult<(StatusCode, Json<Draining>)> {
+    let drain = s.drain.as_ref().ok_or(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no gateway running with this API",
+    ))?;
+    // A permit is kept if the gateway is not waiting right now: the
+    // request is never lost, and a second one changes nothing.
+    drain.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(Draining { draining: true })))
+}
+
+/// A drain was started (or already under way).
+#[derive(Serialize, ToSchema)]
+pub struct Draining {
+    draining: bool,
+}
+
 /// Which node owns each room that is or was live, as the room leases say.
 #[utoipa::path(get, path = "/v1/leases", tag = "operations",
     responses((status = 200, body = Vec<LeaseView>), (status = 401, body = ErrorBody),

@@ -46,6 +46,9 @@ pub struct ApiState {
     pub calls: Option<LiveCalls>,
     /// Renders `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Asks this node to drain, as SIGTERM does (`None` when the API runs
+    /// without a gateway).
+    pub drain: Option<Arc<tokio::sync::Notify>>,
 }
 
 pub(crate) type Shared = State<Arc<ApiState>>;
@@ -319,6 +322,7 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(health::readyz))
         .routes(routes!(health::list_nodes))
         .routes(routes!(health::list_leases))
+        .routes(routes!(health::drain))
         .routes(routes!(health::render_metrics))
         .routes(routes!(openapi_json))
 }

@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub rules: Arc<call::Rules>,
     /// This node's row in the store.
     pub node: Arc<node::Node>,
+    /// Notified by `POST /v1/drain`.
+    pub drain: Arc<tokio::sync::Notify>,
 }
 
 /// Logs to stderr, as text or one JSON object per line; `RUST_LOG`
@@ -184,14 +186,26 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let leases =
         leases::LeaseTask::start(store.clone(), node.clone(), rooms.clone(), room_events_rx);
     let live_calls = LiveCalls::new(sip_tx.clone(), rooms.clone());
+    // `POST /v1/drain` asks what SIGTERM asks.
+    let drain = Arc::new(tokio::sync::Notify::new());
     let api = crate::api::router(crate::api::ApiState {
         provisioner: Provisioner::new(store.clone()).with_secret(secret.clone()),
         prompts_loaded: true,
         calls: Some(live_calls.clone()),
         metrics: crate::api::metrics::install(),
+        drain: Some(drain.clone()),
     });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(api_socket, api).await {
+    // Stopped gracefully as the process exits, so a request under way (the
+    // `POST /v1/drain` of an idle node, which exits at once) gets its answer.
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_server = tokio::spawn(async move {
+        let stopped = async {
+            let _ = api_stopped.await;
+        };
+        if let Err(e) = axum::serve(api_socket, api)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::error!(%e, "API server stopped");
         }
     });
@@ -241,6 +255,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         ports,
         sip: sip_tx,
         live: live_calls,
+        drain,
     });
     let heartbeat = {
         let (node, admission) = (node.clone(), shared.admission.clone());
@@ -284,6 +299,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     leases.stop(node::LEAVE_LIMIT).await;
     heartbeat.abort();
     node.leave().await;
+    let _ = api_stop.send(());
+    if tokio::time::timeout(API_CLOSE_LIMIT, api_server)
+        .await
+        .is_err()
+    {
+        tracing::debug!("API connections still open at exit");
+    }
     Ok(())
 }
 
@@ -295,29 +317,35 @@ enum Stop {
     Drain,
     /// Ctrl-C (SIGINT), or SIGTERM again while draining: BYE to every call.
     Now,
+    /// `POST /v1/drain`: as SIGTERM, but asking again while draining
+    /// changes nothing (an operator's retry must not cut calls).
+    ApiDrain,
 }
 
 /// The process's stop signals, listened to for its whole life (a signal
-/// that comes between two waits is kept, not lost).
+/// that comes between two waits is kept, not lost), and the API's drain
+/// request (`POST /v1/drain`), which asks what SIGTERM asks.
 struct Signals {
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    api: Arc<tokio::sync::Notify>,
 }
 
 impl Signals {
-    fn listen() -> Signals {
+    fn listen(api: Arc<tokio::sync::Notify>) -> Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             Signals {
                 int: signal(SignalKind::interrupt()).ok(),
                 term: signal(SignalKind::terminate()).ok(),
+                api,
             }
         }
         #[cfg(not(unix))]
-        Signals {}
+        Signals { api }
     }
 
     async fn next(&mut self) -> Stop {
@@ -334,12 +362,15 @@ impl Signals {
             tokio::select! {
                 () = recv(&mut self.int) => Stop::Now,
                 () = recv(&mut self.term) => Stop::Drain,
+                () = self.api.notified() => Stop::ApiDrain,
             }
         }
         #[cfg(not(unix))]
         {
-            let _ = tokio::signal::ctrl_c().await;
-            Stop::Now
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Stop::Now,
+                () = self.api.notified() => Stop::ApiDrain,
+            }
         }
     }
 }
@@ -354,6 +385,9 @@ fn hang_up_all(endpoint: &mut Endpoint, calls: &HashMap<CallRef, mpsc::Sender<Ca
 
 /// How long shutdown waits for BYEs to be answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long the exit waits for the API's requests under way.
+const API_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for the attempt log to be written.
 const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(30);
@@ -398,7 +432,7 @@ async fn run_endpoint(
     shared: Arc<Shared>,
 ) {
     let mut calls: HashMap<CallRef, mpsc::Sender<CallEvent>> = HashMap::new();
-    let mut signals = Signals::listen();
+    let mut signals = Signals::listen(shared.drain.clone());
     // Draining: when the calls still up get BYE.
     let mut draining: Option<Instant> = None;
     // Hanging up: when the endpoint stops waiting for the BYEs' answers.
@@ -446,7 +480,9 @@ async fn run_endpoint(
             stop = signals.next(), if stopping.is_none() => {
                 let now = Instant::now();
                 let limit = shared.settings.drain_timeout;
-                if stop == Stop::Drain && draining.is_none() && !limit.is_zero() {
+                if stop == Stop::ApiDrain && draining.is_some() {
+                    tracing::info!("drain asked again through the API: already draining");
+                } else if stop != Stop::Now && draining.is_none() && !limit.is_zero() {
                     tracing::info!(calls = calls.len(), limit = ?limit, "draining: no new calls; those in progress go on");
                     shared.node.set_draining();
                     draining = Some(now + limit);
