@@ -207,37 +207,37 @@ async fn options(gw: &Gateway) -> (String, Option<String>) {
     (status, retry)
 }
 
-#[tokio::test]
-async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
-    let (dir, db) = Gateway::provisioned(CODE);
-    // No shedding for load (a busy test machine): a 503 here is the drain's.
-    let flags = [
-        "--node-id",
-        "edge-a",
-        "--drain-timeout",
-        "60s",
-        "--max-loop-lag",
-        "0s",
-        "--max-store-latency",
-        "0s",
-    ];
-    let mut gw = Gateway::start(dir, db.clone(), &flags).await;
-    assert_eq!(options(&gw).await.0, "SIP/2.0 200 OK", "{}", gw.log());
-    let mut caller = admitted_call(&gw, CODE, 0.0).await;
+/// Node `edge-a`, never shedding for load (a busy test machine): a 503
+/// from it is the drain's.
+const DRAIN_FLAGS: &[&str] = &[
+    "--node-id",
+    "edge-a",
+    "--drain-timeout",
+    "60s",
+    "--max-loop-lag",
+    "0s",
+    "--max-store-latency",
+    "0s",
+];
 
-    gw.signal("-TERM");
+/// After a drain was asked of `gw` (node `edge-a` on `db`) with `caller`
+/// in a call: the row says `draining`, OPTIONS and a new INVITE get 503
+/// with `Retry-After: 5`, the call goes on with no BYE and the process
+/// with it; once the caller hangs up the node exits by itself, `stopped`.
+async fn drains_then_exits(gw: &mut Gateway, caller: &mut Caller, db: &str) {
+    // The row says so at the next heartbeat (every second).
     for _ in 0..50 {
-        if node(&nodes(&gw).await, "edge-a")["state"] == "draining" {
+        if node(&nodes(gw).await, "edge-a")["state"] == "draining" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let list = nodes(&gw).await;
+    let list = nodes(gw).await;
     assert_eq!(node(&list, "edge-a")["state"], "draining", "{list:?}");
     assert_eq!(node(&list, "edge-a")["alive"], true);
     // A dispatcher's probe and a new caller are turned away before answer.
     assert_eq!(
-        options(&gw).await,
+        options(gw).await,
         (
             "SIP/2.0 503 Service Unavailable".to_owned(),
             Some("5".to_owned())
@@ -251,7 +251,8 @@ async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
     // The call in progress goes on, and with it the process.
     assert!(
         caller.wait_bye(Duration::from_secs(1)).await.is_none(),
-        "no BYE while draining"
+        "no BYE while draining\n{}",
+        gw.log()
     );
     assert!(
         gw.exited(Duration::ZERO).await.is_none(),
@@ -264,7 +265,18 @@ async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
         .await
         .expect("exits once its last call ended");
     assert!(status.success(), "{status:?}\n{}", gw.log());
-    assert_eq!(stored(&db, "edge-a").await.state, "stopped", "{}", gw.log());
+    assert_eq!(stored(db, "edge-a").await.state, "stopped", "{}", gw.log());
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_node_calls_in_progress_go_on_new_ones_get_503() {
+    let (dir, db) = Gateway::provisioned(CODE);
+    let mut gw = Gateway::start(dir, db.clone(), DRAIN_FLAGS).await;
+    assert_eq!(options(&gw).await.0, "SIP/2.0 200 OK", "{}", gw.log());
+    let mut caller = admitted_call(&gw, CODE, 0.0).await;
+
+    gw.signal("-TERM");
+    drains_then_exits(&mut gw, &mut caller, &db).await;
     let rows = support::attempt_rows_after_stop(&db).await;
     assert_eq!(
         rows.len(),
@@ -298,15 +310,7 @@ async fn a_drain_that_outlasts_its_timeout_hangs_up_the_calls_left() {
 #[tokio::test]
 async fn post_drain_drains_the_node_as_sigterm_does_and_asking_again_changes_nothing() {
     let (dir, db) = Gateway::provisioned(CODE);
-    let flags = [
-        "--node-id",
-        "edge-a",
-        "--max-loop-lag",
-        "0s",
-        "--max-store-latency",
-        "0s",
-    ];
-    let mut gw = Gateway::start(dir, db.clone(), &flags).await;
+    let mut gw = Gateway::start(dir, db.clone(), DRAIN_FLAGS).await;
     let mut caller = admitted_call(&gw, CODE, 0.0).await;
     for _ in 0..2 {
         let (status, body) =
@@ -317,34 +321,6 @@ async fn post_drain_drains_the_node_as_sigterm_does_and_asking_again_changes_not
             "{body}"
         );
     }
-    assert_eq!(
-        options(&gw).await,
-        (
-            "SIP/2.0 503 Service Unavailable".to_owned(),
-            Some("5".to_owned())
-        ),
-        "{}",
-        gw.log()
-    );
-    // The row says so at the next heartbeat (every second).
-    for _ in 0..50 {
-        if node(&nodes(&gw).await, "edge-a")["state"] == "draining" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(node(&nodes(&gw).await, "edge-a")["state"], "draining");
-    // The second request did not cut the call.
-    assert!(
-        caller.wait_bye(Duration::from_secs(1)).await.is_none(),
-        "no BYE while draining\n{}",
-        gw.log()
-    );
-    assert_eq!(caller.hang_up().await, Some(200));
-    let status = gw
-        .exited(Duration::from_secs(10))
-        .await
-        .expect("exits once its last call ended");
-    assert!(status.success(), "{status:?}\n{}", gw.log());
-    assert_eq!(stored(&db, "edge-a").await.state, "stopped");
+    // The second request did not cut the call (checked in the drain).
+    drains_then_exits(&mut gw, &mut caller, &db).await;
 }

@@ -402,16 +402,17 @@ impl Gateway {
 /// Two nodes, `edge-a` and `edge-b`, on the store at `db` (PostgreSQL),
 /// each started with `extra` too.
 pub async fn two_nodes(db: &str, extra: &[&str]) -> (Gateway, Gateway) {
-    let mut nodes = Vec::new();
-    for id in ["edge-a", "edge-b"] {
-        let mut flags = vec!["--node-id", id];
-        flags.extend(extra);
-        let dir = tempfile::tempdir().expect("tempdir");
-        nodes.push(Gateway::start(dir, db.to_owned(), &flags).await);
-    }
-    let b = nodes.pop().expect("edge-b");
-    let a = nodes.pop().expect("edge-a");
+    let a = node_on(db, "edge-a", extra).await;
+    let b = node_on(db, "edge-b", extra).await;
     (a, b)
+}
+
+/// A node `id` on the store at `db`, started with `extra` too.
+async fn node_on(db: &str, id: &str, extra: &[&str]) -> Gateway {
+    let mut flags = vec!["--node-id", id];
+    flags.extend(extra);
+    let dir = tempfile::tempdir().expect("tempdir");
+    Gateway::start(dir, db.to_owned(), &flags).await
 }
 
 /// A meeting starting in 5 minutes (one-time code; with `security` if
