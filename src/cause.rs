@@ -80,6 +80,10 @@ pub enum Cause {
     RtpTimeout,
     /// An operator hung the call up (API or CLI).
     Operator,
+    /// A leg from another node whose pass does not verify.
+    LegRefused,
+    /// A leg for a room this node does not own (any more).
+    NotOwner,
 }
 
 /// The protocol a `Reason` header's cause is a code of.
@@ -101,7 +105,7 @@ impl Protocol {
 
 impl Cause {
     /// Every cause, once (each access outcome the gateway refuses with).
-    pub const ALL: [Cause; 24] = [
+    pub const ALL: [Cause; 26] = [
         Cause::UnknownNumber,
         Cause::Shed(Shed::Calls),
         Cause::Shed(Shed::AttemptLog),
@@ -126,6 +130,8 @@ impl Cause {
         Cause::RoomEnded,
         Cause::RtpTimeout,
         Cause::Operator,
+        Cause::LegRefused,
+        Cause::NotOwner,
     ];
 
     /// The final status of an INVITE refused for this cause, and the SIP
@@ -133,12 +139,14 @@ impl Cause {
     pub fn status(self) -> StatusCode {
         match self {
             Cause::UnknownNumber => StatusCode::NOT_FOUND,
-            Cause::Shed(_) | Cause::StoreFailed | Cause::NoMediaPort | Cause::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Cause::Shed(_)
+            | Cause::StoreFailed
+            | Cause::NoMediaPort
+            | Cause::ShuttingDown
+            | Cause::NotOwner => StatusCode::SERVICE_UNAVAILABLE,
             Cause::NoOffer | Cause::NoCommonCodec => StatusCode::NOT_ACCEPTABLE_HERE,
             Cause::BadOffer => StatusCode::BAD_REQUEST,
-            Cause::Access(_) | Cause::RoomLocked => StatusCode::FORBIDDEN,
+            Cause::Access(_) | Cause::RoomLocked | Cause::LegRefused => StatusCode::FORBIDDEN,
             Cause::RoomFull => StatusCode::BUSY_HERE,
             // Normal clearing: the BYE's Reason says Q.850 16.
             Cause::RoomEnded | Cause::Operator => StatusCode::OK,
@@ -177,6 +185,8 @@ impl Cause {
             Cause::RoomEnded => "conference ended",
             Cause::RtpTimeout => "RTP timeout",
             Cause::Operator => "hung up by operator",
+            Cause::LegRefused => "leg refused",
+            Cause::NotOwner => "room not owned here",
         }
     }
 
@@ -209,6 +219,8 @@ impl Cause {
             Cause::RoomEnded => "room_ended",
             Cause::RtpTimeout => "media_timeout",
             Cause::Operator => "operator",
+            Cause::LegRefused => "leg_refused",
+            Cause::NotOwner => "not_owner",
         }
     }
 

@@ -82,6 +82,8 @@ pub struct FarEnd {
 struct Entry {
     info: LiveCall,
     member: Option<Arc<Member>>,
+    /// Bridged to the node that owns its room: that node's id.
+    bridged_to: Option<String>,
 }
 
 #[derive(Clone)]
@@ -104,10 +106,13 @@ impl Entry {
     /// owner are read live).
     fn view(&self, rooms: &Rooms) -> LiveCall {
         let mut info = self.info.clone();
-        info.room_owner = info
-            .room_id
-            .and_then(|room| rooms.owner(room))
-            .map(|owner| owner.to_string());
+        info.room_owner = match &self.bridged_to {
+            Some(owner) => Some(owner.clone()),
+            None => info
+                .room_id
+                .and_then(|room| rooms.owner(room))
+                .map(|owner| owner.to_string()),
+        };
         if let Some(m) = &self.member {
             // Read from the member: mute-all and the room change it there.
             info.muted = m.is_muted();
@@ -133,7 +138,14 @@ impl LiveCalls {
 
     pub fn add(&self, info: LiveCall) {
         if let Ok(mut c) = self.calls.lock() {
-            c.insert(info.id, Entry { info, member: None });
+            c.insert(
+                info.id,
+                Entry {
+                    info,
+                    member: None,
+                    bridged_to: None,
+                },
+            );
         }
     }
 
@@ -149,6 +161,24 @@ impl LiveCalls {
         {
             e.info.room_id = Some(room_id);
             e.member = Some(member);
+            e.bridged_to = None;
+        }
+    }
+
+    /// The call is in `room_id`, mixed on `owner`, another node, over a
+    /// leg (`None`: not any more).
+    pub fn bridged(&self, id: u64, room_id: RoomId, role: Role, owner: Option<String>) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+        {
+            e.info.room_id = owner.as_ref().map(|_| room_id);
+            e.info.role = owner.as_ref().map(|_| role);
+            e.info.state = if owner.is_some() {
+                CallState::InRoom
+            } else {
+                CallState::Ivr
+            };
+            e.bridged_to = owner;
         }
     }
 

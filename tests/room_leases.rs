@@ -7,42 +7,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::postgres::PgServer;
-use support::{Gateway, admitted_call, http, provision, two_nodes};
+use support::{Gateway, admitted_call, get, poll, provision, two_nodes};
 
 const CODE: &str = "4321";
-
-async fn get(gw: &Gateway, path: &str) -> Value {
-    let (status, body) = http::call(&gw.api, "GET", path, Some(gw.token().await), None).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
-
-/// Polls `path` every 50 ms until `ready` holds, for at most `limit`;
-/// returns what it read last and how long it took.
-async fn poll(
-    gw: &Gateway,
-    path: &str,
-    limit: Duration,
-    ready: impl Fn(&Value) -> bool,
-) -> (Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let body = get(gw, path).await;
-        if ready(&body) {
-            return (body, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{path} still {body} after {limit:?}\n--- gateway log ---\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The one lease in `body`, if there is exactly one.
 fn only(body: &Value) -> Option<&Value> {

@@ -272,7 +272,10 @@ pub fn sip_endpoint(data: &[u8]) {
                 Output::Call(call, event) => match event {
                     CallEvent::Info { tx, .. } => requests.push((tx, false)),
                     CallEvent::Reinvite { tx, .. } => requests.push((tx, true)),
-                    CallEvent::Cancelled | CallEvent::Bye | CallEvent::Ended => {
+                    CallEvent::Cancelled
+                    | CallEvent::Bye
+                    | CallEvent::Ended
+                    | CallEvent::Refused { .. } => {
                         unanswered.retain(|(c, _)| *c != call);
                         answered.retain(|c| *c != call);
                     }
@@ -282,7 +285,7 @@ pub fn sip_endpoint(data: &[u8]) {
                             endpoint.send_bye(now, call, None);
                         }
                     }
-                    CallEvent::Ack => {}
+                    CallEvent::Ack | CallEvent::Answered { .. } => {}
                 },
             }
         }

@@ -12,11 +12,13 @@
 //! - [`secret`]: security and personal codes kept as HMACs under the
 //!   server key.
 //! - [`lockout`]: lockouts against guessing, from failure counts.
+//! - [`leg`]: the signed pass of a caller bridged to a room's owner node.
 //!
 //! Access knows the store's rows but no SIP: who is calling is worked out
 //! by [`crate::sip::identity`] and handed in.
 
 pub mod codes;
+pub mod leg;
 pub mod lockout;
 mod number;
 pub mod resolve;

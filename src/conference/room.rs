@@ -24,6 +24,9 @@ pub(super) struct Room {
     pub(super) chime: Option<Chime>,
     /// The node that owns the room, as its lease says.
     pub(super) owner: Option<Arc<str>>,
+    /// The lease's epoch while this node holds it, renewed in time: legs
+    /// from other nodes are taken only then.
+    pub(super) leased_here: Option<i64>,
 }
 
 /// A chime heard by everyone in the room but the member it is about (the

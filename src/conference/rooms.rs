@@ -140,14 +140,28 @@ impl Rooms {
         }
     }
 
-    /// Records which node owns `room_id` (`None`: not known yet).
-    pub fn set_owner(&self, room_id: RoomId, owner: Option<Arc<str>>) {
-        self.with_room(room_id, |room| room.owner = owner);
+    /// Records which node owns `room_id` (`None`: not known yet), and the
+    /// lease's epoch if this node holds it now (not lapsed).
+    pub fn set_owner(&self, room_id: RoomId, owner: Option<Arc<str>>, leased_here: Option<i64>) {
+        self.with_room(room_id, |room| {
+            room.owner = owner;
+            room.leased_here = leased_here;
+        });
+    }
+
+    /// The epoch of `room_id`'s lease if this node holds it now.
+    pub fn leased_here(&self, room_id: RoomId) -> Option<i64> {
+        self.with_room(room_id, |room| room.leased_here).flatten()
     }
 
     /// The node that owns `room_id`, if it is live here and known.
     pub fn owner(&self, room_id: RoomId) -> Option<Arc<str>> {
         self.with_room(room_id, |room| room.owner.clone()).flatten()
+    }
+
+    /// The settings `room_id` runs by, if it is live here.
+    pub fn policy(&self, room_id: RoomId) -> Option<Policy> {
+        self.with_room(room_id, |room| room.roster.policy())
     }
 
     /// Lets a waiting member of `room_id` in.

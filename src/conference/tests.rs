@@ -123,9 +123,13 @@ async fn rooms_tell_when_they_open_and_close_and_hold_their_owner_while_open() {
         told(),
         [RoomEvent::Opened(RoomId(1)), RoomEvent::Opened(RoomId(2))]
     );
-    rooms.set_owner(RoomId(1), Some(Arc::from("edge-b")));
+    rooms.set_owner(RoomId(1), Some(Arc::from("edge-b")), None);
     assert_eq!(rooms.owner(RoomId(1)).as_deref(), Some("edge-b"));
     assert_eq!(rooms.owner(RoomId(2)), None);
+    // Held here at epoch 3: legs for that epoch are taken.
+    rooms.set_owner(RoomId(2), Some(Arc::from("edge-a")), Some(3));
+    assert_eq!(rooms.leased_here(RoomId(2)), Some(3));
+    assert_eq!(rooms.leased_here(RoomId(1)), None);
     rooms.leave(RoomId(1), CallRef(1));
     assert_eq!(told(), []);
     rooms.leave(RoomId(1), CallRef(2));
@@ -134,6 +138,7 @@ async fn rooms_tell_when_they_open_and_close_and_hold_their_owner_while_open() {
     assert!(rooms.join(RoomId(1), member(4).await, open).is_ok());
     assert_eq!(told(), [RoomEvent::Opened(RoomId(1))]);
     assert_eq!(rooms.owner(RoomId(1)), None);
+    assert_eq!(rooms.leased_here(RoomId(1)), None);
 }
 
 #[tokio::test]

@@ -5,9 +5,11 @@
 //! decides it records on the room ([`Rooms::set_owner`], for the live
 //! view) and logs.
 //!
-//! A room another node owns is, for now, still mixed here for this node's
-//! callers: they do not hear the owner's (the leg between nodes is the next
-//! step). That is logged as a warning once per change of owner.
+//! Callers of a room another node owns are bridged there by their calls
+//! (`call/bridge.rs`); a room that is still mixed here while another node
+//! owns it (its callers came before this node saw the owner's lease, or
+//! its leg to the owner fell silent and the owner's lease has not run out
+//! yet) is logged as a warning once per change of owner.
 //!
 //! On stop, every room this node holds is released, so another node can
 //! take it at once rather than after the lease runs out.
@@ -92,7 +94,7 @@ async fn run(
                     // Reopened while its lease was still being renewed:
                     // the new room learns the standing now.
                     if let Some(standing) = core.standing(room) {
-                        rooms.set_owner(room, owner(standing, &node));
+                        rooms.set_owner(room, owner(standing, &node), leased_here(standing));
                     }
                 }
                 Some(RoomEvent::Closed(room)) => core.close(Instant::now(), room),
@@ -206,11 +208,19 @@ fn report(rooms: &Rooms, node: &Node, Change { room, standing }: Change) {
                 owner = %holder.node_id,
                 owner_sip = %holder.sip_address,
                 epoch = holder.epoch,
-                "room owned by another node: its callers here are mixed here, apart from the owner's (no leg between nodes yet)"
+                "room owned by another node while mixed here: its callers here do not hear the owner's"
             );
         }
     }
-    rooms.set_owner(room, owner(&standing, node));
+    rooms.set_owner(room, owner(&standing, node), leased_here(&standing));
+}
+
+/// The epoch of a lease this node holds now (not lapsed).
+fn leased_here(standing: &Standing) -> Option<i64> {
+    match standing {
+        Standing::Owner { epoch, .. } => Some(*epoch),
+        _ => None,
+    }
 }
 
 /// The node a standing names as the room's owner.

@@ -99,6 +99,15 @@ pub(crate) struct Shared {
     pub drain: Arc<tokio::sync::Notify>,
 }
 
+/// What the endpoint task hands a call task.
+#[derive(Debug)]
+pub(crate) enum ToCall {
+    /// An event of the caller's own dialog.
+    Caller(CallEvent),
+    /// An event of the leg the call placed to its room's owner node.
+    Leg(CallEvent),
+}
+
 /// Logs to stderr, as text or one JSON object per line; `RUST_LOG`
 /// filters (default `info`).
 pub fn init_logging(json: bool) {
@@ -376,7 +385,7 @@ impl Signals {
 }
 
 /// BYE to every call, for shutting down.
-fn hang_up_all(endpoint: &mut Endpoint, calls: &HashMap<CallRef, mpsc::Sender<CallEvent>>) {
+fn hang_up_all(endpoint: &mut Endpoint, calls: &HashMap<CallRef, mpsc::Sender<ToCall>>) {
     let now = Instant::now().into_std();
     for call in calls.keys() {
         endpoint.send_bye(now, *call, Some(Cause::ShuttingDown.reason()));
@@ -399,26 +408,27 @@ const CALL_EVENTS: usize = 64;
 /// Hands `event` to its call. When the call's queue is full, a request in
 /// it (INFO, re-INVITE) is answered 503 here; the events that end a call
 /// are never dropped (queued by a task of their own).
-fn deliver(endpoint: &mut Endpoint, tx: &mpsc::Sender<CallEvent>, event: CallEvent) {
+fn deliver(endpoint: &mut Endpoint, tx: &mpsc::Sender<ToCall>, event: ToCall) {
     let event = match tx.try_send(event) {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
         Err(mpsc::error::TrySendError::Full(event)) => event,
     };
     let now = Instant::now().into_std();
     let busy = StatusCode::SERVICE_UNAVAILABLE;
-    match event {
+    let (ToCall::Caller(inner) | ToCall::Leg(inner)) = &event;
+    match inner {
         CallEvent::Info { tx: key, .. } => {
             tracing::debug!("call's event queue full: INFO refused (503)");
-            endpoint.respond(now, &key, busy);
+            endpoint.respond(now, key, busy);
         }
         CallEvent::Reinvite { tx: key, .. } => {
             tracing::debug!("call's event queue full: re-INVITE refused (503)");
-            endpoint.respond_reinvite(now, &key, busy, None);
+            endpoint.respond_reinvite(now, key, busy, None);
         }
-        other => {
+        _ => {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let _ = tx.send(other).await;
+                let _ = tx.send(event).await;
             });
         }
     }
@@ -431,7 +441,10 @@ async fn run_endpoint(
     mut commands: mpsc::UnboundedReceiver<SipCommand>,
     shared: Arc<Shared>,
 ) {
-    let mut calls: HashMap<CallRef, mpsc::Sender<CallEvent>> = HashMap::new();
+    let mut calls: HashMap<CallRef, mpsc::Sender<ToCall>> = HashMap::new();
+    // Legs to other nodes: each leg's call, and each call's leg.
+    let mut legs: HashMap<CallRef, CallRef> = HashMap::new();
+    let mut leg_of: HashMap<CallRef, CallRef> = HashMap::new();
     let mut signals = Signals::listen(shared.drain.clone());
     // Draining: when the calls still up get BYE.
     let mut draining: Option<Instant> = None;
@@ -469,6 +482,19 @@ async fn run_endpoint(
                     SipCommand::RespondReinvite { tx, status, sdp } => endpoint.respond_reinvite(now, &tx, status, sdp),
                     SipCommand::Bye { call, reason } => endpoint.send_bye(now, call, reason),
                     SipCommand::Info { call, package, body } => endpoint.send_info(now, call, package, body),
+                    SipCommand::Invite { call, leg } => {
+                        let id = endpoint.invite(now, leg);
+                        legs.insert(id, call);
+                        if let Some(old) = leg_of.insert(call, id) {
+                            // A call places one leg at a time: an old one is over.
+                            legs.remove(&old);
+                        }
+                    }
+                    SipCommand::LegBye { call, reason } => {
+                        if let Some(id) = leg_of.get(&call) {
+                            endpoint.send_bye(now, *id, reason);
+                        }
+                    }
                 }
                 Instant::now()
             }
@@ -541,10 +567,25 @@ async fn run_endpoint(
                 Output::Call(call, event) => {
                     let last = matches!(
                         event,
-                        CallEvent::Ended | CallEvent::Bye | CallEvent::Cancelled
+                        CallEvent::Ended
+                            | CallEvent::Bye
+                            | CallEvent::Cancelled
+                            | CallEvent::Refused { .. }
                     );
+                    if let Some(&owner) = legs.get(&call) {
+                        if let Some(tx) = calls.get(&owner) {
+                            deliver(&mut endpoint, tx, ToCall::Leg(event));
+                        }
+                        if last {
+                            legs.remove(&call);
+                            if leg_of.get(&owner) == Some(&call) {
+                                leg_of.remove(&owner);
+                            }
+                        }
+                        continue;
+                    }
                     if let Some(tx) = calls.get(&call) {
-                        deliver(&mut endpoint, tx, event);
+                        deliver(&mut endpoint, tx, ToCall::Caller(event));
                     }
                     if last {
                         calls.remove(&call);
@@ -610,12 +651,12 @@ Content-Type: application/dtmf-relay\r\nContent-Length: 9\r\n\r\nSignal=5\n"
         let tag = tag.expect("our tag");
         // A queue of one, already holding an event the call has not read.
         let (tx, mut rx) = mpsc::channel(1);
-        tx.try_send(CallEvent::Ack).unwrap();
+        tx.try_send(ToCall::Caller(CallEvent::Ack)).unwrap();
         ep.handle_input(now, flow, &request("INFO", "z9hG4bK-n", 2, Some(&tag)));
         let mut statuses = Vec::new();
         while let Some(out) = ep.poll_output() {
             match out {
-                Output::Call(_, event) => deliver(&mut ep, &tx, event),
+                Output::Call(_, event) => deliver(&mut ep, &tx, ToCall::Caller(event)),
                 Output::Transmit { bytes, .. } => {
                     statuses.extend(message::parse(&bytes).ok().and_then(|m| m.status()));
                 }
@@ -627,10 +668,16 @@ Content-Type: application/dtmf-relay\r\nContent-Length: 9\r\n\r\nSignal=5\n"
         ep.handle_input(now, flow, &request("BYE", "z9hG4bK-b", 3, Some(&tag)));
         while let Some(out) = ep.poll_output() {
             if let Output::Call(_, event) = out {
-                deliver(&mut ep, &tx, event);
+                deliver(&mut ep, &tx, ToCall::Caller(event));
             }
         }
-        assert!(matches!(rx.recv().await, Some(CallEvent::Ack)));
-        assert!(matches!(rx.recv().await, Some(CallEvent::Bye)));
+        assert!(matches!(
+            rx.recv().await,
+            Some(ToCall::Caller(CallEvent::Ack))
+        ));
+        assert!(matches!(
+            rx.recv().await,
+            Some(ToCall::Caller(CallEvent::Bye))
+        ));
     }
 }

@@ -160,6 +160,20 @@ impl Machine {
         m
     }
 
+    /// A machine for a caller already admitted elsewhere (a leg from the
+    /// node that collected the code): in the room, nothing to ask.
+    pub fn in_room(config: IvrConfig) -> Machine {
+        Machine {
+            config,
+            state: State::InRoom,
+            stage: Stage::Access,
+            failures: 0,
+            pending_room: None,
+            next_play: 0,
+            actions: VecDeque::new(),
+        }
+    }
+
     /// A machine for a caller who is locked out: "too many attempts",
     /// goodbye, hang up — no code is asked for or checked.
     pub fn locked(config: IvrConfig) -> Machine {

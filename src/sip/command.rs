@@ -2,7 +2,7 @@
 //! in-dialog requests, BYE, INFO. Calls send these; the task that owns the
 //! [`super::endpoint::Endpoint`] carries them out.
 
-use super::endpoint::{CallRef, TxKey};
+use super::endpoint::{CallRef, OutgoingCall, TxKey};
 use super::message::StatusCode;
 
 /// What a call task asks of the SIP endpoint.
@@ -35,5 +35,16 @@ pub enum SipCommand {
         call: CallRef,
         package: &'static str,
         body: String,
+    },
+    /// Places `call`'s leg to another node (one at a time per call); its
+    /// events come back to `call` as the leg's.
+    Invite {
+        call: CallRef,
+        leg: OutgoingCall,
+    },
+    /// Hangs up `call`'s leg (or drops it, unanswered, when it answers).
+    LegBye {
+        call: CallRef,
+        reason: Option<String>,
     },
 }

@@ -1,4 +1,5 @@
-//! Dialogs (RFC 3261 §12) as seen by a UAS, and the builders for the
+//! Dialogs (RFC 3261 §12) as seen by a UAS — and, for the legs the
+//! gateway places to other nodes, by a UAC — and the builders for the
 //! responses and in-dialog requests the gateway sends.
 //!
 //! Responses copy Via (the top one stamped with `received`/`rport`, RFC 3581),
@@ -90,6 +91,11 @@ pub struct Dialog {
     pub invite: Message,
     pub local_sdp: Option<Vec<u8>>,
     pub acked: bool,
+    /// We sent the INVITE (a leg to another node).
+    pub uac: bool,
+    /// Hung up before our INVITE was answered: a 2xx that still comes is
+    /// acknowledged and then ended with BYE (with this `Reason`).
+    pub bye_on_answer: Option<Option<String>>,
 }
 
 impl Dialog {
@@ -122,7 +128,60 @@ impl Dialog {
             invite: invite.clone(),
             local_sdp: None,
             acked: false,
+            uac: false,
+            bye_on_answer: None,
         }
+    }
+
+    /// The early dialog of an INVITE we send (`invite`, from `local_uri`
+    /// with `local_tag`, CSeq `cseq`, to `target` over `flow`).
+    pub fn outgoing(invite: &Message, local_uri: String, local_tag: String, flow: Flow) -> Dialog {
+        let target = match &invite.start {
+            StartLine::Request { uri, .. } => uri.clone(),
+            StartLine::Response { .. } => String::new(),
+        };
+        Dialog {
+            call_id: invite.call_id().to_owned(),
+            local_tag,
+            local_uri,
+            remote: invite.header("To").unwrap_or_default().to_owned(),
+            remote_target: target,
+            route_set: Vec::new(),
+            local_cseq: invite.cseq().map_or(1, |(n, _)| n),
+            remote_cseq: 0,
+            flow,
+            state: DialogState::Early,
+            invite: invite.clone(),
+            local_sdp: Some(invite.body.clone()),
+            acked: false,
+            uac: true,
+            bye_on_answer: None,
+        }
+    }
+
+    /// Our INVITE's 2xx (RFC 3261 §12.1.2): the far end's tag, its Contact
+    /// as the remote target, Record-Route reversed as the route set.
+    pub fn confirm_outgoing(&mut self, ok: &Message) {
+        if let Some(to) = ok.header("To") {
+            self.remote = to.to_owned();
+        }
+        if let Some(contact) = ok.header("Contact").map(uri_of).filter(|u| is_sip_uri(u)) {
+            self.remote_target = contact.to_owned();
+        }
+        let mut routes: Vec<String> = ok
+            .headers_named("Record-Route")
+            .flat_map(split_list)
+            .map(str::to_owned)
+            .collect();
+        routes.reverse();
+        self.route_set = routes;
+        self.state = DialogState::Confirmed;
+    }
+
+    /// The ACK of our INVITE's 2xx: its own transaction, the INVITE's CSeq
+    /// number (RFC 3261 §13.2.2.4).
+    pub fn ack(&self, local: &LocalAddr, branch: &str) -> Message {
+        self.build(Method::Ack, self.local_cseq, local, branch)
     }
 
     /// Where in-dialog requests go: the first route, else the remote target,
@@ -145,6 +204,10 @@ impl Dialog {
     /// A new in-dialog request (BYE, …) with the next local CSeq.
     pub fn request(&mut self, method: Method, local: &LocalAddr, branch: &str) -> Message {
         self.local_cseq += 1;
+        self.build(method, self.local_cseq, local, branch)
+    }
+
+    fn build(&self, method: Method, cseq: u32, local: &LocalAddr, branch: &str) -> Message {
         let flow = self.request_flow();
         let mut headers = vec![
             (
@@ -163,10 +226,7 @@ impl Dialog {
             ),
             ("To".to_owned(), self.remote.clone()),
             ("Call-ID".to_owned(), self.call_id.clone()),
-            (
-                "CSeq".to_owned(),
-                format!("{} {}", self.local_cseq, method.as_str()),
-            ),
+            ("CSeq".to_owned(), format!("{cseq} {}", method.as_str())),
         ];
         for route in &self.route_set {
             headers.push(("Route".to_owned(), route.clone()));

@@ -14,7 +14,9 @@
 //!
 //! Decisions — which number, which codec, which room — belong to the
 //! gateway, which answers INVITEs through [`Endpoint::respond_invite`] and
-//! hangs up through [`Endpoint::send_bye`].
+//! hangs up through [`Endpoint::send_bye`]. It also places calls of its
+//! own ([`Endpoint::invite`]: the leg that bridges a caller to the node
+//! owning its room), acknowledging their 2xx and failures.
 //!
 //! Here: the types, the endpoint's state and its transaction table. What
 //! arrives is in `incoming.rs`, what the gateway asks for in
@@ -32,7 +34,9 @@ use rand::{Rng, SeedableRng};
 
 use super::dialog::{Dialog, DialogState, Flow, LocalAddr, random_token, response};
 use super::message::{self, ALLOW, Message, Method, StatusCode};
-use super::transaction::{ClientTx, ServerState, ServerTx, TimerConfig, TimerOutput};
+use super::transaction::{
+    ClientTx, InviteClientTx, InviteResponse, ServerState, ServerTx, TimerConfig, TimerOutput,
+};
 
 mod incoming;
 mod outgoing;
@@ -95,6 +99,24 @@ pub struct IncomingCall {
     /// Info Packages the caller will take in INFO (RFC 6086 `Recv-Info`),
     /// lower-cased.
     pub recv_info: Vec<String>,
+    /// The pass of a leg from another node (`X-Dialgate-Leg`), unchecked.
+    pub leg: Option<String>,
+}
+
+/// A call the gateway places: the leg to a room's owner node.
+#[derive(Clone, Debug)]
+pub struct OutgoingCall {
+    /// Where the INVITE goes (UDP).
+    pub target: SocketAddr,
+    /// Its Request-URI and To.
+    pub uri: String,
+    /// The user part of our From (the caller's identity, for the far end's view).
+    pub from_user: String,
+    /// Chosen by the gateway, which signs headers bound to it.
+    pub call_id: String,
+    pub headers: Vec<(String, String)>,
+    /// The SDP offer.
+    pub sdp: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -127,6 +149,11 @@ pub enum CallEvent {
     AckTimeout,
     /// Our BYE was answered (or timed out): the dialog is gone.
     Ended,
+    /// Our INVITE was answered 2xx (and acknowledged), with the far end's SDP.
+    Answered { content_type: String, body: Vec<u8> },
+    /// Our INVITE failed with this status (408: no answer at all); the
+    /// dialog is gone.
+    Refused { status: u16 },
 }
 
 #[derive(Debug)]
@@ -149,8 +176,32 @@ struct ServerEntry {
     unacked_from: Option<IpAddr>,
 }
 
+/// A client transaction: a BYE or INFO, or an INVITE of ours.
+enum ClientKind {
+    NonInvite(ClientTx),
+    Invite(InviteClientTx),
+}
+
+impl ClientKind {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ClientKind::NonInvite(tx) => tx.poll_timeout(),
+            ClientKind::Invite(tx) => tx.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> TimerOutput {
+        match self {
+            ClientKind::NonInvite(tx) => tx.handle_timeout(now),
+            ClientKind::Invite(tx) => tx.handle_timeout(now),
+        }
+    }
+}
+
 struct ClientEntry {
-    tx: ClientTx,
+    tx: ClientKind,
+    /// An INVITE's ACK for its 2xx, sent again for each retransmitted 2xx.
+    ack: Option<Bytes>,
     /// The deadline this entry holds in the timer heap.
     armed: Option<Instant>,
     flow: Flow,

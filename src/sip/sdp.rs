@@ -149,7 +149,52 @@ pub enum SdpError {
 
 /// Parse an offer and build the answer (CRLF line ends).
 pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), SdpError> {
-    let offer = parse(offer)?;
+    let (negotiated, offer, index) = settle(offer, &local.codecs)?;
+    let text = write_answer(&offer, index, &negotiated, local);
+    Ok((negotiated, text))
+}
+
+/// Our offer of exactly the session `neg` settled with a caller — its
+/// codec, payload type and telephone-event — from `local` (the leg that
+/// relays that caller's packets as they are to another node).
+pub fn offer(neg: &Negotiated, local: &LocalMedia) -> String {
+    let ip = match local.addr {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    let mut lines = vec![
+        "v=0".to_owned(),
+        format!(
+            "o=dialgate {} {} IN {ip} {}",
+            local.session_id, local.session_version, local.addr
+        ),
+        "s=dialgate".to_owned(),
+        format!("c=IN {ip} {}", local.addr),
+        "t=0 0".to_owned(),
+    ];
+    let sendrecv = Negotiated {
+        direction: Direction::SendRecv,
+        ..neg.clone()
+    };
+    audio_lines(&mut lines, &sendrecv, local.port, "0-15");
+    let mut text = lines.join("\r\n");
+    text.push_str("\r\n");
+    text
+}
+
+/// What the far end's answer to our offer settled (its address, codec and
+/// payload types), if it took one of `codecs`.
+pub fn read_answer(answer: &str, codecs: &[Codec]) -> Result<Negotiated, SdpError> {
+    settle(answer, codecs).map(|(negotiated, _, _)| negotiated)
+}
+
+/// The first audio stream of `text` in one of `codecs`: what it settles,
+/// the description and the stream's index.
+fn settle<'a>(
+    text: &'a str,
+    codecs: &[Codec],
+) -> Result<(Negotiated, Description<'a>, usize), SdpError> {
+    let offer = parse(text)?;
     if !offer
         .media
         .iter()
@@ -161,7 +206,7 @@ pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), S
         .media
         .iter()
         .enumerate()
-        .find_map(|(i, m)| m.negotiate(&local.codecs).map(|c| (i, m, c)))
+        .find_map(|(i, m)| m.negotiate(codecs).map(|c| (i, m, c)))
         .ok_or(SdpError::NoCommonCodec)?;
     let connection = media
         .connection
@@ -184,8 +229,7 @@ pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), S
             .or(offer.direction)
             .unwrap_or(Direction::SendRecv),
     };
-    let text = write_answer(&offer, index, &negotiated, local);
-    Ok((negotiated, text))
+    Ok((negotiated, offer, index))
 }
 
 fn write_answer(
@@ -216,28 +260,38 @@ fn write_answer(
             ));
             continue;
         }
-        let (pt, map) = (neg.payload_type, neg.codec.rtpmap());
-        match neg.telephone_event {
-            Some(te) => lines.push(format!("m=audio {} RTP/AVP {pt} {te}", local.port)),
-            None => lines.push(format!("m=audio {} RTP/AVP {pt}", local.port)),
-        }
-        lines.push(format!("a=rtpmap:{pt} {map}"));
-        if neg.codec == Codec::Opus {
-            lines.push(format!(
-                "a=fmtp:{pt} useinbandfec=1; maxaveragebitrate={OPUS_BITRATE}"
-            ));
-        }
-        if let Some(te) = neg.telephone_event {
-            let rate = neg.telephone_event_rate;
-            lines.push(format!("a=rtpmap:{te} {TELEPHONE_EVENT}/{rate}"));
-            lines.push(format!("a=fmtp:{te} 0-16"));
-        }
-        lines.push(format!("a=ptime:{PTIME_MS}"));
-        lines.push(format!("a={}", neg.direction.answer().attribute()));
+        let answered = Negotiated {
+            direction: neg.direction.answer(),
+            ..neg.clone()
+        };
+        audio_lines(&mut lines, &answered, local.port, "0-16");
     }
     let mut text = lines.join("\r\n");
     text.push_str("\r\n");
     text
+}
+
+/// The `m=audio` line of `neg` on `port` and its attributes; `events`:
+/// the telephone-event `fmtp`.
+fn audio_lines(lines: &mut Vec<String>, neg: &Negotiated, port: u16, events: &str) {
+    let (pt, map) = (neg.payload_type, neg.codec.rtpmap());
+    match neg.telephone_event {
+        Some(te) => lines.push(format!("m=audio {port} RTP/AVP {pt} {te}")),
+        None => lines.push(format!("m=audio {port} RTP/AVP {pt}")),
+    }
+    lines.push(format!("a=rtpmap:{pt} {map}"));
+    if neg.codec == Codec::Opus {
+        lines.push(format!(
+            "a=fmtp:{pt} useinbandfec=1; maxaveragebitrate={OPUS_BITRATE}"
+        ));
+    }
+    if let Some(te) = neg.telephone_event {
+        let rate = neg.telephone_event_rate;
+        lines.push(format!("a=rtpmap:{te} {TELEPHONE_EVENT}/{rate}"));
+        lines.push(format!("a=fmtp:{te} {events}"));
+    }
+    lines.push(format!("a=ptime:{PTIME_MS}"));
+    lines.push(format!("a={}", neg.direction.attribute()));
 }
 
 /// A parsed session description, borrowing from the offer text.

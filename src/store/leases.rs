@@ -60,6 +60,15 @@ fn span(ttl: std::time::Duration) -> chrono::Duration {
 }
 
 impl Store {
+    /// `room_id`'s lease as stored, held or not.
+    pub async fn room_lease(&self, room_id: i64) -> Result<Option<LeaseRow>, StoreError> {
+        let sql = format!("{LEASE_SELECT} WHERE room_id = $1");
+        Ok(sqlx::query_as::<_, LeaseRow>(sqlx::AssertSqlSafe(sql))
+            .bind(room_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Claims `room_id` for `claim` if no live lease holds it; returns the
     /// lease as it stands then (the claimant's if `instance` is its own).
     pub async fn claim_room(
@@ -88,11 +97,9 @@ impl Store {
         .bind(&at)
         .execute(&self.pool)
         .await?;
-        let sql = format!("{LEASE_SELECT} WHERE room_id = $1");
-        Ok(sqlx::query_as::<_, LeaseRow>(sqlx::AssertSqlSafe(sql))
-            .bind(room_id)
-            .fetch_one(&self.pool)
-            .await?)
+        self.room_lease(room_id)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// Extends the lease `instance` holds on `room_id` at `epoch`; `false`

@@ -415,6 +415,36 @@ async fn node_on(db: &str, id: &str, extra: &[&str]) -> Gateway {
     Gateway::start(dir, db.to_owned(), &flags).await
 }
 
+/// `GET path` on `gw`'s API, which must answer 200.
+pub async fn get(gw: &Gateway, path: &str) -> serde_json::Value {
+    let (status, body) = http::call(&gw.api, "GET", path, Some(gw.token().await), None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// Polls `GET path` every 50 ms until `ready` holds, for at most `limit`;
+/// returns what it read last and how long it took.
+pub async fn poll(
+    gw: &Gateway,
+    path: &str,
+    limit: Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> (serde_json::Value, Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let body = get(gw, path).await;
+        if ready(&body) {
+            return (body, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{path} still {body} after {limit:?}\n--- gateway log ---\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A meeting starting in 5 minutes (one-time code; with `security` if
 /// given) and one invitee: the invitee's id and personal code.
 pub fn meeting_with_invitee(db: &str, security: Option<&str>) -> (String, String) {

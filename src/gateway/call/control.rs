@@ -269,6 +269,14 @@ enum Phase {
     Done,
 }
 
+/// A caller another node admitted and bridges to this node, which owns
+/// its room (the leg's verified pass): no number, no IVR, straight in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LegGrant {
+    pub room_id: RoomId,
+    pub host: bool,
+}
+
 /// The INVITE's offer, answered once a port is open.
 #[derive(Clone, Debug, Default)]
 pub struct Offer {
@@ -284,6 +292,8 @@ pub struct CallCore {
     /// The dialled number, once routed (for logs).
     number: Option<String>,
     media: Option<Media>,
+    /// A leg from the node that collected the caller's code.
+    leg: Option<LegGrant>,
     out: VecDeque<Action>,
 }
 
@@ -298,9 +308,29 @@ impl CallCore {
             verdict: Verdict::Open,
             number: None,
             media: None,
+            leg: None,
             out: VecDeque::new(),
         };
         core.out.push_back(Action::Ask(Ask::Route));
+        core
+    }
+
+    /// A leg from another node for a caller it admitted to a room this
+    /// node owns (the shell verified the pass and the ownership): a port
+    /// is opened and the offer answered at once — no route, no count, no
+    /// ringing — and the ACK puts the caller in the room.
+    pub fn for_leg(rules: Arc<Rules>, offer: Offer, grant: LegGrant) -> CallCore {
+        let mut core = CallCore {
+            rules,
+            phase: Phase::Opening,
+            offer: Some(offer),
+            verdict: Verdict::Open,
+            number: None,
+            media: None,
+            leg: Some(grant),
+            out: VecDeque::new(),
+        };
+        core.out.push_back(Action::OpenPort);
         core
     }
 
@@ -517,7 +547,7 @@ impl CallCore {
                     session,
                     answer,
                 });
-                if self.rules.answer_delay.is_zero() {
+                if self.rules.answer_delay.is_zero() || self.leg.is_some() {
                     self.answer();
                 } else {
                     self.out.push_back(Action::Respond {

@@ -160,6 +160,11 @@ impl Shell {
         if lost > 0 {
             m.rtp_lost.increment(lost);
         }
+        if let Some(bridge) = &self.bridge {
+            // Bridged to the room's owner: it mixes this caller, and reads
+            // the in-room keypad from the RFC 4733 events itself.
+            bridge.forward(packet);
+        }
         if header.payload_type == m.negotiated.payload_type {
             m.keys.on_audio(now, payload);
             if let Some((_, member)) = &m.room {
@@ -239,6 +244,7 @@ impl Shell {
     /// The call's media part is over: out of the live view and the room.
     pub(super) fn media_ended(&mut self, outcome: &'static str) {
         self.shared.live.remove(self.call.0);
+        self.end_leg();
         metrics::counter!("dialgate_calls_total", "outcome" => outcome).increment(1);
         let Some((room_id, member)) = self.media.as_mut().and_then(|m| m.room.take()) else {
             return;

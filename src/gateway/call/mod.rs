@@ -11,6 +11,7 @@
 //! (joining, keypad commands) in `room.rs`.
 
 mod ask;
+mod bridge;
 mod control;
 mod media;
 mod room;
@@ -22,11 +23,12 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use self::control::{Action, Answer, Ask, CallCore, Input, Offer, Session};
-use super::Shared;
+use self::bridge::{Bridge, LEG_CHECK, Lookup};
+use self::control::{Action, Answer, Ask, CallCore, Input, LegGrant, Offer, Session};
 use super::admission::{Admission, CallSlot};
 use super::keys::CallKeys;
 use super::prompt_clock::Playout;
+use super::{Shared, ToCall};
 use crate::access::OUTCOME_PACKAGE;
 use crate::access::{Outcome, Stage};
 use crate::cause::Cause;
@@ -43,7 +45,7 @@ use crate::store::{Attempt, Checked, Guess, NumberRow};
 
 pub use self::control::Rules;
 
-type Events = mpsc::Receiver<CallEvent>;
+type Events = mpsc::Receiver<ToCall>;
 
 /// The store's reply to one [`Ask`], with what the shell keeps of it.
 enum Reply {
@@ -112,6 +114,12 @@ struct Shell {
     guess: Option<Guess>,
     /// Inputs for the core that acting on its actions produced.
     inputs: Vec<Input>,
+    /// This call is a leg from another node, into a room this node owns.
+    leg: Option<LegGrant>,
+    /// This call's way into a room another node owns.
+    bridge: Option<Box<Bridge>>,
+    /// The room's lease, being read for the bridge.
+    lookup: Option<Lookup>,
 }
 
 /// The next datagram on `socket` (RTP or RTCP); never, without one.
@@ -164,7 +172,23 @@ pub(crate) async fn run(
         content_type: incoming.content_type.clone(),
         body: incoming.body.clone(),
     };
-    let mut core = CallCore::new(Instant::now().into_std(), shared.rules.clone(), offer);
+    let leg = match bridge::leg_grant(&shared, &incoming) {
+        Ok(leg) => leg,
+        Err(cause) => {
+            Admission::count_refused(cause);
+            let _ = shared.sip.send(SipCommand::RespondInvite {
+                call: incoming.call,
+                status: cause.status(),
+                headers: cause.refusal_headers(),
+                sdp: None,
+            });
+            return;
+        }
+    };
+    let mut core = match leg {
+        Some(grant) => CallCore::for_leg(shared.rules.clone(), offer, grant),
+        None => CallCore::new(Instant::now().into_std(), shared.rules.clone(), offer),
+    };
     let mut shell = Shell {
         who: Who {
             caller_id: who.caller_id,
@@ -184,6 +208,9 @@ pub(crate) async fn run(
         media: None,
         guess: None,
         inputs: Vec::new(),
+        leg,
+        bridge: None,
+        lookup: None,
     };
     let dialled = incoming.dialled.clone();
     let mut pending: Option<Pending<'static>> = None;
@@ -195,6 +222,11 @@ pub(crate) async fn run(
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut armed: Option<std::time::Instant> = None;
+    // A live leg's silence is checked on this tick.
+    let mut leg_tick = tokio::time::interval(LEG_CHECK);
+    leg_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Sized when a leg comes up: most calls never have one.
+    let mut leg_buf = Vec::new();
     // Whether the prompt clock sends this call's frames.
     let mut playing = false;
     loop {
@@ -233,6 +265,12 @@ pub(crate) async fn run(
             m.playout.set_on(prompts_on);
             playing = prompts_on;
         }
+        let leg_up = shell.leg_up();
+        if leg_up && leg_buf.is_empty() {
+            leg_buf.resize(2048, 0);
+        }
+        let leg_socket = shell.bridge.as_deref().and_then(Bridge::socket);
+        let lookup = shell.lookup.as_mut();
         // The media's parts each branch waits on, borrowed apart.
         let (playout, socket, rtcp, watch) = match shell.media.as_mut() {
             Some(Media {
@@ -262,9 +300,28 @@ pub(crate) async fn run(
                 core.handle(Instant::now().into_std(), Input::Answer(answer));
             }
             ev = events.recv() => {
-                let ev = ev.unwrap_or(CallEvent::Ended);
-                shell.note_reinvite_source(&ev);
-                core.handle(Instant::now().into_std(), Input::Sip(ev));
+                let ev = ev.unwrap_or(ToCall::Caller(CallEvent::Ended));
+                if let Some(ev) = shell.route_event(ev) {
+                    shell.note_reinvite_source(&ev);
+                    core.handle(Instant::now().into_std(), Input::Sip(ev));
+                }
+            }
+            read = async {
+                match lookup {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                shell.lookup = None;
+                shell.on_lease(read);
+            }
+            received = recv_from(leg_socket, &mut leg_buf) => {
+                if let Ok((len, source)) = received {
+                    shell.on_leg_rtp(source, &leg_buf[..len]);
+                }
+            }
+            _ = leg_tick.tick(), if leg_up => {
+                shell.check_leg(std::time::Instant::now());
             }
             done = play_done(playout) => {
                 core.handle(Instant::now().into_std(), Input::PlayDone(done));
@@ -293,6 +350,7 @@ pub(crate) async fn run(
             }
         }
     }
+    shell.end_leg();
     // The port pair goes back to the pool with the call.
     drop(shell);
 }
@@ -383,10 +441,7 @@ impl Shell {
                 room_id,
                 host,
                 policy,
-            } => {
-                let joined = self.join(room_id, host, policy);
-                self.inputs.push(Input::Joined(joined));
-            }
+            } => self.join_or_bridge(room_id, host, policy),
             Action::Room(command) => self.room_command(command),
             Action::Renegotiated { old, new, held } => self.renegotiated(&old, &new, held),
             Action::MediaEnded { outcome } => self.media_ended(outcome),

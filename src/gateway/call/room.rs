@@ -15,6 +15,11 @@ impl Shell {
         host: bool,
         policy: Policy,
     ) -> Result<(), crate::conference::Refusal> {
+        // A leg's caller joins a room this node owns as the room is set.
+        let policy = match self.leg {
+            Some(_) => self.leg_policy(room_id)?,
+            None => policy,
+        };
         let Some(m) = self.media.as_mut() else {
             return Err(crate::conference::Refusal::Full);
         };

@@ -183,6 +183,7 @@ impl Endpoint {
                 .map(|p| p.trim().to_ascii_lowercase())
                 .filter(|p| !p.is_empty())
                 .collect(),
+            leg: req.header("X-Dialgate-Leg").map(str::to_owned),
         };
         self.by_id
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call);
@@ -371,12 +372,124 @@ impl Endpoint {
         let Some(entry) = self.client.get_mut(branch) else {
             return;
         };
-        let ended = entry.tx.recv_response(now, status.0) && entry.ends_dialog;
+        let branch = branch.to_owned();
         let call = entry.call;
-        self.arm(TimerKey::Client(branch.to_owned()));
-        if ended {
-            self.forget(call);
-            self.out.push_back(Output::Call(call, CallEvent::Ended));
+        let answer = match &mut entry.tx {
+            ClientKind::NonInvite(tx) => {
+                let ended = tx.recv_response(now, status.0) && entry.ends_dialog;
+                self.arm(TimerKey::Client(branch));
+                if ended {
+                    self.forget(call);
+                    self.out.push_back(Output::Call(call, CallEvent::Ended));
+                }
+                return;
+            }
+            ClientKind::Invite(tx) => tx.recv_response(now, status.0),
+        };
+        match answer {
+            InviteResponse::Deliver if status.is_success() => {
+                self.on_invite_ok(now, &branch, call, &resp);
+            }
+            InviteResponse::Deliver | InviteResponse::Absorb => {}
+            InviteResponse::Rejected => {
+                let ack = self.failure_ack(&branch, &resp);
+                if let Some(entry) = self.client.get_mut(&branch)
+                    && let ClientKind::Invite(tx) = &mut entry.tx
+                {
+                    tx.send_ack(ack.clone());
+                }
+                let flow = self.client.get(&branch).map(|e| e.flow);
+                if let Some(flow) = flow {
+                    self.transmit(flow, ack);
+                }
+                if self.dialogs.contains_key(&call) {
+                    self.forget(call);
+                    self.out
+                        .push_back(Output::Call(call, CallEvent::Refused { status: status.0 }));
+                }
+            }
+            InviteResponse::Resend(ack) => {
+                if let Some(flow) = self.client.get(&branch).map(|e| e.flow) {
+                    self.transmit(flow, ack);
+                }
+            }
         }
+        self.arm(TimerKey::Client(branch));
+    }
+
+    /// Our INVITE's 2xx, the first or again: the first confirms the dialog
+    /// and is told to the call; each is acknowledged (§13.2.2.4).
+    fn on_invite_ok(&mut self, now: Instant, branch: &str, call: CallRef, ok: &Message) {
+        let local = self.local;
+        if let Some(ack) = self.client.get(branch).and_then(|e| e.ack.clone()) {
+            let flow = self.dialogs.get(&call).map_or_else(
+                || self.client.get(branch).map(|e| e.flow),
+                |d| Some(d.request_flow()),
+            );
+            if let Some(flow) = flow {
+                self.transmit(flow, ack);
+            }
+            return;
+        }
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        dialog.confirm_outgoing(ok);
+        let ack_branch = random_token(&mut self.rng);
+        let ack = dialog.ack(&local, &ack_branch).to_bytes();
+        let flow = dialog.request_flow();
+        let bye = dialog.bye_on_answer.take();
+        if let Some(entry) = self.client.get_mut(branch) {
+            entry.ack = Some(ack.clone());
+        }
+        self.transmit(flow, ack);
+        match bye {
+            Some(reason) => self.send_bye(now, call, reason),
+            None => self.out.push_back(Output::Call(
+                call,
+                CallEvent::Answered {
+                    content_type: ok.content_type().unwrap_or_default().to_owned(),
+                    body: ok.body.clone(),
+                },
+            )),
+        }
+    }
+
+    /// The ACK of a failure to our INVITE: part of the INVITE's
+    /// transaction, so its branch, its Request-URI and the failure's To
+    /// (§17.1.1.3).
+    fn failure_ack(&self, branch: &str, failure: &Message) -> Bytes {
+        let call = self.client.get(branch).map(|e| e.call);
+        let invite = call.and_then(|c| self.dialogs.get(&c)).map(|d| &d.invite);
+        let Some(invite) = invite else {
+            return Bytes::new();
+        };
+        let uri = match &invite.start {
+            message::StartLine::Request { uri, .. } => uri.clone(),
+            message::StartLine::Response { .. } => String::new(),
+        };
+        let mut headers = Vec::new();
+        for name in ["Via", "Max-Forwards", "From"] {
+            if let Some(v) = invite.header(name) {
+                headers.push((name.to_owned(), v.to_owned()));
+            }
+        }
+        headers.push((
+            "To".to_owned(),
+            failure.header("To").unwrap_or_default().to_owned(),
+        ));
+        headers.push(("Call-ID".to_owned(), invite.call_id().to_owned()));
+        let cseq = invite.cseq().map_or(1, |(n, _)| n);
+        headers.push(("CSeq".to_owned(), format!("{cseq} ACK")));
+        Message {
+            start: message::StartLine::Request {
+                method: Method::Ack,
+                uri,
+            },
+            headers,
+            body: Vec::new(),
+            uri_user: None,
+        }
+        .to_bytes()
     }
 }

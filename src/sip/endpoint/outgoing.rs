@@ -166,6 +166,12 @@ impl Endpoint {
         if dialog.state == DialogState::Terminating {
             return;
         }
+        if dialog.state == DialogState::Early && dialog.uac {
+            // Our INVITE is not answered yet: a 2xx that still comes is
+            // acknowledged and ended then; a failure ends it by itself.
+            dialog.bye_on_answer = Some(reason);
+            return;
+        }
         if dialog.state == DialogState::Early {
             // Not answered yet: refuse the INVITE instead.
             self.respond_invite(
@@ -207,7 +213,8 @@ impl Endpoint {
             self.timers,
         );
         let entry = ClientEntry {
-            tx,
+            tx: ClientKind::NonInvite(tx),
+            ack: None,
             armed: None,
             flow,
             call,
@@ -241,6 +248,70 @@ impl Endpoint {
         info.body = body.into_bytes();
         let flow = dialog.request_flow();
         self.start_client(now, call, flow, &branch, &info, false);
+    }
+
+    /// Places a call: sends `call`'s INVITE (UDP) in an INVITE client
+    /// transaction. Its answer comes as `CallEvent::Answered` (the 2xx is
+    /// acknowledged here) or `CallEvent::Refused`; then it is a dialog like
+    /// any other (BYE either way, INFO).
+    pub fn invite(&mut self, now: Instant, call: OutgoingCall) -> CallRef {
+        let id = CallRef(self.next_call);
+        self.next_call += 1;
+        let flow = Flow {
+            transport: crate::sip::dialog::Transport::Udp,
+            remote: call.target,
+        };
+        let host = self.local.host_port();
+        let local_uri = format!("<sip:{}@{host}>", call.from_user);
+        let local_tag = random_token(&mut self.rng);
+        let branch = random_token(&mut self.rng);
+        let cseq: u32 = self.rng.random_range(1..10_000);
+        let mut headers = vec![
+            (
+                "Via".to_owned(),
+                format!("SIP/2.0/UDP {host};branch=z9hG4bK{branch};rport"),
+            ),
+            ("Max-Forwards".to_owned(), "70".to_owned()),
+            ("From".to_owned(), format!("{local_uri};tag={local_tag}")),
+            ("To".to_owned(), format!("<{}>", call.uri)),
+            ("Call-ID".to_owned(), call.call_id),
+            ("CSeq".to_owned(), format!("{cseq} INVITE")),
+            self.contact(flow),
+            ("Allow".to_owned(), ALLOW.to_owned()),
+            ("User-Agent".to_owned(), "dialgate".to_owned()),
+        ];
+        headers.extend(call.headers);
+        headers.push(("Content-Type".to_owned(), "application/sdp".to_owned()));
+        let invite = Message {
+            start: message::StartLine::Request {
+                method: Method::Invite,
+                uri: call.uri,
+            },
+            headers,
+            body: call.sdp,
+            uri_user: None,
+        };
+        let dialog = Dialog::outgoing(&invite, local_uri, local_tag, flow);
+        self.by_id
+            .insert((dialog.call_id.clone(), dialog.local_tag.clone()), id);
+        self.dialogs.insert(id, dialog);
+        let bytes = invite.to_bytes();
+        let tx = InviteClientTx::new(now, bytes.clone(), false, self.timers);
+        let branch = format!("z9hG4bK{branch}");
+        self.client.insert(
+            branch.clone(),
+            ClientEntry {
+                tx: ClientKind::Invite(tx),
+                ack: None,
+                armed: None,
+                flow,
+                call: id,
+                ends_dialog: false,
+            },
+        );
+        self.arm(TimerKey::Client(branch));
+        self.transmit(flow, bytes);
+        id
     }
 
     pub(super) fn forget(&mut self, call: CallRef) {

@@ -1045,3 +1045,165 @@ fn without_a_contact_the_bye_goes_to_the_callers_address_when_from_is_not_sip() 
         other => panic!("{other:?}"),
     }
 }
+
+// ---- INVITEs we send (the leg to a room's owner node) ----
+
+const OWNER: &str = "127.0.0.4:5060";
+
+fn leg_call() -> OutgoingCall {
+    OutgoingCall {
+        target: OWNER.parse().unwrap(),
+        uri: format!("sip:room-42@{OWNER}"),
+        from_user: "+15550111".into(),
+        call_id: "leg-1".into(),
+        headers: vec![("X-Dialgate-Leg".into(), "room=42".into())],
+        sdp: b"v=0\r\n".to_vec(),
+    }
+}
+
+/// Places the leg call; returns it and the INVITE as sent.
+fn place(ep: &mut Endpoint, now: Instant) -> (CallRef, Message) {
+    let call = ep.invite(now, leg_call());
+    let d = drain(ep);
+    assert_eq!(d.sent.len(), 1);
+    (call, d.sent[0].clone())
+}
+
+/// The far end's answer to `invite`, with its tag and Contact.
+fn answer_to(invite: &Message, status: u16) -> Vec<u8> {
+    let via = invite.header("Via").unwrap();
+    let from = invite.header("From").unwrap();
+    let to = invite.header("To").unwrap();
+    let (cseq, _) = invite.cseq().unwrap();
+    let reason = if status == 200 { "OK" } else { "Busy Here" };
+    format!(
+        "SIP/2.0 {status} {reason}\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to};tag=owner1\r\n\
+Call-ID: leg-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:dialgate@{OWNER}>\r\n\
+Record-Route: <sip:127.0.0.9;lr>\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n"
+    )
+    .into_bytes()
+}
+
+fn owner_flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        remote: OWNER.parse().unwrap(),
+    }
+}
+
+#[test]
+fn our_invite_carries_its_headers_and_its_2xx_is_acknowledged_once_told() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let (call, invite) = place(&mut ep, now);
+    assert_eq!(invite.method(), Some(&Method::Invite));
+    assert_eq!(invite.header("X-Dialgate-Leg"), Some("room=42"));
+    assert_eq!(invite.call_id(), "leg-1");
+    assert!(invite.tag("From").is_some());
+    assert_eq!(invite.body, b"v=0\r\n");
+
+    ep.handle_input(now, owner_flow(), &answer_to(&invite, 200));
+    let d = drain(&mut ep);
+    let ack = &d.sent[0];
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    let (invite_cseq, _) = invite.cseq().unwrap();
+    assert_eq!(ack.cseq(), Some((invite_cseq, Method::Ack)));
+    assert_ne!(
+        ack.branch(),
+        invite.branch(),
+        "a 2xx's ACK is its own transaction"
+    );
+    assert_eq!(ack.tag("To"), Some("owner1"));
+    assert_eq!(
+        ack.headers_named("Route").collect::<Vec<_>>(),
+        vec!["<sip:127.0.0.9;lr>"]
+    );
+    assert!(matches!(
+        &d.events[..],
+        [(c, CallEvent::Answered { body, .. })] if *c == call && body == b"v=0\r\n"
+    ));
+
+    // The 2xx again: acknowledged again, told no more.
+    ep.handle_input(now, owner_flow(), &answer_to(&invite, 200));
+    let d = drain(&mut ep);
+    assert_eq!(d.sent.len(), 1);
+    assert_eq!(d.sent[0].method(), Some(&Method::Ack));
+    assert!(d.events.is_empty());
+
+    // The owner hangs up: our tag is its To tag.
+    let from = invite.header("From").unwrap();
+    let bye = format!(
+        "BYE sip:dialgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {OWNER};branch=z9hG4bK-ob\r\n\
+From: <sip:room-42@{OWNER}>;tag=owner1\r\nTo: {from}\r\nCall-ID: leg-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    ep.handle_input(now, owner_flow(), bye.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(statuses(&d), vec![200]);
+    assert!(matches!(&d.events[..], [(c, CallEvent::Bye)] if *c == call));
+    assert_eq!(ep.active_dialogs(), 0);
+}
+
+#[test]
+fn a_failure_to_our_invite_is_acknowledged_in_its_transaction_and_refuses_the_leg() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let (call, invite) = place(&mut ep, now);
+    ep.handle_input(now, owner_flow(), &answer_to(&invite, 486));
+    let d = drain(&mut ep);
+    let ack = &d.sent[0];
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    assert_eq!(
+        ack.branch(),
+        invite.branch(),
+        "a failure's ACK shares the INVITE's branch"
+    );
+    assert_eq!(ack.tag("To"), Some("owner1"));
+    assert!(matches!(&d.events[..], [(c, CallEvent::Refused { status: 486 })] if *c == call));
+    assert_eq!(ep.active_dialogs(), 0);
+    // Retransmitted: the same ACK again.
+    ep.handle_input(now, owner_flow(), &answer_to(&invite, 486));
+    let d = drain(&mut ep);
+    assert_eq!(d.sent.len(), 1);
+    assert_eq!(d.sent[0].branch(), invite.branch());
+    assert!(d.events.is_empty());
+}
+
+#[test]
+fn our_invite_unanswered_is_resent_then_refused_408_after_64_t1() {
+    let mut ep = endpoint();
+    let start = Instant::now();
+    let (call, _) = place(&mut ep, start);
+    let mut resent = 0;
+    let mut events = Vec::new();
+    while let Some(at) = ep.poll_timeout() {
+        ep.handle_timeout(at);
+        let d = drain(&mut ep);
+        resent += d.sent.len();
+        events.extend(d.events);
+        if !events.is_empty() {
+            assert_eq!(at - start, 64 * TimerConfig::default().t1);
+            break;
+        }
+    }
+    assert_eq!(resent, 6, "Timer A: 0.5, 1, 2, 4, 8, 16 s");
+    assert!(matches!(&events[..], [(c, CallEvent::Refused { status: 408 })] if *c == call));
+    assert_eq!(ep.active_dialogs(), 0);
+}
+
+#[test]
+fn a_leg_hung_up_before_its_answer_is_acknowledged_then_ended_with_bye() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let (call, invite) = place(&mut ep, now);
+    ep.send_bye(now, call, Some("Q.850;cause=16".into()));
+    assert!(
+        drain(&mut ep).sent.is_empty(),
+        "nothing to end before an answer"
+    );
+    ep.handle_input(now, owner_flow(), &answer_to(&invite, 200));
+    let d = drain(&mut ep);
+    let methods: Vec<_> = d.sent.iter().filter_map(|m| m.method().cloned()).collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+    assert_eq!(d.sent[1].header("Reason"), Some("Q.850;cause=16"));
+    assert!(d.events.is_empty(), "the call that hung up hears no answer");
+}

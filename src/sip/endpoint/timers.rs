@@ -160,6 +160,7 @@ impl Endpoint {
         };
         entry.armed = None;
         let (flow, call, ends_dialog) = (entry.flow, entry.call, entry.ends_dialog);
+        let invite = matches!(entry.tx, ClientKind::Invite(_));
         let done = match entry.tx.handle_timeout(now) {
             TimerOutput::Retransmit(bytes) => {
                 self.transmit(flow, bytes);
@@ -168,6 +169,11 @@ impl Endpoint {
             TimerOutput::RequestTimeout => {
                 if ends_dialog {
                     events.push((call, CallEvent::Ended));
+                }
+                // Our INVITE got no answer at all (Timer B).
+                if invite && self.dialogs.contains_key(&call) {
+                    self.forget(call);
+                    events.push((call, CallEvent::Refused { status: 408 }));
                 }
                 true
             }

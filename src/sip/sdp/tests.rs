@@ -488,3 +488,35 @@ fn an_m_line_field_outside_the_token_characters_is_malformed() {
     let (_, text) = answer(&o, &local()).unwrap();
     assert!(answer(&text, &local()).is_ok(), "{text}");
 }
+
+#[test]
+fn an_offer_of_a_settled_session_is_answered_with_the_same_payload_types() {
+    let mut local = local();
+    local.codecs.push(Codec::Opus);
+    let (neg, _) = answer(
+        &offer(&[
+            "m=audio 5000 RTP/AVP 96 101",
+            "a=rtpmap:96 opus/48000/2",
+            "a=rtpmap:101 telephone-event/48000",
+            "a=sendonly",
+        ]),
+        &local,
+    )
+    .unwrap();
+    let ours = super::offer(&neg, &local);
+    assert!(ours.contains("m=audio 40000 RTP/AVP 96 101\r\n"), "{ours}");
+    assert!(
+        ours.contains("a=sendrecv\r\n"),
+        "a leg sends both ways: {ours}"
+    );
+    assert!(ours.contains("a=fmtp:101 0-15\r\n"), "{ours}");
+    // The far end answers it with what it read: the same session back.
+    let (theirs, text) = answer(&ours, &local).unwrap();
+    assert_eq!(
+        (theirs.codec, theirs.payload_type, theirs.telephone_event),
+        (neg.codec, neg.payload_type, neg.telephone_event)
+    );
+    let read = read_answer(&text, &local.codecs).unwrap();
+    assert_eq!(read.remote_rtp, Some("192.0.2.10:40000".parse().unwrap()));
+    assert_eq!(read.payload_type, neg.payload_type);
+}

@@ -49,6 +49,9 @@ impl CallCore {
                 }
                 _ => self.phase = Phase::Done,
             },
+            // Answers to INVITEs we send: the shell's leg to another node
+            // hears those, never the caller's dialog.
+            CallEvent::Answered { .. } | CallEvent::Refused { .. } => {}
         }
     }
 

@@ -103,6 +103,12 @@ impl CallCore {
                     tracing::info!("caller hung up");
                 }
             }
+            // A leg's room closed: the node the caller is on says so
+            // when the leg's BYE reaches it.
+            End::RoomClosed(closure) if self.leg.is_some() => {
+                tracing::info!(outcome = closure.cause.label(), "leg ended by the room");
+                self.bye(now, Some(closure.cause));
+            }
             End::RoomClosed(closure) => {
                 self.out.push_back(Action::Play {
                     id: CLOSING_PLAY,

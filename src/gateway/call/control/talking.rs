@@ -54,6 +54,9 @@ impl CallCore {
         let (sends, _) = media_flow(&media.negotiated);
         self.out
             .push_back(Action::StartMedia(media.negotiated.clone()));
+        if let Some(leg) = self.leg {
+            return self.talk_in_room(now, leg, sends);
+        }
         let ivr = match self.verdict {
             Verdict::Locked => {
                 tracing::info!("caller locked out");
@@ -75,6 +78,36 @@ impl CallCore {
         talk.rearm_silence(now, self.rules.rtp_timeout.filter(|_| sends));
         self.phase = Phase::Talking(Box::new(talk));
         self.drain_ivr(now);
+    }
+
+    /// A leg's caller goes straight into its room (as the collecting node
+    /// admitted it, with its role); the room keeps the settings it runs by.
+    fn talk_in_room(&mut self, now: Instant, leg: LegGrant, sends: bool) {
+        let grant = Grant {
+            room_id: leg.room_id,
+            security: None,
+            invitee: None,
+            host: leg.host,
+            policy: Policy::default(),
+        };
+        let mut talk = Talk {
+            ivr: Machine::in_room(self.rules.ivr.clone()),
+            grant: Some(grant),
+            check: None,
+            asked: None,
+            room: Some(leg.room_id),
+            keypad: Keypad::new(),
+            rtp_timeout: None,
+            last_media: now,
+            silence_check: now,
+        };
+        talk.rearm_silence(now, self.rules.rtp_timeout.filter(|_| sends));
+        self.phase = Phase::Talking(Box::new(talk));
+        self.out.push_back(Action::Join {
+            room_id: leg.room_id,
+            host: leg.host,
+            policy: Policy::default(),
+        });
     }
 
     pub(super) fn on_key(&mut self, now: Instant, key: Key) {

@@ -740,3 +740,78 @@ fn three_wrong_codes_hang_up_with_the_outcome() {
         "{all:?}"
     );
 }
+
+// ---- a leg from the node that collected the code ----
+
+fn leg_harness(rules: Rules) -> Harness {
+    let offer = Offer {
+        content_type: Some("application/sdp".into()),
+        body: OFFER.as_bytes().to_vec(),
+    };
+    let grant = LegGrant {
+        room_id: RoomId(42),
+        host: true,
+    };
+    Harness {
+        core: CallCore::for_leg(Arc::new(rules), offer, grant),
+        now: Instant::now(),
+    }
+}
+
+#[test]
+fn a_leg_is_answered_at_once_and_its_ack_puts_it_in_the_room_with_no_prompt() {
+    // Even with an answer delay: the caller heard its ringing on the node
+    // that collected the code.
+    let mut rules = rules();
+    rules.answer_delay = Duration::from_secs(3);
+    let mut h = leg_harness(rules);
+    assert_eq!(h.drain(), vec![Action::OpenPort], "no route, no count");
+    let session = Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    };
+    let a = h.give(Input::Port(Some(session)));
+    assert!(
+        matches!(&a[..], [Action::Respond { status, sdp: Some(_) }] if *status == StatusCode::OK),
+        "{a:?}"
+    );
+    let a = h.sip(CallEvent::Ack);
+    assert!(matches!(a[0], Action::StartMedia(_)), "{a:?}");
+    assert_eq!(
+        a[1..],
+        [Action::Join {
+            room_id: RoomId(42),
+            host: true,
+            policy: Policy::default(),
+        }]
+    );
+    assert!(!h.core.plays_prompts());
+    assert!(h.give(Input::Joined(Ok(()))).is_empty());
+    // The host's keypad works in the room.
+    let a = h.give(Input::Key(Key::Star));
+    assert!(a.is_empty());
+    let a = h.give(Input::Key(Key::D5));
+    assert_eq!(a, vec![Action::Room(Command::ToggleLock)]);
+}
+
+#[test]
+fn a_leg_whose_room_ends_hangs_up_without_a_closing_prompt() {
+    let mut h = leg_harness(rules());
+    h.drain();
+    h.give(Input::Port(Some(Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    })));
+    h.sip(CallEvent::Ack);
+    h.give(Input::Joined(Ok(())));
+    let a = h.give(Input::Presence(Presence::Ended));
+    assert!(
+        !a.iter().any(|a| matches!(a, Action::Play { .. })),
+        "the caller's node says it: {a:?}"
+    );
+    assert!(a.contains(&Action::Bye {
+        cause: Some(Cause::RoomEnded)
+    }));
+}

@@ -1,0 +1,194 @@
+//! One room, callers on two nodes (issue 18, item 3's second half): the
+//! node that collects a caller's code bridges the caller to the node that
+//! owns the room over a SIP leg between them, so everyone in the room hears
+//! everyone else, whichever node answered them; when the owner dies, the
+//! bridged callers come together on their own node.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
+use support::postgres::PgServer;
+use support::{Gateway, admitted_call, get, poll, provision, two_nodes};
+
+const CODE: &str = "4321";
+const TONE_A: f64 = 697.0;
+const TONE_B: f64 = 1477.0;
+
+/// A caller admitted to the room on `gw`, once the live view shows it in
+/// the room that `owner` mixes.
+async fn in_room_owned_by(gw: &Gateway, owner: &str, admitted_before: f64) -> Caller {
+    let caller = admitted_call(gw, CODE, admitted_before).await;
+    poll(gw, "/v1/calls", Duration::from_secs(5), |calls| {
+        calls.as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|call| call["state"] == "in_room" && call["room_owner"] == owner)
+                .count()
+                > admitted_before as usize
+        })
+    })
+    .await;
+    caller
+}
+
+fn in_room(calls: &Value) -> usize {
+    calls.as_array().map_or(0, |c| {
+        c.iter().filter(|call| call["state"] == "in_room").count()
+    })
+}
+
+/// `x` sends one tone and `y` another for `frames` frames; what each heard
+/// of the other's tone and of its own, over the last 1.5 s.
+async fn exchange(x: &mut Caller, y: &mut Caller, frames: usize) -> [f64; 4] {
+    let (heard_x, heard_y) = tokio::join!(
+        x.talk_and_listen(frames, |i| sine_frame(TONE_A, 8000.0, i)),
+        y.talk_and_listen(frames, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    let (at_x, at_y) = (tail(&heard_x, 75), tail(&heard_y, 75));
+    assert!(
+        at_x.len() >= 60 * 160 && at_y.len() >= 60 * 160,
+        "both receive audio: {} and {} samples",
+        at_x.len(),
+        at_y.len()
+    );
+    [
+        tone_power(&at_x, TONE_B),
+        tone_power(&at_x, TONE_A),
+        tone_power(&at_y, TONE_A),
+        tone_power(&at_y, TONE_B),
+    ]
+}
+
+fn assert_hear_each_other([x_hears_y, x_hears_x, y_hears_x, y_hears_y]: [f64; 4]) {
+    eprintln!(
+        "x hears y {x_hears_y:.0}, itself {x_hears_x:.0}; y hears x {y_hears_x:.0}, itself {y_hears_y:.0}"
+    );
+    // A full-scale sine of amplitude 8000 gives power ≈ (8000/2)² = 1.6e7.
+    assert!(x_hears_y > 1e6, "x hears y's tone");
+    assert!(y_hears_x > 1e6, "y hears x's tone");
+    assert!(x_hears_x < x_hears_y / 1000.0, "x does not hear itself");
+    assert!(y_hears_y < y_hears_x / 1000.0, "y does not hear itself");
+}
+
+#[tokio::test]
+async fn callers_of_one_room_on_two_nodes_hear_each_other_through_the_owner() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (a, b) = two_nodes(&pg.url, &[]).await;
+
+    // x opens the room on a, which takes its lease; y keys the code on b,
+    // which bridges y to a.
+    let mut x = in_room_owned_by(&a, "edge-a", 0.0).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 0.0).await;
+    assert!(
+        b.log().contains("bridged to the room's owner"),
+        "{}",
+        b.log()
+    );
+    // a mixes both: x, and y's leg.
+    let (calls_a, _) = poll(&a, "/v1/calls", Duration::from_secs(5), |c| in_room(c) == 2).await;
+    assert!(
+        calls_a
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["room_owner"] == "edge-a"),
+        "{calls_a}"
+    );
+    // b's live view: y on b, in the room a owns; b mixes nothing itself.
+    let calls_b = get(&b, "/v1/calls").await;
+    assert_eq!(calls_b[0]["node"], "edge-b", "{calls_b}");
+    assert_eq!(calls_b[0]["room_owner"], "edge-a", "{calls_b}");
+    assert_eq!(get(&b, "/v1/leases").await[0]["node_id"], "edge-a");
+
+    // 6 s of tones: the first seconds overlap the "joining" prompts.
+    assert_hear_each_other(exchange(&mut x, &mut y, 300).await);
+    // One attempt per caller, x's by a and y's by b: the leg is no
+    // second attempt (written by now: 6 s after the last key).
+    let rows = a.attempt_rows().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+
+    // y hangs up on b: its leg on a ends with it.
+    assert_eq!(y.hang_up().await, Some(200));
+    poll(&a, "/v1/calls", Duration::from_secs(5), |c| in_room(c) == 1).await;
+    assert_eq!(x.hang_up().await, Some(200));
+}
+
+#[tokio::test]
+async fn first_callers_on_two_nodes_at_once_meet_in_one_room() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (a, b) = two_nodes(&pg.url, &[]).await;
+    let (mut x, mut y) = tokio::join!(
+        Caller::dial(&a.sip, Dial::default()),
+        Caller::dial(&b.sip, Dial::default())
+    );
+    let code = format!("{CODE}#");
+    tokio::join!(x.key_rfc4733(&code), y.key_rfc4733(&code));
+    // Each node shows its caller in the room (the owner also the leg).
+    let owned = |c: &Value| {
+        c.as_array().is_some_and(|c| {
+            !c.is_empty()
+                && c.iter()
+                    .all(|c| c["state"] == "in_room" && c["room_owner"].is_string())
+        })
+    };
+    let ((on_a, _), (on_b, _)) = tokio::join!(
+        poll(&a, "/v1/calls", Duration::from_secs(10), owned),
+        poll(&b, "/v1/calls", Duration::from_secs(10), owned),
+    );
+    let bridged = [&a, &b]
+        .iter()
+        .filter(|gw| gw.log().contains("bridged to the room's owner"))
+        .count();
+    assert_eq!(
+        bridged, 1,
+        "one node owns the room, the other bridges:\n{on_a}\n{on_b}"
+    );
+    assert_hear_each_other(exchange(&mut x, &mut y, 300).await);
+}
+
+#[tokio::test]
+async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_other_there() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (mut a, b) = two_nodes(&pg.url, &[]).await;
+    let _x = in_room_owned_by(&a, "edge-a", 0.0).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 0.0).await;
+    let mut z = in_room_owned_by(&b, "edge-a", 1.0).await;
+    assert_eq!(b.log().matches("bridged to the room's owner").count(), 2);
+
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &a.pid().expect("pid").to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let at_kill = tokio::time::Instant::now();
+    let _ = a.terminate().await;
+
+    // y and z talk on; once b notices the silence, they meet on b.
+    let (heard_y, heard_z) = tokio::join!(
+        y.talk_and_listen_timed(400, |i| sine_frame(TONE_A, 8000.0, i)),
+        z.talk_and_listen_timed(400, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    // The first 20 ms frame at which y hears z's tone.
+    let heard_at = heard_y
+        .iter()
+        .find(|(_, pcm, _)| tone_power(pcm, TONE_B) > 1e6)
+        .map(|(_, _, at)| at.duration_since(at_kill))
+        .unwrap_or_else(|| panic!("y never heard z again\n{}", b.log()));
+    println!("y hears z {heard_at:?} after the owner's kill -9");
+    assert!(heard_at <= Duration::from_secs(5), "{heard_at:?}");
+    let at_y: Vec<_> = heard_y.into_iter().map(|(h, p, _)| (h, p)).collect();
+    let at_z: Vec<_> = heard_z.into_iter().map(|(h, p, _)| (h, p)).collect();
+    let (at_y, at_z) = (tail(&at_y, 75), tail(&at_z, 75));
+    assert!(tone_power(&at_z, TONE_A) > 1e6, "z hears y on b");
+    assert!(tone_power(&at_y, TONE_A) < tone_power(&at_y, TONE_B) / 1000.0);
+    // b holds the room now, at the next epoch.
+    poll(&b, "/v1/leases", Duration::from_secs(10), |l| {
+        l[0]["node_id"] == "edge-b" && l[0]["epoch"] == 2 && l[0]["held"] == true
+    })
+    .await;
+}
