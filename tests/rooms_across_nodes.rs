@@ -11,22 +11,28 @@ use std::time::Duration;
 use serde_json::Value;
 use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
 use support::postgres::PgServer;
-use support::{Gateway, admitted_call, get, poll, provision, two_nodes};
+use support::{Gateway, admitted_call, get, http, poll, provision, two_nodes};
 
 const CODE: &str = "4321";
 const TONE_A: f64 = 697.0;
 const TONE_B: f64 = 1477.0;
 
-/// A caller admitted to the room on `gw`, once the live view shows it in
-/// the room that `owner` mixes.
-async fn in_room_owned_by(gw: &Gateway, owner: &str, admitted_before: f64) -> Caller {
+/// A caller admitted to the room on `gw` (which admitted
+/// `admitted_before` before), once the live view shows `callers` of `gw`'s
+/// in the room that `owner` mixes.
+async fn in_room_owned_by(
+    gw: &Gateway,
+    owner: &str,
+    admitted_before: f64,
+    callers: usize,
+) -> Caller {
     let caller = admitted_call(gw, CODE, admitted_before).await;
     poll(gw, "/v1/calls", Duration::from_secs(5), |calls| {
         calls.as_array().is_some_and(|c| {
             c.iter()
                 .filter(|call| call["state"] == "in_room" && call["room_owner"] == owner)
                 .count()
-                > admitted_before as usize
+                == callers
         })
     })
     .await;
@@ -80,8 +86,8 @@ async fn callers_of_one_room_on_two_nodes_hear_each_other_through_the_owner() {
 
     // x opens the room on a, which takes its lease; y keys the code on b,
     // which bridges y to a.
-    let mut x = in_room_owned_by(&a, "edge-a", 0.0).await;
-    let mut y = in_room_owned_by(&b, "edge-a", 0.0).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
     assert!(
         b.log().contains("bridged to the room's owner"),
         "{}",
@@ -105,6 +111,18 @@ async fn callers_of_one_room_on_two_nodes_hear_each_other_through_the_owner() {
 
     // 6 s of tones: the first seconds overlap the "joining" prompts.
     assert_hear_each_other(exchange(&mut x, &mut y, 300).await);
+    // y mutes itself with *6 by SIP INFO on b: a, which mixes y's leg
+    // (the call with no number of its own there), mutes it.
+    assert_eq!(y.info_key('*').await, Some(200));
+    assert_eq!(y.info_key('6').await, Some(200));
+    poll(&a, "/v1/calls", Duration::from_secs(5), |c| {
+        c.as_array().is_some_and(|c| {
+            c.iter()
+                .any(|call| call["number"] == "" && call["muted"] == true)
+        })
+    })
+    .await;
+
     // One attempt per caller, x's by a and y's by b: the leg is no
     // second attempt (written by now: 6 s after the last key).
     let rows = a.attempt_rows().await;
@@ -113,6 +131,14 @@ async fn callers_of_one_room_on_two_nodes_hear_each_other_through_the_owner() {
     // y hangs up on b: its leg on a ends with it.
     assert_eq!(y.hang_up().await, Some(200));
     poll(&a, "/v1/calls", Duration::from_secs(5), |c| in_room(c) == 1).await;
+
+    // a drains: it takes no new calls, but still legs into the room it
+    // mixes, so a caller who comes now through b joins the same room.
+    let (status, _) = http::call(&a.api, "POST", "/v1/drain", Some(a.token().await), None).await;
+    assert_eq!(status, 202);
+    let mut z = in_room_owned_by(&b, "edge-a", 1.0, 1).await;
+    poll(&a, "/v1/calls", Duration::from_secs(5), |c| in_room(c) == 2).await;
+    assert_eq!(z.hang_up().await, Some(200));
     assert_eq!(x.hang_up().await, Some(200));
 }
 
@@ -151,13 +177,37 @@ async fn first_callers_on_two_nodes_at_once_meet_in_one_room() {
 }
 
 #[tokio::test]
+async fn an_owner_that_stalls_gets_its_bridged_callers_back_instead_of_losing_them() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (a, b) = two_nodes(&pg.url, &[]).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
+
+    // a stops for 1.4 s (a long pause of the process): b hears its leg
+    // fall silent and asks a for a new one, which a answers once it runs.
+    a.signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    a.signal("-CONT");
+    let rebridged = std::time::Instant::now() + Duration::from_secs(5);
+    while b.log().matches("bridged to the room's owner").count() < 2 {
+        assert!(std::time::Instant::now() < rebridged, "{}", b.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(b.log().contains("fell silent"), "{}", b.log());
+    assert!(!b.log().contains("joining here"), "{}", b.log());
+    assert_eq!(b.log().matches("bridged to the room's owner").count(), 2);
+    assert_hear_each_other(exchange(&mut x, &mut y, 150).await);
+}
+
+#[tokio::test]
 async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_other_there() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);
     let (mut a, b) = two_nodes(&pg.url, &[]).await;
-    let _x = in_room_owned_by(&a, "edge-a", 0.0).await;
-    let mut y = in_room_owned_by(&b, "edge-a", 0.0).await;
-    let mut z = in_room_owned_by(&b, "edge-a", 1.0).await;
+    let _x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
+    let mut z = in_room_owned_by(&b, "edge-a", 1.0, 2).await;
     assert_eq!(b.log().matches("bridged to the room's owner").count(), 2);
 
     let killed = std::process::Command::new("kill")

@@ -84,12 +84,12 @@ impl Roster {
         }
     }
 
-    /// The settings as stored now (an operator may have changed them).
     /// The settings the room runs by now.
     pub fn policy(&self) -> Policy {
         self.policy
     }
 
+    /// The settings as stored now (an operator may have changed them).
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
     }

@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     pub node: Arc<node::Node>,
     /// Notified by `POST /v1/drain`.
     pub drain: Arc<tokio::sync::Notify>,
+    /// Legs from other nodes taken lately, one per pass.
+    pub leg_passes: call::LegPasses,
 }
 
 /// What the endpoint task hands a call task.
@@ -265,6 +267,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         sip: sip_tx,
         live: live_calls,
         drain,
+        leg_passes: call::LegPasses::default(),
     });
     let heartbeat = {
         let (node, admission) = (node.clone(), shared.admission.clone());
@@ -490,9 +493,16 @@ async fn run_endpoint(
                             legs.remove(&old);
                         }
                     }
-                    SipCommand::LegBye { call, reason } => {
+                    SipCommand::LegKey { call, signal } => {
                         if let Some(id) = leg_of.get(&call) {
-                            endpoint.send_bye(now, *id, reason);
+                            endpoint.send_dtmf_relay(now, *id, signal);
+                        }
+                    }
+                    SipCommand::LegBye { call, reason } => {
+                        // The call is done with this leg: nothing more of
+                        // it reaches the call (a next leg's events do).
+                        if let Some(id) = leg_of.remove(&call) {
+                            endpoint.send_bye(now, id, reason);
                         }
                     }
                 }
@@ -539,7 +549,11 @@ async fn run_endpoint(
                     // Refused before anything is answered: draining or
                     // shutting down, or the gateway cannot serve one more
                     // call.
-                    let admitted = if draining.is_some() || stopping.is_some() {
+                    // A draining node still takes legs from other nodes
+                    // into the rooms it mixes: its calls in progress go
+                    // on, and the room stays one.
+                    let leg = incoming.leg.is_some();
+                    let admitted = if stopping.is_some() || (draining.is_some() && !leg) {
                         Err(Cause::ShuttingDown)
                     } else {
                         shared.admission.admit().map_err(Cause::Shed)
@@ -573,7 +587,10 @@ async fn run_endpoint(
                             | CallEvent::Refused { .. }
                     );
                     if let Some(&owner) = legs.get(&call) {
-                        if let Some(tx) = calls.get(&owner) {
+                        // Only the call's current leg speaks to it.
+                        if leg_of.get(&owner) == Some(&call)
+                            && let Some(tx) = calls.get(&owner)
+                        {
                             deliver(&mut endpoint, tx, ToCall::Leg(event));
                         }
                         if last {

@@ -42,6 +42,11 @@ pub enum SipCommand {
         call: CallRef,
         leg: OutgoingCall,
     },
+    /// Passes a key `call`'s caller sent by SIP INFO on over its leg.
+    LegKey {
+        call: CallRef,
+        signal: char,
+    },
     /// Hangs up `call`'s leg (or drops it, unanswered, when it answers).
     LegBye {
         call: CallRef,

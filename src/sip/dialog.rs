@@ -72,7 +72,8 @@ pub enum DialogState {
     Terminating,
 }
 
-/// A UAS dialog created by an incoming INVITE.
+/// A dialog: a UAS's, created by an incoming INVITE, or a UAC's, by an
+/// INVITE we send (a leg to another node, [`Dialog::outgoing`]).
 #[derive(Clone, Debug)]
 pub struct Dialog {
     pub call_id: String,

@@ -20,11 +20,11 @@
 //! ```
 //!
 //! Client side (`client`): the non-INVITE client transaction (§17.1.2) for
-//! the BYE and the outcome INFO the gateway sends (and the replay tool's
+//! the BYE, CANCEL and INFO the gateway sends (and the replay tool's
 //! requests): Timer E retransmits (UDP), Timer F gives up, Timer K absorbs
 //! response retransmissions. And the INVITE client transaction (§17.1.1,
-//! RFC 6026) for the load tool's and the test caller's INVITEs (the gateway
-//! sends none yet):
+//! RFC 6026) for the gateway's legs to other nodes and the load tool's and
+//! the test caller's INVITEs:
 //!
 //! ```text
 //!   Calling ─1xx─► Proceeding ─2xx─► Accepted ─Timer M─► Terminated

@@ -446,6 +446,35 @@ Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
         }
     }
 
+    /// Sends one key by SIP INFO (`application/dtmf-relay`); returns the
+    /// status it got.
+    pub async fn info_key(&mut self, key: char) -> Option<u16> {
+        self.cseq += 1;
+        let body = format!("Signal={key}\r\nDuration=100\r\n");
+        let req = self
+            .request(
+                "INFO",
+                self.cseq,
+                &format!("z9hG4bK{:x}", rand::random::<u64>()),
+                "Content-Type: application/dtmf-relay\r\n",
+            )
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+            );
+        self.sip.send_to(req.as_bytes(), self.gateway).await.ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = recv_sip(&self.sip, left).await?;
+            if let StartLine::Response { status } = msg.start
+                && msg.cseq() == Some((self.cseq, Method::Info))
+            {
+                return Some(status.0);
+            }
+        }
+    }
+
     /// Hangs up; returns the status the BYE got.
     pub async fn hang_up(&mut self) -> Option<u16> {
         self.cseq += 1;

@@ -32,7 +32,7 @@ use rand::Rng;
 
 use super::control::{Input, LegGrant};
 use super::{Shell, ToCall};
-use crate::access::leg::{LEG_HEADER, LegPass};
+use crate::access::leg::{LEG_HEADER, LEG_PASS_LIFETIME, LegPass};
 use crate::cause::Cause;
 use crate::conference::lease::LEASE_TTL;
 use crate::conference::{Policy, Presence, Refusal, Role};
@@ -46,8 +46,13 @@ use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, LocalMedia};
 use crate::store::{Backend, LeaseClaim, LeaseRow, StoreError};
 
-/// No RTP from the owner for this long: the leg is taken for dead.
-pub const LEG_SILENCE: Duration = Duration::from_millis(1500);
+/// No RTP from the owner for this long: the leg is taken for dead, and
+/// the owner is asked for a new one.
+pub const LEG_SILENCE: Duration = Duration::from_millis(1000);
+
+/// A leg not answered within this long is cancelled (the owner answers at
+/// once when it is alive), and the caller joins on its own node.
+pub const LEG_ANSWER_LIMIT: Duration = Duration::from_millis(1500);
 
 /// A leg the owner refused with 503 (the room not held there yet: its
 /// lease task is a moment behind the claim this node saw, or it lapsed)
@@ -68,8 +73,12 @@ pub(super) struct Bridge {
     room_id: RoomId,
     host: bool,
     policy: Policy,
-    /// A process whose lease is not to be trusted (its leg fell silent).
+    /// A process whose lease is not to be trusted: a leg to it fell silent
+    /// and a new one went unanswered.
     avoid: Option<String>,
+    /// The process whose leg fell silent, asked once more before it is
+    /// avoided (a stall is not a death).
+    suspect: Option<String>,
     /// Legs refused with 503 so far.
     retries: u32,
     state: State,
@@ -83,6 +92,7 @@ enum State {
         port: RtpPort,
         owner: String,
         instance: String,
+        since: Instant,
     },
     Up(Box<Up>),
 }
@@ -128,9 +138,15 @@ pub(super) fn leg_grant(
     };
     let pass = LegPass::verify(&shared.secret, &incoming.call_id, value, chrono::Utc::now())
         .map_err(|e| {
-            tracing::warn!(source = %incoming.source, %e, "leg from another node refused");
+            // Counted as refused (`leg_refused`); at debug level, so a flood
+            // of forged legs does not flood the log.
+            tracing::debug!(source = %incoming.source, %e, "leg from another node refused");
             Cause::LegRefused
         })?;
+    if !shared.leg_passes.first_use(&incoming.call_id) {
+        tracing::warn!(source = %incoming.source, "leg pass used again: refused");
+        return Err(Cause::LegRefused);
+    }
     // Held here at the epoch the other node saw, and not lapsed: a node
     // that cannot renew takes no new legs.
     let held = shared.rooms.leased_here(pass.room);
@@ -186,6 +202,7 @@ impl Shell {
             host,
             policy,
             avoid: None,
+            suspect: None,
             retries: 0,
             state: State::Asking,
         }));
@@ -281,6 +298,7 @@ impl Shell {
             room_id = bridge.room_id.0,
             owner = %row.node_id,
             epoch = row.epoch,
+            leg_call_id = %call_id,
             "room owned by another node: bridging the caller there"
         );
         let leg = OutgoingCall {
@@ -295,6 +313,7 @@ impl Shell {
             port,
             owner: row.node_id,
             instance: row.instance,
+            since: Instant::now(),
         };
         self.sip(SipCommand::Invite {
             call: self.call,
@@ -334,7 +353,7 @@ impl Shell {
                     return self.ask_owner(room_id, LEG_RETRY_AFTER);
                 }
                 tracing::warn!(status, "the room's owner refused the leg: joining here");
-                self.join_here();
+                self.leg_failed();
             }
             CallEvent::Bye => {
                 // The owner ended the leg: its room ended, or it hung up
@@ -372,6 +391,7 @@ impl Shell {
             port,
             owner,
             instance,
+            ..
         } = state
         else {
             bridge.state = state;
@@ -432,27 +452,76 @@ impl Shell {
         }
     }
 
-    /// Whether a leg is up (its silence is then watched).
+    /// Whether a leg is up (the owner's media then goes to the caller).
     pub(super) fn leg_up(&self) -> bool {
         self.bridge.as_ref().is_some_and(|b| b.socket().is_some())
     }
 
-    /// A live leg's owner fell silent: drop the leg and ask again, trusting
-    /// that owner's lease no more (the caller joins here until another
-    /// node holds the room).
+    /// Whether a leg is placed or up: its answer or its silence is watched.
+    pub(super) fn leg_watched(&self) -> bool {
+        self.bridge
+            .as_ref()
+            .is_some_and(|b| matches!(b.state, State::Inviting { .. } | State::Up(_)))
+    }
+
+    /// Watches the leg: one not answered in [`LEG_ANSWER_LIMIT`] is
+    /// cancelled and the caller joins here; an owner silent for
+    /// [`LEG_SILENCE`] gets the leg dropped and is asked for a new one
+    /// (a second silence in a row, or no answer then, and it is avoided).
     pub(super) fn check_leg(&mut self, now: Instant) {
         let Some(bridge) = self.bridge.as_mut() else {
             return;
         };
-        let State::Up(up) = &bridge.state else {
+        match &bridge.state {
+            State::Inviting {
+                since,
+                owner,
+                instance,
+                ..
+            } if now.duration_since(*since) >= LEG_ANSWER_LIMIT => {
+                tracing::warn!(%owner, limit = ?LEG_ANSWER_LIMIT, "the room's owner did not answer the leg: joining here");
+                bridge.avoid = Some(instance.clone());
+                self.sip(SipCommand::LegBye {
+                    call: self.call,
+                    reason: None,
+                });
+                self.join_here();
+            }
+            State::Up(up) if now.duration_since(up.last_heard) >= LEG_SILENCE => {
+                tracing::warn!(owner = %up.owner, silent = ?LEG_SILENCE, "the room's owner fell silent: leg dropped, asking again");
+                metrics::counter!("dialgate_legs_lost_total").increment(1);
+                if bridge.suspect.as_deref() == Some(up.instance.as_str()) {
+                    bridge.avoid = Some(up.instance.clone());
+                }
+                bridge.suspect = Some(up.instance.clone());
+                bridge.state = State::Asking;
+                let room_id = bridge.room_id;
+                self.sip(SipCommand::LegBye {
+                    call: self.call,
+                    reason: None,
+                });
+                self.ask_owner(room_id, Duration::ZERO);
+            }
+            _ => {}
+        }
+    }
+
+    /// The leg failed for good: the caller joins the room here.
+    fn leg_failed(&mut self) {
+        self.join_here();
+    }
+
+    /// A re-INVITE changed the caller's codec or payload type: the leg,
+    /// which relays the caller's packets as they are, is placed again on
+    /// the new session.
+    pub(super) fn caller_renegotiated(&mut self) {
+        let Some(bridge) = self.bridge.as_mut() else {
             return;
         };
-        if now.duration_since(up.last_heard) < LEG_SILENCE {
+        if matches!(bridge.state, State::Asking) {
             return;
         }
-        tracing::warn!(owner = %up.owner, silent = ?LEG_SILENCE, "the room's owner fell silent: leg dropped, asking again");
-        metrics::counter!("dialgate_legs_lost_total").increment(1);
-        bridge.avoid = Some(up.instance.clone());
+        tracing::info!("the caller's session changed: placing its leg again");
         bridge.state = State::Asking;
         let room_id = bridge.room_id;
         self.sip(SipCommand::LegBye {
@@ -476,5 +545,26 @@ impl Shell {
     /// caller on the owner.
     pub(super) fn leg_policy(&self, room_id: RoomId) -> Result<Policy, Refusal> {
         self.shared.rooms.policy(room_id).ok_or(Refusal::Full)
+    }
+}
+
+/// The Call-IDs of the legs taken within two pass lifetimes: a pass is
+/// good for one leg (a captured INVITE sent again, under another From tag,
+/// is refused). Retransmissions never get here: the endpoint absorbs them.
+#[derive(Debug, Default)]
+pub struct LegPasses {
+    seen: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+impl LegPasses {
+    /// Records `call_id`; false if it was used already.
+    pub fn first_use(&self, call_id: &str) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let keep = 2 * LEG_PASS_LIFETIME;
+        seen.retain(|_, at| now.duration_since(*at) < keep);
+        seen.insert(call_id.to_owned(), now).is_none()
     }
 }

@@ -234,11 +234,16 @@ impl Shell {
             member.set_held(held);
         }
         m.keys.renegotiated(new);
+        let relayed_differently = (new.codec, new.payload_type, new.telephone_event)
+            != (old.codec, old.payload_type, old.telephone_event);
         m.negotiated = new.clone();
         m.on_hold = held;
         self.shared
             .live
             .media_changed(self.call.0, codec_name(new.codec), held);
+        if relayed_differently {
+            self.caller_renegotiated();
+        }
     }
 
     /// The call's media part is over: out of the live view and the room.

@@ -43,6 +43,7 @@ use crate::sip::identity::identify;
 use crate::sip::sdp::Negotiated;
 use crate::store::{Attempt, Checked, Guess, NumberRow};
 
+pub use self::bridge::LegPasses;
 pub use self::control::Rules;
 
 type Events = mpsc::Receiver<ToCall>;
@@ -266,6 +267,7 @@ pub(crate) async fn run(
             playing = prompts_on;
         }
         let leg_up = shell.leg_up();
+        let leg_watched = shell.leg_watched();
         if leg_up && leg_buf.is_empty() {
             leg_buf.resize(2048, 0);
         }
@@ -320,7 +322,7 @@ pub(crate) async fn run(
                     shell.on_leg_rtp(source, &leg_buf[..len]);
                 }
             }
-            _ = leg_tick.tick(), if leg_up => {
+            _ = leg_tick.tick(), if leg_watched => {
                 shell.check_leg(std::time::Instant::now());
             }
             done = play_done(playout) => {
@@ -402,6 +404,15 @@ impl Shell {
                 self.sip(SipCommand::RespondReinvite { tx, status, sdp });
             }
             Action::InfoKey(key) => {
+                // Bridged: the room's owner reads the in-room keypad, and
+                // hears keys sent by SIP INFO only if they are passed on
+                // (RFC 4733 and in-band keys reach it with the audio).
+                if self.leg_up() {
+                    self.sip(SipCommand::LegKey {
+                        call: self.call,
+                        signal: key.to_char(),
+                    });
+                }
                 if let Some(m) = self.media.as_mut() {
                     m.keys.on_info(now, key);
                     while let Some(k) = m.keys.poll_key() {

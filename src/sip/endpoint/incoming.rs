@@ -369,11 +369,20 @@ impl Endpoint {
     pub(super) fn on_response(&mut self, now: Instant, resp: Message) {
         let Some(status) = resp.status() else { return };
         let Some(branch) = resp.branch() else { return };
-        let Some(entry) = self.client.get_mut(branch) else {
+        let method = resp.cseq().map(|(_, m)| m);
+        // A CANCEL shares its INVITE's branch: its answers are keyed apart.
+        let branch = if method == Some(Method::Cancel) {
+            super::outgoing::cancel_key(branch)
+        } else {
+            branch.to_owned()
+        };
+        let Some(entry) = self.client.get_mut(&branch) else {
             return;
         };
-        let branch = branch.to_owned();
         let call = entry.call;
+        if matches!(entry.tx, ClientKind::Invite(_)) && method != Some(Method::Invite) {
+            return;
+        }
         let answer = match &mut entry.tx {
             ClientKind::NonInvite(tx) => {
                 let ended = tx.recv_response(now, status.0) && entry.ends_dialog;
@@ -395,11 +404,14 @@ impl Endpoint {
                 let ack = self.failure_ack(&branch, &resp);
                 if let Some(entry) = self.client.get_mut(&branch)
                     && let ClientKind::Invite(tx) = &mut entry.tx
+                    && !ack.is_empty()
                 {
                     tx.send_ack(ack.clone());
                 }
                 let flow = self.client.get(&branch).map(|e| e.flow);
-                if let Some(flow) = flow {
+                if let Some(flow) = flow
+                    && !ack.is_empty()
+                {
                     self.transmit(flow, ack);
                 }
                 if self.dialogs.contains_key(&call) {

@@ -167,10 +167,13 @@ impl Endpoint {
             return;
         }
         if dialog.state == DialogState::Early && dialog.uac {
-            // Our INVITE is not answered yet: a 2xx that still comes is
-            // acknowledged and ended then; a failure ends it by itself.
+            // Our INVITE is not answered yet: CANCEL it (its 487 ends the
+            // dialog); a 2xx that crosses the CANCEL is acknowledged and
+            // ended with BYE then.
             dialog.bye_on_answer = Some(reason);
-            return;
+            let cancel = cancel_of(&dialog.invite);
+            let flow = dialog.flow;
+            return self.send_cancel(now, call, flow, &cancel);
         }
         if dialog.state == DialogState::Early {
             // Not answered yet: refuse the INVITE instead.
@@ -192,6 +195,37 @@ impl Endpoint {
         }
         let flow = dialog.request_flow();
         self.start_client(now, call, flow, &branch, &bye, true);
+    }
+
+    /// Sends the CANCEL of `call`'s INVITE: a client transaction of its
+    /// own under the INVITE's branch (keyed apart by [`cancel_key`]); the
+    /// INVITE gives up 64·T1 later if nothing answers it.
+    fn send_cancel(&mut self, now: Instant, call: CallRef, flow: Flow, cancel: &Message) {
+        let Some(branch) = cancel.branch().map(str::to_owned) else {
+            return;
+        };
+        if let Some(entry) = self.client.get_mut(&branch)
+            && let ClientKind::Invite(tx) = &mut entry.tx
+        {
+            tx.give_up_at(now + 64 * self.timers.t1);
+        }
+        self.arm(TimerKey::Client(branch.clone()));
+        let bytes = cancel.to_bytes();
+        let tx = ClientTx::new(now, bytes.clone(), false, self.timers);
+        let key = cancel_key(&branch);
+        self.client.insert(
+            key.clone(),
+            ClientEntry {
+                tx: ClientKind::NonInvite(tx),
+                ack: None,
+                armed: None,
+                flow,
+                call,
+                ends_dialog: false,
+            },
+        );
+        self.arm(TimerKey::Client(key));
+        self.transmit(flow, bytes);
     }
 
     /// Sends `request` (whose top Via carries `branch`) as a non-INVITE
@@ -230,6 +264,30 @@ impl Endpoint {
     /// dialog. Its answer changes nothing; the caller asked for it with
     /// `Recv-Info`, which the shell checks.
     pub fn send_info(&mut self, now: Instant, call: CallRef, package: &str, body: String) {
+        let headers = vec![
+            ("Info-Package".into(), package.to_owned()),
+            ("Content-Type".into(), "text/plain".into()),
+            ("Content-Disposition".into(), "Info-Package".into()),
+        ];
+        self.send_info_with(now, call, headers, body);
+    }
+
+    /// Sends one key press as an `application/dtmf-relay` INFO (the
+    /// legacy body SIP phones send) in a confirmed dialog: a key a caller
+    /// sent by SIP INFO, passed on over its leg to the room's owner.
+    pub fn send_dtmf_relay(&mut self, now: Instant, call: CallRef, signal: char) {
+        let headers = vec![("Content-Type".into(), "application/dtmf-relay".into())];
+        let body = format!("Signal={signal}\r\nDuration=100\r\n");
+        self.send_info_with(now, call, headers, body);
+    }
+
+    fn send_info_with(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        headers: Vec<(String, String)>,
+        body: String,
+    ) {
         let local = self.local;
         let Some(dialog) = self.dialogs.get_mut(&call) else {
             return;
@@ -239,12 +297,7 @@ impl Endpoint {
         }
         let branch = random_token(&mut self.rng);
         let mut info = dialog.request(Method::Info, &local, &branch);
-        info.headers
-            .push(("Info-Package".into(), package.to_owned()));
-        info.headers
-            .push(("Content-Type".into(), "text/plain".into()));
-        info.headers
-            .push(("Content-Disposition".into(), "Info-Package".into()));
+        info.headers.extend(headers);
         info.body = body.into_bytes();
         let flow = dialog.request_flow();
         self.start_client(now, call, flow, &branch, &info, false);
@@ -320,5 +373,38 @@ impl Endpoint {
         if let Some(d) = self.dialogs.remove(&call) {
             self.by_id.remove(&(d.call_id, d.local_tag));
         }
+    }
+}
+
+/// The client-table key of the CANCEL of the INVITE under `branch`: it
+/// shares the INVITE's branch (RFC 3261 §9.1), its answers are told apart
+/// by their CSeq method.
+pub(super) fn cancel_key(branch: &str) -> String {
+    format!("{branch} CANCEL")
+}
+
+/// The CANCEL of `invite` (RFC 3261 §9.1): its Request-URI, top Via,
+/// From, To, Call-ID and CSeq number.
+fn cancel_of(invite: &Message) -> Message {
+    let uri = match &invite.start {
+        message::StartLine::Request { uri, .. } => uri.clone(),
+        message::StartLine::Response { .. } => String::new(),
+    };
+    let mut headers = Vec::new();
+    for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
+        if let Some(v) = invite.header(name) {
+            headers.push((name.to_owned(), v.to_owned()));
+        }
+    }
+    let cseq = invite.cseq().map_or(1, |(n, _)| n);
+    headers.push(("CSeq".to_owned(), format!("{cseq} CANCEL")));
+    Message {
+        start: message::StartLine::Request {
+            method: Method::Cancel,
+            uri,
+        },
+        headers,
+        body: Vec::new(),
+        uri_user: None,
     }
 }

@@ -1196,14 +1196,91 @@ fn a_leg_hung_up_before_its_answer_is_acknowledged_then_ended_with_bye() {
     let now = Instant::now();
     let (call, invite) = place(&mut ep, now);
     ep.send_bye(now, call, Some("Q.850;cause=16".into()));
-    assert!(
-        drain(&mut ep).sent.is_empty(),
-        "nothing to end before an answer"
-    );
+    let d = drain(&mut ep);
+    assert_eq!(d.sent.len(), 1);
+    assert_eq!(d.sent[0].method(), Some(&Method::Cancel));
+    // The 2xx crosses the CANCEL.
     ep.handle_input(now, owner_flow(), &answer_to(&invite, 200));
     let d = drain(&mut ep);
     let methods: Vec<_> = d.sent.iter().filter_map(|m| m.method().cloned()).collect();
     assert_eq!(methods, vec![Method::Ack, Method::Bye]);
     assert_eq!(d.sent[1].header("Reason"), Some("Q.850;cause=16"));
     assert!(d.events.is_empty(), "the call that hung up hears no answer");
+}
+
+/// The far end's answer to our CANCEL of `invite`.
+fn cancel_ok(invite: &Message) -> Vec<u8> {
+    let via = invite.header("Via").unwrap();
+    let from = invite.header("From").unwrap();
+    let (cseq, _) = invite.cseq().unwrap();
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: <sip:room-42@{OWNER}>;tag=owner1\r\n\
+Call-ID: leg-1\r\nCSeq: {cseq} CANCEL\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A provisional answer to `invite`.
+fn trying_to(invite: &Message) -> Vec<u8> {
+    String::from_utf8(answer_to(invite, 200))
+        .unwrap()
+        .replace("SIP/2.0 200 OK", "SIP/2.0 100 Trying")
+        .into_bytes()
+}
+
+#[test]
+fn a_leg_hung_up_while_ringing_is_cancelled_and_its_487_acknowledged() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let (call, invite) = place(&mut ep, now);
+    ep.handle_input(now, owner_flow(), &trying_to(&invite));
+    assert!(drain(&mut ep).events.is_empty());
+    ep.send_bye(now, call, None);
+    let cancel = drain(&mut ep).sent.remove(0);
+    assert_eq!(cancel.method(), Some(&Method::Cancel));
+    assert_eq!(
+        cancel.branch(),
+        invite.branch(),
+        "a CANCEL shares its INVITE's branch"
+    );
+    let (n, _) = invite.cseq().unwrap();
+    assert_eq!(cancel.cseq(), Some((n, Method::Cancel)));
+    assert_eq!(cancel.tag("To"), None);
+    // Its 200 is the CANCEL's, not the INVITE's: no ACK, no answer told.
+    ep.handle_input(now, owner_flow(), &cancel_ok(&invite));
+    let d = drain(&mut ep);
+    assert!(d.sent.is_empty() && d.events.is_empty(), "{:?}", d.sent);
+    // The INVITE's 487: acknowledged, and the leg is over.
+    let terminated = String::from_utf8(answer_to(&invite, 486))
+        .unwrap()
+        .replace("486 Busy Here", "487 Request Terminated");
+    ep.handle_input(now, owner_flow(), terminated.as_bytes());
+    let d = drain(&mut ep);
+    assert_eq!(d.sent[0].method(), Some(&Method::Ack));
+    assert!(matches!(
+        &d.events[..],
+        [(_, CallEvent::Refused { status: 487 })]
+    ));
+    assert_eq!(ep.active_dialogs(), 0);
+}
+
+#[test]
+fn a_cancelled_leg_nobody_answers_any_more_gives_up_after_64_t1() {
+    let mut ep = endpoint();
+    let start = Instant::now();
+    let (call, invite) = place(&mut ep, start);
+    ep.handle_input(start, owner_flow(), &trying_to(&invite));
+    ep.send_bye(start, call, None);
+    drain(&mut ep);
+    let mut events = Vec::new();
+    while let Some(at) = ep.poll_timeout() {
+        ep.handle_timeout(at);
+        events.extend(drain(&mut ep).events);
+        if !events.is_empty() {
+            assert_eq!(at - start, 64 * TimerConfig::default().t1);
+            break;
+        }
+    }
+    assert!(matches!(&events[..], [(c, CallEvent::Refused { status: 408 })] if *c == call));
+    assert_eq!(ep.active_dialogs(), 0);
 }

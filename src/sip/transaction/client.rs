@@ -114,7 +114,8 @@ pub enum InviteResponse {
     Absorb,
 }
 
-/// The INVITE client transaction: the replay tool's and the test caller's INVITE.
+/// The INVITE client transaction: the gateway's legs to other nodes, the
+/// replay tool's and the test caller's INVITEs.
 #[derive(Debug)]
 pub struct InviteClientTx {
     state: InviteClientState,
@@ -207,6 +208,21 @@ impl InviteClientTx {
     pub fn send_ack(&mut self, ack: Bytes) {
         if self.state == InviteClientState::Completed {
             self.ack = Some(ack);
+        }
+    }
+
+    /// The TU cancelled the INVITE: if no final answer comes by `at`
+    /// (64·T1 after the CANCEL, RFC 3261 §9.1), the transaction ends as
+    /// if Timer B fired, even after a provisional stopped Timer B.
+    pub fn give_up_at(&mut self, at: Instant) {
+        if matches!(
+            self.state,
+            InviteClientState::Calling | InviteClientState::Proceeding
+        ) {
+            self.deadline = Some(Pending {
+                timer: Timer::B,
+                at,
+            });
         }
     }
 

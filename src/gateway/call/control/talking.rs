@@ -55,7 +55,7 @@ impl CallCore {
         self.out
             .push_back(Action::StartMedia(media.negotiated.clone()));
         if let Some(leg) = self.leg {
-            return self.talk_in_room(now, leg, sends);
+            return self.talk_in_room(now, leg);
         }
         let ivr = match self.verdict {
             Verdict::Locked => {
@@ -82,7 +82,11 @@ impl CallCore {
 
     /// A leg's caller goes straight into its room (as the collecting node
     /// admitted it, with its role); the room keeps the settings it runs by.
-    fn talk_in_room(&mut self, now: Instant, leg: LegGrant, sends: bool) {
+    ///
+    /// No RTP timeout: the node the caller is on watches the caller's
+    /// media and ends the leg with the call (a caller on hold sends the
+    /// leg nothing for as long as it likes).
+    fn talk_in_room(&mut self, now: Instant, leg: LegGrant) {
         let grant = Grant {
             room_id: leg.room_id,
             security: None,
@@ -101,7 +105,7 @@ impl CallCore {
             last_media: now,
             silence_check: now,
         };
-        talk.rearm_silence(now, self.rules.rtp_timeout.filter(|_| sends));
+        talk.rearm_silence(now, None);
         self.phase = Phase::Talking(Box::new(talk));
         self.out.push_back(Action::Join {
             room_id: leg.room_id,
