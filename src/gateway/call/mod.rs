@@ -23,7 +23,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use self::bridge::{Bridge, LEG_CHECK, Lookup};
+use self::bridge::{Bridge, Lookup};
 use self::control::{Action, Answer, Ask, CallCore, Input, LegGrant, Offer, Session};
 use super::admission::{Admission, CallSlot};
 use super::keys::CallKeys;
@@ -223,9 +223,10 @@ pub(crate) async fn run(
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut armed: Option<std::time::Instant> = None;
-    // A live leg's silence is checked on this tick.
-    let mut leg_tick = tokio::time::interval(LEG_CHECK);
-    leg_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer for the bridge's deadlines, reset only when they move.
+    let leg_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(leg_timer);
+    let mut leg_armed: Option<std::time::Instant> = None;
     // Sized when a leg comes up: most calls never have one.
     let mut leg_buf = Vec::new();
     // Whether the prompt clock sends this call's frames.
@@ -267,7 +268,13 @@ pub(crate) async fn run(
             playing = prompts_on;
         }
         let leg_up = shell.leg_up();
-        let leg_watched = shell.leg_watched();
+        let leg_deadline = shell.bridge.as_deref().and_then(Bridge::poll_timeout);
+        if leg_deadline != leg_armed {
+            if let Some(at) = leg_deadline {
+                leg_timer.as_mut().reset(Instant::from_std(at));
+            }
+            leg_armed = leg_deadline;
+        }
         if leg_up && leg_buf.is_empty() {
             leg_buf.resize(2048, 0);
         }
@@ -322,8 +329,9 @@ pub(crate) async fn run(
                     shell.on_leg_rtp(source, &leg_buf[..len]);
                 }
             }
-            _ = leg_tick.tick(), if leg_watched => {
-                shell.check_leg(std::time::Instant::now());
+            _ = &mut leg_timer, if leg_armed.is_some() => {
+                leg_armed = None;
+                shell.bridge_timeout(std::time::Instant::now());
             }
             done = play_done(playout) => {
                 core.handle(Instant::now().into_std(), Input::PlayDone(done));
