@@ -242,3 +242,29 @@ async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_oth
     })
     .await;
 }
+
+#[tokio::test]
+async fn with_the_store_down_for_every_node_the_room_goes_on_and_new_calls_get_503() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (a, b) = two_nodes(&pg.url, &[]).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
+
+    pg.stop();
+    // a cannot renew its lease: past it (3 s) it keeps mixing, and the leg
+    // from b needs no store.
+    assert_hear_each_other(exchange(&mut x, &mut y, 250).await);
+    assert!(
+        a.log().contains("room lease lapsed"),
+        "a saw its lease lapse: {}",
+        a.log()
+    );
+    // A new caller cannot be routed: refused before answering, told when
+    // to try again.
+    for gw in [&a, &b] {
+        let z = Caller::dial(&gw.sip, Dial::default()).await;
+        assert_eq!(z.invite_status, 503, "{}", gw.log());
+        assert!(z.retry_after.is_some());
+    }
+}

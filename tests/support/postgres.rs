@@ -74,6 +74,22 @@ impl PgServer {
     }
 }
 
+impl PgServer {
+    /// Stops the server at once, as a crash would (the store is down).
+    pub fn stop(&self) {
+        let out = as_postgres(&format!(
+            "{}/pg_ctl -D {} -m immediate stop",
+            self.bin.display(),
+            self.dir.path().join("data").display()
+        ));
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = as_postgres(&format!(
