@@ -61,6 +61,9 @@ pub struct Dial<'a> {
     pub telephone_event: bool,
     /// The From user, the caller-ID the gateway sees (default: `tester`).
     pub from_user: &'a str,
+    /// The address both our sockets are bound to and our SDP names, unless
+    /// `rtp_ip` or `advertised_rtp_ip` say otherwise (default: 127.0.0.1).
+    pub local_ip: Option<&'a str>,
 }
 
 impl Default for Dial<'_> {
@@ -74,6 +77,7 @@ impl Default for Dial<'_> {
             via_below: None,
             telephone_event: true,
             from_user: "tester",
+            local_ip: None,
         }
     }
 }
@@ -120,14 +124,17 @@ async fn recv_sip(sock: &UdpSocket, limit: Duration) -> Option<Message> {
 impl Caller {
     pub async fn dial(gateway: &str, dial: Dial<'_>) -> Caller {
         let gateway: SocketAddr = gateway.parse().expect("gateway address");
-        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip socket");
-        let rtp_bind = format!("{}:0", dial.rtp_ip.unwrap_or("127.0.0.1"));
+        let local_ip = dial.local_ip.unwrap_or("127.0.0.1");
+        let sip = UdpSocket::bind(format!("{local_ip}:0"))
+            .await
+            .expect("sip socket");
+        let rtp_bind = format!("{}:0", dial.rtp_ip.unwrap_or(local_ip));
         let rtp = UdpSocket::bind(rtp_bind).await.expect("rtp socket");
         let local = sip.local_addr().expect("addr");
         let rtp_port = dial
             .advertised_rtp_port
             .unwrap_or(rtp.local_addr().expect("addr").port());
-        let sdp_ip = dial.advertised_rtp_ip.unwrap_or("127.0.0.1").to_owned();
+        let sdp_ip = dial.advertised_rtp_ip.unwrap_or(local_ip).to_owned();
         let sdp = offer(
             &sdp_ip,
             rtp_port,

@@ -169,7 +169,21 @@ impl Gateway {
         db: String,
         extra: &[&str],
     ) -> Gateway {
-        Gateway::launch(wrapper, "127.0.0.1:0", dir, db, extra).await
+        Gateway::launch(wrapper, "127.0.0.1:0", "127.0.0.1:0", dir, db, extra).await
+    }
+
+    /// A node run by `wrapper` (`ip netns exec NS`) with SIP, RTP and the
+    /// API on `ip`, one of its addresses.
+    pub async fn start_in(
+        wrapper: &[String],
+        ip: &str,
+        dir: tempfile::TempDir,
+        db: String,
+        extra: &[&str],
+    ) -> Gateway {
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        let listen = format!("{ip}:0");
+        Gateway::launch(&wrapper, &listen, &listen, dir, db, extra).await
     }
 
     /// [`Gateway::start`] with SIP on `sip_listen` and RTP on its address
@@ -180,12 +194,13 @@ impl Gateway {
         db: String,
         extra: &[&str],
     ) -> Gateway {
-        Gateway::launch(&[], sip_listen, dir, db, extra).await
+        Gateway::launch(&[], sip_listen, "127.0.0.1:0", dir, db, extra).await
     }
 
     async fn launch(
         wrapper: &[&str],
         sip_listen: &str,
+        api_listen: &str,
         dir: tempfile::TempDir,
         db: String,
         extra: &[&str],
@@ -205,7 +220,7 @@ impl Gateway {
                 "--sip-listen",
                 sip_listen,
                 "--api-listen",
-                "127.0.0.1:0",
+                api_listen,
                 "--rtp-ports",
                 &rtp_range(),
                 "--database",
@@ -571,6 +586,7 @@ pub async fn sipp(
 }
 pub mod caller;
 pub mod http;
+pub mod netns;
 pub mod postgres;
 pub mod schema;
 

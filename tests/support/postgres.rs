@@ -31,6 +31,12 @@ fn as_postgres(cmd: &str) -> std::process::Output {
 
 impl PgServer {
     pub fn start() -> PgServer {
+        PgServer::start_on("127.0.0.1")
+    }
+
+    /// A server listening on `ip` (one of this machine's addresses), taking
+    /// connections from anywhere it can be reached without a password.
+    pub fn start_on(ip: &str) -> PgServer {
         let bin = pg_bin();
         let dir = tempfile::tempdir().expect("tempdir");
         let status = Command::new("chown")
@@ -39,7 +45,7 @@ impl PgServer {
             .status()
             .expect("chown");
         assert!(status.success(), "chown the temp dir to postgres");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind(format!("{ip}:0"))
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
@@ -54,8 +60,14 @@ impl PgServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if ip != "127.0.0.1" {
+            let hba = data.join("pg_hba.conf");
+            let mut rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            rules.push_str("host all all 0.0.0.0/0 trust\n");
+            std::fs::write(&hba, rules).expect("write pg_hba.conf");
+        }
         let out = as_postgres(&format!(
-            "{}/pg_ctl -D {} -w -t 30 -l {}/log -o \"-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off\" start",
+            "{}/pg_ctl -D {} -w -t 30 -l {}/log -o \"-p {port} -k {} -c listen_addresses={ip} -c fsync=off\" start",
             bin.display(),
             data.display(),
             dir.path().display(),
@@ -67,7 +79,7 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr)
         );
         PgServer {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            url: format!("postgres://postgres@{ip}:{port}/postgres"),
             dir,
             bin,
         }
