@@ -14,7 +14,7 @@ use serde_json::Value;
 use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
 use support::netns::Lan;
 use support::postgres::PgServer;
-use support::{Gateway, get, poll, provision};
+use support::{Gateway, caller_in_room, get, poll, provision};
 
 const CODE: &str = "4321";
 const TONE_Y: f64 = 697.0;
@@ -37,26 +37,11 @@ async fn node(lan: &Lan, i: usize, id: &str, db: &str) -> Gateway {
 /// `gw`'s live view shows `callers` of its own there, mixed by `owner`.
 async fn in_room(lan: &Lan, gw: &Gateway, owner: &str, callers: usize) -> Caller {
     let host = lan.host_ip();
-    let mut caller = Caller::dial(
-        &gw.sip,
-        Dial {
-            local_ip: Some(&host),
-            ..Dial::default()
-        },
-    )
-    .await;
-    assert_eq!(caller.invite_status, 200, "{}", gw.log());
-    caller.key_rfc4733(&format!("{CODE}#")).await;
-    poll(gw, "/v1/calls", Duration::from_secs(10), |c| {
-        c.as_array().is_some_and(|c| {
-            c.iter()
-                .filter(|call| call["state"] == "in_room" && call["room_owner"] == owner)
-                .count()
-                == callers
-        })
-    })
-    .await;
-    caller
+    let dial = Dial {
+        local_ip: Some(&host),
+        ..Dial::default()
+    };
+    caller_in_room(gw, dial, CODE, owner, callers).await
 }
 
 fn lease_of(leases: &Value) -> (&str, i64, bool) {

@@ -11,32 +11,16 @@ use std::time::Duration;
 use serde_json::Value;
 use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
 use support::postgres::PgServer;
-use support::{Gateway, admitted_call, get, http, poll, provision, two_nodes};
+use support::{Gateway, caller_in_room, get, http, poll, provision, two_nodes};
 
 const CODE: &str = "4321";
 const TONE_A: f64 = 697.0;
 const TONE_B: f64 = 1477.0;
 
-/// A caller admitted to the room on `gw` (which admitted
-/// `admitted_before` before), once the live view shows `callers` of `gw`'s
-/// in the room that `owner` mixes.
-async fn in_room_owned_by(
-    gw: &Gateway,
-    owner: &str,
-    admitted_before: f64,
-    callers: usize,
-) -> Caller {
-    let caller = admitted_call(gw, CODE, admitted_before).await;
-    poll(gw, "/v1/calls", Duration::from_secs(5), |calls| {
-        calls.as_array().is_some_and(|c| {
-            c.iter()
-                .filter(|call| call["state"] == "in_room" && call["room_owner"] == owner)
-                .count()
-                == callers
-        })
-    })
-    .await;
-    caller
+/// A caller admitted to the room on `gw`, once `gw`'s live view shows
+/// `callers` of its own in the room that `owner` mixes.
+async fn in_room_owned_by(gw: &Gateway, owner: &str, callers: usize) -> Caller {
+    caller_in_room(gw, Dial::default(), CODE, owner, callers).await
 }
 
 fn in_room(calls: &Value) -> usize {
@@ -86,8 +70,8 @@ async fn callers_of_one_room_on_two_nodes_hear_each_other_through_the_owner() {
 
     // x opens the room on a, which takes its lease; y keys the code on b,
     // which bridges y to a.
-    let mut x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
-    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
     assert!(
         b.log().contains("bridged to the room's owner"),
         "{}",
@@ -136,7 +120,7 @@ async fn callers_of_one_room_on_two_nodes_hear_each_other_through_the_owner() {
     // mixes, so a caller who comes now through b joins the same room.
     let (status, _) = http::call(&a.api, "POST", "/v1/drain", Some(a.token().await), None).await;
     assert_eq!(status, 202);
-    let mut z = in_room_owned_by(&b, "edge-a", 1.0, 1).await;
+    let mut z = in_room_owned_by(&b, "edge-a", 1).await;
     poll(&a, "/v1/calls", Duration::from_secs(5), |c| in_room(c) == 2).await;
     assert_eq!(z.hang_up().await, Some(200));
     assert_eq!(x.hang_up().await, Some(200));
@@ -181,8 +165,8 @@ async fn an_owner_that_stalls_gets_its_bridged_callers_back_instead_of_losing_th
     let pg = PgServer::start();
     provision(&pg.url, CODE);
     let (a, b) = two_nodes(&pg.url, &[]).await;
-    let mut x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
-    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
 
     // a stops for 1.4 s (a long pause of the process): b hears its leg
     // fall silent and asks a for a new one, which a answers once it runs.
@@ -205,9 +189,9 @@ async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_oth
     let pg = PgServer::start();
     provision(&pg.url, CODE);
     let (mut a, b) = two_nodes(&pg.url, &[]).await;
-    let _x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
-    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
-    let mut z = in_room_owned_by(&b, "edge-a", 1.0, 2).await;
+    let _x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
+    let mut z = in_room_owned_by(&b, "edge-a", 2).await;
     assert_eq!(b.log().matches("bridged to the room's owner").count(), 2);
 
     let killed = std::process::Command::new("kill")
@@ -248,8 +232,8 @@ async fn with_the_store_down_for_every_node_the_room_goes_on_and_new_calls_get_5
     let pg = PgServer::start();
     provision(&pg.url, CODE);
     let (a, b) = two_nodes(&pg.url, &[]).await;
-    let mut x = in_room_owned_by(&a, "edge-a", 0.0, 1).await;
-    let mut y = in_room_owned_by(&b, "edge-a", 0.0, 1).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
 
     pg.stop();
     // a cannot renew its lease: past it (3 s) it keeps mixing, and the leg

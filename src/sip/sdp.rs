@@ -158,20 +158,7 @@ pub fn answer(offer: &str, local: &LocalMedia) -> Result<(Negotiated, String), S
 /// codec, payload type and telephone-event — from `local` (the leg that
 /// relays that caller's packets as they are to another node).
 pub fn offer(neg: &Negotiated, local: &LocalMedia) -> String {
-    let ip = match local.addr {
-        IpAddr::V4(_) => "IP4",
-        IpAddr::V6(_) => "IP6",
-    };
-    let mut lines = vec![
-        "v=0".to_owned(),
-        format!(
-            "o=dialgate {} {} IN {ip} {}",
-            local.session_id, local.session_version, local.addr
-        ),
-        "s=dialgate".to_owned(),
-        format!("c=IN {ip} {}", local.addr),
-        "t=0 0".to_owned(),
-    ];
+    let mut lines = session_lines(local);
     let sendrecv = Negotiated {
         direction: Direction::SendRecv,
         ..neg.clone()
@@ -238,20 +225,7 @@ fn write_answer(
     neg: &Negotiated,
     local: &LocalMedia,
 ) -> String {
-    let ip = match local.addr {
-        IpAddr::V4(_) => "IP4",
-        IpAddr::V6(_) => "IP6",
-    };
-    let mut lines = vec![
-        "v=0".to_owned(),
-        format!(
-            "o=dialgate {} {} IN {ip} {}",
-            local.session_id, local.session_version, local.addr
-        ),
-        "s=dialgate".to_owned(),
-        format!("c=IN {ip} {}", local.addr),
-        "t=0 0".to_owned(),
-    ];
+    let mut lines = session_lines(local);
     for (i, media) in offer.media.iter().enumerate() {
         if i != accepted {
             lines.push(format!(
@@ -269,6 +243,24 @@ fn write_answer(
     let mut text = lines.join("\r\n");
     text.push_str("\r\n");
     text
+}
+
+/// A description's session lines: ours, at `local`'s address.
+fn session_lines(local: &LocalMedia) -> Vec<String> {
+    let ip = match local.addr {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    vec![
+        "v=0".to_owned(),
+        format!(
+            "o=dialgate {} {} IN {ip} {}",
+            local.session_id, local.session_version, local.addr
+        ),
+        "s=dialgate".to_owned(),
+        format!("c=IN {ip} {}", local.addr),
+        "t=0 0".to_owned(),
+    ]
 }
 
 /// The `m=audio` line of `neg` on `port` and its attributes; `events`:

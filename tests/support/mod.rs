@@ -460,6 +460,31 @@ pub async fn poll(
     }
 }
 
+/// A caller dialled as `dial` says who keys `code` by RFC 4733 on `gw`,
+/// once `gw`'s live view shows `callers` of its own in the room that
+/// `owner` mixes.
+pub async fn caller_in_room(
+    gw: &Gateway,
+    dial: caller::Dial<'_>,
+    code: &str,
+    owner: &str,
+    callers: usize,
+) -> caller::Caller {
+    let mut caller = caller::Caller::dial(&gw.sip, dial).await;
+    assert_eq!(caller.invite_status, 200, "{}", gw.log());
+    caller.key_rfc4733(&format!("{code}#")).await;
+    poll(gw, "/v1/calls", Duration::from_secs(10), |c| {
+        c.as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|call| call["state"] == "in_room" && call["room_owner"] == owner)
+                .count()
+                == callers
+        })
+    })
+    .await;
+    caller
+}
+
 /// A meeting starting in 5 minutes (one-time code; with `security` if
 /// given) and one invitee: the invitee's id and personal code.
 pub fn meeting_with_invitee(db: &str, security: Option<&str>) -> (String, String) {

@@ -476,32 +476,6 @@ impl Endpoint {
         let Some(invite) = invite else {
             return Bytes::new();
         };
-        let uri = match &invite.start {
-            message::StartLine::Request { uri, .. } => uri.clone(),
-            message::StartLine::Response { .. } => String::new(),
-        };
-        let mut headers = Vec::new();
-        for name in ["Via", "Max-Forwards", "From"] {
-            if let Some(v) = invite.header(name) {
-                headers.push((name.to_owned(), v.to_owned()));
-            }
-        }
-        headers.push((
-            "To".to_owned(),
-            failure.header("To").unwrap_or_default().to_owned(),
-        ));
-        headers.push(("Call-ID".to_owned(), invite.call_id().to_owned()));
-        let cseq = invite.cseq().map_or(1, |(n, _)| n);
-        headers.push(("CSeq".to_owned(), format!("{cseq} ACK")));
-        Message {
-            start: message::StartLine::Request {
-                method: Method::Ack,
-                uri,
-            },
-            headers,
-            body: Vec::new(),
-            uri_user: None,
-        }
-        .to_bytes()
+        super::outgoing::same_transaction(invite, Method::Ack, failure.header("To")).to_bytes()
     }
 }

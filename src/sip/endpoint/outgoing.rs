@@ -386,23 +386,29 @@ pub(super) fn cancel_key(branch: &str) -> String {
 /// The CANCEL of `invite` (RFC 3261 §9.1): its Request-URI, top Via,
 /// From, To, Call-ID and CSeq number.
 fn cancel_of(invite: &Message) -> Message {
+    same_transaction(invite, Method::Cancel, invite.header("To"))
+}
+
+/// A request in `invite`'s own transaction — its CANCEL, or the ACK of a
+/// failure (§17.1.1.3) — with `invite`'s Request-URI, Via, From, Call-ID
+/// and CSeq number, and `to` as its To.
+pub(super) fn same_transaction(invite: &Message, method: Method, to: Option<&str>) -> Message {
     let uri = match &invite.start {
         message::StartLine::Request { uri, .. } => uri.clone(),
         message::StartLine::Response { .. } => String::new(),
     };
     let mut headers = Vec::new();
-    for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
+    for name in ["Via", "Max-Forwards", "From"] {
         if let Some(v) = invite.header(name) {
             headers.push((name.to_owned(), v.to_owned()));
         }
     }
+    headers.push(("To".to_owned(), to.unwrap_or_default().to_owned()));
+    headers.push(("Call-ID".to_owned(), invite.call_id().to_owned()));
     let cseq = invite.cseq().map_or(1, |(n, _)| n);
-    headers.push(("CSeq".to_owned(), format!("{cseq} CANCEL")));
+    headers.push(("CSeq".to_owned(), format!("{cseq} {}", method.as_str())));
     Message {
-        start: message::StartLine::Request {
-            method: Method::Cancel,
-            uri,
-        },
+        start: message::StartLine::Request { method, uri },
         headers,
         body: Vec::new(),
         uri_user: None,
