@@ -97,6 +97,9 @@ pub struct Dialog {
     /// Hung up before our INVITE was answered: a 2xx that still comes is
     /// acknowledged and then ended with BYE (with this `Reason`).
     pub bye_on_answer: Option<Option<String>>,
+    /// Hung up before any provisional came: the CANCEL goes with the
+    /// first one (RFC 3261 §9.1 sends none before).
+    pub cancel_pending: bool,
 }
 
 impl Dialog {
@@ -131,6 +134,7 @@ impl Dialog {
             acked: false,
             uac: false,
             bye_on_answer: None,
+            cancel_pending: false,
         }
     }
 
@@ -157,6 +161,7 @@ impl Dialog {
             acked: false,
             uac: true,
             bye_on_answer: None,
+            cancel_pending: false,
         }
     }
 

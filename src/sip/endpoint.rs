@@ -35,7 +35,8 @@ use rand::{Rng, SeedableRng};
 use super::dialog::{Dialog, DialogState, Flow, LocalAddr, random_token, response};
 use super::message::{self, ALLOW, Message, Method, StatusCode};
 use super::transaction::{
-    ClientTx, InviteClientTx, InviteResponse, ServerState, ServerTx, TimerConfig, TimerOutput,
+    ClientTx, InviteClientState, InviteClientTx, InviteResponse, ServerState, ServerTx,
+    TimerConfig, TimerOutput,
 };
 
 mod incoming;

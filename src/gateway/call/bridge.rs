@@ -121,7 +121,7 @@ impl Shell {
             room_id,
             host,
             policy,
-            core: BridgeCore::new(),
+            core: BridgeCore::new(Instant::now()),
             placing: None,
             owner: String::new(),
             media: None,
@@ -403,13 +403,15 @@ impl Shell {
     /// which relays the caller's packets as they are, is placed again.
     pub(super) fn caller_renegotiated(&mut self) {
         if let Some(b) = self.bridge.as_mut() {
-            b.core.renegotiated();
+            b.core.renegotiated(Instant::now());
         }
         self.drive_bridge();
     }
 
-    /// The call's media is over: its leg too.
+    /// The call's media is over: its leg too, and a claim under way is
+    /// dropped (the room must not be held for a caller who left).
     pub(super) fn end_leg(&mut self) {
+        self.lookup = None;
         if let Some(b) = self.bridge.as_mut() {
             b.core.close();
         }

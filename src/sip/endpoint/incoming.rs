@@ -399,7 +399,13 @@ impl Endpoint {
             InviteResponse::Deliver if status.is_success() => {
                 self.on_invite_ok(now, &branch, call, &resp);
             }
-            InviteResponse::Deliver | InviteResponse::Absorb => {}
+            InviteResponse::Deliver => {
+                // A provisional: a hang-up that waited for one cancels now.
+                if self.dialogs.get(&call).is_some_and(|d| d.cancel_pending) {
+                    self.cancel(now, call);
+                }
+            }
+            InviteResponse::Absorb => {}
             InviteResponse::Rejected => {
                 let ack = self.failure_ack(&branch, &resp);
                 if let Some(entry) = self.client.get_mut(&branch)

@@ -168,12 +168,18 @@ impl Endpoint {
         }
         if dialog.state == DialogState::Early && dialog.uac {
             // Our INVITE is not answered yet: CANCEL it (its 487 ends the
-            // dialog); a 2xx that crosses the CANCEL is acknowledged and
-            // ended with BYE then.
+            // dialog) once a provisional came; a 2xx that crosses the
+            // CANCEL is acknowledged and ended with BYE then.
             dialog.bye_on_answer = Some(reason);
-            let cancel = cancel_of(&dialog.invite);
-            let flow = dialog.flow;
-            return self.send_cancel(now, call, flow, &cancel);
+            let branch = dialog.invite.branch().unwrap_or_default().to_owned();
+            let proceeding = self.client.get(&branch).is_some_and(|e| {
+                matches!(&e.tx, ClientKind::Invite(tx) if tx.state() == InviteClientState::Proceeding)
+            });
+            if !proceeding {
+                dialog.cancel_pending = true;
+                return;
+            }
+            return self.cancel(now, call);
         }
         if dialog.state == DialogState::Early {
             // Not answered yet: refuse the INVITE instead.
@@ -195,6 +201,17 @@ impl Endpoint {
         }
         let flow = dialog.request_flow();
         self.start_client(now, call, flow, &branch, &bye, true);
+    }
+
+    /// Sends the CANCEL of `call`'s INVITE (once).
+    pub(super) fn cancel(&mut self, now: Instant, call: CallRef) {
+        let Some(dialog) = self.dialogs.get_mut(&call) else {
+            return;
+        };
+        dialog.cancel_pending = false;
+        let cancel = cancel_of(&dialog.invite);
+        let flow = dialog.flow;
+        self.send_cancel(now, call, flow, &cancel);
     }
 
     /// Sends the CANCEL of `call`'s INVITE: a client transaction of its

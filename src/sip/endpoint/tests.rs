@@ -1196,10 +1196,8 @@ fn a_leg_hung_up_before_its_answer_is_acknowledged_then_ended_with_bye() {
     let now = Instant::now();
     let (call, invite) = place(&mut ep, now);
     ep.send_bye(now, call, Some("Q.850;cause=16".into()));
-    let d = drain(&mut ep);
-    assert_eq!(d.sent.len(), 1);
-    assert_eq!(d.sent[0].method(), Some(&Method::Cancel));
-    // The 2xx crosses the CANCEL.
+    // No CANCEL before a provisional (RFC 3261 §9.1).
+    assert!(drain(&mut ep).sent.is_empty());
     ep.handle_input(now, owner_flow(), &answer_to(&invite, 200));
     let d = drain(&mut ep);
     let methods: Vec<_> = d.sent.iter().filter_map(|m| m.method().cloned()).collect();
@@ -1272,6 +1270,9 @@ fn a_cancelled_leg_nobody_answers_any_more_gives_up_after_64_t1() {
     ep.handle_input(start, owner_flow(), &trying_to(&invite));
     ep.send_bye(start, call, None);
     drain(&mut ep);
+    // Another provisional does not lift the limit on a cancelled INVITE.
+    ep.handle_input(start, owner_flow(), &trying_to(&invite));
+    drain(&mut ep);
     let mut events = Vec::new();
     while let Some(at) = ep.poll_timeout() {
         ep.handle_timeout(at);
@@ -1283,4 +1284,24 @@ fn a_cancelled_leg_nobody_answers_any_more_gives_up_after_64_t1() {
     }
     assert!(matches!(&events[..], [(c, CallEvent::Refused { status: 408 })] if *c == call));
     assert_eq!(ep.active_dialogs(), 0);
+}
+
+#[test]
+fn a_leg_hung_up_before_any_provisional_is_cancelled_when_one_comes() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let (call, invite) = place(&mut ep, now);
+    ep.send_bye(now, call, None);
+    assert!(
+        drain(&mut ep).sent.is_empty(),
+        "no CANCEL before a provisional"
+    );
+    ep.handle_input(now, owner_flow(), &trying_to(&invite));
+    let d = drain(&mut ep);
+    assert_eq!(d.sent.len(), 1);
+    assert_eq!(d.sent[0].method(), Some(&Method::Cancel));
+    assert_eq!(d.sent[0].branch(), invite.branch());
+    // Once only.
+    ep.handle_input(now, owner_flow(), &trying_to(&invite));
+    assert!(drain(&mut ep).sent.is_empty());
 }

@@ -125,6 +125,8 @@ pub struct InviteClientTx {
     resend: Option<Resend>,
     deadline: Option<Pending>,
     ack: Option<Bytes>,
+    /// When the TU gives up, cancelled: a provisional does not lift it.
+    give_up: Option<Instant>,
 }
 
 impl InviteClientTx {
@@ -146,6 +148,7 @@ impl InviteClientTx {
                 at: now + 64 * timers.t1,
             }),
             ack: None,
+            give_up: None,
         }
     }
 
@@ -159,10 +162,14 @@ impl InviteClientTx {
         let calling = matches!(self.state, Calling | Proceeding);
         match status {
             100..=199 if calling => {
-                // §17.1.1.2: Proceeding stops Timer A and Timer B alike.
+                // §17.1.1.2: Proceeding stops Timer A and Timer B alike
+                // (not the TU's own limit on a cancelled INVITE).
                 self.state = Proceeding;
                 self.resend = None;
-                self.deadline = None;
+                self.deadline = self.give_up.map(|at| Pending {
+                    timer: Timer::B,
+                    at,
+                });
                 InviteResponse::Deliver
             }
             200..=299 if calling || self.state == Accepted => {
@@ -219,6 +226,7 @@ impl InviteClientTx {
             self.state,
             InviteClientState::Calling | InviteClientState::Proceeding
         ) {
+            self.give_up = Some(at);
             self.deadline = Some(Pending {
                 timer: Timer::B,
                 at,

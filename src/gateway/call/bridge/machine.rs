@@ -8,9 +8,10 @@
 //!
 //! ```text
 //!  Asking ─lease elsewhere─► Inviting ─2xx─► Up ─silent 1 s─► Asking (that owner suspect)
-//!    │ ours / free             │ 503: Waiting 200 ms, Asking (3 times)
+//!    │ ours / free / 2 s       │ 503: Waiting 200 ms, Asking (3 times)
 //!    ▼                         │ other failure, no answer in 1.5 s (BYE/CANCEL)
-//!   Here ◄─────────────────────┘ (a suspect that fails again is avoided)
+//!   Here ◄─────────────────────┘ (a suspect that fails again is avoided;
+//!                                 10 s of media clear the suspicion)
 //! ```
 
 use std::time::{Duration, Instant};
@@ -28,6 +29,14 @@ pub const LEG_ANSWER_LIMIT: Duration = Duration::from_millis(1500);
 /// is asked for again after this long, at most [`LEG_RETRIES`] times.
 pub const LEG_RETRY_AFTER: Duration = Duration::from_millis(200);
 pub const LEG_RETRIES: u32 = 3;
+
+/// A claim of the room's lease not answered within this long (the store
+/// unreachable, or too slow): the caller joins on its own node.
+pub const LEG_CLAIM_LIMIT: Duration = Duration::from_secs(2);
+
+/// A leg that carried the owner's media this long after a silence clears
+/// the owner of suspicion: a later silence is a new first one.
+pub const LEG_TRUSTED_AFTER: Duration = Duration::from_secs(10);
 
 /// The node holding a room's lease, as the claim found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,8 +78,10 @@ pub enum Do {
 
 #[derive(Debug)]
 enum State {
-    /// A claim is under way.
-    Asking,
+    /// A claim is under way, answered by `until` or given up.
+    Asking {
+        until: Instant,
+    },
     /// Asking again at `until` (the owner was not ready).
     Waiting {
         until: Instant,
@@ -81,6 +92,8 @@ enum State {
     },
     Up {
         instance: String,
+        /// When it was answered.
+        since: Instant,
         last_heard: Instant,
         /// When silence is next checked: moved on from `last_heard` when it
         /// comes due, not by every packet.
@@ -102,17 +115,13 @@ pub struct BridgeCore {
     out: std::collections::VecDeque<Do>,
 }
 
-impl Default for BridgeCore {
-    fn default() -> Self {
-        BridgeCore::new()
-    }
-}
-
 impl BridgeCore {
     /// A bridge that starts by claiming the room's lease.
-    pub fn new() -> BridgeCore {
+    pub fn new(now: Instant) -> BridgeCore {
         let mut core = BridgeCore {
-            state: State::Asking,
+            state: State::Asking {
+                until: now + LEG_CLAIM_LIMIT,
+            },
             avoid: None,
             suspect: None,
             retries: 0,
@@ -138,16 +147,20 @@ impl BridgeCore {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Waiting { until } => Some(*until),
+            State::Asking { until } | State::Waiting { until } => Some(*until),
             State::Inviting { since, .. } => Some(*since + LEG_ANSWER_LIMIT),
             State::Up { check_at, .. } => Some(*check_at),
-            State::Asking | State::Over => None,
+            State::Over => None,
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
-            State::Waiting { until } if now >= *until => self.ask(),
+            State::Asking { until } if now >= *until => {
+                tracing::warn!(limit = ?LEG_CLAIM_LIMIT, "the room's lease could not be claimed in time: joining here");
+                self.join_here();
+            }
+            State::Waiting { until } if now >= *until => self.ask(now),
             State::Inviting { since, instance } if now >= *since + LEG_ANSWER_LIMIT => {
                 tracing::warn!(limit = ?LEG_ANSWER_LIMIT, "the room's owner did not answer the leg: joining here");
                 self.avoid = Some(std::mem::take(instance));
@@ -156,11 +169,15 @@ impl BridgeCore {
             }
             State::Up {
                 instance,
+                since,
                 last_heard,
                 check_at,
             } if now >= *check_at => {
                 if now < *last_heard + LEG_SILENCE {
                     *check_at = *last_heard + LEG_SILENCE;
+                    if now >= *since + LEG_TRUSTED_AFTER {
+                        self.suspect = None;
+                    }
                     return;
                 }
                 tracing::warn!(silent = ?LEG_SILENCE, "the room's owner fell silent: leg dropped, asking again");
@@ -172,14 +189,16 @@ impl BridgeCore {
                 }
                 self.suspect = Some(instance);
                 self.out.push_back(Do::Bye);
-                self.ask();
+                self.ask(now);
             }
             _ => {}
         }
     }
 
-    fn ask(&mut self) {
-        self.state = State::Asking;
+    fn ask(&mut self, now: Instant) {
+        self.state = State::Asking {
+            until: now + LEG_CLAIM_LIMIT,
+        };
         self.out.push_back(Do::Claim);
     }
 
@@ -190,7 +209,7 @@ impl BridgeCore {
 
     /// The claim's answer: place a leg with the holder, or join here.
     pub fn on_lease(&mut self, now: Instant, lease: Lease) {
-        if !matches!(self.state, State::Asking) {
+        if !matches!(self.state, State::Asking { .. }) {
             return;
         }
         match lease {
@@ -228,8 +247,10 @@ impl BridgeCore {
         if self.suspect.as_deref() == Some(instance.as_str()) {
             tracing::info!("the room's owner answered again after its silence");
         }
+        self.retries = 0;
         self.state = State::Up {
             instance,
+            since: now,
             last_heard: now,
             check_at: now + LEG_SILENCE,
         };
@@ -284,11 +305,11 @@ impl BridgeCore {
 
     /// The caller's session changed (codec, payload types): the leg, which
     /// relays the caller's packets as they are, is placed again.
-    pub fn renegotiated(&mut self) {
+    pub fn renegotiated(&mut self, now: Instant) {
         if matches!(self.state, State::Inviting { .. } | State::Up { .. }) {
             tracing::info!("the caller's session changed: placing its leg again");
             self.out.push_back(Do::Bye);
-            self.ask();
+            self.ask(now);
         }
     }
 

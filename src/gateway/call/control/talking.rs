@@ -55,7 +55,7 @@ impl CallCore {
         self.out
             .push_back(Action::StartMedia(media.negotiated.clone()));
         if let Some(leg) = self.leg {
-            return self.talk_in_room(now, leg);
+            return self.talk_in_room(now, leg, sends);
         }
         let ivr = match self.verdict {
             Verdict::Locked => {
@@ -83,10 +83,9 @@ impl CallCore {
     /// A leg's caller goes straight into its room (as the collecting node
     /// admitted it, with its role); the room keeps the settings it runs by.
     ///
-    /// No RTP timeout: the node the caller is on watches the caller's
-    /// media and ends the leg with the call (a caller on hold sends the
-    /// leg nothing for as long as it likes).
-    fn talk_in_room(&mut self, now: Instant, leg: LegGrant) {
+    /// The RTP timeout holds as for any caller: a leg whose node died or
+    /// was cut off must not stay in the room for good.
+    fn talk_in_room(&mut self, now: Instant, leg: LegGrant, sends: bool) {
         let grant = Grant {
             room_id: leg.room_id,
             security: None,
@@ -105,7 +104,7 @@ impl CallCore {
             last_media: now,
             silence_check: now,
         };
-        talk.rearm_silence(now, None);
+        talk.rearm_silence(now, self.rules.rtp_timeout.filter(|_| sends));
         self.phase = Phase::Talking(Box::new(talk));
         self.out.push_back(Action::Join {
             room_id: leg.room_id,

@@ -18,9 +18,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        let now = Instant::now();
         let mut h = Harness {
-            core: BridgeCore::new(),
-            now: Instant::now(),
+            core: BridgeCore::new(now),
+            now,
         };
         assert_eq!(h.drain(), vec![Do::Claim]);
         h
@@ -165,7 +166,7 @@ fn after_a_silence_a_new_owner_is_bridged_to() {
 fn a_new_session_places_the_leg_again_and_the_owners_bye_ends_the_bridge() {
     let mut h = Harness::new();
     h.up("p1");
-    h.core.renegotiated();
+    h.core.renegotiated(h.now);
     assert_eq!(h.drain(), vec![Do::Bye, Do::Claim]);
     h.up("p1");
     assert!(h.core.on_owner_bye());
@@ -183,4 +184,48 @@ fn closing_hangs_up_a_leg_placed_or_up_and_nothing_else() {
     h.core.close();
     assert!(h.drain().is_empty(), "a claim under way has no leg yet");
     assert!(h.core.is_over());
+}
+
+#[test]
+fn a_claim_the_store_does_not_answer_in_time_joins_here() {
+    let mut h = Harness::new();
+    assert!(
+        h.advance(LEG_CLAIM_LIMIT - Duration::from_millis(1))
+            .is_empty()
+    );
+    assert_eq!(h.advance(Duration::from_millis(1)), vec![Do::JoinHere]);
+    // Its late answer changes nothing.
+    assert!(h.lease(Lease::Elsewhere(holder("p1"))).is_empty());
+}
+
+#[test]
+fn ten_seconds_of_media_after_a_silence_clear_the_owner_of_suspicion() {
+    let mut h = Harness::new();
+    h.up("p1");
+    h.advance(LEG_SILENCE);
+    h.up("p1");
+    for _ in 0..(LEG_TRUSTED_AFTER.as_millis() / 20 + 60) {
+        assert!(h.advance(Duration::from_millis(20)).is_empty());
+        h.core.on_media(h.now);
+    }
+    // A silence much later is a first one again: the owner is asked.
+    assert_eq!(h.advance(LEG_SILENCE), vec![Do::Bye, Do::Claim]);
+    h.up("p1");
+}
+
+#[test]
+fn retries_start_again_with_each_answered_leg() {
+    let mut h = Harness::new();
+    h.lease(Lease::Elsewhere(holder("p1")));
+    for _ in 0..LEG_RETRIES {
+        h.core.on_refused(h.now, 503);
+        h.advance(LEG_RETRY_AFTER);
+        h.lease(Lease::Elsewhere(holder("p1")));
+    }
+    h.core.on_answered(h.now);
+    assert_eq!(h.drain(), vec![Do::Up]);
+    h.advance(LEG_SILENCE);
+    h.lease(Lease::Elsewhere(holder("p2")));
+    h.core.on_refused(h.now, 503);
+    assert!(h.drain().is_empty(), "asked again, not given up");
 }
