@@ -33,7 +33,7 @@ use super::control::Input;
 use super::{Shell, ToCall};
 use crate::access::leg::{LEG_HEADER, LegPass};
 use crate::conference::lease::LEASE_TTL;
-use crate::conference::{Policy, Presence, Refusal, Role};
+use crate::conference::{Policy, Presence, Role};
 use crate::ids::RoomId;
 use crate::media::ports::{PortLease, RtpPort};
 use crate::media::rtp::{self, PayloadType};
@@ -78,11 +78,14 @@ impl Bridge {
         self.media.as_ref().map(|m| &m.socket)
     }
 
-    /// Sends one of the caller's RTP packets on to the owner, as it came.
-    pub(super) fn forward(&self, packet: &[u8]) {
-        if let Some(m) = &self.media {
-            let _ = m.socket.try_send_to(packet, m.remote);
-        }
+    /// Sends one of the caller's RTP packets on to the owner, as it came;
+    /// false while no leg is up.
+    pub(super) fn forward(&self, packet: &[u8]) -> bool {
+        let Some(m) = &self.media else {
+            return false;
+        };
+        let _ = m.socket.try_send_to(packet, m.remote);
+        true
     }
 
     /// When the bridge's core next wants its timeout handled.
@@ -105,18 +108,20 @@ fn uri_user(caller_id: &str) -> String {
 
 impl Shell {
     /// The core's "join": here, or over a leg to the node that owns the
-    /// room. The answer reaches the core as `Input::Joined` either way.
-    pub(super) fn join_or_bridge(&mut self, room_id: RoomId, host: bool, policy: Policy) {
+    /// room. The answer reaches the core as `Input::Joined` either way. A
+    /// join into the live room's own settings (`policy` `None`: a leg from
+    /// another node) is always here.
+    pub(super) fn join_or_bridge(&mut self, room_id: RoomId, host: bool, policy: Option<Policy>) {
         let alone = self.shared.store.backend() == Backend::Sqlite;
         let ours = self
             .shared
             .rooms
             .owner(room_id)
             .is_some_and(|owner| *owner == *self.shared.node.id());
-        if alone || ours || self.leg.is_some() {
+        let Some(policy) = policy.filter(|_| !alone && !ours) else {
             let joined = self.join(room_id, host, policy);
             return self.inputs.push(Input::Joined(joined));
-        }
+        };
         self.bridge = Some(Box::new(Bridge {
             room_id,
             host,
@@ -153,7 +158,7 @@ impl Shell {
                     self.shared
                         .live
                         .bridged(self.call.0, b.room_id, Role::Participant, None);
-                    let joined = self.join(b.room_id, b.host, b.policy);
+                    let joined = self.join(b.room_id, b.host, Some(b.policy));
                     self.inputs.push(Input::Joined(joined));
                 }
             }
@@ -416,11 +421,5 @@ impl Shell {
             b.core.close();
         }
         self.drive_bridge();
-    }
-
-    /// The room a join over a leg keeps (its own settings), for a leg's
-    /// caller on the owner.
-    pub(super) fn leg_policy(&self, room_id: RoomId) -> Result<Policy, Refusal> {
-        self.shared.rooms.policy(room_id).ok_or(Refusal::Full)
     }
 }

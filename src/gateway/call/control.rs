@@ -211,7 +211,10 @@ pub enum Action {
     Join {
         room_id: RoomId,
         host: bool,
-        policy: Policy,
+        /// The room's settings as the check read them; `None`: the ones
+        /// the live room runs by (a leg from another node, into a room
+        /// this node owns).
+        policy: Option<Policy>,
     },
     /// A keypad command in the room, allowed for this caller's role.
     Room(Command),

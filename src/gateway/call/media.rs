@@ -160,10 +160,10 @@ impl Shell {
         if lost > 0 {
             m.rtp_lost.increment(lost);
         }
-        if let Some(bridge) = &self.bridge {
-            // Bridged to the room's owner: it mixes this caller, and reads
-            // the in-room keypad from the RFC 4733 events itself.
-            bridge.forward(packet);
+        // Bridged to the room's owner: it mixes this caller and reads its
+        // keys (RFC 4733 and in-band) itself; nothing is decoded here.
+        if self.bridge.as_ref().is_some_and(|b| b.forward(packet)) {
+            return true;
         }
         if header.payload_type == m.negotiated.payload_type {
             m.keys.on_audio(now, payload);

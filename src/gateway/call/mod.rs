@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use self::bridge::{Bridge, Lookup};
-use self::control::{Action, Answer, Ask, CallCore, Input, LegGrant, Offer, Session};
+use self::control::{Action, Answer, Ask, CallCore, Input, Offer, Session};
 use super::admission::{Admission, CallSlot};
 use super::keys::CallKeys;
 use super::prompt_clock::Playout;
@@ -115,8 +115,6 @@ struct Shell {
     guess: Option<Guess>,
     /// Inputs for the core that acting on its actions produced.
     inputs: Vec<Input>,
-    /// This call is a leg from another node, into a room this node owns.
-    leg: Option<LegGrant>,
     /// This call's way into a room another node owns.
     bridge: Option<Box<Bridge>>,
     /// The room's lease, being read for the bridge.
@@ -209,7 +207,6 @@ pub(crate) async fn run(
         media: None,
         guess: None,
         inputs: Vec::new(),
-        leg,
         bridge: None,
         lookup: None,
     };

@@ -13,12 +13,16 @@ impl Shell {
         &mut self,
         room_id: RoomId,
         host: bool,
-        policy: Policy,
+        policy: Option<Policy>,
     ) -> Result<(), crate::conference::Refusal> {
-        // A leg's caller joins a room this node owns as the room is set.
-        let policy = match self.leg {
-            Some(_) => self.leg_policy(room_id)?,
-            None => policy,
+        let policy = match policy {
+            Some(policy) => policy,
+            // The room's own settings: it must be live here.
+            None => self
+                .shared
+                .rooms
+                .policy(room_id)
+                .ok_or(crate::conference::Refusal::Full)?,
         };
         let Some(m) = self.media.as_mut() else {
             return Err(crate::conference::Refusal::Full);

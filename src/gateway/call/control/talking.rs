@@ -22,6 +22,24 @@ pub(super) struct Talk {
 }
 
 impl Talk {
+    /// A call just acknowledged, with `ivr`; silence ends it after
+    /// `rtp_timeout` if there is one.
+    pub(super) fn new(ivr: Machine, now: Instant, rtp_timeout: Option<Duration>) -> Talk {
+        let mut talk = Talk {
+            ivr,
+            grant: None,
+            check: None,
+            asked: None,
+            room: None,
+            keypad: Keypad::new(),
+            rtp_timeout: None,
+            last_media: now,
+            silence_check: now,
+        };
+        talk.rearm_silence(now, rtp_timeout);
+        talk
+    }
+
     /// Media arrived or the session changed at `now`.
     pub(super) fn heard(&mut self, now: Instant) {
         self.last_media = now;
@@ -64,18 +82,7 @@ impl CallCore {
             }
             Verdict::Open | Verdict::Alarm => Machine::new(self.rules.ivr.clone()),
         };
-        let mut talk = Talk {
-            ivr,
-            grant: None,
-            check: None,
-            asked: None,
-            room: None,
-            keypad: Keypad::new(),
-            rtp_timeout: None,
-            last_media: now,
-            silence_check: now,
-        };
-        talk.rearm_silence(now, self.rules.rtp_timeout.filter(|_| sends));
+        let talk = Talk::new(ivr, now, self.rules.rtp_timeout.filter(|_| sends));
         self.phase = Phase::Talking(Box::new(talk));
         self.drain_ivr(now);
     }
@@ -93,23 +100,15 @@ impl CallCore {
             host: leg.host,
             policy: Policy::default(),
         };
-        let mut talk = Talk {
-            ivr: Machine::in_room(self.rules.ivr.clone()),
-            grant: Some(grant),
-            check: None,
-            asked: None,
-            room: Some(leg.room_id),
-            keypad: Keypad::new(),
-            rtp_timeout: None,
-            last_media: now,
-            silence_check: now,
-        };
-        talk.rearm_silence(now, self.rules.rtp_timeout.filter(|_| sends));
+        let ivr = Machine::in_room(self.rules.ivr.clone());
+        let mut talk = Talk::new(ivr, now, self.rules.rtp_timeout.filter(|_| sends));
+        talk.grant = Some(grant);
+        talk.room = Some(leg.room_id);
         self.phase = Phase::Talking(Box::new(talk));
         self.out.push_back(Action::Join {
             room_id: leg.room_id,
             host: leg.host,
-            policy: Policy::default(),
+            policy: None,
         });
     }
 
@@ -188,7 +187,7 @@ impl CallCore {
                     self.out.push_back(Action::Join {
                         room_id,
                         host,
-                        policy,
+                        policy: Some(policy),
                     });
                 }
                 ivr::Action::Hangup(outcome) => {

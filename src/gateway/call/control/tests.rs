@@ -459,7 +459,7 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
     assert!(a.contains(&Action::Join {
         room_id: RoomId(9),
         host: false,
-        policy
+        policy: Some(policy)
     }));
     assert!(!h.core.plays_prompts(), "the room's mix takes over");
     assert!(h.give(Input::Joined(Ok(()))).is_empty());
@@ -511,7 +511,7 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_
     assert!(a.contains(&Action::Join {
         room_id: RoomId(9),
         host: false,
-        policy: Policy::default()
+        policy: Some(Policy::default())
     }));
     // A failed guess count does not lock out either.
     let mut h = Harness::talking();
@@ -783,7 +783,7 @@ fn a_leg_is_answered_at_once_and_its_ack_puts_it_in_the_room_with_no_prompt() {
         [Action::Join {
             room_id: RoomId(42),
             host: true,
-            policy: Policy::default(),
+            policy: None,
         }]
     );
     assert!(!h.core.plays_prompts());
