@@ -8,8 +8,10 @@
 //! `dialgate_jitter_frames_total{event}` (lost, late, duplicate,
 //! drift_drop, underrun, fec_recovered; added when a caller leaves its room), `dialgate_mixer_tick_seconds` and
 //! `dialgate_db_query_seconds{op}` (histograms; `op` is the call path's
-//! query: `number`, `failures`, `resolve`, `invitee`, `room` (the room's
-//! settings), `record_attempt` — one batch of the attempt log's writer —
+//! query: `number` (the dialled number's route with the caller's failure
+//! counts, before answering), `failures` (the counts again when a code is
+//! checked, with the settings of the room a right code opens), `resolve`,
+//! `invitee`, `record_attempt` — one batch of the attempt log's writer —
 //! and `wal_checkpoint` on SQLite), `dialgate_calls_shed_total{reason}`
 //! (`max_calls`, `attempt_log`, `loop_lag`, `store`, `store_latency`:
 //! refused with 503 before answering), `dialgate_store_latency_seconds`, `dialgate_attempt_log_backlog`, `dialgate_attempt_rows_written_total`,

@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::prompts::{PromptFrame, PromptSet};
 use super::rtp::{Header, Latch, Outbound, PayloadType, Ssrc};
 use super::socket::MediaSocket;
+use super::tally::Tally;
 
 #[derive(Debug)]
 struct State {
@@ -18,12 +19,13 @@ struct State {
     latch: Latch,
     /// False while the far end does not want our media (it put us on hold).
     sending: bool,
+    /// Packets sent (`dialgate_rtp_packets_total{direction="out"}`).
+    sent: Tally,
 }
 
 pub struct Leg {
     socket: Arc<MediaSocket>,
     state: Mutex<State>,
-    sent: metrics::Counter,
 }
 
 impl std::fmt::Debug for Leg {
@@ -42,8 +44,10 @@ impl Leg {
                 outbound,
                 latch,
                 sending: true,
+                sent: Tally::new(
+                    metrics::counter!("dialgate_rtp_packets_total", "direction" => "out"),
+                ),
             }),
-            sent: metrics::counter!("dialgate_rtp_packets_total", "direction" => "out"),
         }
     }
 
@@ -138,6 +142,14 @@ impl Leg {
         });
     }
 
+    /// Adds the packets this leg sent to the shared counter now, not with
+    /// the next batch (the call's media ends).
+    pub fn flush_counts(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.sent.flush();
+        }
+    }
+
     /// Builds the stream's next packet with `build` and sends it, if the
     /// far end wants our media and its address is known; `None` from
     /// `build` (a packet that could not be built) sends nothing. Built and
@@ -151,8 +163,9 @@ impl Leg {
         let Some(packet) = build(&mut s.outbound) else {
             return;
         };
-        self.sent.increment(1);
-        if let Err(e) = self.socket.try_send_to(packet, dest)
+        let result = self.socket.try_send_to(packet, dest);
+        s.sent.add(1);
+        if let Err(e) = result
             && e.kind() != std::io::ErrorKind::WouldBlock
         {
             tracing::debug!(%e, %dest, "RTP send failed");

@@ -21,6 +21,7 @@
 //! - [`leg`]: one call's outbound media, shared by prompts and the mix.
 //! - [`ports`]: the RTP port pool (even ports; RTCP's odd port left free).
 //! - [`socket`]: a call's media sockets, watched for reads only.
+//! - [`tally`]: a call's packet counts, added to the shared metric in batches.
 //!
 //! The room mixes at 16 kHz (wideband G.722 and Opus); G.711 legs are
 //! halved and doubled at their edge ([`pcm`]).
@@ -40,5 +41,6 @@ pub mod reception;
 pub mod rtcp;
 pub mod rtp;
 pub mod socket;
+pub mod tally;
 
 pub use payload::{ALL_CODECS, Codec, OPUS_PAYLOAD_TYPE, PayloadType};

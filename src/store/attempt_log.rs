@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use tokio::sync::{Notify, RwLock};
 
-use super::{Attempt, Store, StoreError, format_time};
+use super::{Attempt, RoomSettings, Store, StoreError, format_time};
 
 /// Outcomes that count as a failed guess; the partial indexes of migration
 /// 0009 name the same list (`access::lockout::FAILURES` is checked against it).
@@ -341,8 +341,28 @@ impl AttemptLog {
         Ok(state.pending.plus(keys, state.unwritten.plus(keys, stored)))
     }
 
+    /// The dialled number `keys.number`'s route and its caller's failures
+    /// since `since`, counted as [`failures`](Self::failures) does, in one
+    /// trip to the store; `None`: the number is not provisioned.
+    pub async fn route(
+        &self,
+        keys: FailureKeys<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(super::NumberRow, Failures)>, StoreError> {
+        let _reading = self.inner.commit.read().await;
+        let Some((number, stored)) = self.inner.store.route_with_failures(keys, since).await?
+        else {
+            return Ok(None);
+        };
+        let state = self.inner.state();
+        let counts = state.pending.plus(keys, state.unwritten.plus(keys, stored));
+        Ok(Some((number, counts)))
+    }
+
     /// Decides a guess whose code has been looked at (`failed`: it was
-    /// wrong, or not valid now): the failures before it, counted as
+    /// wrong, or not valid now) and, for a right code, reads the settings
+    /// of the `room` it opens in the same trip to the store (`None` if it
+    /// is gone): the failures before it, counted as
     /// [`failures`](Self::failures) does, and — unless `allow` refuses them
     /// (the caller is locked out, and must not learn the verdict) — a
     /// failed guess counts from this step on, until its attempt is recorded
@@ -355,14 +375,23 @@ impl AttemptLog {
         keys: FailureKeys<'_>,
         since: DateTime<Utc>,
         failed: bool,
+        room: Option<i64>,
         allow: impl Fn(Failures) -> bool,
-    ) -> Result<Checked, StoreError> {
+    ) -> Result<(Checked, Option<RoomSettings>), StoreError> {
         let _reading = self.inner.commit.read().await;
-        let stored = self.inner.store.failures_since(keys, since).await?;
+        let (stored, settings) = match room {
+            Some(room) => {
+                self.inner
+                    .store
+                    .failures_and_room(keys, since, room)
+                    .await?
+            }
+            None => (self.inner.store.failures_since(keys, since).await?, None),
+        };
         let mut state = self.inner.state();
         let counts = state.pending.plus(keys, state.unwritten.plus(keys, stored));
         if !allow(counts) {
-            return Ok(Checked::Locked(counts));
+            return Ok((Checked::Locked(counts), settings));
         }
         let guess = failed.then(|| {
             let keys = keys.keys();
@@ -374,7 +403,7 @@ impl AttemptLog {
                 keys,
             }
         });
-        Ok(Checked::Open(counts, guess))
+        Ok((Checked::Open(counts, guess), settings))
     }
 
     /// Writes everything queued (and on SQLite, checkpoints the WAL), then
@@ -594,35 +623,115 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<Failures, StoreError> {
         // Built once: every call counts, and the text never changes.
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            let outcomes: Vec<String> = FAILED_OUTCOMES.iter().map(|o| format!("'{o}'")).collect();
-            let failed = format!("outcome IN ({})", outcomes.join(", "));
-            // Column names and outcomes are constants of ours, never input.
-            format!(
-                "SELECT \
-                 (SELECT COUNT(*) FROM attempts WHERE caller_id = $1 AND at > $4 AND {failed}), \
-                 (SELECT COUNT(*) FROM attempts WHERE source_ip = $2 AND at > $4 AND {failed}), \
-                 (SELECT COUNT(*) FROM attempts WHERE number = $3 AND at > $4 AND {failed})"
-            )
-        });
-        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
-            // NULL matches no row: an uncountable caller-ID counts 0.
-            .bind(keys.caller_id.map(str::to_owned))
-            .bind(keys.source_ip.to_owned())
-            .bind(keys.number.to_owned())
-            .bind(format_time(since))
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {}", failure_counts()));
+        let row = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
             .fetch_one(&self.pool)
             .await?;
-        let n = |i: usize| -> Result<u32, StoreError> {
-            let v: i64 = row.try_get(i)?;
-            Ok(u32::try_from(v).unwrap_or(u32::MAX))
-        };
-        Ok(Failures {
-            caller_id: n(0)?,
-            source: n(1)?,
-            number: n(2)?,
-        })
+        failures_of(&row)
     }
+
+    /// The failures of `keys` since `since` (as
+    /// [`failures_since`](Self::failures_since)) and, in the same query,
+    /// the settings of `room` (`None`: no such room): a right code's
+    /// verdict needs both, and each trip to the store costs more than
+    /// either lookup.
+    pub async fn failures_and_room(
+        &self,
+        keys: FailureKeys<'_>,
+        since: DateTime<Utc>,
+        room: i64,
+    ) -> Result<(Failures, Option<RoomSettings>), StoreError> {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {}, {ROOM_SETTINGS}", failure_counts()));
+        let row = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
+            .bind(room)
+            .fetch_one(&self.pool)
+            .await?;
+        let found: Option<i64> = row.try_get("room_id")?;
+        let settings = match found {
+            None => None,
+            Some(_) => Some(RoomSettings {
+                wait_for_host: row.try_get::<i64, _>("wait_for_host")? != 0,
+                host_admits: row.try_get::<i64, _>("host_admits")? != 0,
+                end_with_host: row.try_get::<i64, _>("end_with_host")? != 0,
+                max_members: row.try_get("max_members")?,
+            }),
+        };
+        Ok((failures_of(&row)?, settings))
+    }
+
+    /// The dialled number `keys.number`'s route (as
+    /// [`number_by_e164`](Store::number_by_e164)) and, in the same query,
+    /// the failures of `keys` since `since` (as
+    /// [`failures_since`](Self::failures_since)): every call asks both
+    /// before it is answered, and each trip to the store costs more than
+    /// either lookup. `None`: the number is not provisioned.
+    pub async fn route_with_failures(
+        &self,
+        keys: FailureKeys<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(super::NumberRow, Failures)>, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {}, {} {} WHERE n.e164 = $3",
+                Store::NUMBER_COLUMNS,
+                failure_counts(),
+                Store::NUMBER_FROM
+            )
+        });
+        let row = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let number = <super::NumberRow as sqlx::FromRow<_>>::from_row(&row)?;
+        Ok(Some((number, failures_of(&row)?)))
+    }
+}
+
+/// The settings of room `$5` as columns `room_id` (NULL: no such room),
+/// `wait_for_host`, `host_admits`, `end_with_host`, `max_members`, beside
+/// the failure counts.
+const ROOM_SETTINGS: &str = "r.id AS room_id, r.wait_for_host AS wait_for_host, \
+     r.host_admits AS host_admits, r.end_with_host AS end_with_host, r.max_members AS max_members \
+     FROM (SELECT 1 AS one) o LEFT JOIN rooms r ON r.id = $5";
+
+/// The three failure counts as columns `failed_caller_id`, `failed_source`,
+/// `failed_number`, of the caller-ID `$1`, the source `$2` and the number
+/// `$3` since `$4` ([`bind_failure_keys`]). Column names and outcomes are
+/// constants of ours, never input.
+fn failure_counts() -> String {
+    let outcomes: Vec<String> = FAILED_OUTCOMES.iter().map(|o| format!("'{o}'")).collect();
+    let failed = format!("outcome IN ({})", outcomes.join(", "));
+    format!(
+        "(SELECT COUNT(*) FROM attempts WHERE caller_id = $1 AND at > $4 AND {failed}) AS failed_caller_id, \
+         (SELECT COUNT(*) FROM attempts WHERE source_ip = $2 AND at > $4 AND {failed}) AS failed_source, \
+         (SELECT COUNT(*) FROM attempts WHERE number = $3 AND at > $4 AND {failed}) AS failed_number"
+    )
+}
+
+fn bind_failure_keys<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    keys: FailureKeys<'_>,
+    since: DateTime<Utc>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        // NULL matches no row: an uncountable caller-ID counts 0.
+        .bind(keys.caller_id.map(str::to_owned))
+        .bind(keys.source_ip.to_owned())
+        .bind(keys.number.to_owned())
+        .bind(format_time(since))
+}
+
+fn failures_of(row: &sqlx::any::AnyRow) -> Result<Failures, StoreError> {
+    let n = |column: &str| -> Result<u32, StoreError> {
+        let v: i64 = row.try_get(column)?;
+        Ok(u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    Ok(Failures {
+        caller_id: n("failed_caller_id")?,
+        source: n("failed_source")?,
+        number: n("failed_number")?,
+    })
 }
 
 #[cfg(test)]

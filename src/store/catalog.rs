@@ -62,7 +62,11 @@ impl Store {
     }
 
     pub async fn number_by_id(&self, id: i64) -> Result<Option<NumberRow>, StoreError> {
-        let sql = format!("{} WHERE n.id = $1", Self::NUMBER_SELECT);
+        let sql = format!(
+            "SELECT {} {} WHERE n.id = $1",
+            Self::NUMBER_COLUMNS,
+            Self::NUMBER_FROM
+        );
         Ok(sqlx::query_as::<_, NumberRow>(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)

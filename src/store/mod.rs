@@ -42,7 +42,7 @@ pub use catalog::TenantUse;
 pub use invitees::InviteeRow;
 pub use leases::{LeaseClaim, LeaseRow};
 pub use nodes::{NODE_TTL, NodeClaim, NodeRow, node_ttl};
-pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, Tenant};
+pub use rows::{Attempt, AttemptRow, MeetingRow, NumberRow, RoomRow, RoomSettings, Tenant};
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,18 +249,27 @@ impl Store {
         })
     }
 
-    const NUMBER_SELECT: &str = "SELECT n.id AS id, n.e164 AS number, n.tenant_id AS tenant_id, t.name AS tenant, n.language AS language \
-         FROM numbers n JOIN tenants t ON t.id = n.tenant_id";
+    /// A [`NumberRow`]'s columns, and where they come from.
+    const NUMBER_COLUMNS: &str = "n.id AS id, n.e164 AS number, n.tenant_id AS tenant_id, t.name AS tenant, n.language AS language";
+    const NUMBER_FROM: &str = "FROM numbers n JOIN tenants t ON t.id = n.tenant_id";
 
     pub async fn list_numbers(&self) -> Result<Vec<NumberRow>, StoreError> {
-        let sql = format!("{} ORDER BY n.id", Self::NUMBER_SELECT);
+        let sql = format!(
+            "SELECT {} {} ORDER BY n.id",
+            Self::NUMBER_COLUMNS,
+            Self::NUMBER_FROM
+        );
         Ok(sqlx::query_as::<_, NumberRow>(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?)
     }
 
     pub async fn number_by_e164(&self, e164: &str) -> Result<Option<NumberRow>, StoreError> {
-        let sql = format!("{} WHERE n.e164 = $1", Self::NUMBER_SELECT);
+        let sql = format!(
+            "SELECT {} {} WHERE n.e164 = $1",
+            Self::NUMBER_COLUMNS,
+            Self::NUMBER_FROM
+        );
         Ok(sqlx::query_as::<_, NumberRow>(sqlx::AssertSqlSafe(sql))
             .bind(e164)
             .fetch_optional(&self.pool)

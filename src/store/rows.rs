@@ -84,6 +84,16 @@ pub struct RoomRow {
     pub max_members: Option<i64>,
 }
 
+/// A room's settings, as a call joining it needs them (and nothing else:
+/// no code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoomSettings {
+    pub wait_for_host: bool,
+    pub host_admits: bool,
+    pub end_with_host: bool,
+    pub max_members: Option<i64>,
+}
+
 /// One line of the attempt log: who, when, which number, the outcome — never the code.
 #[derive(Clone, Debug)]
 pub struct Attempt {

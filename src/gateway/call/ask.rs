@@ -3,22 +3,22 @@
 //! Each question is a future the call's select loop polls; its reply is
 //! settled into the core's answer.
 
-use super::control::{Answer, Ask};
+use super::control::{Answer, Ask, Guessed, Routed};
 use super::{Pending, Reply, Shell};
 use crate::access::E164;
 use crate::access::lockout::{Verdict, countable_caller_id};
 use crate::access::resolve::{Caller, invitee_still_valid, resolve};
 use crate::conference::Policy;
 use crate::ids::TenantId;
-use crate::store::{Checked, FailureKeys, timed};
+use crate::store::{Checked, FailureKeys, RoomSettings, timed};
 
-/// `Policy` from a stored room row.
-fn policy_of(row: &crate::store::RoomRow) -> Policy {
+/// `Policy` from a room's stored settings.
+fn policy_of(room: RoomSettings) -> Policy {
     Policy {
-        wait_for_host: row.wait_for_host != 0,
-        host_admits: row.host_admits != 0,
-        end_with_host: row.end_with_host != 0,
-        max_members: row.max_members.and_then(|n| usize::try_from(n).ok()),
+        wait_for_host: room.wait_for_host,
+        host_admits: room.host_admits,
+        end_with_host: room.end_with_host,
+        max_members: room.max_members.and_then(|n| usize::try_from(n).ok()),
     }
 }
 
@@ -45,21 +45,23 @@ impl Shell {
                     let Some(dialled) = dialled.as_deref().and_then(|d| E164::parse(d).ok()) else {
                         return Reply::Route(Ok(None));
                     };
-                    let routed =
-                        timed("number", shared.store.number_by_e164(dialled.as_str())).await;
+                    // Failures on the number dialled, which is the number
+                    // routed (the row's own, normalised, E.164).
+                    let keys = FailureKeys {
+                        number: dialled.as_str(),
+                        ..keys
+                    };
+                    let routed = timed("number", shared.attempts.route(keys, since)).await;
                     if let Ok(None) = routed {
                         tracing::info!(number = %dialled, source = %source_ip, "number not provisioned");
                     }
                     Reply::Route(routed)
                 }
-                Ask::Count => {
-                    let counted = shared.attempts.failures(keys, since);
-                    Reply::Other(Answer::Count(timed("failures", counted).await))
-                }
-                Ask::Guess { failed } => {
+                Ask::Guess { failed, room } => {
                     let policy = shared.settings.lockout.clone();
                     let allow = move |f| policy.verdict(f) != Verdict::Locked;
-                    let counted = shared.attempts.guess(keys, since, failed, allow);
+                    let room = room.map(|r| r.0);
+                    let counted = shared.attempts.guess(keys, since, failed, room, allow);
                     Reply::Guess(timed("failures", counted).await)
                 }
                 Ask::Resolve(code) => {
@@ -82,10 +84,6 @@ impl Shell {
                     let valid = invitee_still_valid(&shared.store, id);
                     Reply::Other(Answer::Invitee(timed("invitee", valid).await))
                 }
-                Ask::Policy(room_id) => {
-                    let row = timed("room", shared.store.room_by_id(room_id.0)).await;
-                    Reply::Other(Answer::Policy(row.map(|r| r.as_ref().map(policy_of))))
-                }
             }
         })
     }
@@ -93,18 +91,21 @@ impl Shell {
     /// Keeps what the shell needs of a store reply; the core gets the rest.
     pub(super) fn settle(&mut self, reply: Reply) -> Answer {
         match reply {
-            Reply::Route(routed) => Answer::Route(routed.map(|row| {
-                let row = row?;
+            Reply::Route(routed) => Answer::Route(routed.map(|routed| {
+                let (row, failures) = routed?;
                 let number = row.number.clone();
                 self.number = Some(row);
-                Some(number)
+                Some(Routed { number, failures })
             })),
-            Reply::Guess(counted) => Answer::Guess(counted.map(|checked| {
+            Reply::Guess(counted) => Answer::Guess(counted.map(|(checked, room)| {
                 let failures = checked.failures();
                 if let Checked::Open(_, guess) = checked {
                     self.guess = guess;
                 }
-                failures
+                Guessed {
+                    failures,
+                    policy: room.map(policy_of),
+                }
             })),
             Reply::Other(answer) => answer,
         }

@@ -9,12 +9,12 @@
 //! store that fails or is slow) is a deterministic test on simulated time.
 //!
 //! ```text
-//!  Routing ─► Counting ─► Opening ─► [Ringing] ─► Answered ─ACK─► Talking ─► Closing
-//!    │ 404/503  │ 503       │ 4xx/503   │ CANCEL     │ no ACK: BYE   │  │  │    │ prompt
-//!    ▼          ▼           ▼           ▼            ▼               │  │  │    ▼ played
-//!   Done       Done        Done        Done         Done   caller ◄──┘  │  └─► HangingUp ─► Done
-//!                                                          hung up      │ refused,      (BYE answered,
-//!                                                          → Done       │ RTP timeout    or 40 s)
+//!  Routing ─► Opening ─► [Ringing] ─► Answered ─ACK─► Talking ─► Closing
+//!    │ 404/503  │ 4xx/503   │ CANCEL     │ no ACK: BYE   │  │  │    │ prompt
+//!    ▼          ▼           ▼            ▼               │  │  │    ▼ played
+//!   Done       Done        Done         Done   caller ◄──┘  │  └─► HangingUp ─► Done
+//!                                              hung up      │ refused,      (BYE answered,
+//!                                              → Done       │ RTP timeout    or 40 s)
 //! ```
 //!
 //! Where the store fails, this module decides, in [`CallCore::judge`] and
@@ -106,32 +106,48 @@ pub struct Session {
 /// same name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ask {
-    /// The dialled number's row.
+    /// The dialled number's row and, in the same question, the failures
+    /// in the lockout window before answering (one trip to the store).
     Route,
-    /// Failures in the lockout window, before answering.
-    Count,
     /// Failures before a code looked at (`failed`: it will be refused
     /// with a failure), and, unless they lock the caller out, a failed
-    /// guess counted from now until its attempt is recorded.
-    Guess { failed: bool },
+    /// guess counted from now until its attempt is recorded; for a right
+    /// code, the settings of the `room` it opens, as stored now (one trip
+    /// to the store).
+    Guess { failed: bool, room: Option<RoomId> },
     /// What an access code opens, for the number's tenant.
     Resolve(AccessCode),
     /// Whether an invitee's personal code is still valid.
     Invitee(InviteeId),
-    /// A room's settings, as stored now.
-    Policy(RoomId),
+}
+
+/// A provisioned number as the store routed it.
+#[derive(Debug)]
+pub struct Routed {
+    /// The number, normalised.
+    pub number: String,
+    /// Failed attempts in the lockout window by this caller-ID, from this
+    /// source and on this number.
+    pub failures: Failures,
+}
+
+/// The failure counts before a code's verdict, and the settings of the
+/// room a right code opens.
+#[derive(Debug)]
+pub struct Guessed {
+    pub failures: Failures,
+    /// `None`: no room was asked for, or it is gone (its defaults apply).
+    pub policy: Option<Policy>,
 }
 
 /// The store's answer to an [`Ask`].
 #[derive(Debug)]
 pub enum Answer {
-    /// The number, normalised, if it is provisioned.
-    Route(Result<Option<String>, StoreError>),
-    Count(Result<Failures, StoreError>),
-    Guess(Result<Failures, StoreError>),
+    /// The number, if it is provisioned, with the failures counted.
+    Route(Result<Option<Routed>, StoreError>),
+    Guess(Result<Guessed, StoreError>),
     Resolve(Result<Decision, StoreError>),
     Invitee(Result<bool, StoreError>),
-    Policy(Result<Option<Policy>, StoreError>),
 }
 
 impl Answer {
@@ -139,11 +155,9 @@ impl Answer {
     fn kind(&self) -> &'static str {
         match self {
             Answer::Route(_) => "route",
-            Answer::Count(_) => "count",
             Answer::Guess(_) => "guess",
             Answer::Resolve(_) => "resolve",
             Answer::Invitee(_) => "invitee",
-            Answer::Policy(_) => "policy",
         }
     }
 }
@@ -247,9 +261,6 @@ struct Media {
 #[derive(Debug)]
 enum Phase {
     Routing {
-        until: Instant,
-    },
-    Counting {
         until: Instant,
     },
     Opening,
@@ -364,7 +375,6 @@ impl CallCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Routing { until }
-            | Phase::Counting { until }
             | Phase::Ringing { until }
             | Phase::Closing { until, .. }
             | Phase::HangingUp { until } => Some(*until),
@@ -385,7 +395,7 @@ impl CallCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.phase {
-            Phase::Routing { until } | Phase::Counting { until } if now >= *until => {
+            Phase::Routing { until } if now >= *until => {
                 tracing::warn!(limit = ?self.rules.store_timeout, "store too slow before answering: 503");
                 self.refuse(Cause::Shed(Shed::Store));
             }
@@ -497,25 +507,20 @@ impl CallCore {
     fn on_answer(&mut self, now: Instant, answer: Answer) {
         match (&mut self.phase, answer) {
             (Phase::Routing { .. }, Answer::Route(routed)) => match routed {
-                Ok(Some(number)) => {
-                    self.number = Some(number);
-                    self.phase = Phase::Counting {
-                        until: now + self.rules.store_timeout,
-                    };
-                    self.out.push_back(Action::Ask(Ask::Count));
+                Ok(Some(routed)) => {
+                    self.number = Some(routed.number);
+                    self.verdict = self.judge(Ok(routed.failures));
+                    self.phase = Phase::Opening;
+                    self.out.push_back(Action::OpenPort);
                 }
                 Ok(None) => self.refuse(Cause::UnknownNumber),
                 Err(e) => {
-                    // Fail closed: a number we cannot route is not answered.
+                    // Fail closed: a number we cannot route (nor count its
+                    // failures: the same query) is not answered.
                     tracing::error!(%e, "number lookup failed");
                     self.refuse(Cause::StoreFailed);
                 }
             },
-            (Phase::Counting { .. }, Answer::Count(counted)) => {
-                self.verdict = self.judge(counted);
-                self.phase = Phase::Opening;
-                self.out.push_back(Action::OpenPort);
-            }
             (Phase::Talking(_), answer) => self.on_check(now, answer),
             // An answer to a question of a phase gone by (the caller hung
             // up meanwhile): nothing waits for it.

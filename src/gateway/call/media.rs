@@ -108,7 +108,10 @@ impl Shell {
             negotiated,
             on_hold,
             reception: crate::media::reception::Reception::new(),
-            rtp_in: metrics::counter!("dialgate_rtp_packets_total", "direction" => "in"),
+            rtp_in: crate::media::tally::Tally::new(metrics::counter!(
+                "dialgate_rtp_packets_total",
+                "direction" => "in"
+            )),
             rtp_dropped: metrics::counter!("dialgate_rtp_packets_dropped_total"),
             rtp_lost: metrics::counter!("dialgate_rtp_packets_lost_total"),
             room: None,
@@ -155,7 +158,7 @@ impl Shell {
             m.rtp_dropped.increment(1);
             return false;
         }
-        m.rtp_in.increment(1);
+        m.rtp_in.add(1);
         let lost = m.reception.on_packet(header.ssrc, header.sequence);
         if lost > 0 {
             m.rtp_lost.increment(lost);
@@ -248,6 +251,13 @@ impl Shell {
 
     /// The call's media part is over: out of the live view and the room.
     pub(super) fn media_ended(&mut self, outcome: &'static str) {
+        // The call's packet counts reach the metric by the time it leaves
+        // the live view (a packet the mix sends after this is added when
+        // the leg is dropped).
+        if let Some(m) = self.media.as_mut() {
+            m.rtp_in.flush();
+            m.leg.flush_counts();
+        }
         self.shared.live.remove(self.call.0);
         self.end_leg();
         metrics::counter!("dialgate_calls_total", "outcome" => outcome).increment(1);

@@ -50,8 +50,8 @@ type Events = mpsc::Receiver<ToCall>;
 
 /// The store's reply to one [`Ask`], with what the shell keeps of it.
 enum Reply {
-    Route(Result<Option<NumberRow>, crate::store::StoreError>),
-    Guess(Result<Checked, crate::store::StoreError>),
+    Route(Result<Option<(NumberRow, crate::store::Failures)>, crate::store::StoreError>),
+    Guess(Result<(Checked, Option<crate::store::RoomSettings>), crate::store::StoreError>),
     Other(Answer),
 }
 
@@ -77,8 +77,9 @@ struct Media {
     negotiated: Negotiated,
     on_hold: bool,
     reception: crate::media::reception::Reception,
-    /// Handles looked up once, not per packet.
-    rtp_in: metrics::Counter,
+    /// Handles looked up once, not per packet; the caller's packets are
+    /// added to the shared counter in batches.
+    rtp_in: crate::media::tally::Tally,
     /// Datagrams on the call's port that were not its stream (not RTP, a
     /// payload type not negotiated, not from the caller).
     rtp_dropped: metrics::Counter,

@@ -104,9 +104,10 @@ async fn guess_from(log: &AttemptLog, i: usize, failed: bool, limit: u32) -> Che
         source_ip: "10.0.0.9",
         number: "+15550100",
     };
-    log.guess(k, since, failed, |f| f.source < limit)
+    log.guess(k, since, failed, None, |f| f.source < limit)
         .await
         .unwrap()
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +210,11 @@ async fn a_dropped_guess_stops_counting_and_a_right_one_is_never_held() {
     let log = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
     let since = Utc::now() - chrono::Duration::minutes(15);
     let k = keys("10.0.0.2", "carol");
-    let Checked::Open(_, Some(g)) = log.guess(k, since, true, |f| f.source < 1).await.unwrap()
+    let Checked::Open(_, Some(g)) = log
+        .guess(k, since, true, None, |f| f.source < 1)
+        .await
+        .unwrap()
+        .0
     else {
         panic!("the first guess");
     };
@@ -219,13 +224,21 @@ async fn a_dropped_guess_stops_counting_and_a_right_one_is_never_held() {
         "a known failure counts before its row"
     );
     assert!(matches!(
-        log.guess(k, since, false, |f| f.source < 1).await.unwrap(),
+        log.guess(k, since, false, None, |f| f.source < 1)
+            .await
+            .unwrap()
+            .0,
         Checked::Locked(_)
     ));
     // Dropped (the caller hung up before the verdict): no failure.
     drop(g);
     assert_eq!(log.failures(k, since).await.unwrap().source, 0);
-    let Checked::Open(_, None) = log.guess(k, since, false, |f| f.source < 1).await.unwrap() else {
+    let Checked::Open(_, None) = log
+        .guess(k, since, false, None, |f| f.source < 1)
+        .await
+        .unwrap()
+        .0
+    else {
         panic!("a right code below the limit is let through and not held");
     };
     log.record(attempt(Utc::now(), "10.0.0.2", "carol", "admitted"), None);
@@ -423,4 +436,116 @@ async fn a_serving_store_leaves_checkpoints_to_the_attempt_log() {
         "the rows reached the database file: {before} -> {} bytes",
         file_len()
     );
+}
+
+#[tokio::test]
+async fn a_route_brings_the_failures_counted_in_the_same_query() {
+    let (_dir, store) = temp_store().await;
+    let tenant = store.insert_tenant("acme", Utc::now()).await.unwrap();
+    let number = store
+        .insert_number("+15550100", &tenant, "de", Utc::now())
+        .await
+        .unwrap();
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    let committed = AttemptLog::start(store.clone(), config(Duration::from_millis(5)));
+    for (source, caller, outcome) in [
+        ("10.0.0.1", "alice", "wrong"),
+        ("10.0.0.1", "alice", "wrong"),
+        ("10.0.0.1", "alice", "admitted"),
+        ("10.0.0.2", "bob", "wrong"),
+    ] {
+        committed.record(attempt(Utc::now(), source, caller, outcome), None);
+    }
+    // An hour old: outside the window.
+    let old = Utc::now() - chrono::Duration::hours(1);
+    committed.record(attempt(old, "10.0.0.1", "alice", "wrong"), None);
+    committed.close().await;
+    // One more, queued and not yet written, counts as well.
+    let log = AttemptLog::start(store.clone(), config(Duration::from_secs(3600)));
+    log.record(attempt(Utc::now(), "10.0.0.1", "carol", "wrong"), None);
+
+    let (routed, failures) = log
+        .route(keys("10.0.0.1", "alice"), since)
+        .await
+        .unwrap()
+        .expect("a provisioned number");
+    assert_eq!(routed, number);
+    let expected = Failures {
+        caller_id: 2,
+        source: 3,
+        number: 4,
+    };
+    assert_eq!(failures, expected);
+    assert_eq!(
+        log.failures(keys("10.0.0.1", "alice"), since)
+            .await
+            .unwrap(),
+        expected,
+        "the same counts as on their own"
+    );
+    let unprovisioned = FailureKeys {
+        number: "+15550199",
+        ..keys("10.0.0.1", "alice")
+    };
+    assert!(log.route(unprovisioned, since).await.unwrap().is_none());
+    log.close().await;
+}
+
+#[tokio::test]
+async fn a_right_codes_guess_reads_its_rooms_settings_in_the_same_query() {
+    let (_dir, store) = temp_store().await;
+    let tenant = store.insert_tenant("acme", Utc::now()).await.unwrap();
+    let room = crate::store::RoomRow {
+        id: 0,
+        tenant_id: tenant.id,
+        tenant: tenant.name.clone(),
+        name: "board".into(),
+        access_code: "4711".into(),
+        security_code_hash: None,
+        host_code: None,
+        wait_for_host: 1,
+        host_admits: 0,
+        end_with_host: 1,
+        max_members: Some(12),
+    };
+    let room = store.insert_room(&room, Utc::now()).await.unwrap();
+    let log = AttemptLog::start(store.clone(), config(Duration::from_secs(3600)));
+    log.record(attempt(Utc::now(), "10.0.0.1", "alice", "wrong"), None);
+    let since = Utc::now() - chrono::Duration::minutes(15);
+    let open = |_| true;
+
+    let (checked, settings) = log
+        .guess(keys("10.0.0.1", "alice"), since, false, Some(room.id), open)
+        .await
+        .unwrap();
+    assert_eq!(checked.failures().caller_id, 1, "counted as ever");
+    assert_eq!(
+        settings,
+        Some(RoomSettings {
+            wait_for_host: true,
+            host_admits: false,
+            end_with_host: true,
+            max_members: Some(12),
+        })
+    );
+    // A room gone (or never there): no settings, the counts all the same.
+    let (checked, settings) = log
+        .guess(
+            keys("10.0.0.1", "alice"),
+            since,
+            false,
+            Some(room.id + 100),
+            open,
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked.failures().caller_id, 1);
+    assert_eq!(settings, None);
+    // No room asked for: none read.
+    let (_, settings) = log
+        .guess(keys("10.0.0.1", "alice"), since, true, None, open)
+        .await
+        .unwrap();
+    assert_eq!(settings, None);
+    log.close().await;
 }

@@ -1,6 +1,6 @@
 //! The code check: a code looked up, the failure counts asked before its
-//! verdict (the lockout), a probed number's delay, the security code
-//! against the grant, then the room's settings.
+//! verdict (the lockout, with the settings of the room a right code
+//! opens), a probed number's delay, the security code against the grant.
 
 use super::*;
 
@@ -16,7 +16,7 @@ pub(super) struct Grant {
     pub(super) invitee: Option<InviteeId>,
     /// The host code was keyed.
     pub(super) host: bool,
-    /// The room's settings, read at the last check.
+    /// The room's settings, read with the last check's counts.
     pub(super) policy: Policy,
 }
 
@@ -24,8 +24,8 @@ pub(super) struct Grant {
 /// its verdict be given.
 #[derive(Debug)]
 pub(super) enum Next {
-    /// Right: the room's settings, then admitted.
-    Policy {
+    /// Right: admitted, with the room's settings read with the counts.
+    Admit {
         room_id: RoomId,
     },
     /// A right access code: now the security code.
@@ -58,15 +58,18 @@ pub(super) enum Check {
     Guessing { next: Next, security: bool },
     /// The probed number's delay before the verdict.
     Slowed { next: Next, until: Instant },
-    /// The room's settings, then `Admitted`.
-    Policy { room_id: RoomId },
 }
 
-/// Asks for the failure counts before `next`'s verdict is given.
+/// Asks for the failure counts before `next`'s verdict is given (and, for
+/// a right code, the room's settings with them).
 pub(super) fn count_guess(t: &mut Talk, out: &mut VecDeque<Action>, next: Next, security: bool) {
     let failed = next.failed();
+    let room = match next {
+        Next::Admit { room_id } => Some(room_id),
+        _ => None,
+    };
     t.check = Some(Check::Guessing { next, security });
-    out.push_back(Action::Ask(Ask::Guess { failed }));
+    out.push_back(Action::Ask(Ask::Guess { failed, room }));
 }
 
 /// A security code against the grant's hash: right leads to the room.
@@ -78,7 +81,7 @@ pub(super) fn verify(secret: &Secret, grant: Option<&Grant>, code: &AccessCode) 
                 .as_deref()
                 .is_some_and(|stored| secret.verify(SECURITY, code.as_str(), stored)) =>
         {
-            Next::Policy {
+            Next::Admit {
                 room_id: grant.room_id,
             }
         }
@@ -114,7 +117,7 @@ impl CallCore {
                             // The room's settings are read at the security check.
                             Next::Security { room_id }
                         } else {
-                            Next::Policy { room_id }
+                            Next::Admit { room_id }
                         }
                     }
                     Ok(Decision::Refuse(outcome)) => Next::Refused(outcome),
@@ -141,7 +144,19 @@ impl CallCore {
                 count_guess(t, &mut self.out, next, true);
                 None
             }
-            (Some(Check::Guessing { next, security }), Answer::Guess(counted)) => {
+            (Some(Check::Guessing { next, security }), Answer::Guess(guessed)) => {
+                let counted = guessed.map(|g| {
+                    if matches!(next, Next::Admit { .. })
+                        && let Some(grant) = t.grant.as_mut()
+                    {
+                        // A room gone since its code was looked up: its
+                        // defaults (the code was right). Where the store
+                        // failed, `judge` logs it and fails open, and the
+                        // defaults apply as well.
+                        grant.policy = g.policy.unwrap_or_default();
+                    }
+                    g.failures
+                });
                 match self.judge(counted) {
                     Verdict::Locked => {
                         if let Phase::Talking(t) = &mut self.phase
@@ -163,20 +178,6 @@ impl CallCore {
                     _ => self.proceed(next, security),
                 }
             }
-            (Some(Check::Policy { room_id }), Answer::Policy(read)) => {
-                let policy = match read {
-                    Ok(p) => p.unwrap_or_default(),
-                    Err(e) => {
-                        // The room's defaults: the code was right.
-                        tracing::error!(%e, room_id = room_id.0, "cannot read the room's settings");
-                        Policy::default()
-                    }
-                };
-                if let Some(g) = t.grant.as_mut() {
-                    g.policy = policy;
-                }
-                Some(LookupResult::Admitted { room_id })
-            }
             (check, answer) => {
                 tracing::debug!(answer = answer.kind(), "store answer no check waits for");
                 t.check = check;
@@ -196,18 +197,13 @@ impl CallCore {
         }
     }
 
-    /// Carries out a verdict the lockout let through: a right code asks
-    /// for the room's settings (then admits); the rest is for the IVR now.
+    /// Carries out a verdict the lockout let through, for the IVR.
     pub(super) fn proceed(&mut self, next: Next, security: bool) -> Option<LookupResult> {
         let Phase::Talking(t) = &mut self.phase else {
             return None;
         };
         match next {
-            Next::Policy { room_id } => {
-                t.check = Some(Check::Policy { room_id });
-                self.out.push_back(Action::Ask(Ask::Policy(room_id)));
-                None
-            }
+            Next::Admit { room_id } => Some(LookupResult::Admitted { room_id }),
             Next::Security { room_id } => Some(LookupResult::NeedSecurity { room_id }),
             Next::Refused(outcome) => {
                 if !security {

@@ -24,6 +24,14 @@ fn rules() -> Rules {
     }
 }
 
+/// The store's answer for the provisioned number, with `failures`.
+fn routed(failures: Failures) -> Answer {
+    Answer::Route(Ok(Some(Routed {
+        number: "+15550100".into(),
+        failures,
+    })))
+}
+
 fn store_down() -> StoreError {
     StoreError::Database(sqlx::Error::PoolTimedOut)
 }
@@ -76,7 +84,8 @@ impl Harness {
     }
 
     /// Answers a code's lookup with `decided`, then its failure count with
-    /// `counted`: what follows both.
+    /// `counted` (and no settings for the room: its defaults): what
+    /// follows both.
     fn check(
         &mut self,
         decided: Result<Decision, StoreError>,
@@ -87,7 +96,10 @@ impl Harness {
             matches!(&a[..], [Action::Ask(Ask::Guess { .. })]),
             "a looked-at code is counted first: {a:?}"
         );
-        self.answer(Answer::Guess(counted))
+        self.answer(Answer::Guess(counted.map(|failures| Guessed {
+            failures,
+            policy: None,
+        })))
     }
 
     fn give(&mut self, input: Input) -> Vec<Action> {
@@ -138,9 +150,7 @@ impl Harness {
     fn answered(rules: Rules, failures: Failures) -> Harness {
         let mut h = Harness::with(rules);
         assert_eq!(h.drain(), vec![Action::Ask(Ask::Route)]);
-        let a = h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-        assert_eq!(a, vec![Action::Ask(Ask::Count)]);
-        let a = h.answer(Answer::Count(Ok(failures)));
+        let a = h.answer(routed(failures));
         assert_eq!(a, vec![Action::OpenPort]);
         let a = h.give(Input::Port(Some(Session {
             port: 40000,
@@ -233,46 +243,21 @@ fn a_store_too_slow_before_answering_sheds_the_call_with_503() {
     assert_eq!(a, vec![Action::Refuse(Cause::Shed(Shed::Store))]);
     assert!(h.core.is_done());
     // The answer that comes too late changes nothing.
-    assert!(
-        h.answer(Answer::Route(Ok(Some("+15550100".into()))))
-            .is_empty()
-    );
-}
-
-#[test]
-fn a_slow_failure_count_sheds_too_but_a_failed_one_fails_open() {
-    let mut h = Harness::with(rules());
-    h.drain();
-    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-    h.now += Duration::from_secs(1);
-    // The count has its own store deadline, from when it was asked.
-    assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_secs(1)));
-    let a = h.advance(Duration::from_secs(1));
-    assert_eq!(a, vec![Action::Refuse(Cause::Shed(Shed::Store))]);
-    // Fail open: the lockout is not applied when failures cannot be counted.
-    let mut h = Harness::with(rules());
-    h.drain();
-    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-    assert_eq!(
-        h.answer(Answer::Count(Err(store_down()))),
-        vec![Action::OpenPort]
-    );
+    assert!(h.answer(routed(Failures::default())).is_empty());
 }
 
 #[test]
 fn no_rtp_port_or_no_common_codec_refuse_before_answering() {
     let mut h = Harness::with(rules());
     h.drain();
-    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-    h.answer(Answer::Count(Ok(Failures::default())));
+    h.answer(routed(Failures::default()));
     let a = h.give(Input::Port(None));
     assert_eq!(a, vec![Action::Refuse(Cause::NoMediaPort)]);
     let mut r = rules();
     r.codecs = vec![Codec::Pcma];
     let mut h = Harness::with(r);
     h.drain();
-    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-    h.answer(Answer::Count(Ok(Failures::default())));
+    h.answer(routed(Failures::default()));
     let a = h.give(Input::Port(Some(Session {
         port: 40000,
         id: 1,
@@ -287,8 +272,7 @@ fn an_answer_delay_rings_first_and_answers_when_it_is_over() {
     r.answer_delay = Duration::from_secs(3);
     let mut h = Harness::with(r);
     h.drain();
-    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-    h.answer(Answer::Count(Ok(Failures::default())));
+    h.answer(routed(Failures::default()));
     let a = h.give(Input::Port(Some(Session {
         port: 40000,
         id: 1,
@@ -331,8 +315,7 @@ fn a_caller_who_cancels_while_ringing_is_gone_without_an_answer() {
     r.answer_delay = Duration::from_secs(3);
     let mut h = Harness::with(r);
     h.drain();
-    h.answer(Answer::Route(Ok(Some("+15550100".into()))));
-    h.answer(Answer::Count(Ok(Failures::default())));
+    h.answer(routed(Failures::default()));
     h.give(Input::Port(Some(Session {
         port: 40000,
         id: 1,
@@ -439,15 +422,23 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
         "{a:?}"
     );
     let a = h.answer(Answer::Resolve(Ok(admit(9, None))));
-    assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: false })]);
-    let a = h.answer(Answer::Guess(Ok(Failures::default())));
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
+    // The counts, and the room's settings with them.
+    assert_eq!(
+        a,
+        vec![Action::Ask(Ask::Guess {
+            failed: false,
+            room: Some(RoomId(9))
+        })]
+    );
     h.now += Duration::from_millis(30);
     let policy = Policy {
         wait_for_host: true,
         ..Policy::default()
     };
-    let a = h.answer(Answer::Policy(Ok(Some(policy))));
+    let a = h.answer(Answer::Guess(Ok(Guessed {
+        failures: Failures::default(),
+        policy: Some(policy),
+    })));
     assert!(a.contains(&Action::Record {
         stage: Stage::Access,
         outcome: Outcome::Admitted,
@@ -494,30 +485,35 @@ fn hanging_up_during_a_lookup_records_the_abandoned_attempt_and_ignores_the_late
 }
 
 #[test]
-fn a_failed_code_lookup_refuses_the_code_and_a_failed_settings_read_admits_with_defaults() {
+fn a_failed_code_lookup_refuses_the_code_and_a_failed_count_admits_with_the_rooms_defaults() {
     // Fail closed for the code.
     let mut h = Harness::talking();
     h.keys("1234#");
     let a = h.answer(Answer::Resolve(Err(store_down())));
-    assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: true })]);
-    let a = h.answer(Answer::Guess(Ok(Failures::default())));
+    assert_eq!(
+        a,
+        vec![Action::Ask(Ask::Guess {
+            failed: true,
+            room: None
+        })]
+    );
+    let a = h.answer(Answer::Guess(Ok(Guessed {
+        failures: Failures::default(),
+        policy: None,
+    })));
     assert_eq!(records(&a), vec![(Stage::Access, Outcome::Wrong)]);
-    // Fail open for the room's settings: the code was right.
+    // Fail open for the count, and the room's settings read with it: the
+    // code was right, no lockout is applied and the room's defaults hold.
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.check(Ok(admit(9, None)), Ok(Failures::default()));
-    let a = h.answer(Answer::Policy(Err(store_down())));
+    let a = h.check(Ok(admit(9, None)), Err(store_down()));
+    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Admitted)]);
     let a = h.finish_play(&a);
     assert!(a.contains(&Action::Join {
         room_id: RoomId(9),
         host: false,
         policy: Some(Policy::default())
     }));
-    // A failed guess count does not lock out either.
-    let mut h = Harness::talking();
-    h.keys("1234#");
-    let a = h.check(Ok(admit(9, None)), Err(store_down()));
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
 }
 
 #[test]
@@ -559,12 +555,12 @@ fn a_probed_number_slows_each_verdict_by_two_seconds() {
     );
     let a = h.advance(Duration::from_millis(1));
     assert_eq!(records(&a), vec![(Stage::Access, Outcome::Wrong)]);
-    // A right one: the room's settings are asked two seconds later.
+    // A right one: admitted two seconds later.
     let mut h = Harness::talking();
     h.keys("1234#");
     assert!(h.check(Ok(admit(9, None)), Ok(probed)).is_empty());
     let a = h.advance(PROBED_NUMBER_DELAY);
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
+    assert_eq!(records(&a), vec![(Stage::Access, Outcome::Admitted)]);
 }
 
 #[test]
@@ -578,15 +574,35 @@ fn a_security_code_is_verified_against_the_grant_and_the_settings_read_at_the_jo
     assert_eq!(records(&a), vec![]);
     // Wrong first: counted as a failure, refused without reading anything more.
     let a = h.keys("1111#");
-    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess { failed: true })));
-    let a = h.answer(Answer::Guess(Ok(Failures::default())));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Ask(Ask::Guess {
+            failed: true,
+            room: None
+        }))
+    );
+    let a = h.answer(Answer::Guess(Ok(Guessed {
+        failures: Failures::default(),
+        policy: None,
+    })));
     assert_eq!(records(&a), vec![(Stage::Security, Outcome::Wrong)]);
-    // Right: the settings are read, then the join.
+    // Right: the settings are read with the counts, then the join.
     let a = h.keys("4321#");
-    assert_eq!(a.last(), Some(&Action::Ask(Ask::Guess { failed: false })));
-    let a = h.answer(Answer::Guess(Ok(Failures::default())));
-    assert_eq!(a, vec![Action::Ask(Ask::Policy(RoomId(9)))]);
-    let a = h.answer(Answer::Policy(Ok(None)));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Ask(Ask::Guess {
+            failed: false,
+            room: Some(RoomId(9))
+        }))
+    );
+    let policy = Policy {
+        host_admits: true,
+        ..Policy::default()
+    };
+    let a = h.answer(Answer::Guess(Ok(Guessed {
+        failures: Failures::default(),
+        policy: Some(policy),
+    })));
     assert!(records(&a).contains(&(Stage::Security, Outcome::Admitted)));
     let a = h.finish_play(&a);
     assert!(
@@ -594,8 +610,9 @@ fn a_security_code_is_verified_against_the_grant_and_the_settings_read_at_the_jo
             x,
             Action::Join {
                 room_id: RoomId(9),
+                policy: Some(p),
                 ..
-            }
+            } if *p == policy
         )),
         "{a:?}"
     );
@@ -618,8 +635,17 @@ fn a_revoked_invitee_is_refused_at_the_security_code_even_when_the_store_fails()
         let a = h.keys("4321#");
         assert_eq!(a.last(), Some(&Action::Ask(Ask::Invitee(InviteeId(11)))));
         let a = h.answer(Answer::Invitee(valid));
-        assert_eq!(a, vec![Action::Ask(Ask::Guess { failed: true })]);
-        let a = h.answer(Answer::Guess(Ok(Failures::default())));
+        assert_eq!(
+            a,
+            vec![Action::Ask(Ask::Guess {
+                failed: true,
+                room: None
+            })]
+        );
+        let a = h.answer(Answer::Guess(Ok(Guessed {
+            failures: Failures::default(),
+            policy: None,
+        })));
         assert_eq!(records(&a), vec![(Stage::Security, Outcome::Revoked)]);
     }
 }
@@ -653,8 +679,7 @@ fn silence_past_the_rtp_timeout_hangs_up_with_408_and_media_resets_it() {
 fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.check(Ok(admit(9, None)), Ok(Failures::default()));
-    let a = h.answer(Answer::Policy(Ok(None)));
+    let a = h.check(Ok(admit(9, None)), Ok(Failures::default()));
     h.finish_play(&a);
     let a = h.give(Input::Joined(Err(Refusal::Full)));
     assert_eq!(
@@ -694,8 +719,7 @@ fn a_room_that_turns_the_caller_away_plays_why_then_hangs_up() {
 fn a_closing_prompt_plays_ten_seconds_at_most() {
     let mut h = Harness::talking();
     h.keys("1234#");
-    h.check(Ok(admit(9, None)), Ok(Failures::default()));
-    let a = h.answer(Answer::Policy(Ok(None)));
+    let a = h.check(Ok(admit(9, None)), Ok(Failures::default()));
     h.finish_play(&a);
     h.give(Input::Joined(Ok(())));
     let a = h.give(Input::Presence(Presence::Ended));
