@@ -102,6 +102,20 @@ impl Harness {
         })))
     }
 
+    /// `asked` ends with a failed guess's count (no room's settings to
+    /// read): answered with no failures on record; what follows.
+    fn count_failed(&mut self, asked: &[Action]) -> Vec<Action> {
+        let count = Action::Ask(Ask::Guess {
+            failed: true,
+            room: None,
+        });
+        assert_eq!(asked.last(), Some(&count), "{asked:?}");
+        self.answer(Answer::Guess(Ok(Guessed {
+            failures: Failures::default(),
+            policy: None,
+        })))
+    }
+
     fn give(&mut self, input: Input) -> Vec<Action> {
         self.core.handle(self.now, input);
         self.drain()
@@ -490,17 +504,7 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_count_admits_with_the_room
     let mut h = Harness::talking();
     h.keys("1234#");
     let a = h.answer(Answer::Resolve(Err(store_down())));
-    assert_eq!(
-        a,
-        vec![Action::Ask(Ask::Guess {
-            failed: true,
-            room: None
-        })]
-    );
-    let a = h.answer(Answer::Guess(Ok(Guessed {
-        failures: Failures::default(),
-        policy: None,
-    })));
+    let a = h.count_failed(&a);
     assert_eq!(records(&a), vec![(Stage::Access, Outcome::Wrong)]);
     // Fail open for the count, and the room's settings read with it: the
     // code was right, no lockout is applied and the room's defaults hold.
@@ -574,17 +578,7 @@ fn a_security_code_is_verified_against_the_grant_and_the_settings_read_at_the_jo
     assert_eq!(records(&a), vec![]);
     // Wrong first: counted as a failure, refused without reading anything more.
     let a = h.keys("1111#");
-    assert_eq!(
-        a.last(),
-        Some(&Action::Ask(Ask::Guess {
-            failed: true,
-            room: None
-        }))
-    );
-    let a = h.answer(Answer::Guess(Ok(Guessed {
-        failures: Failures::default(),
-        policy: None,
-    })));
+    let a = h.count_failed(&a);
     assert_eq!(records(&a), vec![(Stage::Security, Outcome::Wrong)]);
     // Right: the settings are read with the counts, then the join.
     let a = h.keys("4321#");
@@ -635,17 +629,7 @@ fn a_revoked_invitee_is_refused_at_the_security_code_even_when_the_store_fails()
         let a = h.keys("4321#");
         assert_eq!(a.last(), Some(&Action::Ask(Ask::Invitee(InviteeId(11)))));
         let a = h.answer(Answer::Invitee(valid));
-        assert_eq!(
-            a,
-            vec![Action::Ask(Ask::Guess {
-                failed: true,
-                room: None
-            })]
-        );
-        let a = h.answer(Answer::Guess(Ok(Guessed {
-            failures: Failures::default(),
-            policy: None,
-        })));
+        let a = h.count_failed(&a);
         assert_eq!(records(&a), vec![(Stage::Security, Outcome::Revoked)]);
     }
 }
