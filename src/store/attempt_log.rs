@@ -147,6 +147,16 @@ struct State {
     stopped: bool,
 }
 
+impl State {
+    /// Failures of `keys` from `stored` (committed) plus the rows queued
+    /// and not yet written and the failed guesses not yet recorded. Read
+    /// under the commit lock's read side: no row is counted twice or
+    /// missed while the writer commits.
+    fn counted(&self, keys: FailureKeys<'_>, stored: Failures) -> Failures {
+        self.pending.plus(keys, self.unwritten.plus(keys, stored))
+    }
+}
+
 /// Counts per key.
 #[derive(Default)]
 struct Tally(HashMap<Key, u32>);
@@ -328,22 +338,9 @@ impl AttemptLog {
         self.backlog() >= self.inner.config.backlog_limit
     }
 
-    /// Failures since `since` for `keys`: committed, unwritten, and failed
-    /// guesses not yet recorded.
-    pub async fn failures(
-        &self,
-        keys: FailureKeys<'_>,
-        since: DateTime<Utc>,
-    ) -> Result<Failures, StoreError> {
-        let _reading = self.inner.commit.read().await;
-        let stored = self.inner.store.failures_since(keys, since).await?;
-        let state = self.inner.state();
-        Ok(state.pending.plus(keys, state.unwritten.plus(keys, stored)))
-    }
-
     /// The dialled number `keys.number`'s route and its caller's failures
-    /// since `since`, counted as [`failures`](Self::failures) does, in one
-    /// trip to the store; `None`: the number is not provisioned.
+    /// since `since` (as `State::counted` adds them up), in one trip to the
+    /// store; `None`: the number is not provisioned.
     pub async fn route(
         &self,
         keys: FailureKeys<'_>,
@@ -354,16 +351,14 @@ impl AttemptLog {
         else {
             return Ok(None);
         };
-        let state = self.inner.state();
-        let counts = state.pending.plus(keys, state.unwritten.plus(keys, stored));
-        Ok(Some((number, counts)))
+        Ok(Some((number, self.inner.state().counted(keys, stored))))
     }
 
     /// Decides a guess whose code has been looked at (`failed`: it was
     /// wrong, or not valid now) and, for a right code, reads the settings
     /// of the `room` it opens in the same trip to the store (`None` if it
-    /// is gone): the failures before it, counted as
-    /// [`failures`](Self::failures) does, and — unless `allow` refuses them
+    /// is gone): the failures before it (as `State::counted` adds them
+    /// up), and — unless `allow` refuses them
     /// (the caller is locked out, and must not learn the verdict) — a
     /// failed guess counts from this step on, until its attempt is recorded
     /// with the returned [`Guess`]. Count and reservation are one step, so
@@ -388,8 +383,10 @@ impl AttemptLog {
             }
             None => (self.inner.store.failures_since(keys, since).await?, None),
         };
+        // Counted and reserved under one lock: concurrent guesses never
+        // pass a limit together.
         let mut state = self.inner.state();
-        let counts = state.pending.plus(keys, state.unwritten.plus(keys, stored));
+        let counts = state.counted(keys, stored);
         if !allow(counts) {
             return Ok((Checked::Locked(counts), settings));
         }
