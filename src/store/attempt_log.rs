@@ -621,10 +621,8 @@ impl Store {
     ) -> Result<Failures, StoreError> {
         // Built once: every call counts, and the text never changes.
         static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {}", failure_counts()));
-        let row = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
-            .fetch_one(&self.pool)
-            .await?;
-        failures_of(&row)
+        let query = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since);
+        failures_of(&self.read_one(query).await?)
     }
 
     /// The failures of `keys` since `since` (as
@@ -640,10 +638,9 @@ impl Store {
     ) -> Result<(Failures, Option<RoomSettings>), StoreError> {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {}, {ROOM_SETTINGS}", failure_counts()));
-        let row = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
-            .bind(room)
-            .fetch_one(&self.pool)
-            .await?;
+        let query = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
+            .bind(room);
+        let row = self.read_one(query).await?;
         let found: Option<i64> = row.try_get("room_id")?;
         let settings = match found {
             None => None,
@@ -676,9 +673,8 @@ impl Store {
                 Store::NUMBER_FROM
             )
         });
-        let row = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
-            .fetch_optional(&self.pool)
-            .await?;
+        let query = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since);
+        let row = self.read_optional(query).await?;
         let Some(row) = row else { return Ok(None) };
         let number = <super::NumberRow as sqlx::FromRow<_>>::from_row(&row)?;
         Ok(Some((number, failures_of(&row)?)))

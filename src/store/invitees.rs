@@ -91,11 +91,10 @@ impl Store {
             "{INVITEE_SELECT} JOIN meetings m ON m.id = i.meeting_id JOIN rooms r ON r.id = m.room_id \
              WHERE r.tenant_id = $1 AND i.code_hash = $2 AND m.cancelled_at IS NULL"
         );
-        Ok(sqlx::query_as::<_, InviteeRow>(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query_as::<_, InviteeRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await?)
+            .bind(code_hash);
+        Ok(self.read_optional_as(query).await?)
     }
 
     /// Marks the code used by `caller_id` if it is unused; true if this call did it.

@@ -112,11 +112,10 @@ impl Store {
         let sql = format!(
             "{MEETING_SELECT} WHERE r.tenant_id = $1 AND m.one_time_code = $2 AND m.cancelled_at IS NULL ORDER BY m.starts_at"
         );
-        Ok(sqlx::query_as::<_, MeetingRow>(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query_as::<_, MeetingRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
-            .bind(code)
-            .fetch_all(&self.pool)
-            .await?)
+            .bind(code);
+        Ok(self.read_all_as(query).await?)
     }
 
     /// Every code of the tenant that is or may become live: the rooms'

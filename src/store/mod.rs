@@ -28,14 +28,23 @@ mod invitees;
 mod leases;
 mod meetings;
 mod nodes;
+mod readers;
 mod rows;
 mod tokens;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use sqlx::any::{Any, AnyRow};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Row};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{AnyPool, Database, FromRow, Row};
+
+use readers::Readers;
+
+/// A query's arguments on the store's (any) driver.
+type Args = <Any as Database>::Arguments;
 
 pub use attempt_log::{AttemptLog, Checked, FailureKeys, Failures, Guess, LogConfig};
 pub use catalog::TenantUse;
@@ -68,6 +77,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The serving process's connections for the reads every call makes,
+    /// on a SQLite file ([`readers`]); `None`: they go through the pool.
+    readers: Option<Arc<Readers>>,
 }
 
 /// Awaits `work` (database queries) and records how long it took in the
@@ -124,6 +136,7 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let file = backend == Backend::Sqlite && !url.contains(":memory:");
         // An in-memory SQLite database exists per connection: keep one.
         let max = if url.contains(":memory:") { 1 } else { 8 };
         let mut pool = AnyPoolOptions::new().max_connections(max);
@@ -138,14 +151,24 @@ impl Store {
                 })
             });
         }
-        let pool = pool.connect_with(options).await?;
-        let store = Store { pool, backend };
+        let pool = pool.connect_with(options.clone()).await?;
+        let mut store = Store {
+            pool,
+            backend,
+            readers: None,
+        };
         if backend == Backend::Sqlite {
             sqlx::query("PRAGMA journal_mode=WAL")
                 .execute(&store.pool)
                 .await?;
         }
         store.migrate().await?;
+        // Opened on the migrated file; only a serving process calls often
+        // enough to want them (an in-memory database is one connection's).
+        if file && manual_checkpoints {
+            let readers = Readers::open(&options, readers::READERS).await?;
+            store.readers = Some(Arc::new(readers));
+        }
         Ok(store)
     }
 
@@ -163,6 +186,56 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The row of a read every call makes, if any, on a reader connection
+    /// where the store has them ([`readers`]), else through the pool.
+    async fn read_optional<'q>(
+        &self,
+        query: Query<'q, Any, Args>,
+    ) -> Result<Option<AnyRow>, sqlx::Error> {
+        match self.readers.as_deref() {
+            Some(readers) => query.fetch_optional(&mut *readers.lock().await).await,
+            None => query.fetch_optional(&self.pool).await,
+        }
+    }
+
+    /// As [`read_optional`](Self::read_optional), for a query that
+    /// always returns one row.
+    async fn read_one<'q>(&self, query: Query<'q, Any, Args>) -> Result<AnyRow, sqlx::Error> {
+        match self.readers.as_deref() {
+            Some(readers) => query.fetch_one(&mut *readers.lock().await).await,
+            None => query.fetch_one(&self.pool).await,
+        }
+    }
+
+    /// As [`read_optional`](Self::read_optional), the row as `T`.
+    async fn read_optional_as<'q, T>(
+        &self,
+        query: QueryAs<'q, Any, T, Args>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+    {
+        match self.readers.as_deref() {
+            Some(readers) => query.fetch_optional(&mut *readers.lock().await).await,
+            None => query.fetch_optional(&self.pool).await,
+        }
+    }
+
+    /// Every row of a read every call may make, as `T` (see
+    /// [`read_optional`](Self::read_optional)).
+    async fn read_all_as<'q, T>(
+        &self,
+        query: QueryAs<'q, Any, T, Args>,
+    ) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+    {
+        match self.readers.as_deref() {
+            Some(readers) => query.fetch_all(&mut *readers.lock().await).await,
+            None => query.fetch_all(&self.pool).await,
+        }
     }
 
     /// Copies what the WAL holds into the SQLite file as far as no reader
@@ -209,10 +282,8 @@ impl Store {
 
     pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
         let sql = format!("{} WHERE id = $1", Self::TENANT_SELECT);
-        Ok(sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        let query = sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql)).bind(id);
+        Ok(self.read_optional_as(query).await?)
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
@@ -356,11 +427,10 @@ impl Store {
             "{} WHERE r.tenant_id = $1 AND {column} = $2",
             Self::ROOM_SELECT
         );
-        Ok(sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await?)
+            .bind(code);
+        Ok(self.read_optional_as(query).await?)
     }
 
     /// The room of `tenant_id` whose regular access code is `code`.
@@ -435,6 +505,110 @@ mod tests {
         let (dir, store) = temp_store().await;
         assert!(dir.path().join("t.db").exists());
         assert!(store.list_rooms().await.expect("list").is_empty());
+    }
+
+    /// A serving store reads the call path on connections of its own: what
+    /// another process (here another store on the file) commits is seen
+    /// by the very next read, and a read dropped half-way leaves its
+    /// connection fit for the next.
+    #[tokio::test]
+    async fn serving_readers_see_other_writers_at_once_and_survive_cancelled_reads() {
+        let (dir, other) = temp_store().await;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let served = Store::open_serving(&url).await.expect("open serving");
+        assert!(
+            served.readers.is_some(),
+            "a serving store on a file has readers"
+        );
+        assert!(
+            other.readers.is_none(),
+            "a CLI's store reads through its pool"
+        );
+        let t = other
+            .insert_tenant("acme", Utc::now())
+            .await
+            .expect("tenant");
+        let r = other
+            .insert_room(&room(&t, "r", "4242"), Utc::now())
+            .await
+            .expect("room");
+        other
+            .insert_number("+15550100", &t, "en", Utc::now())
+            .await
+            .expect("number");
+        let keys = FailureKeys {
+            caller_id: None,
+            source_ip: "192.0.2.1",
+            number: "+15550100",
+        };
+        let since = Utc::now() - chrono::Duration::minutes(15);
+        // More reads at once than readers, some dropped before they finish.
+        for round in 0..3 {
+            let mut reads = Vec::new();
+            for _ in 0..(readers::READERS * 4) {
+                let served = served.clone();
+                reads.push(tokio::spawn(async move {
+                    served
+                        .room_by_code(t.id, "4242")
+                        .await
+                        .expect("read")
+                        .map(|r| r.id)
+                }));
+            }
+            let dropped: Vec<_> = (0..readers::READERS)
+                .map(|_| {
+                    let served = served.clone();
+                    tokio::spawn(async move { served.route_with_failures(keys, since).await })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            for d in dropped {
+                d.abort();
+            }
+            for read in reads {
+                assert_eq!(read.await.expect("task"), Some(r.id), "round {round}");
+            }
+        }
+        let routed = served
+            .route_with_failures(keys, since)
+            .await
+            .expect("route");
+        assert_eq!(routed.map(|(n, _)| n.number), Some("+15550100".to_owned()));
+        // Changed elsewhere: the next read sees it.
+        other.update_room_code(r.id, "5353").await.expect("rotate");
+        assert!(
+            served
+                .room_by_code(t.id, "4242")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert_eq!(
+            served
+                .room_by_code(t.id, "5353")
+                .await
+                .expect("read")
+                .map(|r| r.id),
+            Some(r.id)
+        );
+        let (_, settings) = served
+            .failures_and_room(keys, since, r.id)
+            .await
+            .expect("read");
+        assert!(settings.is_some());
+        let number = other
+            .number_by_e164("+15550100")
+            .await
+            .expect("q")
+            .expect("number");
+        other.delete_number(number.id).await.expect("delete");
+        assert!(
+            served
+                .route_with_failures(keys, since)
+                .await
+                .expect("route")
+                .is_none()
+        );
     }
 
     #[tokio::test]
