@@ -16,9 +16,9 @@
 //! 2,000 packets, well inside its 20 ms).
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
 use super::player::Player;
@@ -36,6 +36,8 @@ struct PlayState {
     on: bool,
     /// A play that ended and that the call has not taken yet.
     done: Option<PlayId>,
+    /// The call waiting for `done`.
+    waiting: Option<Waker>,
 }
 
 /// One call's prompt playback, driven by the clock.
@@ -44,7 +46,6 @@ pub struct Playout {
     leg: Arc<Leg>,
     prompts: PromptSet,
     state: Mutex<PlayState>,
-    finished: Notify,
 }
 
 impl Playout {
@@ -80,13 +81,23 @@ impl Playout {
 
     /// The next play that ends. Cancel-safe: an end not taken stays.
     pub async fn finished(&self) -> PlayId {
-        loop {
-            let notified = self.finished.notified();
-            if let Some(id) = self.state().done.take() {
-                return id;
-            }
-            notified.await;
+        std::future::poll_fn(|cx| self.poll_finished(cx)).await
+    }
+
+    /// Polls for the next play that ends. The waker is kept under the
+    /// state's own lock, taken anyway, where a `Notify` added and removed
+    /// a waiter on each of the call's polls (twice per RTP packet it
+    /// receives). One task waits: the last to poll is woken.
+    pub fn poll_finished(&self, cx: &mut Context<'_>) -> Poll<PlayId> {
+        let mut s = self.state();
+        if let Some(id) = s.done.take() {
+            return Poll::Ready(id);
         }
+        match &mut s.waiting {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waiting => *waiting = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// The clock's 20 ms: the next frame, or silence, to the leg.
@@ -97,16 +108,16 @@ impl Playout {
                 return;
             }
             match s.player.next_prompt_frame(&self.prompts) {
-                Ok(at) => (at, false),
+                Ok(at) => (at, None),
                 Err(done) => {
                     s.done = Some(done);
-                    (None, true)
+                    (None, s.waiting.take())
                 }
             }
         };
         self.leg.send_prompt(&self.prompts, at);
-        if ended {
-            self.finished.notify_one();
+        if let Some(waiting) = ended {
+            waiting.wake();
         }
     }
 }
@@ -133,7 +144,6 @@ impl PromptClock {
             leg,
             prompts,
             state: Mutex::new(PlayState::default()),
-            finished: Notify::new(),
         });
         self.calls
             .lock()

@@ -13,6 +13,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::task::{Context, Poll};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -42,13 +43,28 @@ impl MediaSocket {
         MediaSocket::from_std(std::net::UdpSocket::bind(addr)?)
     }
 
-    /// The next datagram.
+    /// The next datagram. One task reads a socket: a second reading at the
+    /// same time would not be woken (the reactor keeps one reader's waker).
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+    }
+
+    /// Polls for the next datagram. Waits through the reactor's reader
+    /// slot, not a waiter added to a list and taken off again on every
+    /// poll as `readable()` does: a call polls its sockets twice per packet
+    /// it receives (perf, 200 calls/s: 2.2 % of the gateway's CPU in adding
+    /// and removing those waiters).
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
         loop {
-            let mut ready = self.fd.readable().await?;
+            let mut ready = std::task::ready!(self.fd.poll_read_ready(cx))?;
             match ready.try_io(|fd| fd.get_ref().recv_from(buf)) {
-                Ok(received) => return received,
-                // Read to the end of what was ready: wait for more.
+                Ok(received) => return Poll::Ready(received),
+                // Read to the end of what was ready: wait for more (the
+                // readiness is cleared, so the next poll registers).
                 Err(_would_block) => continue,
             }
         }
