@@ -47,7 +47,8 @@
 //! `--hold-ms N`, `--lockout-attempts N` (passed to `serve`; by default the
 //! gateway's own), `--dtmf rfc4733|info` (how SIPp keys the code: the pcap,
 //! or `uac_info.xml`'s SIP INFO, which spares the gateway the cost of SIPp's
-//! raw sockets — see [`Dtmf`]), `--netns`/`--no-netns` (run in a network
+//! raw sockets — see [`Dtmf`]), `--gateway PATH` (soak another build of the gateway, to compare builds
+//! one after the other), `--netns`/`--no-netns` (run in a network
 //! namespace of the bench's own, where the gateway's RTP to SIPp is dropped
 //! as it arrives: the default for full runs; see [`netns`]). `SOAK_KEEP=1`
 //! keeps the temp dir (gateway
@@ -107,6 +108,9 @@ struct Plan {
     /// Run in a network namespace of the bench's own ([`netns`]): on for
     /// full runs, off for quick ones; `--netns`, `--no-netns`.
     netns: bool,
+    /// The gateway binary soaked: this build's, or another given with
+    /// `--gateway PATH` (an earlier build, to compare one after the other).
+    gateway: Option<String>,
 }
 
 /// What places the calls: SIPp, a peer we did not write, or our own
@@ -193,6 +197,7 @@ const FULL: Plan = Plan {
     dtmf: Dtmf::Rfc4733,
     driver: Driver::Sipp,
     netns: true,
+    gateway: None,
 };
 
 const QUICK: Plan = Plan {
@@ -209,6 +214,7 @@ const QUICK: Plan = Plan {
     dtmf: Dtmf::Rfc4733,
     driver: Driver::Sipp,
     netns: false,
+    gateway: None,
 };
 
 impl Plan {
@@ -249,6 +255,9 @@ impl Plan {
                         Some("replay") => Driver::Replay,
                         _ => return Err("--driver takes sipp or replay".into()),
                     }
+                }
+                "--gateway" => {
+                    plan.gateway = Some(it.next().ok_or("--gateway needs a path")?.clone())
                 }
                 "--netns" => plan.netns = true,
                 "--no-netns" => plan.netns = false,
@@ -1365,6 +1374,9 @@ fn print(r: &Results) {
         if p.quick { ", quick sizes" } else { "" },
         p.describe_network()
     );
+    if let Some(bin) = &p.gateway {
+        println!("gateway: {bin} (--gateway)");
+    }
     println!(
         "store seeded with {} attempt rows ({} failures) over 30 days in {:.1} s; full IVR calls ({}) at {}/s for {} × {} s",
         r.seeding.rows,
@@ -1604,6 +1616,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut launch = Launch::in_dir(dir.path(), "127.0.0.2:0");
     launch.log = dir.path().join("gateway.log");
+    if let Some(bin) = &plan.gateway {
+        launch.bin = bin.clone();
+    }
     let db = launch.database.clone();
     eprintln!("soak: seeding {} attempt rows…", plan.seed_rows);
     let seeding = seed(&db, plan.seed_rows);
