@@ -47,8 +47,11 @@
 //! `--hold-ms N`, `--lockout-attempts N` (passed to `serve`; by default the
 //! gateway's own), `--dtmf rfc4733|info` (how SIPp keys the code: the pcap,
 //! or `uac_info.xml`'s SIP INFO, which spares the gateway the cost of SIPp's
-//! raw sockets — see [`Dtmf`]), `--gateway PATH` (soak another build of the gateway, to compare builds
-//! one after the other), `--netns`/`--no-netns` (run in a network
+//! raw sockets — see [`Dtmf`]), `--gateway PATH` (soak another build of
+//! the gateway, to compare builds one after the other), `--store
+//! sqlite|postgres` (the gateway's store: a temp SQLite file, or a
+//! throw-away PostgreSQL server whose CPU and transactions per call are
+//! reported too: [`StoreWatch`]), `--netns`/`--no-netns` (run in a network
 //! namespace of the bench's own, where the gateway's RTP to SIPp is dropped
 //! as it arrives: the default for full runs; see [`netns`]). `SOAK_KEEP=1`
 //! keeps the temp dir (gateway
@@ -60,6 +63,8 @@
 mod gateway;
 #[path = "support/netns.rs"]
 mod netns;
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
 #[path = "support/proc.rs"]
 mod proc;
 
@@ -108,9 +113,66 @@ struct Plan {
     /// Run in a network namespace of the bench's own ([`netns`]): on for
     /// full runs, off for quick ones; `--netns`, `--no-netns`.
     netns: bool,
+    /// The gateway's store: a temp SQLite file, or with `--store postgres`
+    /// a throw-away PostgreSQL server ([`StoreWatch`]).
+    store: StoreKind,
     /// The gateway binary soaked: this build's, or another given with
     /// `--gateway PATH` (an earlier build, to compare one after the other).
     gateway: Option<String>,
+}
+
+/// Where the gateway keeps its store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// What the bench reads of a PostgreSQL store each second: the CPU of the
+/// server's processes (the postmaster and its children: backends, writers)
+/// and its transactions (`pg_stat_database`: every query the gateway makes
+/// outside a transaction is one, a batch of attempt rows one more; the
+/// bench's own sample adds one a second).
+struct StoreWatch {
+    postmaster: u32,
+    runtime: tokio::runtime::Runtime,
+    conn: sqlx::PgConnection,
+}
+
+impl StoreWatch {
+    fn new(server: &postgres::PgServer) -> StoreWatch {
+        use sqlx::Connection;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let conn = runtime
+            .block_on(sqlx::PgConnection::connect(&server.url))
+            .expect("connect to the bench's PostgreSQL");
+        StoreWatch {
+            postmaster: server.postmaster_pid().expect("postmaster.pid"),
+            runtime,
+            conn,
+        }
+    }
+
+    /// The server's CPU seconds and transactions so far.
+    fn sample(&mut self) -> (f64, f64) {
+        let cpu = proc::cpu_with_children(self.postmaster).as_secs_f64();
+        let xacts: Option<(i64,)> = self
+            .runtime
+            .block_on(
+                sqlx::query_as(
+                    "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database \
+                 WHERE datname = current_database()",
+                )
+                .fetch_optional(&mut self.conn),
+            )
+            .ok()
+            .flatten();
+        (cpu, xacts.map_or(0.0, |(n,)| n as f64))
+    }
 }
 
 /// What places the calls: SIPp, a peer we did not write, or our own
@@ -197,6 +259,7 @@ const FULL: Plan = Plan {
     dtmf: Dtmf::Rfc4733,
     driver: Driver::Sipp,
     netns: true,
+    store: StoreKind::Sqlite,
     gateway: None,
 };
 
@@ -214,6 +277,7 @@ const QUICK: Plan = Plan {
     dtmf: Dtmf::Rfc4733,
     driver: Driver::Sipp,
     netns: false,
+    store: StoreKind::Sqlite,
     gateway: None,
 };
 
@@ -254,6 +318,13 @@ impl Plan {
                         Some("sipp") => Driver::Sipp,
                         Some("replay") => Driver::Replay,
                         _ => return Err("--driver takes sipp or replay".into()),
+                    }
+                }
+                "--store" => {
+                    plan.store = match it.next().map(String::as_str) {
+                        Some("sqlite") => StoreKind::Sqlite,
+                        Some("postgres") => StoreKind::Postgres,
+                        _ => return Err("--store takes sqlite or postgres".into()),
                     }
                 }
                 "--gateway" => {
@@ -829,6 +900,9 @@ struct Sample {
     callers_cpu_s: f64,
     rss_kib: u64,
     calls: CallCounts,
+    /// PostgreSQL's CPU seconds and transactions so far (0 on SQLite).
+    store_cpu_s: f64,
+    store_xacts: f64,
 }
 
 impl Sample {
@@ -946,6 +1020,15 @@ struct PeriodRow {
     event_loop_lag_ms: f64,
     attempt_log_backlog: f64,
     db_query_p99_ms: BTreeMap<String, f64>,
+    /// The gateway's timed store questions per completed call
+    /// (`dialgate_db_query_seconds_count`, all ops: a question may be
+    /// several queries, e.g. `resolve`).
+    store_questions_per_call: Option<f64>,
+    /// PostgreSQL only: the server's CPU per completed call, its cores,
+    /// and its transactions per completed call.
+    store_cpu_ms_per_call: Option<f64>,
+    store_cores: Option<f64>,
+    store_xacts_per_call: Option<f64>,
     /// Cumulative since the gateway started.
     attempts_made: u64,
     rows_written: u64,
@@ -954,6 +1037,9 @@ struct PeriodRow {
 fn period_row(period: u64, d: &Delta<'_>, plan: &Plan) -> PeriodRow {
     let completed = d.calls(|s| s.completed);
     let cpu = d.b.gateway_cpu_s - d.a.gateway_cpu_s;
+    let store_cpu = d.b.store_cpu_s - d.a.store_cpu_s;
+    let postgres = plan.store == StoreKind::Postgres;
+    let per_call = |n: f64| (completed > 0).then(|| n / completed as f64);
     PeriodRow {
         period,
         from_s: (period - 1) * plan.period_s,
@@ -979,6 +1065,16 @@ fn period_row(period: u64, d: &Delta<'_>, plan: &Plan) -> PeriodRow {
         event_loop_lag_ms: d.b.gauge("dialgate_event_loop_lag_seconds") * 1000.0,
         attempt_log_backlog: d.b.gauge("dialgate_attempt_log_backlog"),
         db_query_p99_ms: d.db_query_p99_ms(),
+        store_questions_per_call: per_call(
+            d.by("dialgate_db_query_seconds_count", "op")
+                .values()
+                .sum::<u64>() as f64,
+        ),
+        store_cpu_ms_per_call: postgres.then(|| per_call(store_cpu * 1000.0)).flatten(),
+        store_cores: postgres.then(|| store_cpu / d.seconds()),
+        store_xacts_per_call: postgres
+            .then(|| per_call(d.b.store_xacts - d.a.store_xacts))
+            .flatten(),
         attempts_made: d.b.attempts().round() as u64,
         rows_written: d.b.gauge("dialgate_attempt_rows_written_total").round() as u64,
     }
@@ -1149,19 +1245,16 @@ fn seed(db: &str, rows: u64) -> Seeding {
 
 /// Rows in the attempt log of the SQLite file `db`, read-only.
 fn count_rows(db: &str) -> u64 {
-    use sqlx::ConnectOptions;
-    use std::str::FromStr;
+    use sqlx::Connection;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(db)
-            .expect("SQLite URL")
-            .read_only(true)
-            .connect()
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(db)
             .await
-            .expect("open the SQLite file");
+            .expect("open the store");
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM attempts")
             .fetch_one(&mut conn)
             .await
@@ -1182,7 +1275,7 @@ struct Driven {
 /// Runs the clean caller for the whole plan and the overload caller beside
 /// it for the step, sampling the gateway and the callers every second.
 /// Callers still running at the hard stop are killed (and leave no report).
-fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> Driven {
+fn drive(gw: &Gateway, plan: &Plan, dir: &Path, mut store: Option<StoreWatch>) -> Driven {
     let hard_stop = plan.end_s() + plan.call_s() + 60;
     let caller_dir = |run: &str| dir.join(format!("{}-{run}", plan.driver.name()));
     let t0 = Instant::now();
@@ -1203,6 +1296,7 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> Driven {
         });
         last = scrape.clone();
         let scrape = scrape.unwrap_or_default();
+        let (store_cpu_s, store_xacts) = store.as_mut().map_or((0.0, 0.0), StoreWatch::sample);
         Sample {
             t: t0.elapsed().as_secs_f64(),
             tick,
@@ -1220,6 +1314,8 @@ fn drive(gw: &Gateway, plan: &Plan, dir: &Path) -> Driven {
                 Driver::Replay => CallCounts::from_gateway(&scrape),
             },
             scrape,
+            store_cpu_s,
+            store_xacts,
         }
     };
     let mut samples = vec![sample(0, &mut callers)];
@@ -1416,6 +1512,37 @@ fn print(r: &Results) {
     }
     if let Some(note) = c.note {
         println!("\n{note}");
+    }
+    if p.store == StoreKind::Postgres {
+        println!(
+            "\nthe store, PostgreSQL (a throw-away server on 127.0.0.1, fsync off), per completed call:\n"
+        );
+        println!(
+            "| period | PostgreSQL CPU ms/call | PostgreSQL cores | transactions/call | gateway store questions/call |"
+        );
+        println!("|---|---|---|---|---|");
+        for row in &r.periods {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                row.period,
+                row.store_cpu_ms_per_call
+                    .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
+                row.store_cores
+                    .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
+                opt(row.store_xacts_per_call),
+                opt(row.store_questions_per_call),
+            );
+        }
+    } else {
+        let questions: Vec<String> = r
+            .periods
+            .iter()
+            .map(|row| opt(row.store_questions_per_call))
+            .collect();
+        println!(
+            "\nthe store, SQLite: gateway store questions per completed call, by period: {}",
+            questions.join(", ")
+        );
     }
     println!(
         "\noverload step: {}/s for {} s, then {}/s for {} s (seconds from the step's start)\n",
@@ -1614,10 +1741,15 @@ fn main() {
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
+    // Started in the bench's namespace, where the gateway reaches it.
+    let server = (plan.store == StoreKind::Postgres).then(postgres::PgServer::start);
     let mut launch = Launch::in_dir(dir.path(), "127.0.0.2:0");
     launch.log = dir.path().join("gateway.log");
     if let Some(bin) = &plan.gateway {
         launch.bin = bin.clone();
+    }
+    if let Some(server) = &server {
+        launch.database = server.url.clone();
     }
     let db = launch.database.clone();
     eprintln!("soak: seeding {} attempt rows…", plan.seed_rows);
@@ -1637,7 +1769,7 @@ fn main() {
         samples,
         callers,
         scrapes_failed,
-    } = drive(&gw, &plan, dir.path());
+    } = drive(&gw, &plan, dir.path(), server.as_ref().map(StoreWatch::new));
     let last = samples.last().expect("samples");
     let first = samples.first().expect("samples");
     let gateway_exit = gw.stop();

@@ -20,6 +20,31 @@ pub fn cpu(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / clock_ticks())
 }
 
+/// The CPU time of `pid` and of its children alive now (a server's
+/// worker processes: PostgreSQL's backends and writers). Only the soak
+/// bench watches a server.
+#[allow(dead_code)]
+pub fn cpu_with_children(pid: u32) -> Duration {
+    let children: Duration = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&child| parent(child) == Some(pid))
+                .map(cpu)
+                .sum()
+        })
+        .unwrap_or_default();
+    cpu(pid) + children
+}
+
+/// A process's parent (the field after its state in /proc/PID/stat).
+#[allow(dead_code)]
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Kernel clock ticks per second, asked once.
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();

@@ -87,6 +87,18 @@ impl PgServer {
 }
 
 impl PgServer {
+    /// The server's main process (the first line of `postmaster.pid`).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        std::fs::read_to_string(pid_file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Stops the server at once, as a crash would (the store is down).
     pub fn stop(&self) {
         let out = as_postgres(&format!(
