@@ -6,9 +6,21 @@ use std::time::Duration;
 
 /// A process's user + system CPU time (0 if it cannot be read).
 pub fn cpu(pid: u32) -> Duration {
+    ticks(pid, &[UTIME, STIME])
+}
+
+/// Fields of /proc/PID/stat, counted after the command name: utime, stime,
+/// and the same for children it has waited for (cutime, cstime).
+const UTIME: usize = 11;
+const STIME: usize = 12;
+const CUTIME: usize = 13;
+const CSTIME: usize = 14;
+
+/// The sum of `fields` of /proc/`pid`/stat, in clock ticks, as a time.
+fn ticks(pid: u32, fields: &[usize]) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<u64> = stat
+    let values: Vec<u64> = stat
         .rsplit_once(')')
         .map(|(_, rest)| {
             rest.split_whitespace()
@@ -16,13 +28,14 @@ pub fn cpu(pid: u32) -> Duration {
                 .collect()
         })
         .unwrap_or_default();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / clock_ticks())
+    let sum: u64 = fields.iter().filter_map(|&i| values.get(i)).sum();
+    Duration::from_secs_f64(sum as f64 / clock_ticks())
 }
 
-/// The CPU time of `pid` and of its children alive now (a server's
-/// worker processes: PostgreSQL's backends and writers). Only the soak
-/// bench watches a server.
+/// The CPU time of a server `pid` and its worker processes (PostgreSQL's
+/// backends and writers): its own, its children's that exited (it waited
+/// for them: cutime and cstime), and its children's alive now. Only the
+/// soak bench watches a server.
 #[allow(dead_code)]
 pub fn cpu_with_children(pid: u32) -> Duration {
     let children: Duration = std::fs::read_dir("/proc")
@@ -34,7 +47,7 @@ pub fn cpu_with_children(pid: u32) -> Duration {
                 .sum()
         })
         .unwrap_or_default();
-    cpu(pid) + children
+    ticks(pid, &[UTIME, STIME, CUTIME, CSTIME]) + children
 }
 
 /// A process's parent (the field after its state in /proc/PID/stat).
