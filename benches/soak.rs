@@ -254,6 +254,18 @@ impl Dtmf {
     }
 }
 
+/// The value of `flag` named by `given`, one of `choices`' names.
+fn one_of<T: Copy>(flag: &str, given: Option<&String>, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| given.is_some_and(|g| g == name))
+        .map(|&(_, value)| value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            format!("{flag} takes {}", names.join(" or "))
+        })
+}
+
 const FULL: Plan = Plan {
     quick: false,
     rate: 200,
@@ -318,25 +330,19 @@ impl Plan {
                 }
                 "--lockout-attempts" => plan.lockout_attempts = Some(value("--lockout-attempts")?),
                 "--dtmf" => {
-                    plan.dtmf = match it.next().map(String::as_str) {
-                        Some("rfc4733") => Dtmf::Rfc4733,
-                        Some("info") => Dtmf::Info,
-                        _ => return Err("--dtmf takes rfc4733 or info".into()),
-                    }
+                    let choices = [("rfc4733", Dtmf::Rfc4733), ("info", Dtmf::Info)];
+                    plan.dtmf = one_of("--dtmf", it.next(), &choices)?;
                 }
                 "--driver" => {
-                    plan.driver = match it.next().map(String::as_str) {
-                        Some("sipp") => Driver::Sipp,
-                        Some("replay") => Driver::Replay,
-                        _ => return Err("--driver takes sipp or replay".into()),
-                    }
+                    let choices = [("sipp", Driver::Sipp), ("replay", Driver::Replay)];
+                    plan.driver = one_of("--driver", it.next(), &choices)?;
                 }
                 "--store" => {
-                    plan.store = match it.next().map(String::as_str) {
-                        Some("sqlite") => StoreKind::Sqlite,
-                        Some("postgres") => StoreKind::Postgres,
-                        _ => return Err("--store takes sqlite or postgres".into()),
-                    }
+                    let choices = [
+                        ("sqlite", StoreKind::Sqlite),
+                        ("postgres", StoreKind::Postgres),
+                    ];
+                    plan.store = one_of("--store", it.next(), &choices)?;
                 }
                 "--gateway" => {
                     plan.gateway = Some(it.next().ok_or("--gateway needs a path")?.clone())

@@ -622,7 +622,7 @@ impl Store {
         // Built once: every call counts, and the text never changes.
         static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {}", failure_counts()));
         let query = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since);
-        failures_of(&self.read_one(query).await?)
+        failures_of(&read!(self, query, fetch_one)?)
     }
 
     /// The failures of `keys` since `since` (as
@@ -640,7 +640,7 @@ impl Store {
             LazyLock::new(|| format!("SELECT {}, {ROOM_SETTINGS}", failure_counts()));
         let query = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since)
             .bind(room);
-        let row = self.read_one(query).await?;
+        let row = read!(self, query, fetch_one)?;
         let found: Option<i64> = row.try_get("room_id")?;
         let settings = match found {
             None => None,
@@ -674,7 +674,7 @@ impl Store {
             )
         });
         let query = bind_failure_keys(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), keys, since);
-        let row = self.read_optional(query).await?;
+        let row = read!(self, query, fetch_optional)?;
         let Some(row) = row else { return Ok(None) };
         let number = <super::NumberRow as sqlx::FromRow<_>>::from_row(&row)?;
         Ok(Some((number, failures_of(&row)?)))

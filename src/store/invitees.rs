@@ -94,7 +94,7 @@ impl Store {
         let query = sqlx::query_as::<_, InviteeRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(code_hash);
-        Ok(self.read_optional_as(query).await?)
+        Ok(read!(self, query, fetch_optional)?)
     }
 
     /// Marks the code used by `caller_id` if it is unused; true if this call did it.

@@ -115,7 +115,7 @@ impl Store {
         let query = sqlx::query_as::<_, MeetingRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(code);
-        Ok(self.read_all_as(query).await?)
+        Ok(read!(self, query, fetch_all)?)
     }
 
     /// Every code of the tenant that is or may become live: the rooms'

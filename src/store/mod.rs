@@ -22,6 +22,20 @@
 //! instead ([`Store::checkpoint`], passive, at most once a second, outside
 //! its commit lock). Other processes (the CLI) keep SQLite's default.
 
+/// `$query.$fetch(…)` (an sqlx fetch: `fetch_one`, `fetch_optional`,
+/// `fetch_all`) for a read every call makes: on one of `$store`'s reader
+/// connections where it has them ([`readers`]), else through the pool. A
+/// macro, not a method: the pool and a connection are different executors
+/// to sqlx, and each fetch shape its own method.
+macro_rules! read {
+    ($store:expr, $query:expr, $fetch:ident) => {
+        match $store.readers.as_deref() {
+            Some(readers) => $query.$fetch(&mut *readers.lock().await).await,
+            None => $query.$fetch(&$store.pool).await,
+        }
+    };
+}
+
 pub mod attempt_log;
 mod catalog;
 mod invitees;
@@ -36,15 +50,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::any::{Any, AnyRow};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::query::{Query, QueryAs};
-use sqlx::{AnyPool, Database, FromRow, Row};
+use sqlx::{AnyPool, Row};
 
 use readers::Readers;
-
-/// A query's arguments on the store's (any) driver.
-type Args = <Any as Database>::Arguments;
 
 pub use attempt_log::{AttemptLog, Checked, FailureKeys, Failures, Guess, LogConfig};
 pub use catalog::TenantUse;
@@ -188,56 +197,6 @@ impl Store {
         self.backend
     }
 
-    /// The row of a read every call makes, if any, on a reader connection
-    /// where the store has them ([`readers`]), else through the pool.
-    async fn read_optional<'q>(
-        &self,
-        query: Query<'q, Any, Args>,
-    ) -> Result<Option<AnyRow>, sqlx::Error> {
-        match self.readers.as_deref() {
-            Some(readers) => query.fetch_optional(&mut *readers.lock().await).await,
-            None => query.fetch_optional(&self.pool).await,
-        }
-    }
-
-    /// As [`read_optional`](Self::read_optional), for a query that
-    /// always returns one row.
-    async fn read_one<'q>(&self, query: Query<'q, Any, Args>) -> Result<AnyRow, sqlx::Error> {
-        match self.readers.as_deref() {
-            Some(readers) => query.fetch_one(&mut *readers.lock().await).await,
-            None => query.fetch_one(&self.pool).await,
-        }
-    }
-
-    /// As [`read_optional`](Self::read_optional), the row as `T`.
-    async fn read_optional_as<'q, T>(
-        &self,
-        query: QueryAs<'q, Any, T, Args>,
-    ) -> Result<Option<T>, sqlx::Error>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-    {
-        match self.readers.as_deref() {
-            Some(readers) => query.fetch_optional(&mut *readers.lock().await).await,
-            None => query.fetch_optional(&self.pool).await,
-        }
-    }
-
-    /// Every row of a read every call may make, as `T` (see
-    /// [`read_optional`](Self::read_optional)).
-    async fn read_all_as<'q, T>(
-        &self,
-        query: QueryAs<'q, Any, T, Args>,
-    ) -> Result<Vec<T>, sqlx::Error>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-    {
-        match self.readers.as_deref() {
-            Some(readers) => query.fetch_all(&mut *readers.lock().await).await,
-            None => query.fetch_all(&self.pool).await,
-        }
-    }
-
     /// Copies what the WAL holds into the SQLite file as far as no reader
     /// needs it (a passive checkpoint: it waits for no one, and commits go
     /// on beside it). Returns the WAL's frames and how many are copied;
@@ -283,7 +242,7 @@ impl Store {
     pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
         let sql = format!("{} WHERE id = $1", Self::TENANT_SELECT);
         let query = sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql)).bind(id);
-        Ok(self.read_optional_as(query).await?)
+        Ok(read!(self, query, fetch_optional)?)
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
@@ -430,7 +389,7 @@ impl Store {
         let query = sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(code);
-        Ok(self.read_optional_as(query).await?)
+        Ok(read!(self, query, fetch_optional)?)
     }
 
     /// The room of `tenant_id` whose regular access code is `code`.
