@@ -166,11 +166,13 @@ impl LiveCalls {
     }
 
     /// The call is in `room_id`, mixed on `owner`, another node, over a
-    /// leg (`None`: not any more).
+    /// leg (`None`: not any more). Either way it is no member of a room
+    /// here (one it was in here it left to move to the owner).
     pub fn bridged(&self, id: u64, room_id: RoomId, role: Role, owner: Option<String>) {
         if let Ok(mut c) = self.calls.lock()
             && let Some(e) = c.get_mut(&id)
         {
+            e.member = None;
             e.info.room_id = owner.as_ref().map(|_| room_id);
             e.info.role = owner.as_ref().map(|_| role);
             e.info.state = if owner.is_some() {

@@ -4,14 +4,15 @@
 //! owner cut off cannot renew its lease: it keeps mixing what it has, its
 //! lease lapses, and the other node's callers of the room meet there once
 //! it takes the room at the next epoch. Plugged back in, the old owner sees
-//! the higher epoch and stands down.
+//! the higher epoch, stands down and moves its own callers to the new
+//! owner: the room is one again.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::Value;
-use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
+use support::caller::{Caller, Dial, sine_frame, tail, tone_power, until_they_hear_each_other};
 use support::netns::Lan;
 use support::postgres::PgServer;
 use support::{Gateway, caller_in_room, get, poll, provision};
@@ -19,6 +20,7 @@ use support::{Gateway, caller_in_room, get, poll, provision};
 const CODE: &str = "4321";
 const TONE_Y: f64 = 697.0;
 const TONE_Z: f64 = 1477.0;
+const TONE_X: f64 = 1209.0;
 
 /// A node `id` in the LAN's host namespace `i`.
 async fn node(lan: &Lan, i: usize, id: &str, db: &str) -> Gateway {
@@ -60,7 +62,7 @@ async fn an_owner_cut_off_loses_its_room_to_the_other_node_and_stands_down_when_
     let a = node(&lan, 0, "edge-a", &pg.url).await;
     let b = node(&lan, 1, "edge-b", &pg.url).await;
 
-    let _x = in_room(&lan, &a, "edge-a", 1).await;
+    let mut x = in_room(&lan, &a, "edge-a", 1).await;
     let mut y = in_room(&lan, &b, "edge-a", 1).await;
     assert!(
         b.log().contains("bridged to the room's owner"),
@@ -103,4 +105,13 @@ async fn an_owner_cut_off_loses_its_room_to_the_other_node_and_stands_down_when_
         a.log()
     );
     assert_eq!(lease_of(&get(&a, "/v1/leases").await), ("edge-b", 2, true));
+    // a's caller, mixed apart on a, moves to b over a leg: x and y hear
+    // each other again.
+    assert!(
+        until_they_hear_each_other(&mut x, &mut y, [TONE_X, TONE_Y], Duration::from_secs(10)).await,
+        "x and y apart\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(a.log().contains("moving the caller there"), "{}", a.log());
 }

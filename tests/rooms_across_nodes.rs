@@ -9,13 +9,16 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::caller::{Caller, Dial, sine_frame, tail, tone_power};
+use support::caller::{Caller, Dial, sine_frame, tail, tone_power, until_they_hear_each_other};
 use support::postgres::PgServer;
 use support::{Gateway, caller_in_room, get, http, poll, provision, two_nodes};
 
 const CODE: &str = "4321";
 const TONE_A: f64 = 697.0;
 const TONE_B: f64 = 1477.0;
+/// The tone a caller hears while it moves to the room's new owner
+/// (`dialgate::media::prompts::MOVING_TONE_HZ`).
+const MOVING_HZ: f64 = dialgate::media::prompts::MOVING_TONE_HZ;
 
 /// A caller admitted to the room on `gw`, once `gw`'s live view shows
 /// `callers` of its own in the room that `owner` mixes.
@@ -185,6 +188,36 @@ async fn an_owner_that_stalls_gets_its_bridged_callers_back_instead_of_losing_th
 }
 
 #[tokio::test]
+async fn callers_left_apart_by_a_leg_the_owner_did_not_answer_are_moved_together_again() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (a, b) = two_nodes(&pg.url, &[]).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
+
+    // a stops long enough for b's leg to fall silent (1 s) and for a not
+    // to answer the new one (1.5 s): y joins the room on b, apart from x.
+    a.signal("-STOP");
+    let apart = std::time::Instant::now() + Duration::from_secs(8);
+    while !b.log().contains("did not answer the leg: joining here") {
+        assert!(std::time::Instant::now() < apart, "{}", b.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.signal("-CONT");
+    // Whichever node holds the lease now (a, if b's claim came before a's
+    // lease ran out; b, if after), the other moves its caller there.
+    assert!(
+        until_they_hear_each_other(&mut x, &mut y, [TONE_A, TONE_B], Duration::from_secs(10)).await,
+        "x and y apart\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    let moved = |gw: &Gateway| gw.log().contains("moving the caller there");
+    assert!(moved(&a) || moved(&b), "{}\n{}", a.log(), b.log());
+    assert_hear_each_other(exchange(&mut x, &mut y, 100).await);
+}
+
+#[tokio::test]
 async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_other_there() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);
@@ -215,11 +248,29 @@ async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_oth
         .unwrap_or_else(|| panic!("y never heard z again\n{}", b.log()));
     println!("y hears z {heard_at:?} after the owner's kill -9");
     assert!(heard_at <= Duration::from_secs(5), "{heard_at:?}");
+    // Between the silence (1 s) and the room, y heard the moving tone's
+    // pips: 100 ms, 100 ms apart, once a second. (Frames read in the first
+    // half second may have been sent before the kill.)
+    let pips: Vec<Duration> = heard_y
+        .iter()
+        .map(|(_, pcm, at)| (tone_power(pcm, MOVING_HZ), at.duration_since(at_kill)))
+        .filter(|(power, at)| *power > 1e6 && *at > Duration::from_millis(500) && *at < heard_at)
+        .map(|(_, at)| at)
+        .collect();
+    println!("y hears the moving tone at {pips:?}");
+    assert!(
+        pips.len() >= 8,
+        "y hears the moving tone while it moves: {pips:?}"
+    );
     let at_y: Vec<_> = heard_y.into_iter().map(|(h, p, _)| (h, p)).collect();
     let at_z: Vec<_> = heard_z.into_iter().map(|(h, p, _)| (h, p)).collect();
     let (at_y, at_z) = (tail(&at_y, 75), tail(&at_z, 75));
     assert!(tone_power(&at_z, TONE_A) > 1e6, "z hears y on b");
     assert!(tone_power(&at_y, TONE_A) < tone_power(&at_y, TONE_B) / 1000.0);
+    assert!(
+        tone_power(&at_y, MOVING_HZ) < tone_power(&at_y, TONE_B) / 1000.0,
+        "the moving tone stops once y is in the room"
+    );
     // b holds the room now, at the next epoch.
     poll(&b, "/v1/leases", Duration::from_secs(10), |l| {
         l[0]["node_id"] == "edge-b" && l[0]["epoch"] == 2 && l[0]["held"] == true

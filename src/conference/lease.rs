@@ -30,8 +30,17 @@
 //! validity passes, and `Owner` again if its renewal lands before anyone
 //! claimed (the same epoch means no one else owned the room meanwhile).
 //!
-//! Left out here: what a node does with a room it does not own (bridging
-//! its callers to the owner) is the shell's and the call's business.
+//! A room mixed here while another node holds its lease (its callers here
+//! joined after a leg to the owner failed, or this node was the owner and
+//! another took the room while it was cut off) is mixed apart from the
+//! owner's: its callers here do not hear the others. Once the holder has
+//! kept the room for a lease's length since this node first saw it (so it
+//! renews: it is alive, not a dead owner whose lease is about to pass to
+//! this node), the core asks for the members here to move to it
+//! ([`Leases::poll_move`]), and again at most every [`MOVE_AGAIN_AFTER`]
+//! for the same epoch (a move whose legs the owner did not answer leaves
+//! the callers here; they are not moved back and forth every second). How they move (over a leg each) is the shell's and the
+//! call's business.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -45,6 +54,9 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// An owner stops counting on its lease this long before the store's
 /// expiry: the most the nodes' clocks may disagree.
 pub const CLOCK_MARGIN: Duration = Duration::from_millis(500);
+/// A room mixed here while the same holder (epoch) owns it is moved to it
+/// again no sooner than this after the last move.
+pub const MOVE_AGAIN_AFTER: Duration = Duration::from_secs(30);
 
 /// A lease as the store holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +124,9 @@ struct Entry {
     in_flight: Option<Instant>,
     /// When the next claim or renewal is due.
     due: Instant,
+    /// The epoch another node was first seen holding the room at while it
+    /// was open here, and when.
+    guest_since: Option<(i64, Instant)>,
 }
 
 /// Every live room's lease standing on this node.
@@ -122,6 +137,10 @@ pub struct Leases {
     rooms: BTreeMap<RoomId, Entry>,
     requests: VecDeque<Request>,
     changes: VecDeque<Change>,
+    moves: VecDeque<RoomId>,
+    /// The holder's epoch each room was last moved to, and when; kept
+    /// across the room closing here and opening again.
+    moved: BTreeMap<RoomId, (i64, Instant)>,
 }
 
 impl Default for Leases {
@@ -138,6 +157,8 @@ impl Leases {
             rooms: BTreeMap::new(),
             requests: VecDeque::new(),
             changes: VecDeque::new(),
+            moves: VecDeque::new(),
+            moved: BTreeMap::new(),
         }
     }
 
@@ -154,6 +175,7 @@ impl Leases {
             open: true,
             in_flight: None,
             due: now,
+            guest_since: None,
         });
         entry.open = true;
         if entry.in_flight.is_none() {
@@ -194,6 +216,7 @@ impl Leases {
                     until: self.valid_until(sent),
                 }
             } else {
+                self.move_if_due(now, room, holder.epoch);
                 Standing::Guest(holder)
             };
             self.set(room, standing);
@@ -284,6 +307,33 @@ impl Leases {
     /// The next store request to make.
     pub fn poll_request(&mut self) -> Option<Request> {
         self.requests.pop_front()
+    }
+
+    /// The next room whose members here are to move to its owner.
+    pub fn poll_move(&mut self) -> Option<RoomId> {
+        self.moves.pop_front()
+    }
+
+    /// `room`, open here, is held by another node at `epoch`: its members
+    /// here move there once that node has kept the room for a lease's
+    /// length since this node first saw it hold it (an owner that died
+    /// loses its lease within that, and this node takes the room instead
+    /// of moving its callers to a dead node), unless they were moved to
+    /// that epoch lately.
+    fn move_if_due(&mut self, now: Instant, room: RoomId, epoch: i64) {
+        self.moved.retain(|_, (_, at)| now < *at + MOVE_AGAIN_AFTER);
+        let Some(entry) = self.rooms.get_mut(&room).filter(|e| e.open) else {
+            return;
+        };
+        let since = match entry.guest_since {
+            Some((e, at)) if e == epoch => at,
+            _ => entry.guest_since.insert((epoch, now)).1,
+        };
+        let lately = self.moved.get(&room).is_some_and(|(e, _)| *e == epoch);
+        if now >= since + self.ttl && !lately {
+            self.moved.insert(room, (epoch, now));
+            self.moves.push_back(room);
+        }
     }
 
     /// The next change of standing.

@@ -106,7 +106,7 @@ impl Room {
                 Presence::InRoom => self.entered(&m),
                 Presence::WaitingForHost => m.say(PromptId::WaitingForHost),
                 Presence::WaitingForAdmission => m.say(PromptId::WaitingForAdmission),
-                Presence::Ended => {}
+                Presence::Ended | Presence::Moved => {}
             }
         }
     }

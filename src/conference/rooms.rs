@@ -229,6 +229,19 @@ impl Rooms {
         })
     }
 
+    /// Tells every member of `room_id` here to move to the node that owns
+    /// it ([`Presence::Moved`]; they stop being mixed here and leave as
+    /// their calls hear it); returns how many were told.
+    pub fn move_members(&self, room_id: RoomId) -> usize {
+        self.with_room(room_id, |room| {
+            for m in &room.members {
+                m.set_presence(Presence::Moved);
+            }
+            room.members.len()
+        })
+        .unwrap_or(0)
+    }
+
     /// Members of the room, waiting ones included.
     pub fn members(&self, room_id: RoomId) -> usize {
         let Ok(rooms) = self.inner.lock() else {

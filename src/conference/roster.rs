@@ -32,6 +32,10 @@ pub enum Presence {
     WaitingForAdmission,
     /// The room ended (its last host left): the call is hung up.
     Ended,
+    /// Not the roster's: another node owns the room, and the member's call
+    /// is to leave it here and go to the owner ([`super::Rooms::move_members`]).
+    /// Not mixed meanwhile.
+    Moved,
 }
 
 impl Presence {

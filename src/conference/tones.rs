@@ -3,24 +3,21 @@
 //! 16 kHz PCM (the gateway's rate), 100 ms per note, with 5 ms ramps so the
 //! notes do not click.
 
-use std::f64::consts::PI;
 use std::sync::{Arc, OnceLock};
 
+use crate::media::pcm::sine_burst;
+
+#[cfg(test)]
 const RATE: f64 = 16000.0;
 const NOTE_SAMPLES: usize = 1600;
-const RAMP: usize = 80;
 const LEVEL: f64 = 6000.0;
 pub const LOW_HZ: f64 = 440.0;
 pub const HIGH_HZ: f64 = 660.0;
 
 fn chime(first: f64, second: f64) -> Arc<[i16]> {
-    let note = |freq: f64| {
-        (0..NOTE_SAMPLES).map(move |n| {
-            let ramp = (n.min(NOTE_SAMPLES - 1 - n) as f64 / RAMP as f64).min(1.0);
-            (LEVEL * ramp * (2.0 * PI * freq * n as f64 / RATE).sin()) as i16
-        })
-    };
-    note(first).chain(note(second)).collect()
+    sine_burst(first, NOTE_SAMPLES, LEVEL)
+        .chain(sine_burst(second, NOTE_SAMPLES, LEVEL))
+        .collect()
 }
 
 /// Played to the others when someone joins: 440 Hz then 660 Hz.

@@ -8,8 +8,11 @@
 //! Callers of a room another node owns are bridged there by their calls
 //! (`call/bridge.rs`); a room that is still mixed here while another node
 //! owns it (its callers came before this node saw the owner's lease, or
-//! its leg to the owner fell silent and the owner's lease has not run out
-//! yet) is logged as a warning once per change of owner.
+//! its leg to the owner failed while the owner lived on, or this node
+//! owned it and was cut off) is logged as a warning once per change of
+//! owner, and its members here are told to move to the owner when the
+//! core says so ([`Leases::poll_move`]; each call then leaves the room here
+//! and places a leg, `call/bridge.rs`).
 //!
 //! On stop, every room this node holds is released, so another node can
 //! take it at once rather than after the lease runs out.
@@ -82,6 +85,16 @@ async fn run(
         }
         while let Some(change) = core.poll_change() {
             report(&rooms, &node, change);
+        }
+        while let Some(room) = core.poll_move() {
+            let members = rooms.move_members(room);
+            metrics::counter!("dialgate_room_moves_total").increment(1);
+            tracing::info!(
+                room_id = room.0,
+                owner = rooms.owner(room).as_deref().unwrap_or("?"),
+                members,
+                "room owned by another node while mixed here: moving its callers here to the owner"
+            );
         }
         if stopping && core.is_empty() {
             break;

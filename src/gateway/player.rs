@@ -25,6 +25,11 @@ impl Player {
         self.current = None;
     }
 
+    /// The play under way, if any.
+    pub fn playing(&self) -> Option<PlayId> {
+        self.current.as_ref().map(|(id, _)| *id)
+    }
+
     /// The next 20 ms: a frame of the prompt playing (`Ok(Some)`, for
     /// [`crate::media::leg::Leg::send_prompt`]), or the id of the play that
     /// just finished (`Err`, once), or `Ok(None)` when idle. Each prompt

@@ -74,6 +74,18 @@ impl Playout {
         s.done = None;
     }
 
+    /// Stops the play `id`, if that is what plays (a play that replaced it
+    /// goes on), and forgets its end if it ended.
+    pub fn stop_play(&self, id: PlayId) {
+        let mut s = self.state();
+        if s.player.playing() == Some(id) {
+            s.player.stop();
+        }
+        if s.done == Some(id) {
+            s.done = None;
+        }
+    }
+
     /// Whether the clock sends this call's frames (prompt or silence).
     pub fn set_on(&self, on: bool) {
         self.state().on = on;
@@ -278,6 +290,28 @@ mod tests {
         for _ in 0..6 {
             next(&receiver).await;
         }
+        assert!(no_end_for_10_ticks(&playout).await, "no end reported");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_a_play_by_id_leaves_another_play_alone() {
+        let clock = PromptClock::start();
+        let (playout, receiver) = listened(&clock, prompts()).await;
+        playout.set_on(true);
+        playout.play(PlayId(1), vec![PromptId::Welcome]);
+        next(&receiver).await;
+        // Another play replaced it: stopping the first stops nothing.
+        playout.play(PlayId(2), vec![PromptId::Welcome]);
+        playout.stop_play(PlayId(1));
+        for _ in 0..4 {
+            next(&receiver).await;
+        }
+        assert_eq!(playout.finished().await, PlayId(2), "played to its end");
+        // Stopped by its own id: silence, and no end.
+        playout.play(PlayId(3), vec![PromptId::Welcome]);
+        next(&receiver).await;
+        playout.stop_play(PlayId(3));
+        assert_eq!(next(&receiver).await.0, vec![0xff; 160]);
         assert!(no_end_for_10_ticks(&playout).await, "no end reported");
     }
 }

@@ -18,6 +18,18 @@ pub const PCM_FRAME: usize = 320;
 /// Samples in one 20 ms frame at 8 kHz.
 pub const NARROW_FRAME: usize = 160;
 
+/// `samples` of a sine at `freq_hz` and peak `level`, at [`PCM_RATE`],
+/// faded in and out over 5 ms so it does not click: the tones the gateway
+/// synthesises (the room's chimes, the moving tone) are made of these.
+pub fn sine_burst(freq_hz: f64, samples: usize, level: f64) -> impl Iterator<Item = i16> {
+    const RAMP: f64 = PCM_RATE as f64 / 200.0;
+    let step = 2.0 * std::f64::consts::PI * freq_hz / f64::from(PCM_RATE);
+    (0..samples).map(move |n| {
+        let ramp = (n.min(samples - 1 - n) as f64 / RAMP).min(1.0);
+        (level * ramp * (step * n as f64).sin()) as i16
+    })
+}
+
 const TAPS: usize = 47;
 
 /// Lanes of the dot products: 8 independent sums the compiler keeps in

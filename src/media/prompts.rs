@@ -83,11 +83,15 @@ pub enum PromptId {
     /// To the host, after `*7`.
     AllMuted,
     AllUnmuted,
+    /// While the call moves to its room's new owner (its leg to the node
+    /// that mixed the room fell silent): `moving.<ext>` if the language
+    /// folder has one, else [`moving_tone`].
+    Moving,
 }
 
 impl PromptId {
     /// Every prompt, in declaration order.
-    pub const ALL: [PromptId; 23] = [
+    pub const ALL: [PromptId; 24] = [
         PromptId::Welcome,
         PromptId::EnterAccessCode,
         PromptId::InvalidCode,
@@ -111,6 +115,7 @@ impl PromptId {
         PromptId::NowUnlocked,
         PromptId::AllMuted,
         PromptId::AllUnmuted,
+        PromptId::Moving,
     ];
 
     /// The file name without extension, e.g. `"enter_access_code"`.
@@ -139,6 +144,7 @@ impl PromptId {
             PromptId::NowUnlocked => "now_unlocked",
             PromptId::AllMuted => "all_muted",
             PromptId::AllUnmuted => "all_unmuted",
+            PromptId::Moving => "moving",
         }
     }
 
@@ -243,10 +249,16 @@ impl PromptSet {
         let folder = dir.join(language);
         let mut decoded = Vec::with_capacity(PromptId::ALL.len());
         for id in PromptId::ALL {
-            let path = find_prompt_file(&folder, id).ok_or_else(|| PromptError::Missing {
-                path: folder.join(format!("{}.{}", id.file_stem(), EXTENSIONS[0])),
-            })?;
-            decoded.push((id, decode_file(&path, SAMPLE_RATE_HZ)?));
+            let pcm = match find_prompt_file(&folder, id) {
+                Some(path) => decode_file(&path, SAMPLE_RATE_HZ)?,
+                None if id == PromptId::Moving => moving_tone(),
+                None => {
+                    return Err(PromptError::Missing {
+                        path: folder.join(format!("{}.{}", id.file_stem(), EXTENSIONS[0])),
+                    });
+                }
+            };
+            decoded.push((id, pcm));
         }
         let mut set = PromptSet::from_samples(decoded);
         let mut numbers = Vec::with_capacity(NUMBER_WORDS.len());
@@ -358,6 +370,25 @@ fn find_file(folder: &Path, stem: &str) -> Option<PathBuf> {
         .iter()
         .map(|ext| folder.join(format!("{stem}.{ext}")))
         .find(|path| path.is_file())
+}
+
+/// The pitch of [`moving_tone`]'s pips: apart from the room's chimes
+/// (440 and 660 Hz) and from every keypad frequency.
+pub const MOVING_TONE_HZ: f64 = 550.0;
+
+/// What a caller hears while its call moves to the room's new owner node,
+/// when the language has no `moving` recording: one second of two 100 ms
+/// pips at [`MOVING_TONE_HZ`], 100 ms apart, then silence; played over
+/// and over until the caller is in the room again.
+pub fn moving_tone() -> Vec<i16> {
+    const PIP: usize = SAMPLE_RATE_HZ as usize / 10;
+    let pip = || crate::media::pcm::sine_burst(MOVING_TONE_HZ, PIP, 6000.0);
+    let gap = || std::iter::repeat_n(0, PIP);
+    pip()
+        .chain(gap())
+        .chain(pip())
+        .chain(std::iter::repeat_n(0, 7 * PIP))
+        .collect()
 }
 
 /// The waiting room's music: `<dir>/hold_music.<ext>`, for every language.

@@ -560,6 +560,31 @@ pub fn tail(heard: &[(Header, Vec<i16>)], frames: usize) -> Vec<i16> {
         .collect()
 }
 
+/// `x` and `y` talk, each its own tone (`x_tone`, `y_tone` Hz), 2 s at a
+/// time until each hears the other's over the last second: true then,
+/// false if that has not come within `within`.
+pub async fn until_they_hear_each_other(
+    x: &mut Caller,
+    y: &mut Caller,
+    [x_tone, y_tone]: [f64; 2],
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let (heard_x, heard_y) = tokio::join!(
+            x.talk_and_listen(100, |i| sine_frame(x_tone, 8000.0, i)),
+            y.talk_and_listen(100, |i| sine_frame(y_tone, 8000.0, i)),
+        );
+        let (at_x, at_y) = (tail(&heard_x, 50), tail(&heard_y, 50));
+        let (x_hears_y, y_hears_x) = (tone_power(&at_x, y_tone), tone_power(&at_y, x_tone));
+        eprintln!("x hears y {x_hears_y:.0}, y hears x {y_hears_x:.0}");
+        if x_hears_y > 1e6 && y_hears_x > 1e6 {
+            return true;
+        }
+    }
+    false
+}
+
 /// A sine at `freq` Hz, amplitude `amp`, for 20 ms frame `index`.
 pub fn sine_frame(freq: f64, amp: f64, index: usize) -> Vec<i16> {
     (0..160)

@@ -247,3 +247,95 @@ fn close_all_releases_every_room_held_and_forgets_the_rest() {
     );
     assert_eq!(l.len(), 2);
 }
+
+fn moves(l: &mut Leases) -> Vec<RoomId> {
+    std::iter::from_fn(|| l.poll_move()).collect()
+}
+
+/// The guest's claim due by `at` (one a second), answered with `holder`.
+fn claim_at(l: &mut Leases, at: Instant, holder: Option<Holder>) {
+    run_to(l, at);
+    assert_eq!(requests(l), [Request::Claim(R)]);
+    l.on_claim(at, R, holder);
+}
+
+#[test]
+fn a_room_mixed_here_moves_to_an_owner_that_keeps_it_for_a_lease_once_per_epoch() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, theirs(4));
+    assert!(
+        moves(&mut l).is_empty(),
+        "a dead owner's lease may be about to run out"
+    );
+    claim_at(&mut l, t0 + secs(1.0), theirs(4));
+    claim_at(&mut l, t0 + secs(2.0), theirs(4));
+    assert!(moves(&mut l).is_empty());
+    // Held for a whole lease since: the owner renews, it lives.
+    claim_at(&mut l, t0 + LEASE_TTL, theirs(4));
+    assert_eq!(moves(&mut l), [R], "its members here move to the owner");
+    claim_at(&mut l, t0 + LEASE_TTL + secs(1.0), theirs(4));
+    assert!(moves(&mut l).is_empty(), "told once");
+    // The room empties and opens again (the owner did not answer the
+    // legs: its callers joined here again): not moved again so soon.
+    let t1 = t0 + secs(5.0);
+    l.close(t1, R);
+    l.open(t1, R);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    l.on_claim(t1, R, theirs(4));
+    claim_at(&mut l, t1 + LEASE_TTL, theirs(4));
+    assert!(moves(&mut l).is_empty(), "not back and forth");
+    // Once MOVE_AGAIN_AFTER has passed, again.
+    let t2 = t0 + LEASE_TTL + MOVE_AGAIN_AFTER;
+    claim_at(&mut l, t2, theirs(4));
+    assert_eq!(moves(&mut l), [R]);
+}
+
+#[test]
+fn a_dead_owner_whose_lease_runs_out_is_taken_over_not_moved_to() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, theirs(4));
+    claim_at(&mut l, t0 + secs(1.0), theirs(4));
+    // The owner's lease ran out: this node takes the room at epoch 5.
+    claim_at(&mut l, t0 + secs(2.0), ours(5));
+    run_to(&mut l, t0 + secs(10.0));
+    assert!(moves(&mut l).is_empty());
+    // A new holder's epoch starts its own lease's wait.
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, theirs(4));
+    claim_at(&mut l, t0 + secs(2.0), theirs(5));
+    claim_at(&mut l, t0 + secs(4.0), theirs(5));
+    assert!(moves(&mut l).is_empty(), "epoch 5 seen for 2 s only");
+    claim_at(&mut l, t0 + secs(5.0), theirs(5));
+    assert_eq!(moves(&mut l), [R]);
+}
+
+#[test]
+fn an_owner_or_a_closed_room_moves_nothing() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(1));
+    run_to(&mut l, t0 + secs(10.0));
+    assert!(moves(&mut l).is_empty(), "held here");
+    // Closed while its claim was in flight: nobody here to move.
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, theirs(2));
+    claim_at(&mut l, t0 + secs(1.0), theirs(2));
+    claim_at(&mut l, t0 + secs(2.0), theirs(2));
+    run_to(&mut l, t0 + LEASE_TTL);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    l.close(t0 + LEASE_TTL, R);
+    l.on_claim(t0 + LEASE_TTL, R, theirs(2));
+    assert!(moves(&mut l).is_empty());
+}

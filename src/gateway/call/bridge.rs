@@ -12,7 +12,10 @@
 //!   leg's own port, keys sent by SIP INFO follow as INFO, and what the
 //!   owner sends (the room's mix for this caller) goes on to the caller in
 //!   the call's own stream. When to give a leg up, ask again or join here
-//!   instead is [`BridgeCore`]'s to decide (`bridge/machine.rs`).
+//!   instead is [`BridgeCore`]'s to decide (`bridge/machine.rs`). From a
+//!   leg's silence until the caller is in the room again (a new leg up, or
+//!   joined here) the caller hears the moving tone ([`PromptId::Moving`])
+//!   on the prompt clock.
 //! - **Owning** (`bridge/owner.rs`): which INVITEs with a pass are taken.
 //!
 //! Only on a store several nodes share (PostgreSQL); on SQLite the node is
@@ -35,7 +38,9 @@ use crate::access::leg::{LEG_HEADER, LegPass};
 use crate::conference::lease::LEASE_TTL;
 use crate::conference::{Policy, Presence, Role};
 use crate::ids::RoomId;
+use crate::ivr::PlayId;
 use crate::media::ports::{PortLease, RtpPort};
+use crate::media::prompts::PromptId;
 use crate::media::rtp::{self, PayloadType};
 use crate::media::socket::MediaSocket;
 use crate::sip::command::SipCommand;
@@ -43,6 +48,13 @@ use crate::sip::endpoint::{CallEvent, OutgoingCall};
 use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, LocalMedia};
 use crate::store::{Backend, LeaseClaim, LeaseRow, StoreError};
+
+/// The play of the moving tone: not one of the IVR's (whose ids count up
+/// from 0), so its end goes back to the shell, not to the call's core.
+pub(super) const MOVING_PLAY: PlayId = PlayId(u32::MAX);
+
+/// Times the moving tone is queued in one play (a second each).
+const MOVING_REPEATS: usize = 10;
 
 /// A lease claim under way.
 pub(super) type Lookup =
@@ -134,6 +146,48 @@ impl Shell {
         self.drive_bridge();
     }
 
+    /// The room this call is in here is owned by another node now: the
+    /// call leaves it and goes to the owner over a leg, hearing the moving
+    /// tone meanwhile (and joins here again if the owner does not answer).
+    /// A leg from another node only leaves: the node that placed it hears
+    /// it fall silent and moves its caller itself.
+    pub(super) fn move_to_owner(&mut self, is_leg: bool) {
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        let Some((room_id, member)) = m.room.take() else {
+            return;
+        };
+        m.presence = None;
+        let policy = self.shared.rooms.policy(room_id);
+        let host = member.role == Role::Host;
+        self.shared.rooms.leave(room_id, self.call);
+        self.shared
+            .live
+            .bridged(self.call.0, room_id, Role::Participant, None);
+        let Some(policy) = policy.filter(|_| !is_leg) else {
+            tracing::info!(
+                room_id = room_id.0,
+                "room owned by another node: leg left it"
+            );
+            return;
+        };
+        tracing::info!(
+            room_id = room_id.0,
+            "room owned by another node: moving the caller there"
+        );
+        self.bridge = Some(Box::new(Bridge {
+            room_id,
+            host,
+            policy,
+            core: BridgeCore::moving(Instant::now()),
+            placing: None,
+            owner: String::new(),
+            media: None,
+        }));
+        self.drive_bridge();
+    }
+
     /// Carries out what the bridge's core decided.
     fn drive_bridge(&mut self) {
         while let Some(what) = self.bridge.as_mut().and_then(|b| b.core.poll()) {
@@ -165,6 +219,25 @@ impl Shell {
         }
         if self.bridge.as_ref().is_some_and(|b| b.core.is_over()) {
             self.bridge = None;
+        }
+        let moving = self.bridge.as_ref().is_some_and(|b| b.core.is_moving());
+        if moving != self.moving {
+            self.moving = moving;
+            if moving {
+                self.play_moving_tone();
+            } else if let Some(m) = &self.media {
+                m.playout.stop_play(MOVING_PLAY);
+            }
+        }
+    }
+
+    /// The moving tone from its start, while the caller is moving (the
+    /// run loop turns the prompt clock on for it); played again when it
+    /// ends, until the caller is in the room again.
+    pub(super) fn play_moving_tone(&self) {
+        if let (true, Some(m)) = (self.moving, &self.media) {
+            m.playout
+                .play(MOVING_PLAY, vec![PromptId::Moving; MOVING_REPEATS]);
         }
     }
 

@@ -366,6 +366,12 @@ impl CallCore {
         }
     }
 
+    /// Whether the call is a leg from another node (a member of a room this
+    /// node owns, for a caller that node answered).
+    pub fn is_leg(&self) -> bool {
+        self.leg.is_some()
+    }
+
     /// Whether the call has media running (acknowledged, not yet ended).
     pub fn in_media(&self) -> bool {
         matches!(self.phase, Phase::Talking(_) | Phase::Closing { .. })

@@ -120,6 +120,8 @@ struct Shell {
     bridge: Option<Box<Bridge>>,
     /// The room's lease, being read for the bridge.
     lookup: Option<Lookup>,
+    /// The caller hears the moving tone (its bridge says it is moving).
+    moving: bool,
 }
 
 /// The next datagram on `socket` (RTP or RTCP); never, without one.
@@ -210,6 +212,7 @@ pub(crate) async fn run(
         inputs: Vec::new(),
         bridge: None,
         lookup: None,
+        moving: false,
     };
     let dialled = incoming.dialled.clone();
     let mut pending: Option<Pending<'static>> = None;
@@ -257,7 +260,7 @@ pub(crate) async fn run(
             }
             armed = deadline;
         }
-        let prompts_on = core.plays_prompts();
+        let prompts_on = core.plays_prompts() || shell.moving;
         let media_on = core.in_media();
         if let Some(m) = shell.media.as_ref()
             && prompts_on != playing
@@ -332,7 +335,11 @@ pub(crate) async fn run(
                 shell.bridge_timeout(std::time::Instant::now());
             }
             done = play_done(playout) => {
-                core.handle(Instant::now().into_std(), Input::PlayDone(done));
+                if done == bridge::MOVING_PLAY {
+                    shell.play_moving_tone();
+                } else {
+                    core.handle(Instant::now().into_std(), Input::PlayDone(done));
+                }
             }
             received = recv_from(socket, &mut rtp_buf), if media_on => {
                 if let Ok((len, source)) = received
@@ -349,6 +356,9 @@ pub(crate) async fn run(
                 }
             }
             presence = presence_change(watch), if media_on => {
+                if presence == Presence::Moved {
+                    shell.move_to_owner(core.is_leg());
+                }
                 core.handle(Instant::now().into_std(), Input::Presence(presence));
             }
             _ = &mut timer, if armed.is_some() => {

@@ -371,6 +371,43 @@ fn load_falls_back_to_other_extensions_and_prefers_wav() {
 }
 
 #[test]
+fn without_a_moving_file_the_moving_prompt_is_the_synthesised_tone() {
+    let dir = TempDir::new();
+    write_prompt_folder(dir.path(), Some(PromptId::Moving));
+    let set = PromptSet::load(dir.path(), "en").unwrap();
+    assert_eq!(set.get(PromptId::Moving), moving_tone().as_slice());
+    // With a file, the file.
+    write_prompt_folder(dir.path(), None);
+    let set = PromptSet::load(dir.path(), "en").unwrap();
+    let n = PromptId::ALL.len();
+    assert_length_near(set.get(PromptId::Moving), n * SAMPLE_RATE_HZ as usize / 10);
+}
+
+#[test]
+fn the_moving_tone_is_two_pips_a_second() {
+    let tone = moving_tone();
+    assert_eq!(tone.len(), SAMPLE_RATE_HZ as usize);
+    let power = |from: usize, freq: f64| {
+        let tenth = SAMPLE_RATE_HZ as usize / 10;
+        let part = &tone[from * tenth..(from + 1) * tenth];
+        crate::media::goertzel::power(part, freq, f64::from(SAMPLE_RATE_HZ))
+    };
+    // Tenths of a second: pip, gap, pip, then silence.
+    for tenth in [0, 2] {
+        assert!(power(tenth, MOVING_TONE_HZ) > 1e6, "pip in tenth {tenth}");
+        assert!(power(tenth, 440.0) < power(tenth, MOVING_TONE_HZ) / 100.0);
+        assert!(power(tenth, 660.0) < power(tenth, MOVING_TONE_HZ) / 100.0);
+    }
+    for tenth in [1, 3, 9] {
+        assert_eq!(
+            power(tenth, MOVING_TONE_HZ),
+            0.0,
+            "silence in tenth {tenth}"
+        );
+    }
+}
+
+#[test]
 fn load_names_the_missing_prompt() {
     let dir = TempDir::new();
     let folder = write_prompt_folder(dir.path(), Some(PromptId::Joining));

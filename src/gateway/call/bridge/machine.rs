@@ -112,6 +112,9 @@ pub struct BridgeCore {
     /// A process whose leg fell silent: asked once more, then avoided.
     suspect: Option<String>,
     retries: u32,
+    /// The leg that was up fell silent, and the caller is not in the room
+    /// again yet (over a new leg, or here): it hears the moving tone.
+    moving: bool,
     out: std::collections::VecDeque<Do>,
 }
 
@@ -125,9 +128,18 @@ impl BridgeCore {
             avoid: None,
             suspect: None,
             retries: 0,
+            moving: false,
             out: Default::default(),
         };
         core.out.push_back(Do::Claim);
+        core
+    }
+
+    /// A bridge for a caller that was in the room on this node while
+    /// another node owned it: moving from the start.
+    pub fn moving(now: Instant) -> BridgeCore {
+        let mut core = BridgeCore::new(now);
+        core.moving = true;
         core
     }
 
@@ -138,6 +150,15 @@ impl BridgeCore {
     /// The leg is answered and carries media.
     pub fn is_up(&self) -> bool {
         matches!(self.state, State::Up { .. })
+    }
+
+    /// The caller's leg fell silent (or it was in the room here while
+    /// another node owned it: [`BridgeCore::moving`]) and it is on its way
+    /// back into the room: until a leg is answered or it joins here.
+    /// Not while a first leg is placed, nor while a leg is placed again
+    /// because the caller's session changed.
+    pub fn is_moving(&self) -> bool {
+        self.moving
     }
 
     /// Nothing more to do: joined here, or ended.
@@ -189,6 +210,7 @@ impl BridgeCore {
                 }
                 self.suspect = Some(instance);
                 self.out.push_back(Do::Bye);
+                self.moving = true;
                 self.ask(now);
             }
             _ => {}
@@ -203,6 +225,7 @@ impl BridgeCore {
     }
 
     fn join_here(&mut self) {
+        self.moving = false;
         self.state = State::Over;
         self.out.push_back(Do::JoinHere);
     }
@@ -248,6 +271,7 @@ impl BridgeCore {
             tracing::info!("the room's owner answered again after its silence");
         }
         self.retries = 0;
+        self.moving = false;
         self.state = State::Up {
             instance,
             since: now,
@@ -318,6 +342,7 @@ impl BridgeCore {
         if matches!(self.state, State::Inviting { .. } | State::Up { .. }) {
             self.out.push_back(Do::Bye);
         }
+        self.moving = false;
         self.state = State::Over;
     }
 }

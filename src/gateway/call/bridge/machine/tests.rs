@@ -229,3 +229,65 @@ fn retries_start_again_with_each_answered_leg() {
     h.core.on_refused(h.now, 503);
     assert!(h.drain().is_empty(), "asked again, not given up");
 }
+
+#[test]
+fn the_caller_is_moving_from_its_legs_silence_until_a_new_leg_is_up() {
+    let mut h = Harness::new();
+    assert!(!h.core.is_moving(), "not while the first leg is placed");
+    h.up("p1");
+    assert!(!h.core.is_moving());
+    h.advance(LEG_SILENCE);
+    assert!(h.core.is_moving(), "asking again after the silence");
+    h.lease(Lease::Elsewhere(holder("p2")));
+    assert!(h.core.is_moving(), "while the new leg is placed");
+    h.core.on_refused(h.now, 503);
+    assert!(h.core.is_moving(), "while waiting to ask again");
+    h.advance(LEG_RETRY_AFTER);
+    h.up("p2");
+    assert!(!h.core.is_moving(), "back in the room over the new leg");
+}
+
+#[test]
+fn the_caller_stops_moving_when_it_joins_here_or_the_call_ends() {
+    let mut h = Harness::new();
+    h.up("p1");
+    h.advance(LEG_SILENCE);
+    h.lease(Lease::Elsewhere(holder("p1")));
+    assert!(h.core.is_moving());
+    assert_eq!(h.advance(LEG_ANSWER_LIMIT), vec![Do::Bye, Do::JoinHere]);
+    assert!(!h.core.is_moving(), "in the room here");
+
+    let mut h = Harness::new();
+    h.up("p1");
+    h.advance(LEG_SILENCE);
+    assert!(h.core.is_moving());
+    h.core.close();
+    assert!(!h.core.is_moving(), "the call ended");
+}
+
+#[test]
+fn a_leg_placed_again_for_a_new_session_is_no_move() {
+    let mut h = Harness::new();
+    h.up("p1");
+    h.core.renegotiated(h.now);
+    assert_eq!(h.drain(), vec![Do::Bye, Do::Claim]);
+    assert!(!h.core.is_moving());
+    h.up("p1");
+    assert!(!h.core.is_moving());
+}
+
+#[test]
+fn a_caller_moved_from_a_room_mixed_apart_is_moving_until_its_leg_is_up_or_it_joins_here() {
+    let now = Instant::now();
+    let mut core = BridgeCore::moving(now);
+    assert!(core.is_moving());
+    assert_eq!(core.poll(), Some(Do::Claim));
+    core.on_lease(now, Lease::Elsewhere(holder("p1")));
+    assert!(core.is_moving());
+    core.on_answered(now);
+    assert!(!core.is_moving());
+
+    let mut core = BridgeCore::moving(now);
+    core.on_lease(now, Lease::Ours);
+    assert!(!core.is_moving(), "the room is this node's after all");
+}
