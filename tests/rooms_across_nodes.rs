@@ -218,6 +218,33 @@ async fn callers_left_apart_by_a_leg_the_owner_did_not_answer_are_moved_together
 }
 
 #[tokio::test]
+async fn an_owner_whose_drain_runs_out_leaves_the_room_to_the_callers_of_other_nodes() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (mut a, b) = two_nodes(&pg.url, &["--drain-timeout", "1s"]).await;
+    let _x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
+
+    // a drains; x and y's leg are still up when its drain runs out, so it
+    // hangs them up (BYE, "shutting down") and exits.
+    a.terminate().await;
+    // y's call goes on: it joins the room on b, which takes the room, and
+    // a caller who comes to b is in the room with y.
+    let mut z = in_room_owned_by(&b, "edge-b", 2).await;
+    assert_hear_each_other(exchange(&mut y, &mut z, 150).await);
+    assert!(
+        b.log().contains("the room's owner is stopping"),
+        "{}",
+        b.log()
+    );
+    assert!(
+        !b.log().contains("the room's owner ended the leg"),
+        "{}",
+        b.log()
+    );
+}
+
+#[tokio::test]
 async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_other_there() {
     let pg = PgServer::start();
     provision(&pg.url, CODE);

@@ -273,7 +273,7 @@ pub fn sip_endpoint(data: &[u8]) {
                     CallEvent::Info { tx, .. } => requests.push((tx, false)),
                     CallEvent::Reinvite { tx, .. } => requests.push((tx, true)),
                     CallEvent::Cancelled
-                    | CallEvent::Bye
+                    | CallEvent::Bye { .. }
                     | CallEvent::Ended
                     | CallEvent::Refused { .. } => {
                         unanswered.retain(|(c, _)| *c != call);

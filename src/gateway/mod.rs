@@ -582,7 +582,7 @@ async fn run_endpoint(
                     let last = matches!(
                         event,
                         CallEvent::Ended
-                            | CallEvent::Bye
+                            | CallEvent::Bye { .. }
                             | CallEvent::Cancelled
                             | CallEvent::Refused { .. }
                     );
@@ -694,7 +694,7 @@ Content-Type: application/dtmf-relay\r\nContent-Length: 9\r\n\r\nSignal=5\n"
         ));
         assert!(matches!(
             rx.recv().await,
-            Some(ToCall::Caller(CallEvent::Bye))
+            Some(ToCall::Caller(CallEvent::Bye { .. }))
         ));
     }
 }

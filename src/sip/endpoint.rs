@@ -126,8 +126,9 @@ pub enum CallEvent {
     Ack,
     /// CANCEL before answer; 487 was sent.
     Cancelled,
-    /// The caller hung up; 200 was sent.
-    Bye,
+    /// The caller hung up; 200 was sent. `reason`: the BYE's `Reason`
+    /// header (RFC 3326), if it had one.
+    Bye { reason: Option<String> },
     /// SIP INFO in the dialog; answer it with [`Endpoint::respond`].
     Info {
         tx: TxKey,

@@ -106,6 +106,14 @@ impl Bridge {
     }
 }
 
+/// Whether a BYE's `Reason` is the one a node that stops sends its calls
+/// (`Cause::ShuttingDown`: `SIP;cause=503`), not a room's end.
+fn stopping(reason: &str) -> bool {
+    let mut parts = reason.split(';').map(str::trim);
+    parts.next().is_some_and(|p| p.eq_ignore_ascii_case("SIP"))
+        && parts.any(|p| p.eq_ignore_ascii_case("cause=503"))
+}
+
 /// A From user part made of what SIP takes unescaped.
 fn uri_user(caller_id: &str) -> String {
     let clean = caller_id
@@ -371,9 +379,19 @@ impl Shell {
                 }
                 self.drive_bridge();
             }
-            CallEvent::Bye => {
-                // The owner ended the leg: its room ended, or it hung up
-                // its calls (stopping). The caller hears the room closed.
+            CallEvent::Bye { reason } if reason.as_deref().is_some_and(stopping) => {
+                // The owner is stopping (its drain ran out): the room goes
+                // on without it, here or on another node.
+                tracing::info!("the room's owner is stopping: moving the caller");
+                if let Some(b) = self.bridge.as_mut() {
+                    b.media = None;
+                    b.core.on_owner_stopping(now);
+                }
+                self.drive_bridge();
+            }
+            CallEvent::Bye { .. } => {
+                // The owner ended the leg: its room ended. The caller hears
+                // the room closed.
                 if self.bridge.as_mut().is_some_and(|b| b.core.on_owner_bye()) {
                     tracing::info!("the room's owner ended the leg");
                     self.bridge = None;
@@ -494,5 +512,21 @@ impl Shell {
             b.core.close();
         }
         self.drive_bridge();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cause::Cause;
+
+    #[test]
+    fn a_stopping_nodes_bye_is_told_from_a_rooms_end() {
+        assert!(stopping(&Cause::ShuttingDown.reason()));
+        assert!(stopping("sip ; cause=503 ; text=\"x\""));
+        assert!(!stopping(&Cause::RoomEnded.reason()));
+        assert!(!stopping("Q.850;cause=503"));
+        assert!(!stopping("SIP;cause=5030"));
+        assert!(!stopping(""));
     }
 }

@@ -216,7 +216,9 @@ impl Endpoint {
                 // A BYE on an early dialog also ends the pending INVITE.
                 self.finish_pending_invite(now, call, StatusCode::REQUEST_TERMINATED);
                 self.forget(call);
-                self.out.push_back(Output::Call(call, CallEvent::Bye));
+                let reason = req.header("Reason").map(str::to_owned);
+                self.out
+                    .push_back(Output::Call(call, CallEvent::Bye { reason }));
             }
             Method::Info => {
                 let key = TxKey::of(&req, &method);

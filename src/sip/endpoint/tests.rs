@@ -195,7 +195,7 @@ fn bye_from_caller_is_answered_and_reported() {
     );
     let d = drain(&mut ep);
     assert_eq!(statuses(&d), vec![200]);
-    assert!(matches!(d.events.as_slice(), [(c, CallEvent::Bye)] if *c == call));
+    assert!(matches!(d.events.as_slice(), [(c, CallEvent::Bye { .. })] if *c == call));
     assert_eq!(ep.active_dialogs(), 0);
 }
 
@@ -1139,7 +1139,7 @@ From: <sip:room-42@{OWNER}>;tag=owner1\r\nTo: {from}\r\nCall-ID: leg-1\r\nCSeq: 
     ep.handle_input(now, owner_flow(), bye.as_bytes());
     let d = drain(&mut ep);
     assert_eq!(statuses(&d), vec![200]);
-    assert!(matches!(&d.events[..], [(c, CallEvent::Bye)] if *c == call));
+    assert!(matches!(&d.events[..], [(c, CallEvent::Bye { .. })] if *c == call));
     assert_eq!(ep.active_dialogs(), 0);
 }
 

@@ -7,7 +7,8 @@
 //! and joins rooms.
 //!
 //! ```text
-//!  Asking ─lease elsewhere─► Inviting ─2xx─► Up ─silent 1 s─► Asking (that owner suspect)
+//!  Asking ─lease elsewhere─► Inviting ─2xx─► Up ─silent 1 s─► Asking (that owner suspect;
+//!                                               BYE "shutting down": that owner avoided)
 //!    │ ours / free / 2 s       │ 503: Waiting 200 ms, Asking (3 times)
 //!    ▼                         │ other failure, no answer in 1.5 s (BYE/CANCEL)
 //!   Here ◄─────────────────────┘ (a suspect that fails again is avoided;
@@ -325,6 +326,17 @@ impl BridgeCore {
             return true;
         }
         false
+    }
+
+    /// The owner hung the leg up because it is stopping (a BYE with the
+    /// shutting-down reason): the room goes on elsewhere. The caller moves
+    /// as after a silence, and that process is not asked again.
+    pub fn on_owner_stopping(&mut self, now: Instant) {
+        if let State::Up { instance, .. } = &mut self.state {
+            self.avoid = Some(std::mem::take(instance));
+            self.moving = true;
+            self.ask(now);
+        }
     }
 
     /// The caller's session changed (codec, payload types): the leg, which

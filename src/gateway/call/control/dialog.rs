@@ -29,7 +29,7 @@ impl CallCore {
                     self.phase = Phase::Done;
                 }
             }
-            CallEvent::Bye | CallEvent::Cancelled => match self.phase {
+            CallEvent::Bye { .. } | CallEvent::Cancelled => match self.phase {
                 Phase::Talking(_) => self.end(now, End::CallerLeft),
                 Phase::Closing { .. } => {
                     tracing::info!("caller hung up during the closing prompt");

@@ -472,7 +472,7 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
     assert!(h.keys("*6").contains(&Action::Room(Command::ToggleMute)));
     assert!(h.keys("*7").is_empty());
     // The caller leaves: counted as admitted.
-    let a = h.sip(CallEvent::Bye);
+    let a = h.sip(CallEvent::Bye { reason: None });
     assert_eq!(
         a,
         vec![Action::MediaEnded {
@@ -486,7 +486,7 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
 fn hanging_up_during_a_lookup_records_the_abandoned_attempt_and_ignores_the_late_answer() {
     let mut h = Harness::talking();
     h.keys("1234#");
-    let a = h.sip(CallEvent::Bye);
+    let a = h.sip(CallEvent::Bye { reason: None });
     assert_eq!(
         a[0],
         Action::MediaEnded {

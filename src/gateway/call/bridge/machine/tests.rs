@@ -291,3 +291,22 @@ fn a_caller_moved_from_a_room_mixed_apart_is_moving_until_its_leg_is_up_or_it_jo
     core.on_lease(now, Lease::Ours);
     assert!(!core.is_moving(), "the room is this node's after all");
 }
+
+#[test]
+fn an_owner_that_stops_is_left_at_once_and_the_caller_moves() {
+    let mut h = Harness::new();
+    h.up("p1");
+    h.core.on_owner_stopping(h.now);
+    assert!(h.core.is_moving());
+    // Its BYE ended the leg: no BYE of ours, a claim.
+    assert_eq!(h.drain(), vec![Do::Claim]);
+    // Its lease not released yet: not asked again, joined here.
+    assert_eq!(h.lease(Lease::Elsewhere(holder("p1"))), vec![Do::JoinHere]);
+    assert!(!h.core.is_moving());
+    // Another owner by then: bridged there.
+    let mut h = Harness::new();
+    h.up("p1");
+    h.core.on_owner_stopping(h.now);
+    h.drain();
+    h.up("p2");
+}
