@@ -39,8 +39,8 @@
 //! this node), the core asks for the members here to move to it
 //! ([`Leases::poll_move`]), and again at most every [`MOVE_AGAIN_AFTER`]
 //! for the same epoch (a move whose legs the owner did not answer leaves
-//! the callers here; they are not moved back and forth every second). How they move (over a leg each) is the shell's and the
-//! call's business.
+//! the callers here; they are not moved back and forth every second). How
+//! they move (over a leg each) is the shell's and the call's business.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
