@@ -12,6 +12,8 @@ pub struct Player {
     current: Option<(PlayId, Vec<PromptId>)>,
     index: usize,
     offset: usize,
+    /// The play starts again at its end instead of ending.
+    looped: bool,
 }
 
 impl Player {
@@ -19,6 +21,14 @@ impl Player {
         self.current = Some((id, prompts));
         self.index = 0;
         self.offset = 0;
+        self.looped = false;
+    }
+
+    /// Plays `prompts` over and over until stopped or replaced: its end is
+    /// never reported.
+    pub fn play_looped(&mut self, id: PlayId, prompts: Vec<PromptId>) {
+        self.play(id, prompts);
+        self.looped = true;
     }
 
     pub fn stop(&mut self) {
@@ -42,18 +52,28 @@ impl Player {
         let Some((id, list)) = &self.current else {
             return Ok(None);
         };
-        while let Some(prompt) = list.get(self.index) {
-            // `offset` counts samples; here it stays on a frame boundary.
-            let index = self.offset / PCM_FRAME;
-            if index < prompts.frame_count(*prompt) {
-                self.offset = (index + 1) * PCM_FRAME;
-                return Ok(Some(PromptFrame {
-                    prompt: *prompt,
-                    index,
-                }));
+        // A looped play goes round once more from its start; one with no
+        // frame at all is silence, not a busy loop.
+        for _ in 0..=usize::from(self.looped) {
+            while let Some(prompt) = list.get(self.index) {
+                // `offset` counts samples; here it stays on a frame boundary.
+                let index = self.offset / PCM_FRAME;
+                if index < prompts.frame_count(*prompt) {
+                    self.offset = (index + 1) * PCM_FRAME;
+                    return Ok(Some(PromptFrame {
+                        prompt: *prompt,
+                        index,
+                    }));
+                }
+                self.index += 1;
+                self.offset = 0;
             }
-            self.index += 1;
-            self.offset = 0;
+            if self.looped {
+                self.index = 0;
+            }
+        }
+        if self.looped {
+            return Ok(None);
         }
         let id = *id;
         self.current = None;
@@ -130,5 +150,25 @@ mod tests {
             Err(PlayId(3)),
             "play 2 is never done"
         );
+    }
+
+    #[test]
+    fn a_looped_play_starts_again_at_its_end_and_never_reports_one() {
+        let prompts = PromptSet::from_samples([(PromptId::Moving, vec![3; 400])]);
+        let mut p = Player::default();
+        p.play_looped(PlayId(9), vec![PromptId::Moving]);
+        for _ in 0..3 {
+            assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Moving, 0));
+            assert_eq!(p.next_prompt_frame(&prompts), frame(PromptId::Moving, 1));
+        }
+        // A looped play of nothing is silence.
+        p.play_looped(PlayId(10), vec![PromptId::Welcome]);
+        assert_eq!(p.next_prompt_frame(&prompts), Ok(None));
+        assert_eq!(p.playing(), Some(PlayId(10)));
+        // A plain play after it ends as plays do.
+        p.play(PlayId(11), vec![PromptId::Moving]);
+        p.next_prompt_frame(&prompts).unwrap();
+        p.next_prompt_frame(&prompts).unwrap();
+        assert_eq!(p.next_prompt_frame(&prompts), Err(PlayId(11)));
     }
 }

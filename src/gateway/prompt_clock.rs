@@ -67,6 +67,14 @@ impl Playout {
         s.done = None;
     }
 
+    /// Plays `prompts` over and over until stopped or replaced; no end is
+    /// reported.
+    pub fn play_looped(&self, id: PlayId, prompts: Vec<PromptId>) {
+        let mut s = self.state();
+        s.player.play_looped(id, prompts);
+        s.done = None;
+    }
+
     /// Stops what plays (barge-in): silence follows, and no end is reported.
     pub fn stop(&self) {
         let mut s = self.state();

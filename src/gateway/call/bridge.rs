@@ -35,6 +35,7 @@ pub(super) use self::owner::leg_grant;
 use super::control::Input;
 use super::{Shell, ToCall};
 use crate::access::leg::{LEG_HEADER, LegPass};
+use crate::cause::Cause;
 use crate::conference::lease::LEASE_TTL;
 use crate::conference::{Policy, Presence, Role};
 use crate::ids::RoomId;
@@ -49,12 +50,9 @@ use crate::sip::message::StatusCode;
 use crate::sip::sdp::{self, LocalMedia};
 use crate::store::{Backend, LeaseClaim, LeaseRow, StoreError};
 
-/// The play of the moving tone: not one of the IVR's (whose ids count up
-/// from 0), so its end goes back to the shell, not to the call's core.
-pub(super) const MOVING_PLAY: PlayId = PlayId(u32::MAX);
-
-/// Times the moving tone is queued in one play (a second each).
-const MOVING_REPEATS: usize = 10;
+/// The play of the moving tone, looped: not one of the IVR's (whose ids
+/// count up from 0), so stopping it never stops one of the core's.
+const MOVING_PLAY: PlayId = PlayId(u32::MAX);
 
 /// A lease claim under way.
 pub(super) type Lookup =
@@ -104,14 +102,6 @@ impl Bridge {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()
     }
-}
-
-/// Whether a BYE's `Reason` is the one a node that stops sends its calls
-/// (`Cause::ShuttingDown`: `SIP;cause=503`), not a room's end.
-fn stopping(reason: &str) -> bool {
-    let mut parts = reason.split(';').map(str::trim);
-    parts.next().is_some_and(|p| p.eq_ignore_ascii_case("SIP"))
-        && parts.any(|p| p.eq_ignore_ascii_case("cause=503"))
 }
 
 /// A From user part made of what SIP takes unescaped.
@@ -231,21 +221,12 @@ impl Shell {
         let moving = self.bridge.as_ref().is_some_and(|b| b.core.is_moving());
         if moving != self.moving {
             self.moving = moving;
-            if moving {
-                self.play_moving_tone();
-            } else if let Some(m) = &self.media {
-                m.playout.stop_play(MOVING_PLAY);
+            // The run loop turns the prompt clock on while moving.
+            match &self.media {
+                Some(m) if moving => m.playout.play_looped(MOVING_PLAY, vec![PromptId::Moving]),
+                Some(m) => m.playout.stop_play(MOVING_PLAY),
+                None => {}
             }
-        }
-    }
-
-    /// The moving tone from its start, while the caller is moving (the
-    /// run loop turns the prompt clock on for it); played again when it
-    /// ends, until the caller is in the room again.
-    pub(super) fn play_moving_tone(&self) {
-        if let (true, Some(m)) = (self.moving, &self.media) {
-            m.playout
-                .play(MOVING_PLAY, vec![PromptId::Moving; MOVING_REPEATS]);
         }
     }
 
@@ -379,7 +360,9 @@ impl Shell {
                 }
                 self.drive_bridge();
             }
-            CallEvent::Bye { reason } if reason.as_deref().is_some_and(stopping) => {
+            CallEvent::Bye { reason }
+                if reason.as_deref().and_then(Cause::from_reason) == Some(Cause::ShuttingDown) =>
+            {
                 // The owner is stopping (its drain ran out): the room goes
                 // on without it, here or on another node.
                 tracing::info!("the room's owner is stopping: moving the caller");
@@ -512,21 +495,5 @@ impl Shell {
             b.core.close();
         }
         self.drive_bridge();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cause::Cause;
-
-    #[test]
-    fn a_stopping_nodes_bye_is_told_from_a_rooms_end() {
-        assert!(stopping(&Cause::ShuttingDown.reason()));
-        assert!(stopping("sip ; cause=503 ; text=\"x\""));
-        assert!(!stopping(&Cause::RoomEnded.reason()));
-        assert!(!stopping("Q.850;cause=503"));
-        assert!(!stopping("SIP;cause=5030"));
-        assert!(!stopping(""));
     }
 }

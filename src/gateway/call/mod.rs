@@ -335,11 +335,7 @@ pub(crate) async fn run(
                 shell.bridge_timeout(std::time::Instant::now());
             }
             done = play_done(playout) => {
-                if done == bridge::MOVING_PLAY {
-                    shell.play_moving_tone();
-                } else {
-                    core.handle(Instant::now().into_std(), Input::PlayDone(done));
-                }
+                core.handle(Instant::now().into_std(), Input::PlayDone(done));
             }
             received = recv_from(socket, &mut rtp_buf), if media_on => {
                 if let Ok((len, source)) = received
