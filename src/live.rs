@@ -1,5 +1,7 @@
 //! Live calls, for the operator: what each call is doing now, and handles
 //! to hang it up (through the SIP endpoint) or mute it (in its room's mix).
+//! A call bridged to the node that mixes its room shows the standing that
+//! node reports, and is muted or admitted there (asked over its leg).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -8,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cause::Cause;
+use crate::conference::standing::{MEMBER_PACKAGE, MemberInfo};
 use crate::conference::{AdmitError, Member, Role, Rooms};
 use crate::ids::RoomId;
 use crate::sip::command::SipCommand;
@@ -184,6 +187,34 @@ impl LiveCalls {
         }
     }
 
+    /// The node that mixes the call's room (it is bridged there) reported
+    /// its standing: muted, waiting or in the room.
+    pub fn reported(&self, id: u64, muted: bool, waiting: bool) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(e) = c.get_mut(&id)
+            && e.bridged_to.is_some()
+        {
+            e.info.muted = muted;
+            e.info.state = if waiting {
+                CallState::Waiting
+            } else {
+                CallState::InRoom
+            };
+        }
+    }
+
+    /// Asks the node that mixes a bridged call's room for `info`, over
+    /// the call's leg.
+    fn ask_owner(&self, id: u64, info: MemberInfo) {
+        if let Some(body) = info.body() {
+            let _ = self.sip.send(SipCommand::LegInfo {
+                call: CallRef(id),
+                package: MEMBER_PACKAGE,
+                body,
+            });
+        }
+    }
+
     /// A re-INVITE changed the call's codec or hold state.
     pub fn media_changed(&self, id: u64, codec: String, on_hold: bool) {
         if let Ok(mut c) = self.calls.lock()
@@ -283,27 +314,57 @@ impl LiveCalls {
         Ok(())
     }
 
-    /// Mutes or unmutes a caller in its room's mix.
+    /// Mutes or unmutes a caller in its room's mix; a caller bridged to
+    /// the node that mixes its room is muted there (asked over its leg;
+    /// shown muted at once, and as that node reports it after).
     pub fn set_muted(&self, id: u64, muted: bool) -> Result<LiveCall, ControlError> {
         let mut c = self.calls.lock().map_err(|_| ControlError::NotFound)?;
         let e = c.get_mut(&id).ok_or(ControlError::NotFound)?;
+        if e.bridged_to.is_some() {
+            e.info.muted = muted;
+            let view = e.view(&self.rooms);
+            drop(c);
+            self.ask_owner(id, MemberInfo::Mute(muted));
+            return Ok(view);
+        }
         let member = e.member.as_ref().ok_or(ControlError::NotInRoom)?;
         member.set_muted(muted);
         Ok(e.view(&self.rooms))
     }
 
-    /// Locks or unlocks a room with callers in it; `NotFound` when it has none.
+    /// Locks or unlocks a room with callers in it; `NotFound` when it has
+    /// none here. A room mixed on another node is locked there, asked
+    /// over the leg of one of its callers here.
     pub fn lock_room(&self, room_id: RoomId, locked: bool) -> Result<(), ControlError> {
-        self.rooms
-            .set_locked(room_id, locked)
-            .ok_or(ControlError::NotFound)
+        if self.rooms.set_locked(room_id, locked).is_some() {
+            return Ok(());
+        }
+        let bridged = self.calls.lock().ok().and_then(|c| {
+            c.values()
+                .find(|e| e.bridged_to.is_some() && e.info.room_id == Some(room_id))
+                .map(|e| e.info.id)
+        });
+        let id = bridged.ok_or(ControlError::NotFound)?;
+        self.ask_owner(id, MemberInfo::Lock(locked));
+        Ok(())
     }
 
-    /// Lets a caller in from its room's waiting room.
+    /// Lets a caller in from its room's waiting room (on the node that
+    /// mixes the room, for a bridged caller).
     pub fn admit(&self, id: u64) -> Result<LiveCall, ControlError> {
         let (room_id, member) = {
-            let c = self.calls.lock().map_err(|_| ControlError::NotFound)?;
-            let e = c.get(&id).ok_or(ControlError::NotFound)?;
+            let mut c = self.calls.lock().map_err(|_| ControlError::NotFound)?;
+            let e = c.get_mut(&id).ok_or(ControlError::NotFound)?;
+            if e.bridged_to.is_some() {
+                if e.info.state != CallState::Waiting {
+                    return Err(ControlError::NotWaiting);
+                }
+                e.info.state = CallState::InRoom;
+                let view = e.view(&self.rooms);
+                drop(c);
+                self.ask_owner(id, MemberInfo::Admit);
+                return Ok(view);
+            }
             match (e.info.room_id, &e.member) {
                 (Some(room_id), Some(m)) => (room_id, m.clone()),
                 _ => return Err(ControlError::NotInRoom),

@@ -330,3 +330,133 @@ async fn with_the_store_down_for_every_node_the_room_goes_on_and_new_calls_get_5
         assert!(z.retry_after.is_some());
     }
 }
+
+/// Whether the call `id` of `calls` is muted.
+fn muted(calls: &Value, id: &Value) -> bool {
+    calls
+        .as_array()
+        .and_then(|c| c.iter().find(|call| call["id"] == *id))
+        .is_some_and(|call| call["muted"] == true)
+}
+
+/// How many legs from another node (calls with no number of their own)
+/// `calls` shows muted.
+fn legs_muted(calls: &Value) -> usize {
+    calls.as_array().map_or(0, |c| {
+        c.iter()
+            .filter(|call| call["number"] == "" && call["muted"] == true)
+            .count()
+    })
+}
+
+#[tokio::test]
+async fn when_the_owner_dies_its_callers_on_another_node_stay_muted_and_their_room_locked() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (mut a, b) = two_nodes(&pg.url, &[]).await;
+    let _x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
+    let mut z = in_room_owned_by(&b, "edge-a", 2).await;
+    let calls_b = get(&b, "/v1/calls").await;
+    let (y_id, z_id) = (calls_b[0]["id"].clone(), calls_b[1]["id"].clone());
+    let room = calls_b[0]["room_id"].as_i64().expect("room id");
+
+    // y mutes itself with *6, which a's keypad reads; b shows what a
+    // reports of y.
+    assert_eq!(y.info_key('*').await, Some(200));
+    assert_eq!(y.info_key('6').await, Some(200));
+    poll(&b, "/v1/calls", Duration::from_secs(5), |c| muted(c, &y_id)).await;
+    assert!(!muted(&get(&b, "/v1/calls").await, &z_id));
+
+    // b's operator mutes z, then unmutes it: a does it to z's leg.
+    let token = b.token().await.to_owned();
+    let path = format!("/v1/calls/{z_id}/mute");
+    let (status, body) = http::call(&b.api, "POST", &path, Some(&token), None).await;
+    assert_eq!(
+        (status, &body["muted"]),
+        (200, &Value::Bool(true)),
+        "{body}"
+    );
+    poll(&a, "/v1/calls", Duration::from_secs(5), |c| {
+        legs_muted(c) == 2
+    })
+    .await;
+    let path = format!("/v1/calls/{z_id}/unmute");
+    let (status, _) = http::call(&b.api, "POST", &path, Some(&token), None).await;
+    assert_eq!(status, 200);
+    poll(&a, "/v1/calls", Duration::from_secs(5), |c| {
+        legs_muted(c) == 1
+    })
+    .await;
+    poll(&b, "/v1/calls", Duration::from_secs(5), |c| {
+        !muted(c, &z_id)
+    })
+    .await;
+
+    // b's operator locks the room, which a mixes: a locks it and reports
+    // the lock to both of b's legs.
+    let path = format!("/v1/rooms/{room}/lock");
+    let (status, body) = http::call(&b.api, "POST", &path, Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let reported_locked = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("reported the caller's standing") && l.contains("locked=true"))
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while reported_locked(&b.log()) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a reports the lock to b\n{}\n--- a ---\n{}",
+            b.log(),
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &a.pid().expect("pid").to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = a.terminate().await;
+
+    // y and z meet on b. y is still muted there: z hears the room (the
+    // moving tone, then the room's chimes) but never y; y hears z.
+    let (heard_y, heard_z) = tokio::join!(
+        y.talk_and_listen(400, |i| sine_frame(TONE_A, 8000.0, i)),
+        z.talk_and_listen(400, |i| sine_frame(TONE_B, 8000.0, i)),
+    );
+    let (at_y, at_z) = (tail(&heard_y, 75), tail(&heard_z, 75));
+    let (y_hears_z, z_hears_y) = (tone_power(&at_y, TONE_B), tone_power(&at_z, TONE_A));
+    println!("after the move: y hears z {y_hears_z:.0}, z hears y {z_hears_y:.0}");
+    assert!(y_hears_z > 1e6, "y hears z on b\n{}", b.log());
+    assert!(
+        z_hears_y < y_hears_z / 1000.0,
+        "y is still muted: z must not hear it"
+    );
+    let (calls_b, _) = poll(&b, "/v1/calls", Duration::from_secs(5), |c| {
+        c.as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|call| call["room_owner"] == "edge-b" && call["state"] == "in_room")
+                .count()
+                == 2
+        })
+    })
+    .await;
+    assert!(
+        muted(&calls_b, &y_id) && !muted(&calls_b, &z_id),
+        "{calls_b}"
+    );
+
+    // The room stays locked on b: a new participant is turned away.
+    let mut w = Caller::dial(&b.sip, Dial::default()).await;
+    assert_eq!(w.invite_status, 200);
+    w.key_rfc4733(&format!("{CODE}#")).await;
+    let bye = w
+        .wait_bye(Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("the locked room turns w away\n{}", b.log()));
+    let reason = bye.header("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("conference locked"), "{reason}");
+}

@@ -9,6 +9,12 @@
 //! ```text
 //! X-Dialgate-Leg: room=42;epoch=3;role=host;at=1796630400;mac=<32 hex digits>
 //! ```
+//!
+//! A caller who was in the room already (moved to another owner: the old
+//! one died, or the room was mixed apart) brings its [`Standing`] back in a
+//! `back=` field before the MAC, which covers it:
+//! `…;at=1796630400;back=muted,admitted,locked;mac=…` (`back=` alone: none
+//! of the three).
 
 use std::time::Duration;
 
@@ -40,6 +46,51 @@ pub struct LegPass {
     pub host: bool,
     /// Unix seconds, when the collecting node issued it.
     pub at: i64,
+    /// The caller was in the room before, with this standing.
+    pub back: Option<Standing>,
+}
+
+/// What a caller who was in a room already brings back to it when it moves
+/// to the room's next owner: the room state that must survive the move
+/// (who is muted, who got past the waiting room, whether the room was
+/// locked), kept by the node the caller is on from what the owner reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    pub muted: bool,
+    /// Past the "host admits" waiting room (let in, or a host).
+    pub admitted: bool,
+    /// The room was locked to new participants.
+    pub locked: bool,
+}
+
+impl Standing {
+    fn flags(&self) -> String {
+        let flags = [
+            (self.muted, "muted"),
+            (self.admitted, "admitted"),
+            (self.locked, "locked"),
+        ];
+        flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The flags as [`Standing::flags`] writes them (in that order).
+    fn parse_flags(flags: &str) -> Option<Standing> {
+        let mut standing = Standing::default();
+        for flag in flags.split(',').filter(|f| !f.is_empty()) {
+            match flag {
+                "muted" => standing.muted = true,
+                "admitted" => standing.admitted = true,
+                "locked" => standing.locked = true,
+                _ => return None,
+            }
+        }
+        Some(standing)
+    }
 }
 
 /// Why a pass is refused.
@@ -55,21 +106,33 @@ pub enum LegPassError {
 
 impl LegPass {
     /// A pass for `room` at `epoch`, issued `now`.
-    pub fn new(room: RoomId, epoch: i64, host: bool, now: DateTime<Utc>) -> LegPass {
+    pub fn new(
+        room: RoomId,
+        epoch: i64,
+        host: bool,
+        back: Option<Standing>,
+        now: DateTime<Utc>,
+    ) -> LegPass {
         LegPass {
             room,
             epoch,
             host,
             at: now.timestamp(),
+            back,
         }
     }
 
     fn fields(&self) -> String {
         let role = if self.host { "host" } else { "participant" };
-        format!(
+        let mut fields = format!(
             "room={};epoch={};role={role};at={}",
             self.room.0, self.epoch, self.at
-        )
+        );
+        if let Some(back) = &self.back {
+            fields.push_str(";back=");
+            fields.push_str(&back.flags());
+        }
+        fields
     }
 
     /// The header value for the INVITE whose Call-ID is `call_id`.
@@ -124,11 +187,19 @@ fn parse_fields(fields: &str) -> Option<LegPass> {
         _ => return None,
     };
     let at = next("at")?.parse().ok()?;
+    let back = match parts.next() {
+        None => None,
+        Some(field) => Some(Standing::parse_flags(field.strip_prefix("back=")?)?),
+    };
+    if parts.next().is_some() {
+        return None;
+    }
     Some(LegPass {
         room: RoomId(room),
         epoch,
         host,
         at,
+        back,
     })
 }
 
@@ -147,7 +218,7 @@ mod tests {
     #[test]
     fn a_signed_pass_verifies_for_its_call_only() {
         let secret = Secret::from_key([7; 32]);
-        let pass = LegPass::new(RoomId(42), 3, true, now());
+        let pass = LegPass::new(RoomId(42), 3, true, None, now());
         let value = pass.sign(&secret, "call-1");
         assert!(value.starts_with("room=42;epoch=3;role=host;at=1796630400;mac="));
         assert_eq!(LegPass::verify(&secret, "call-1", &value, now()), Ok(pass));
@@ -165,7 +236,7 @@ mod tests {
     #[test]
     fn a_rewritten_pass_is_refused() {
         let secret = Secret::from_key([7; 32]);
-        let value = LegPass::new(RoomId(42), 3, false, now()).sign(&secret, "c");
+        let value = LegPass::new(RoomId(42), 3, false, None, now()).sign(&secret, "c");
         let promoted = value.replace("role=participant", "role=host");
         assert_eq!(
             LegPass::verify(&secret, "c", &promoted, now()),
@@ -191,9 +262,66 @@ mod tests {
     }
 
     #[test]
+    fn a_returning_caller_s_standing_is_signed_with_the_pass() {
+        let secret = Secret::from_key([7; 32]);
+        for back in [
+            Standing::default(),
+            Standing {
+                muted: true,
+                admitted: false,
+                locked: true,
+            },
+            Standing {
+                muted: true,
+                admitted: true,
+                locked: true,
+            },
+        ] {
+            let pass = LegPass::new(RoomId(42), 3, false, Some(back), now());
+            let value = pass.sign(&secret, "c");
+            assert_eq!(LegPass::verify(&secret, "c", &value, now()), Ok(pass));
+        }
+        let value = LegPass::new(
+            RoomId(42),
+            3,
+            false,
+            Some(Standing {
+                muted: true,
+                admitted: false,
+                locked: false,
+            }),
+            now(),
+        )
+        .sign(&secret, "c");
+        assert!(value.contains(";back=muted;mac="), "{value}");
+        // Unmuting oneself, or getting past the waiting room, by rewriting it.
+        for forged in [
+            value.replace(";back=muted", ";back="),
+            value.replace(";back=muted", ";back=muted,admitted"),
+        ] {
+            assert_eq!(
+                LegPass::verify(&secret, "c", &forged, now()),
+                Err(LegPassError::BadMac),
+                "{forged}"
+            );
+        }
+        for garbage in [
+            "room=1;epoch=1;role=host;at=1;back=deaf;mac=00",
+            "room=1;epoch=1;role=host;at=1;back=;x=1;mac=00",
+            "room=1;epoch=1;role=host;at=1;front=muted;mac=00",
+        ] {
+            assert_eq!(
+                LegPass::verify(&secret, "c", garbage, now()),
+                Err(LegPassError::Malformed),
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
     fn a_pass_outside_its_lifetime_is_stale() {
         let secret = Secret::from_key([7; 32]);
-        let value = LegPass::new(RoomId(1), 1, false, now()).sign(&secret, "c");
+        let value = LegPass::new(RoomId(1), 1, false, None, now()).sign(&secret, "c");
         let later = now() + chrono::Duration::seconds(31);
         assert_eq!(
             LegPass::verify(&secret, "c", &value, later),

@@ -66,6 +66,9 @@ pub struct Member {
     /// An announcement for this member alone, over its mix: samples and
     /// how far it has played.
     announcement: Mutex<Option<(Announcement, usize)>>,
+    /// Counts changes of what the member's standing is made of besides
+    /// its presence (muted, the room's lock), for whoever reports it.
+    touched: watch::Sender<u32>,
 }
 
 impl Member {
@@ -87,7 +90,19 @@ impl Member {
             muted: std::sync::atomic::AtomicBool::new(false),
             held: std::sync::atomic::AtomicBool::new(false),
             announcement: Mutex::new(None),
+            touched: watch::Sender::new(0),
         })
+    }
+
+    /// Follows changes of the member's mute and its room's lock (its
+    /// presence has [`Member::watch`]).
+    pub fn watch_standing(&self) -> watch::Receiver<u32> {
+        self.touched.subscribe()
+    }
+
+    /// Tells the standing's watchers that it changed.
+    pub(super) fn touch(&self) {
+        self.touched.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Where the member is now.
@@ -205,7 +220,9 @@ impl Member {
     }
 
     pub fn set_muted(&self, muted: bool) {
-        self.muted
-            .store(muted, std::sync::atomic::Ordering::Relaxed);
+        let was = self.muted.swap(muted, std::sync::atomic::Ordering::Relaxed);
+        if was != muted {
+            self.touch();
+        }
     }
 }

@@ -31,6 +31,8 @@
 //! - `clock.rs`: the room's 20 ms tick; `fanout.rs`: encode once, send all.
 //! - [`mixer`], [`speakers`]: the mixes and who is heard; [`roster`]: who is
 //!   in, who waits; [`keypad`]: the in-call menu; [`tones`]: chimes.
+//! - [`standing`]: what the owner and the caller's node tell each other
+//!   about a member over its leg (INFO), and what it brings when it moves.
 
 mod clock;
 mod fanout;
@@ -42,6 +44,7 @@ mod room;
 mod rooms;
 pub mod roster;
 pub mod speakers;
+pub mod standing;
 pub mod tones;
 
 pub use crate::media::inbound::CONCEAL_FRAMES;

@@ -74,6 +74,17 @@ impl Room {
         self.members.iter().find(|m| m.call.0 == key)
     }
 
+    /// Locks or unlocks the room; its members' watchers hear of it
+    /// ([`Member::watch_standing`]: a leg from another node reports it).
+    pub(super) fn set_locked(&mut self, locked: bool) {
+        if self.roster.is_locked() != locked {
+            self.roster.set_locked(locked);
+            for m in &self.members {
+                m.touch();
+            }
+        }
+    }
+
     /// Plays `samples` to every member in the room proper but `except`,
     /// in the room's mixes.
     pub(super) fn chime_in_room(&mut self, except: u64, samples: Arc<[i16]>) {

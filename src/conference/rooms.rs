@@ -17,6 +17,7 @@ use super::mixer::Mixer;
 use super::room::Room;
 use super::roster::{AdmitError, Policy, Presence, Refusal, Role};
 use super::tones;
+use crate::access::leg::Standing;
 use crate::ids::RoomId;
 use crate::media::prompts::PromptId;
 use crate::sip::endpoint::CallRef;
@@ -75,6 +76,31 @@ impl Rooms {
         member: Arc<Member>,
         policy: Policy,
     ) -> Result<Presence, Refusal> {
+        self.enter(room_id, member, policy, None)
+    }
+
+    /// Adds `member`, which was in `room_id` on the room's previous owner
+    /// node, with the standing it brings back ([`Roster::rejoin`]): muted
+    /// if it was; let in past the door (limit, lock, admission) it had
+    /// passed; and if the room was locked, it is locked here too (a lock
+    /// is kept; an unlock from one member does not undo another's lock).
+    pub fn rejoin(
+        &self,
+        room_id: RoomId,
+        member: Arc<Member>,
+        policy: Policy,
+        back: Standing,
+    ) -> Result<Presence, Refusal> {
+        self.enter(room_id, member, policy, Some(back))
+    }
+
+    fn enter(
+        &self,
+        room_id: RoomId,
+        member: Arc<Member>,
+        policy: Policy,
+        back: Option<Standing>,
+    ) -> Result<Presence, Refusal> {
         let Ok(mut rooms) = self.inner.lock() else {
             return Err(Refusal::Full);
         };
@@ -90,7 +116,18 @@ impl Rooms {
         };
         room.roster.set_policy(policy);
         let mut changes = Vec::new();
-        let joined = room.roster.join(member.call.0, member.role, &mut changes);
+        let joined = match back {
+            Some(back) => {
+                member.set_muted(back.muted);
+                if back.locked {
+                    room.set_locked(true);
+                }
+                Ok(room
+                    .roster
+                    .rejoin(member.call.0, member.role, back.admitted, &mut changes))
+            }
+            None => room.roster.join(member.call.0, member.role, &mut changes),
+        };
         let presence = match joined {
             Ok(p) => p,
             Err(refusal) => {
@@ -198,14 +235,36 @@ impl Rooms {
     pub fn toggle_lock(&self, room_id: RoomId) -> Option<bool> {
         self.with_room(room_id, |room| {
             let locked = !room.roster.is_locked();
-            room.roster.set_locked(locked);
+            room.set_locked(locked);
             locked
         })
     }
 
     /// Locks or unlocks a live room; `None` when nobody is in it.
     pub fn set_locked(&self, room_id: RoomId, locked: bool) -> Option<()> {
-        self.with_room(room_id, |room| room.roster.set_locked(locked))
+        self.with_room(room_id, |room| room.set_locked(locked))
+    }
+
+    /// What `call` would bring back to `room_id` on another owner: its
+    /// mute, whether the roster had let it past the "host admits" waiting
+    /// room (read from the roster: the member's own presence may say
+    /// `Moved` already), the room's lock.
+    pub fn standing(&self, room_id: RoomId, call: CallRef) -> Option<Standing> {
+        self.with_room(room_id, |room| {
+            let presence = room.roster.presence(call.0)?;
+            let muted = room.member(call.0)?.is_muted();
+            Some(Standing {
+                muted,
+                admitted: presence != Presence::WaitingForAdmission,
+                locked: room.roster.is_locked(),
+            })
+        })
+        .flatten()
+    }
+
+    /// Whether a live room is locked.
+    pub fn locked(&self, room_id: RoomId) -> Option<bool> {
+        self.with_room(room_id, |room| room.roster.is_locked())
     }
 
     /// Mutes every participant (hosts keep talking), or unmutes them all when

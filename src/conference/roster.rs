@@ -12,6 +12,10 @@
 //!   back to the waiting room.
 //! - The limit counts waiting members too; a locked room refuses
 //!   participants. Both are checked before anything changes.
+//! - A member coming back (it was in the room on its previous owner node,
+//!   [`Roster::rejoin`]) is neither refused nor held at the door again: no
+//!   limit, no lock, no admission wait if it had been let in. It still
+//!   waits for a host when there is none.
 
 /// What a member may do in the room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -123,9 +127,34 @@ impl Roster {
         if self.locked && role == Role::Participant {
             return Err(Refusal::Locked);
         }
+        Ok(self.enter(key, role, false, changes))
+    }
+
+    /// Adds `key`, a member that was in the room before it moved here
+    /// (`admitted`: it had got past the "host admits" waiting room). Never
+    /// refused: it was counted and let in already.
+    pub fn rejoin(
+        &mut self,
+        key: u64,
+        role: Role,
+        admitted: bool,
+        changes: &mut Vec<Change>,
+    ) -> Presence {
+        self.enter(key, role, admitted, changes)
+    }
+
+    fn enter(
+        &mut self,
+        key: u64,
+        role: Role,
+        admitted: bool,
+        changes: &mut Vec<Change>,
+    ) -> Presence {
         let presence = match role {
             Role::Host => Presence::InRoom,
-            Role::Participant if self.policy.host_admits => Presence::WaitingForAdmission,
+            Role::Participant if self.policy.host_admits && !admitted => {
+                Presence::WaitingForAdmission
+            }
             Role::Participant if self.policy.wait_for_host && !self.host_in() => {
                 Presence::WaitingForHost
             }
@@ -135,7 +164,7 @@ impl Roster {
             self.move_all(Presence::WaitingForHost, Presence::InRoom, changes);
         }
         self.members.push((key, role, presence));
-        Ok(presence)
+        presence
     }
 
     fn move_all(&mut self, from: Presence, to: Presence, changes: &mut Vec<Change>) {
@@ -310,6 +339,32 @@ mod tests {
         r.join(2, Role::Host, &mut ch).unwrap();
         assert!(ch.is_empty());
         assert_eq!(r.presence(1), Some(Presence::WaitingForAdmission));
+    }
+
+    #[test]
+    fn a_member_coming_back_is_not_held_at_the_door_again() {
+        let mut r = Roster::new(policy(true, true, false, Some(1)));
+        let mut ch = Vec::new();
+        r.join(1, Role::Host, &mut ch).unwrap();
+        r.set_locked(true);
+        assert_eq!(r.join(2, Role::Participant, &mut ch), Err(Refusal::Full));
+        // Past the limit and the lock; let in before, so not waiting again.
+        assert_eq!(
+            r.rejoin(2, Role::Participant, true, &mut ch),
+            Presence::InRoom
+        );
+        // One that was still waiting to be admitted waits again.
+        assert_eq!(
+            r.rejoin(3, Role::Participant, false, &mut ch),
+            Presence::WaitingForAdmission
+        );
+        // Without a host, an admitted participant still waits for one.
+        let mut r = Roster::new(policy(true, true, false, None));
+        assert_eq!(
+            r.rejoin(4, Role::Participant, true, &mut ch),
+            Presence::WaitingForHost
+        );
+        assert!(ch.is_empty(), "{ch:?}");
     }
 
     #[test]

@@ -197,6 +197,65 @@ async fn host_mutes_everyone_else_and_locks_the_room() {
 }
 
 #[tokio::test]
+async fn a_member_moved_here_brings_its_mute_admission_and_the_lock_back() {
+    let rooms = Rooms::new(3, Arc::from(vec![]));
+    let policy = Policy {
+        host_admits: true,
+        ..Policy::default()
+    };
+    // On the old owner: h hosts; p was let in and muted itself; q waits.
+    let h = member_as(1, Role::Host).await;
+    let (p, q) = (member(2).await, member(3).await);
+    rooms.join(RoomId(4), h.clone(), policy).unwrap();
+    let mut watching = h.watch_standing();
+    rooms.join(RoomId(4), p.clone(), policy).unwrap();
+    rooms.join(RoomId(4), q.clone(), policy).unwrap();
+    rooms.admit(RoomId(4), CallRef(2)).unwrap();
+    p.set_muted(true);
+    rooms.set_locked(RoomId(4), true).unwrap();
+    assert!(watching.has_changed().unwrap(), "the lock touches members");
+    watching.mark_unchanged();
+    rooms.set_locked(RoomId(4), true).unwrap();
+    assert!(!watching.has_changed().unwrap(), "no change, no touch");
+    // The room is told to move (another node owns it): the members'
+    // presence says so, their standing is the roster's.
+    rooms.move_members(RoomId(4));
+    let p_back = rooms.standing(RoomId(4), CallRef(2)).unwrap();
+    let q_back = rooms.standing(RoomId(4), CallRef(3)).unwrap();
+    assert_eq!(
+        p_back,
+        crate::access::leg::Standing {
+            muted: true,
+            admitted: true,
+            locked: true
+        }
+    );
+    assert!(!q_back.muted && !q_back.admitted && q_back.locked);
+    assert_eq!(rooms.standing(RoomId(4), CallRef(9)), None);
+
+    // On the next owner, the host is gone: p comes back first.
+    let next = Rooms::new(3, Arc::from(vec![]));
+    let p2 = member(2).await;
+    assert_eq!(
+        next.rejoin(RoomId(4), p2.clone(), policy, p_back),
+        Ok(Presence::InRoom),
+        "let in before: not held again, even locked"
+    );
+    assert!(p2.is_muted(), "still muted");
+    assert_eq!(next.locked(RoomId(4)), Some(true), "still locked");
+    assert_eq!(
+        next.rejoin(RoomId(4), member(3).await, policy, q_back),
+        Ok(Presence::WaitingForAdmission),
+        "waiting before: waits again"
+    );
+    assert_eq!(
+        next.join(RoomId(4), member(5).await, policy),
+        Err(Refusal::Locked),
+        "a newcomer finds it locked"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_caller_leaves_no_room_behind() {
     let rooms = Rooms::new(3, Arc::from(vec![]));
     let none = Policy {

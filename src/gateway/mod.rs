@@ -498,6 +498,11 @@ async fn run_endpoint(
                             endpoint.send_dtmf_relay(now, *id, signal);
                         }
                     }
+                    SipCommand::LegInfo { call, package, body } => {
+                        if let Some(id) = leg_of.get(&call) {
+                            endpoint.send_info(now, *id, package, body);
+                        }
+                    }
                     SipCommand::LegBye { call, reason } => {
                         // The call is done with this leg: nothing more of
                         // it reaches the call (a next leg's events do).

@@ -47,6 +47,12 @@ pub enum SipCommand {
         call: CallRef,
         signal: char,
     },
+    /// An INFO of an Info Package the owner takes, over `call`'s leg.
+    LegInfo {
+        call: CallRef,
+        package: &'static str,
+        body: String,
+    },
     /// Hangs up `call`'s leg (or drops it, unanswered, when it answers).
     LegBye {
         call: CallRef,

@@ -132,6 +132,9 @@ pub enum CallEvent {
     /// SIP INFO in the dialog; answer it with [`Endpoint::respond`].
     Info {
         tx: TxKey,
+        /// Its `Info-Package` (RFC 6086), lower-cased; `None` for a legacy
+        /// INFO (keys in `application/dtmf-relay`).
+        package: Option<String>,
         content_type: String,
         body: Vec<u8>,
     },

@@ -111,6 +111,7 @@ impl StatusCode {
     pub const BUSY_HERE: StatusCode = StatusCode(486);
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
+    pub const BAD_INFO_PACKAGE: StatusCode = StatusCode(469);
     pub const REQUEST_PENDING: StatusCode = StatusCode(491);
     pub const SERVER_ERROR: StatusCode = StatusCode(500);
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
@@ -134,6 +135,7 @@ impl StatusCode {
             481 => "Call/Transaction Does Not Exist",
             486 => "Busy Here",
             487 => "Request Terminated",
+            469 => "Bad Info Package",
             488 => "Not Acceptable Here",
             491 => "Request Pending",
             500 => "Server Internal Error",

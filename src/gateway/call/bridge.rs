@@ -34,9 +34,10 @@ pub use self::owner::LegPasses;
 pub(super) use self::owner::leg_grant;
 use super::control::Input;
 use super::{Shell, ToCall};
-use crate::access::leg::{LEG_HEADER, LegPass};
+use crate::access::leg::{LEG_HEADER, LegPass, Standing};
 use crate::cause::Cause;
 use crate::conference::lease::LEASE_TTL;
+use crate::conference::standing::{MEMBER_PACKAGE, MemberInfo};
 use crate::conference::{Policy, Presence, Role};
 use crate::ids::RoomId;
 use crate::ivr::PlayId;
@@ -70,6 +71,10 @@ pub(super) struct Bridge {
     owner: String,
     /// The answered leg's media.
     media: Option<LegMedia>,
+    /// The caller's standing in the room as the owner last reported it
+    /// (or as it was in the room here it left): what it brings to the
+    /// room's next owner. `None` before the first report.
+    standing: Option<Standing>,
 }
 
 /// An answered leg's media.
@@ -121,7 +126,13 @@ impl Shell {
     /// room. The answer reaches the core as `Input::Joined` either way. A
     /// join into the live room's own settings (`policy` `None`: a leg from
     /// another node) is always here.
-    pub(super) fn join_or_bridge(&mut self, room_id: RoomId, host: bool, policy: Option<Policy>) {
+    pub(super) fn join_or_bridge(
+        &mut self,
+        room_id: RoomId,
+        host: bool,
+        policy: Option<Policy>,
+        back: Option<Standing>,
+    ) {
         let alone = self.shared.store.backend() == Backend::Sqlite;
         let ours = self
             .shared
@@ -129,7 +140,7 @@ impl Shell {
             .owner(room_id)
             .is_some_and(|owner| *owner == *self.shared.node.id());
         let Some(policy) = policy.filter(|_| !alone && !ours) else {
-            let joined = self.join(room_id, host, policy);
+            let joined = self.join(room_id, host, policy, back);
             return self.inputs.push(Input::Joined(joined));
         };
         self.bridge = Some(Box::new(Bridge {
@@ -140,6 +151,7 @@ impl Shell {
             placing: None,
             owner: String::new(),
             media: None,
+            standing: back,
         }));
         self.drive_bridge();
     }
@@ -157,8 +169,11 @@ impl Shell {
             return;
         };
         m.presence = None;
+        m.standing = None;
         let policy = self.shared.rooms.policy(room_id);
         let host = member.role == Role::Host;
+        // What the caller brings to the owner's room.
+        let standing = self.shared.rooms.standing(room_id, self.call);
         self.shared.rooms.leave(room_id, self.call);
         self.shared
             .live
@@ -182,6 +197,7 @@ impl Shell {
             placing: None,
             owner: String::new(),
             media: None,
+            standing,
         }));
         self.drive_bridge();
     }
@@ -210,7 +226,7 @@ impl Shell {
                     self.shared
                         .live
                         .bridged(self.call.0, b.room_id, Role::Participant, None);
-                    let joined = self.join(b.room_id, b.host, Some(b.policy));
+                    let joined = self.join(b.room_id, b.host, Some(b.policy), b.standing);
                     self.inputs.push(Input::Joined(joined));
                 }
             }
@@ -312,8 +328,14 @@ impl Shell {
             self.shared.node.id()
         );
         let b = self.bridge.as_mut()?;
-        let pass = LegPass::new(b.room_id, holder.epoch, b.host, chrono::Utc::now())
-            .sign(&self.shared.secret, &call_id);
+        let pass = LegPass::new(
+            b.room_id,
+            holder.epoch,
+            b.host,
+            b.standing,
+            chrono::Utc::now(),
+        )
+        .sign(&self.shared.secret, &call_id);
         tracing::info!(
             room_id = b.room_id.0,
             owner = %holder.node_id,
@@ -326,7 +348,11 @@ impl Shell {
             uri: format!("sip:room-{}@{}", b.room_id.0, holder.sip_address),
             from_user: uri_user(&self.who.caller_id),
             call_id,
-            headers: vec![(LEG_HEADER.to_owned(), pass)],
+            headers: vec![
+                (LEG_HEADER.to_owned(), pass),
+                // The owner reports the caller's standing in INFO.
+                ("Recv-Info".to_owned(), MEMBER_PACKAGE.to_owned()),
+            ],
             sdp: offer.into_bytes(),
         };
         b.placing = Some(port);
@@ -384,10 +410,15 @@ impl Shell {
                     self.inputs.push(Input::Presence(Presence::Ended));
                 }
             }
-            CallEvent::Info { tx, .. } => self.sip(SipCommand::Respond {
-                tx,
-                status: StatusCode::OK,
-            }),
+            CallEvent::Info {
+                tx, package, body, ..
+            } => {
+                let status = match package.as_deref() {
+                    Some(MEMBER_PACKAGE) => self.on_member_report(&body),
+                    _ => StatusCode::OK,
+                };
+                self.sip(SipCommand::Respond { tx, status });
+            }
             CallEvent::Reinvite { tx, .. } => self.sip(SipCommand::RespondReinvite {
                 tx,
                 status: StatusCode::NOT_ACCEPTABLE_HERE,
@@ -395,6 +426,34 @@ impl Shell {
             }),
             CallEvent::Ack | CallEvent::Cancelled | CallEvent::AckTimeout | CallEvent::Ended => {}
         }
+    }
+
+    /// The owner reported the caller's standing: kept for the next move,
+    /// and shown in the live view.
+    fn on_member_report(&mut self, body: &[u8]) -> StatusCode {
+        let Some(
+            report @ MemberInfo::Report {
+                presence,
+                muted,
+                locked,
+            },
+        ) = MemberInfo::parse(body)
+        else {
+            return StatusCode::BAD_REQUEST;
+        };
+        tracing::debug!(
+            muted,
+            waiting = presence.is_waiting(),
+            locked,
+            "the room's owner reported the caller's standing"
+        );
+        if let Some(b) = self.bridge.as_mut() {
+            b.standing = report.standing();
+            self.shared
+                .live
+                .reported(self.call.0, muted, presence.is_waiting());
+        }
+        StatusCode::OK
     }
 
     fn leg_answered(&mut self, now: Instant, body: &[u8]) {

@@ -45,12 +45,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::access::leg::Standing;
 use crate::access::lockout::{FAILURES, LockoutPolicy, Verdict};
 use crate::access::resolve::Decision;
 use crate::access::secret::Secret;
 use crate::access::{AccessCode, Outcome, Stage};
 use crate::cause::{Cause, Shed};
 use crate::conference::keypad::{Command, Keypad};
+use crate::conference::standing::{MEMBER_PACKAGE, MemberInfo};
 use crate::conference::{Policy, Presence, Refusal};
 use crate::dtmf::Key;
 use crate::dtmf::sip_info::{SipInfoError, parse_info};
@@ -229,9 +231,15 @@ pub enum Action {
         /// the live room runs by (a leg from another node, into a room
         /// this node owns).
         policy: Option<Policy>,
+        /// A leg's caller was in the room on its previous owner, with
+        /// this standing.
+        back: Option<Standing>,
     },
     /// A keypad command in the room, allowed for this caller's role.
     Room(Command),
+    /// What the node that placed this leg asks for its caller in the room
+    /// (mute, admit, lock): apply it as if asked here.
+    Member(MemberInfo),
     /// A re-INVITE changed the session: apply it to the media.
     Renegotiated {
         old: Negotiated,
@@ -289,6 +297,8 @@ enum Phase {
 pub struct LegGrant {
     pub room_id: RoomId,
     pub host: bool,
+    /// The caller was in the room before (on its previous owner).
+    pub back: Option<Standing>,
 }
 
 /// The INVITE's offer, answered once a port is open.

@@ -116,6 +116,7 @@ impl Shell {
             rtp_lost: metrics::counter!("dialgate_rtp_packets_lost_total"),
             room: None,
             presence: None,
+            standing: None,
         });
         Some(())
     }

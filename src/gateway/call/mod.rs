@@ -32,6 +32,7 @@ use super::{Shared, ToCall};
 use crate::access::OUTCOME_PACKAGE;
 use crate::access::{Outcome, Stage};
 use crate::cause::Cause;
+use crate::conference::standing::{MEMBER_PACKAGE, MemberInfo};
 use crate::conference::{Member, Presence};
 use crate::ids::RoomId;
 use crate::media::leg::Leg;
@@ -40,6 +41,7 @@ use crate::media::socket::MediaSocket;
 use crate::sip::command::SipCommand;
 use crate::sip::endpoint::{CallEvent, CallRef, IncomingCall};
 use crate::sip::identity::identify;
+use crate::sip::message::StatusCode;
 use crate::sip::sdp::Negotiated;
 use crate::store::{Attempt, Checked, Guess, NumberRow};
 
@@ -86,6 +88,9 @@ struct Media {
     rtp_lost: metrics::Counter,
     room: Option<(RoomId, Arc<Member>)>,
     presence: Option<tokio::sync::watch::Receiver<Presence>>,
+    /// A leg's member's mute and room lock, to report to the node that
+    /// placed the leg (none for other calls).
+    standing: Option<tokio::sync::watch::Receiver<u32>>,
 }
 
 struct Shell {
@@ -122,6 +127,14 @@ struct Shell {
     lookup: Option<Lookup>,
     /// The caller hears the moving tone (its bridge says it is moving).
     moving: bool,
+    /// A leg from another node (this node owns its room) whose node takes
+    /// the member package (`Recv-Info`): its member's standing is reported.
+    reports: bool,
+    /// A leg from another node.
+    is_leg: bool,
+    /// The member's standing as last reported to the node that placed
+    /// this leg.
+    reported: Option<MemberInfo>,
 }
 
 /// The next datagram on `socket` (RTP or RTCP); never, without one.
@@ -139,6 +152,19 @@ async fn recv_from(
 async fn play_done(playout: Option<&Playout>) -> crate::ivr::PlayId {
     match playout {
         Some(p) => p.finished().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for the next change of a leg's member's mute or room lock;
+/// never, for other calls.
+async fn standing_change(watch: Option<&mut tokio::sync::watch::Receiver<u32>>) {
+    match watch {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
         None => std::future::pending().await,
     }
 }
@@ -187,6 +213,7 @@ pub(crate) async fn run(
             return;
         }
     };
+    let is_leg = leg.is_some();
     let mut core = match leg {
         Some(grant) => CallCore::for_leg(shared.rules.clone(), offer, grant),
         None => CallCore::new(Instant::now().into_std(), shared.rules.clone(), offer),
@@ -213,6 +240,9 @@ pub(crate) async fn run(
         bridge: None,
         lookup: None,
         moving: false,
+        reports: is_leg && incoming.recv_info.iter().any(|p| p == MEMBER_PACKAGE),
+        is_leg,
+        reported: None,
     };
     let dialled = incoming.dialled.clone();
     let mut pending: Option<Pending<'static>> = None;
@@ -262,6 +292,7 @@ pub(crate) async fn run(
         }
         let prompts_on = core.plays_prompts() || shell.moving;
         let media_on = core.in_media();
+        let reports = media_on && shell.reports;
         if let Some(m) = shell.media.as_ref()
             && prompts_on != playing
         {
@@ -282,20 +313,22 @@ pub(crate) async fn run(
         let leg_socket = shell.bridge.as_deref().and_then(Bridge::socket);
         let lookup = shell.lookup.as_mut();
         // The media's parts each branch waits on, borrowed apart.
-        let (playout, socket, rtcp, watch) = match shell.media.as_mut() {
+        let (playout, socket, rtcp, watch, standing) = match shell.media.as_mut() {
             Some(Media {
                 playout,
                 socket,
                 rtcp,
                 presence,
+                standing,
                 ..
             }) => (
                 Some(&**playout),
                 Some(&**socket),
                 rtcp.as_ref(),
                 presence.as_mut(),
+                standing.as_mut(),
             ),
-            None => (None, None, None, None),
+            None => (None, None, None, None, None),
         };
         tokio::select! {
             reply = async {
@@ -356,7 +389,9 @@ pub(crate) async fn run(
                     shell.move_to_owner(core.is_leg());
                 }
                 core.handle(Instant::now().into_std(), Input::Presence(presence));
+                shell.report_standing();
             }
+            () = standing_change(standing), if reports => shell.report_standing(),
             _ = &mut timer, if armed.is_some() => {
                 // Fired: armed again from the core's next deadline.
                 armed = None;
@@ -376,10 +411,16 @@ impl Shell {
         match action {
             Action::Ask(ask) => return Some(ask),
             Action::Respond { status, sdp } => {
+                // The node that placed a leg may send us the member package.
+                let headers = if self.is_leg && status == StatusCode::OK {
+                    vec![("Recv-Info".to_owned(), MEMBER_PACKAGE.to_owned())]
+                } else {
+                    Vec::new()
+                };
                 self.sip(SipCommand::RespondInvite {
                     call: self.call,
                     status,
-                    headers: Vec::new(),
+                    headers,
                     sdp,
                 });
             }
@@ -464,8 +505,10 @@ impl Shell {
                 room_id,
                 host,
                 policy,
-            } => self.join_or_bridge(room_id, host, policy),
+                back,
+            } => self.join_or_bridge(room_id, host, policy, back),
             Action::Room(command) => self.room_command(command),
+            Action::Member(info) => self.member_request(info),
             Action::Renegotiated { old, new, held } => self.renegotiated(&old, &new, held),
             Action::MediaEnded { outcome } => self.media_ended(outcome),
             Action::Bye { cause } => self.sip(SipCommand::Bye {

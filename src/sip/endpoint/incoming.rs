@@ -228,6 +228,9 @@ impl Endpoint {
                     call,
                     CallEvent::Info {
                         tx: key,
+                        package: req
+                            .header("Info-Package")
+                            .map(|p| p.trim().to_ascii_lowercase()),
                         content_type: req.content_type().unwrap_or_default().to_owned(),
                         body: req.body,
                     },

@@ -273,6 +273,7 @@ fn info_is_handed_over_and_answered_once() {
             tx,
             content_type,
             body,
+            ..
         },
     )) = d.events.first()
     else {

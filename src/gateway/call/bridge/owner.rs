@@ -47,11 +47,13 @@ pub(in crate::gateway::call) fn leg_grant(
         room_id = pass.room.0,
         epoch = pass.epoch,
         host = pass.host,
+        back = pass.back.is_some(),
         "leg from another node"
     );
     Ok(Some(LegGrant {
         room_id: pass.room,
         host: pass.host,
+        back: pass.back,
     }))
 }
 

@@ -8,9 +8,10 @@ impl CallCore {
         match event {
             CallEvent::Info {
                 tx,
+                package,
                 content_type,
                 body,
-            } => self.on_info(tx, &content_type, &body),
+            } => self.on_info(tx, package.as_deref(), &content_type, &body),
             CallEvent::Reinvite {
                 tx,
                 content_type,
@@ -55,7 +56,16 @@ impl CallCore {
         }
     }
 
-    pub(super) fn on_info(&mut self, tx: TxKey, content_type: &str, body: &[u8]) {
+    pub(super) fn on_info(
+        &mut self,
+        tx: TxKey,
+        package: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) {
+        if package == Some(MEMBER_PACKAGE) {
+            return self.on_member_info(tx, body);
+        }
         let status = match &self.phase {
             Phase::Talking(_) => match parse_info(content_type, body) {
                 Ok(key) => {
@@ -72,6 +82,29 @@ impl CallCore {
             // Before the IVR listens (ringing, before the ACK) or after it
             // (closing): taken, not keyed.
             _ => StatusCode::OK,
+        };
+        self.out.push_back(Action::RespondInfo { tx, status });
+    }
+
+    /// An INFO of the member package: on a leg from another node, what
+    /// that node's operator asks for the caller (mute, admit, lock), once
+    /// in the room; from anyone else, a package we never offered (469, RFC
+    /// 6086 §4.2.2).
+    fn on_member_info(&mut self, tx: TxKey, body: &[u8]) {
+        let in_room = matches!(&self.phase, Phase::Talking(t) if t.room.is_some());
+        let over = matches!(self.phase, Phase::HangingUp { .. } | Phase::Done);
+        let status = match MemberInfo::parse(body) {
+            _ if self.leg.is_none() => StatusCode::BAD_INFO_PACKAGE,
+            _ if over => StatusCode::CALL_DOES_NOT_EXIST,
+            Some(info @ (MemberInfo::Mute(_) | MemberInfo::Admit | MemberInfo::Lock(_)))
+                if in_room =>
+            {
+                self.out.push_back(Action::Member(info));
+                StatusCode::OK
+            }
+            Some(_) if in_room => StatusCode::BAD_REQUEST,
+            Some(_) => StatusCode::REQUEST_PENDING,
+            None => StatusCode::BAD_REQUEST,
         };
         self.out.push_back(Action::RespondInfo { tx, status });
     }

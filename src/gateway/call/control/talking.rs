@@ -109,6 +109,7 @@ impl CallCore {
             room_id: leg.room_id,
             host: leg.host,
             policy: None,
+            back: leg.back,
         });
     }
 
@@ -188,6 +189,7 @@ impl CallCore {
                         room_id,
                         host,
                         policy: Some(policy),
+                        back: None,
                     });
                 }
                 ivr::Action::Hangup(outcome) => {

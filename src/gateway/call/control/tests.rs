@@ -44,6 +44,7 @@ fn tx(n: u32) -> TxKey {
 fn info(n: u32, content_type: &str, body: &[u8]) -> CallEvent {
     CallEvent::Info {
         tx: tx(n),
+        package: None,
         content_type: content_type.into(),
         body: body.to_vec(),
     }
@@ -464,7 +465,8 @@ fn a_right_code_is_resolved_counted_and_joined_with_the_rooms_settings() {
     assert!(a.contains(&Action::Join {
         room_id: RoomId(9),
         host: false,
-        policy: Some(policy)
+        policy: Some(policy),
+        back: None,
     }));
     assert!(!h.core.plays_prompts(), "the room's mix takes over");
     assert!(h.give(Input::Joined(Ok(()))).is_empty());
@@ -516,7 +518,8 @@ fn a_failed_code_lookup_refuses_the_code_and_a_failed_count_admits_with_the_room
     assert!(a.contains(&Action::Join {
         room_id: RoomId(9),
         host: false,
-        policy: Some(Policy::default())
+        policy: Some(Policy::default()),
+        back: None,
     }));
 }
 
@@ -751,6 +754,13 @@ fn three_wrong_codes_hang_up_with_the_outcome() {
 
 // ---- a leg from the node that collected the code ----
 
+/// The standing of the leg's caller in the room on its previous owner.
+const MOVED: Standing = Standing {
+    muted: true,
+    admitted: true,
+    locked: false,
+};
+
 fn leg_harness(rules: Rules) -> Harness {
     let offer = Offer {
         content_type: Some("application/sdp".into()),
@@ -759,6 +769,7 @@ fn leg_harness(rules: Rules) -> Harness {
     let grant = LegGrant {
         room_id: RoomId(42),
         host: true,
+        back: Some(MOVED),
     };
     Harness {
         core: CallCore::for_leg(Arc::new(rules), offer, grant),
@@ -792,6 +803,7 @@ fn a_leg_is_answered_at_once_and_its_ack_puts_it_in_the_room_with_no_prompt() {
             room_id: RoomId(42),
             host: true,
             policy: None,
+            back: Some(MOVED),
         }]
     );
     assert!(!h.core.plays_prompts());
@@ -801,6 +813,71 @@ fn a_leg_is_answered_at_once_and_its_ack_puts_it_in_the_room_with_no_prompt() {
     assert!(a.is_empty());
     let a = h.give(Input::Key(Key::D5));
     assert_eq!(a, vec![Action::Room(Command::ToggleLock)]);
+}
+
+/// An INFO of the member package (RFC 6086) with `body`.
+fn member_info(n: u32, body: &str) -> CallEvent {
+    CallEvent::Info {
+        tx: tx(n),
+        package: Some(MEMBER_PACKAGE.into()),
+        content_type: "text/plain".into(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn info_status(a: &[Action]) -> StatusCode {
+    a.iter()
+        .find_map(|a| match a {
+            Action::RespondInfo { status, .. } => Some(*status),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no answer to the INFO: {a:?}"))
+}
+
+#[test]
+fn the_node_that_placed_a_leg_mutes_admits_and_locks_through_member_infos() {
+    let mut h = leg_harness(rules());
+    h.drain();
+    h.give(Input::Port(Some(Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    })));
+    // Before the ACK the leg is in no room yet: asked again later.
+    let a = h.sip(member_info(1, "mute=1\r\n"));
+    assert_eq!(info_status(&a), StatusCode::REQUEST_PENDING, "{a:?}");
+    h.sip(CallEvent::Ack);
+    h.give(Input::Joined(Ok(())));
+    for (n, body, info) in [
+        (2, "mute=1\r\n", MemberInfo::Mute(true)),
+        (3, "admit=1\r\n", MemberInfo::Admit),
+        (4, "lock=0\r\n", MemberInfo::Lock(false)),
+    ] {
+        let a = h.sip(member_info(n, body));
+        assert_eq!(a[0], Action::Member(info), "{a:?}");
+        assert_eq!(info_status(&a), StatusCode::OK);
+    }
+    // A report goes the other way; a body the package does not know.
+    let a = h.sip(member_info(
+        5,
+        "presence=in_room\r\nmuted=0\r\nlocked=0\r\n",
+    ));
+    assert_eq!(info_status(&a), StatusCode::BAD_REQUEST, "{a:?}");
+    let a = h.sip(member_info(6, "volume=11\r\n"));
+    assert_eq!(info_status(&a), StatusCode::BAD_REQUEST, "{a:?}");
+}
+
+#[test]
+fn a_caller_sending_the_member_package_is_told_it_was_never_offered() {
+    let mut h = Harness::talking();
+    let a = h.sip(member_info(1, "mute=1\r\n"));
+    assert_eq!(
+        a,
+        vec![Action::RespondInfo {
+            tx: tx(1),
+            status: StatusCode::BAD_INFO_PACKAGE
+        }]
+    );
 }
 
 #[test]
