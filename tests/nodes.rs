@@ -80,7 +80,7 @@ async fn heartbeat_after(gw: &Gateway, id: &str, than: &str) -> String {
 
 #[tokio::test]
 async fn a_second_serve_on_one_sqlite_file_is_refused_and_the_first_goes_on() {
-    let (dir, db) = Gateway::provisioned(CODE);
+    let (dir, db) = Gateway::provisioned_sqlite(CODE);
     let mut gw = Gateway::start(dir, db.clone(), &["--node-id", "edge-a"]).await;
     let list = nodes(&gw).await;
     assert_eq!(list.len(), 1, "{list:?}");

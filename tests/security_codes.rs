@@ -112,9 +112,7 @@ async fn meeting_security_code_and_tenant_default_apply_to_one_time_codes() {
     );
     let code = m["one_time_code"].as_str().unwrap().to_owned();
     // Nothing stores the digits in plain text.
-    let path = db.trim_start_matches("sqlite://");
-    let mut db_bytes = std::fs::read(path).unwrap();
-    db_bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+    let db_bytes = support::stored_bytes(&db);
     assert!(!db_bytes.windows(8).any(|w| w == b"77881293"));
     let gw = Gateway::start(dir, db, &[]).await;
     let keys = format!("{code}#77881293#");

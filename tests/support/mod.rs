@@ -110,13 +110,79 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A database with tenant `acme`, number +15550100 and room `main` with `code`.
+    /// A database with tenant `acme`, number +15550100 and room `main` with
+    /// `code` ([`fresh_database`]: SQLite, or PostgreSQL on the second pass).
     pub fn provisioned(code: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = fresh_database(dir.path());
+        provision(&db, code);
+        (dir, db)
+    }
+
+    /// As [`Gateway::provisioned`], on a SQLite file whatever the pass:
+    /// for what only SQLite does (one serving process per file).
+    pub fn provisioned_sqlite(code: &str) -> (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("sqlite://{}", dir.path().join("dialgate.db").display());
         provision(&db, code);
         (dir, db)
     }
+}
+
+/// The server `./dev test` runs the behaviour tests on a second time
+/// (`postgres://postgres@127.0.0.1:PORT`), if this is that pass.
+pub fn postgres_pass() -> Option<String> {
+    std::env::var("DIALGATE_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A new, empty database for one test: a SQLite file in `dir`; on the
+/// PostgreSQL pass ([`postgres_pass`]), a database of its own on that
+/// server (`CREATE DATABASE`, named for this process and a counter).
+pub fn fresh_database(dir: &Path) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let Some(server) = postgres_pass() else {
+        return format!("sqlite://{}", dir.join("dialgate.db").display());
+    };
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let out = Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{server}/{name}")
+}
+
+/// Everything the store keeps of `db`, as bytes: the SQLite file and its
+/// WAL, or a `pg_dump` of the PostgreSQL database (to look for what must
+/// never be stored in plain text).
+pub fn stored_bytes(db: &str) -> Vec<u8> {
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        let mut bytes = std::fs::read(path).expect("database file");
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        return bytes;
+    }
+    let out = Command::new("pg_dump")
+        .args(["--data-only", db])
+        .output()
+        .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// `room add --tenant T --name N --access-code C` plus `extra` flags:
