@@ -460,3 +460,58 @@ async fn when_the_owner_dies_its_callers_on_another_node_stay_muted_and_their_ro
     let reason = bye.header("Reason").unwrap_or_default().to_owned();
     assert!(reason.contains("conference locked"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_draining_owner_hands_its_room_on_and_exits_when_its_own_caller_leaves() {
+    let pg = PgServer::start();
+    provision(&pg.url, CODE);
+    let (mut a, b) = two_nodes(&pg.url, &[]).await;
+    let mut x = in_room_owned_by(&a, "edge-a", 1).await;
+    let mut y = in_room_owned_by(&b, "edge-a", 1).await;
+
+    // a drains (for up to a minute): it hands the room on to b, whose
+    // caller is in it, instead of keeping b's leg until the drain runs out.
+    let (status, _) = http::call(&a.api, "POST", "/v1/drain", Some(a.token().await), None).await;
+    assert_eq!(status, 202);
+    let started = std::time::Instant::now();
+    poll(&b, "/v1/leases", Duration::from_secs(10), |l| {
+        l[0]["node_id"] == "edge-b" && l[0]["epoch"] == 2 && l[0]["held"] == true
+    })
+    .await;
+    // b mixes the room: y there, and x, still on a, over a leg from a.
+    let (_, took) = poll(&b, "/v1/calls", Duration::from_secs(10), |c| {
+        c.as_array().is_some_and(|c| {
+            c.len() == 2
+                && c.iter()
+                    .all(|call| call["state"] == "in_room" && call["room_owner"] == "edge-b")
+        })
+    })
+    .await;
+    poll(&a, "/v1/calls", Duration::from_secs(5), |c| {
+        c.as_array()
+            .is_some_and(|c| c.len() == 1 && c[0]["room_owner"] == "edge-b")
+    })
+    .await;
+    println!(
+        "room handed on and both callers in it on b {:?} after the drain began",
+        started.elapsed().max(took)
+    );
+    assert!(
+        until_they_hear_each_other(&mut x, &mut y, [TONE_A, TONE_B], Duration::from_secs(10)).await,
+        "x (on a) and y hear each other through b\n{}",
+        b.log()
+    );
+    assert!(a.log().contains("handing the room on"), "{}", a.log());
+
+    // a waits for its own caller only: once x hangs up, it exits.
+    assert_eq!(x.hang_up().await, Some(200));
+    let status = a
+        .exited(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("a exits once its last caller left\n{}", a.log()));
+    assert!(status.success(), "{status:?}");
+    // y stays, alone in the room b owns.
+    let calls_b = get(&b, "/v1/calls").await;
+    assert_eq!(in_room(&calls_b), 1, "{calls_b}");
+    assert_eq!(y.hang_up().await, Some(200));
+}

@@ -57,6 +57,10 @@ pub const CLOCK_MARGIN: Duration = Duration::from_millis(500);
 /// A room mixed here while the same holder (epoch) owns it is moved to it
 /// again no sooner than this after the last move.
 pub const MOVE_AGAIN_AFTER: Duration = Duration::from_secs(30);
+/// A draining node that handed a room on claims it again no sooner than
+/// this after letting it go: the nodes whose legs it ended claim it
+/// within milliseconds, and one of them should win.
+pub const HAND_ON_PAUSE: Duration = Duration::from_secs(1);
 
 /// A lease as the store holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +131,8 @@ struct Entry {
     /// The epoch another node was first seen holding the room at while it
     /// was open here, and when.
     guest_since: Option<(i64, Instant)>,
+    /// This node handed the room on (it drains): when.
+    handed: Option<Instant>,
 }
 
 /// Every live room's lease standing on this node.
@@ -138,6 +144,9 @@ pub struct Leases {
     requests: VecDeque<Request>,
     changes: VecDeque<Change>,
     moves: VecDeque<RoomId>,
+    /// Rooms handed on whose release the store answered: their legs from
+    /// other nodes are to end now.
+    handed: VecDeque<RoomId>,
     /// The holder's epoch each room was last moved to, and when; kept
     /// across the room closing here and opening again.
     moved: BTreeMap<RoomId, (i64, Instant)>,
@@ -158,6 +167,7 @@ impl Leases {
             requests: VecDeque::new(),
             changes: VecDeque::new(),
             moves: VecDeque::new(),
+            handed: VecDeque::new(),
             moved: BTreeMap::new(),
         }
     }
@@ -176,6 +186,7 @@ impl Leases {
             in_flight: None,
             due: now,
             guest_since: None,
+            handed: None,
         });
         entry.open = true;
         if entry.in_flight.is_none() {
@@ -201,6 +212,46 @@ impl Leases {
         for room in rooms {
             self.close(now, room);
         }
+    }
+
+    /// This node drains: it lets `room`, which it owns and which has
+    /// callers of other nodes in it, go to one of those nodes. The lease is
+    /// released; once the store answered, the room's legs are to end
+    /// ([`Leases::poll_handed`]) so their nodes claim it, and this node
+    /// asks again only after [`HAND_ON_PAUSE`]: it finds the new owner and
+    /// moves its own callers there at once (no lease's length of waiting:
+    /// the new owner just claimed it), or, if nobody took the room, keeps
+    /// it. Once per room; false if it is not held here now (or a request
+    /// is in flight: ask again later).
+    pub fn hand_on(&mut self, now: Instant, room: RoomId) -> bool {
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            return false;
+        };
+        let Some(epoch) = entry.standing.own_epoch() else {
+            return false;
+        };
+        if !entry.open || entry.in_flight.is_some() || entry.handed.is_some() {
+            return false;
+        }
+        entry.in_flight = Some(now);
+        entry.handed = Some(now);
+        self.requests.push_back(Request::Release(room, epoch));
+        self.set(room, Standing::Claiming);
+        true
+    }
+
+    /// Rooms held here now, not yet handed on.
+    pub fn held(&self) -> Vec<RoomId> {
+        self.rooms
+            .iter()
+            .filter(|(_, e)| e.open && e.handed.is_none() && e.standing.own_epoch().is_some())
+            .map(|(room, _)| *room)
+            .collect()
+    }
+
+    /// The next room handed on whose legs from other nodes are to end.
+    pub fn poll_handed(&mut self) -> Option<RoomId> {
+        self.handed.pop_front()
     }
 
     /// The store's answer to [`Request::Claim`]: who holds `room` now, or
@@ -258,11 +309,16 @@ impl Leases {
         if self.answered(room).is_none() {
             return;
         }
+        let mut next = now;
         if let Some(entry) = self.rooms.get_mut(&room) {
             // Released: if the room opened again meanwhile, claim afresh.
             entry.standing = Standing::Claiming;
+            if entry.open && entry.handed.is_some() {
+                self.handed.push_back(room);
+                next = now + HAND_ON_PAUSE;
+            }
         }
-        self.next_after(now, room, now);
+        self.next_after(now, room, next);
     }
 
     /// Renewals and claims that are due; owners whose validity passed
@@ -330,7 +386,9 @@ impl Leases {
             _ => entry.guest_since.insert((epoch, now)).1,
         };
         let lately = self.moved.get(&room).is_some_and(|(e, _)| *e == epoch);
-        if now >= since + self.ttl && !lately {
+        // A room handed on went to a node that just claimed it: alive.
+        let alive = entry.handed.is_some() || now >= since + self.ttl;
+        if alive && !lately {
             self.moved.insert(room, (epoch, now));
             self.moves.push_back(room);
         }

@@ -66,6 +66,8 @@ pub struct Member {
     /// An announcement for this member alone, over its mix: samples and
     /// how far it has played.
     announcement: Mutex<Option<(Announcement, usize)>>,
+    /// The member is a leg from another node (its caller is on that node).
+    from_node: std::sync::atomic::AtomicBool,
     /// Counts changes of what the member's standing is made of besides
     /// its presence (muted, the room's lock), for whoever reports it.
     touched: watch::Sender<u32>,
@@ -91,7 +93,19 @@ impl Member {
             held: std::sync::atomic::AtomicBool::new(false),
             announcement: Mutex::new(None),
             touched: watch::Sender::new(0),
+            from_node: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the member as a leg from another node, before it joins.
+    pub fn mark_from_node(&self) {
+        self.from_node
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the member is a leg from another node.
+    pub fn is_from_node(&self) -> bool {
+        self.from_node.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Follows changes of the member's mute and its room's lock (its

@@ -301,6 +301,25 @@ impl Rooms {
         .unwrap_or(0)
     }
 
+    /// Legs from other nodes among the members of `room_id`.
+    pub fn legs(&self, room_id: RoomId) -> usize {
+        self.with_room(room_id, |room| {
+            room.members.iter().filter(|m| m.is_from_node()).count()
+        })
+        .unwrap_or(0)
+    }
+
+    /// Tells the legs from other nodes in `room_id` that this node hands
+    /// the room on ([`Presence::Moved`]: a draining node's legs end, and
+    /// their nodes move their callers); returns how many were told.
+    pub fn end_legs(&self, room_id: RoomId) -> usize {
+        self.with_room(room_id, |room| {
+            let legs = room.members.iter().filter(|m| m.is_from_node());
+            legs.map(|m| m.set_presence(Presence::Moved)).count()
+        })
+        .unwrap_or(0)
+    }
+
     /// Members of the room, waiting ones included.
     pub fn members(&self, room_id: RoomId) -> usize {
         let Ok(rooms) = self.inner.lock() else {

@@ -80,6 +80,17 @@ async fn run(
     let mut asks: JoinSet<(RoomId, Answer)> = JoinSet::new();
     let mut stopping = false;
     loop {
+        if node.is_draining() && !stopping {
+            hand_on(&mut core, &rooms);
+        }
+        while let Some(room) = core.poll_handed() {
+            let legs = rooms.end_legs(room);
+            tracing::info!(
+                room_id = room.0,
+                legs,
+                "room handed on: its legs from other nodes end, their nodes take it"
+            );
+        }
         while let Some(request) = core.poll_request() {
             asks.spawn(ask(store.clone(), node.clone(), request, core.ttl()));
         }
@@ -130,6 +141,22 @@ async fn run(
                 stopping = true;
                 core.close_all(Instant::now());
             }
+        }
+    }
+}
+
+/// This node drains: the rooms it owns with callers of other nodes in
+/// them go to one of those nodes (checked as the task wakes, at least once
+/// a renewal period, so also for legs that came after the drain began).
+/// Rooms only this node's callers are in stay until they leave.
+fn hand_on(core: &mut Leases, rooms: &Rooms) {
+    for room in core.held() {
+        if rooms.legs(room) > 0 && core.hand_on(Instant::now(), room) {
+            metrics::counter!("dialgate_room_handovers_total").increment(1);
+            tracing::info!(
+                room_id = room.0,
+                "draining: handing the room on to the other nodes in it"
+            );
         }
     }
 }

@@ -208,6 +208,11 @@ impl Node {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether the node drains (SIGTERM or `POST /v1/drain`).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Writes the heartbeat, with `calls()` in progress, every
     /// [`HEARTBEAT_EVERY`] until the row is no longer this process's.
     /// Store errors are logged when they start and when they stop; the

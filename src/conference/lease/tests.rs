@@ -339,3 +339,57 @@ fn an_owner_or_a_closed_room_moves_nothing() {
     l.on_claim(t0 + LEASE_TTL, R, theirs(2));
     assert!(moves(&mut l).is_empty());
 }
+
+#[test]
+fn a_draining_owner_hands_its_room_on_and_moves_its_own_callers_to_the_taker_at_once() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(3));
+    let _ = changes(&mut l);
+    assert_eq!(l.held(), [R]);
+    // A renewal in flight: not now.
+    run_to(&mut l, t0 + secs(1.0));
+    assert_eq!(requests(&mut l), [Request::Renew(R, 3)]);
+    assert!(!l.hand_on(t0 + secs(1.0), R));
+    l.on_renew(t0 + secs(1.01), R, Some(true));
+    // Handed on: released, owner no more (legs are refused from now on).
+    assert!(l.hand_on(t0 + secs(1.02), R));
+    assert_eq!(requests(&mut l), [Request::Release(R, 3)]);
+    assert_eq!(changes(&mut l), [Standing::Claiming]);
+    assert!(l.held().is_empty());
+    assert!(!l.hand_on(t0 + secs(1.03), R), "once");
+    // The release is answered: the legs end now; no claim before the pause.
+    assert_eq!(l.poll_handed(), None);
+    l.on_release(t0 + secs(1.05), R);
+    assert_eq!(l.poll_handed(), Some(R));
+    run_to(&mut l, t0 + secs(1.05) + HAND_ON_PAUSE - secs(0.01));
+    assert!(requests(&mut l).is_empty(), "the others claim first");
+    run_to(&mut l, t0 + secs(1.05) + HAND_ON_PAUSE);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    // Another node took it: this node's callers move there at once.
+    l.on_claim(t0 + secs(2.1), R, theirs(4));
+    assert_eq!(moves(&mut l), [R]);
+}
+
+#[test]
+fn a_room_handed_on_that_nobody_takes_is_kept() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(3));
+    assert!(l.hand_on(t0, R));
+    let _ = requests(&mut l);
+    l.on_release(t0, R);
+    run_to(&mut l, t0 + HAND_ON_PAUSE);
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    l.on_claim(t0 + HAND_ON_PAUSE, R, ours(4));
+    assert!(matches!(
+        l.standing(R),
+        Some(Standing::Owner { epoch: 4, .. })
+    ));
+    assert!(moves(&mut l).is_empty());
+    assert!(l.held().is_empty(), "not handed on twice");
+}

@@ -179,6 +179,9 @@ pub enum Input {
     /// The room took the caller, or turned it away.
     Joined(Result<(), Refusal>),
     Presence(Presence),
+    /// This node drains and hands the room on: a leg from another node
+    /// ends (with the shutting-down cause); nothing for other calls.
+    HandedOn,
     /// The call's media could not be set up.
     MediaFailed,
 }
@@ -485,6 +488,11 @@ impl CallCore {
                 tracing::info!(?presence, "presence in the room");
                 if presence == Presence::Ended && matches!(self.phase, Phase::Talking(_)) {
                     self.end(now, End::RoomClosed(Closure::ENDED));
+                }
+            }
+            Input::HandedOn => {
+                if self.leg.is_some() {
+                    self.end(now, End::HandedOn);
                 }
             }
             Input::MediaFailed => {

@@ -43,6 +43,9 @@ impl Shell {
             m.negotiated.codec,
         );
         member.set_held(m.on_hold);
+        if self.is_leg {
+            member.mark_from_node();
+        }
         let now = match back {
             Some(back) => self
                 .shared

@@ -46,6 +46,9 @@ pub(super) enum End {
     MediaTimeout,
     /// The room turned the caller away or ended: say why, then hang up.
     RoomClosed(Closure),
+    /// A leg from another node, in a room this draining node hands on:
+    /// hung up as shutting down, so that node moves its caller on.
+    HandedOn,
 }
 
 impl End {
@@ -56,6 +59,7 @@ impl End {
             End::HangUp(outcome) => Some(Cause::Access(*outcome)),
             End::MediaTimeout => Some(Cause::RtpTimeout),
             End::RoomClosed(closure) => Some(closure.cause),
+            End::HandedOn => Some(Cause::ShuttingDown),
         }
     }
 
@@ -102,6 +106,10 @@ impl CallCore {
                 } else {
                     tracing::info!("caller hung up");
                 }
+            }
+            End::HandedOn => {
+                tracing::info!("leg ended: this node hands its room on");
+                self.bye(now, Some(Cause::ShuttingDown));
             }
             // A leg's room closed: the node the caller is on says so
             // when the leg's BYE reaches it.
