@@ -303,9 +303,11 @@ impl Leases {
         self.next_after(now, room, next);
     }
 
-    /// The store's answer to [`Request::Release`] (done or not: a lease
-    /// not released lapses by itself).
-    pub fn on_release(&mut self, now: Instant, room: RoomId) {
+    /// The store's answer to [`Request::Release`]: `released`, or not (a
+    /// lease not released lapses by itself). A room being handed on whose
+    /// release failed is not handed on: it is claimed again at once (this
+    /// node still holds it) and handed on at the next try.
+    pub fn on_release(&mut self, now: Instant, room: RoomId, released: bool) {
         if self.answered(room).is_none() {
             return;
         }
@@ -314,8 +316,12 @@ impl Leases {
             // Released: if the room opened again meanwhile, claim afresh.
             entry.standing = Standing::Claiming;
             if entry.open && entry.handed.is_some() {
-                self.handed.push_back(room);
-                next = now + HAND_ON_PAUSE;
+                if released {
+                    self.handed.push_back(room);
+                    next = now + HAND_ON_PAUSE;
+                } else {
+                    entry.handed = None;
+                }
             }
         }
         self.next_after(now, room, next);

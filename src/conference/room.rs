@@ -27,6 +27,9 @@ pub(super) struct Room {
     /// The lease's epoch while this node holds it, renewed in time: legs
     /// from other nodes are taken only then.
     pub(super) leased_here: Option<i64>,
+    /// This node held the room's lease at some time (its door was the
+    /// room's; see [`super::Rooms::standing`]).
+    pub(super) held_once: bool,
 }
 
 /// A chime heard by everyone in the room but the member it is about (the
@@ -112,6 +115,10 @@ impl Room {
             let Some(m) = self.member(*key).cloned() else {
                 continue;
             };
+            // A member on its way to another node keeps that presence.
+            if m.presence() == Presence::Moved {
+                continue;
+            }
             m.set_presence(*presence);
             match presence {
                 Presence::InRoom => self.entered(&m),

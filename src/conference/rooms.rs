@@ -16,6 +16,7 @@ use super::member::Member;
 use super::mixer::Mixer;
 use super::room::Room;
 use super::roster::{AdmitError, Policy, Presence, Refusal, Role};
+use super::standing::standing_of;
 use super::tones;
 use crate::access::leg::Standing;
 use crate::ids::RoomId;
@@ -159,11 +160,20 @@ impl Rooms {
         };
         let empty = match rooms.get(&room_id).map(|r| r.lock()) {
             Some(Ok(mut room)) => {
+                let moved = room
+                    .member(call.0)
+                    .is_some_and(|m| m.presence() == Presence::Moved);
                 let was_in = room.roster.presence(call.0) == Some(Presence::InRoom);
                 let mut changes = Vec::new();
-                room.roster.leave(call.0, &mut changes);
+                if moved {
+                    // Gone to the room on another node: no chime, no
+                    // "last host left".
+                    room.roster.forget(call.0);
+                } else {
+                    room.roster.leave(call.0, &mut changes);
+                }
                 room.members.retain(|m| m.call != call);
-                if was_in {
+                if was_in && !moved {
                     room.chime_in_room(call.0, tones::exit());
                 }
                 room.apply(&changes);
@@ -182,6 +192,7 @@ impl Rooms {
     pub fn set_owner(&self, room_id: RoomId, owner: Option<Arc<str>>, leased_here: Option<i64>) {
         self.with_room(room_id, |room| {
             room.owner = owner;
+            room.held_once |= leased_here.is_some();
             room.leased_here = leased_here;
         });
     }
@@ -249,15 +260,19 @@ impl Rooms {
     /// mute, whether the roster had let it past the "host admits" waiting
     /// room (read from the roster: the member's own presence may say
     /// `Moved` already), the room's lock.
+    ///
+    /// `None` for a room this node never held the lease of (mixed apart
+    /// after a leg to the owner failed): its door was not the room's, so
+    /// its callers go through the owner's (lock, limit, admission) as
+    /// newcomers.
     pub fn standing(&self, room_id: RoomId, call: CallRef) -> Option<Standing> {
         self.with_room(room_id, |room| {
+            if !room.held_once {
+                return None;
+            }
             let presence = room.roster.presence(call.0)?;
             let muted = room.member(call.0)?.is_muted();
-            Some(Standing {
-                muted,
-                admitted: presence != Presence::WaitingForAdmission,
-                locked: room.roster.is_locked(),
-            })
+            Some(standing_of(presence, muted, room.roster.is_locked()))
         })
         .flatten()
     }
@@ -292,11 +307,19 @@ impl Rooms {
     /// it ([`Presence::Moved`]; they stop being mixed here and leave as
     /// their calls hear it); returns how many were told.
     pub fn move_members(&self, room_id: RoomId) -> usize {
+        self.mark_moved(room_id, |_| true)
+    }
+
+    /// Sets [`Presence::Moved`] on the members of `room_id` that `which`
+    /// picks; returns how many.
+    fn mark_moved(&self, room_id: RoomId, which: impl Fn(&Member) -> bool) -> usize {
         self.with_room(room_id, |room| {
-            for m in &room.members {
+            let mut told = 0;
+            for m in room.members.iter().filter(|m| which(m)) {
                 m.set_presence(Presence::Moved);
+                told += 1;
             }
-            room.members.len()
+            told
         })
         .unwrap_or(0)
     }
@@ -313,11 +336,7 @@ impl Rooms {
     /// the room on ([`Presence::Moved`]: a draining node's legs end, and
     /// their nodes move their callers); returns how many were told.
     pub fn end_legs(&self, room_id: RoomId) -> usize {
-        self.with_room(room_id, |room| {
-            let legs = room.members.iter().filter(|m| m.is_from_node());
-            legs.map(|m| m.set_presence(Presence::Moved)).count()
-        })
-        .unwrap_or(0)
+        self.mark_moved(room_id, Member::is_from_node)
     }
 
     /// Members of the room, waiting ones included.

@@ -200,6 +200,14 @@ impl Roster {
         }
     }
 
+    /// Removes `key` with none of the rules of a leave: it moved to the
+    /// room on another node (the others there still count it; here, a
+    /// host moving away must not end the room or send anyone back to
+    /// wait).
+    pub fn forget(&mut self, key: u64) {
+        self.members.retain(|(k, _, _)| *k != key);
+    }
+
     /// Lets a waiting member in (the operator or the host's app decided).
     pub fn admit(&mut self, key: u64) -> Result<(), AdmitError> {
         let (_, _, p) = self

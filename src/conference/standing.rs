@@ -14,6 +14,16 @@
 use super::roster::Presence;
 use crate::access::leg::Standing;
 
+/// What a member in `presence`, `muted` or not, in a room `locked` or
+/// not, brings to the room's next owner.
+pub fn standing_of(presence: Presence, muted: bool, locked: bool) -> Standing {
+    Standing {
+        muted,
+        admitted: presence != Presence::WaitingForAdmission,
+        locked,
+    }
+}
+
 /// The Info Package of these INFOs, in `Recv-Info` and `Info-Package`.
 pub const MEMBER_PACKAGE: &str = "dialgate-member";
 
@@ -120,11 +130,7 @@ impl MemberInfo {
                 presence,
                 muted,
                 locked,
-            } => Some(Standing {
-                muted,
-                admitted: presence != Presence::WaitingForAdmission,
-                locked,
-            }),
+            } => Some(standing_of(presence, muted, locked)),
             _ => None,
         }
     }

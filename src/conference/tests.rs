@@ -207,6 +207,12 @@ async fn a_member_moved_here_brings_its_mute_admission_and_the_lock_back() {
     let h = member_as(1, Role::Host).await;
     let (p, q) = (member(2).await, member(3).await);
     rooms.join(RoomId(4), h.clone(), policy).unwrap();
+    assert_eq!(
+        rooms.standing(RoomId(4), CallRef(1)),
+        None,
+        "never held here: its callers bring nothing past the owner's door"
+    );
+    rooms.set_owner(RoomId(4), Some(Arc::from("a")), Some(1));
     let mut watching = h.watch_standing();
     rooms.join(RoomId(4), p.clone(), policy).unwrap();
     rooms.join(RoomId(4), q.clone(), policy).unwrap();

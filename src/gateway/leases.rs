@@ -35,7 +35,8 @@ use crate::store::{LeaseClaim, Store};
 enum Answer {
     Claim(Option<Holder>),
     Renew(Option<bool>),
-    Release,
+    /// Whether the store released it.
+    Release(bool),
 }
 
 /// The running lease task.
@@ -84,6 +85,7 @@ async fn run(
             hand_on(&mut core, &rooms);
         }
         while let Some(room) = core.poll_handed() {
+            metrics::counter!("dialgate_room_handovers_total").increment(1);
             let legs = rooms.end_legs(room);
             tracing::info!(
                 room_id = room.0,
@@ -133,7 +135,7 @@ async fn run(
                 match answer {
                     Answer::Claim(holder) => core.on_claim(now, room, holder),
                     Answer::Renew(renewed) => core.on_renew(now, room, renewed),
-                    Answer::Release => core.on_release(now, room),
+                    Answer::Release(released) => core.on_release(now, room, released),
                 }
             }
             () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
@@ -152,7 +154,6 @@ async fn run(
 fn hand_on(core: &mut Leases, rooms: &Rooms) {
     for room in core.held() {
         if rooms.legs(room) > 0 && core.hand_on(Instant::now(), room) {
-            metrics::counter!("dialgate_room_handovers_total").increment(1);
             tracing::info!(
                 room_id = room.0,
                 "draining: handing the room on to the other nodes in it"
@@ -206,13 +207,12 @@ async fn ask(store: Store, node: Arc<Node>, request: Request, ttl: Duration) -> 
             )
         }
         Request::Release(room, epoch) => {
-            if let Err(e) = store
+            let released = store
                 .release_room(room.0, node.instance(), epoch, now)
                 .await
-            {
-                failed(room, e);
-            }
-            (room, Answer::Release)
+                .map_err(|e| failed(room, e))
+                .is_ok();
+            (room, Answer::Release(released))
         }
     }
 }

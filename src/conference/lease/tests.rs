@@ -173,7 +173,7 @@ fn closing_an_owned_room_releases_it_and_a_reopening_claims_after_the_release() 
     // A caller comes back before the release is answered: no claim yet.
     l.open(t0 + secs(0.6), R);
     assert!(requests(&mut l).is_empty());
-    l.on_release(t0 + secs(0.7), R);
+    l.on_release(t0 + secs(0.7), R, true);
     assert_eq!(requests(&mut l), [Request::Claim(R)]);
     l.on_claim(t0 + secs(0.7), R, ours(2));
     assert!(matches!(
@@ -192,7 +192,7 @@ fn a_room_closed_with_a_request_in_flight_is_released_when_it_is_answered() {
     assert!(requests(&mut l).is_empty(), "the claim is still in flight");
     l.on_claim(t0, R, ours(1));
     assert_eq!(requests(&mut l), [Request::Release(R, 1)]);
-    l.on_release(t0, R);
+    l.on_release(t0, R, true);
     assert!(l.is_empty());
     assert_eq!(l.poll_timeout(), None);
 }
@@ -215,7 +215,7 @@ fn answers_for_rooms_not_asked_about_change_nothing() {
     let mut l = Leases::default();
     l.on_claim(t0, R, ours(1));
     l.on_renew(t0, R, Some(true));
-    l.on_release(t0, R);
+    l.on_release(t0, R, true);
     assert!(l.is_empty());
     l.open(t0, R);
     let _ = requests(&mut l);
@@ -362,7 +362,7 @@ fn a_draining_owner_hands_its_room_on_and_moves_its_own_callers_to_the_taker_at_
     assert!(!l.hand_on(t0 + secs(1.03), R), "once");
     // The release is answered: the legs end now; no claim before the pause.
     assert_eq!(l.poll_handed(), None);
-    l.on_release(t0 + secs(1.05), R);
+    l.on_release(t0 + secs(1.05), R, true);
     assert_eq!(l.poll_handed(), Some(R));
     run_to(&mut l, t0 + secs(1.05) + HAND_ON_PAUSE - secs(0.01));
     assert!(requests(&mut l).is_empty(), "the others claim first");
@@ -382,7 +382,7 @@ fn a_room_handed_on_that_nobody_takes_is_kept() {
     l.on_claim(t0, R, ours(3));
     assert!(l.hand_on(t0, R));
     let _ = requests(&mut l);
-    l.on_release(t0, R);
+    l.on_release(t0, R, true);
     run_to(&mut l, t0 + HAND_ON_PAUSE);
     assert_eq!(requests(&mut l), [Request::Claim(R)]);
     l.on_claim(t0 + HAND_ON_PAUSE, R, ours(4));
@@ -392,4 +392,22 @@ fn a_room_handed_on_that_nobody_takes_is_kept() {
     ));
     assert!(moves(&mut l).is_empty());
     assert!(l.held().is_empty(), "not handed on twice");
+}
+
+#[test]
+fn a_hand_on_whose_release_fails_is_tried_again_and_ends_no_leg() {
+    let t0 = Instant::now();
+    let mut l = Leases::default();
+    l.open(t0, R);
+    let _ = requests(&mut l);
+    l.on_claim(t0, R, ours(3));
+    assert!(l.hand_on(t0, R));
+    let _ = requests(&mut l);
+    l.on_release(t0, R, false);
+    assert_eq!(l.poll_handed(), None, "the legs stay");
+    // Claimed again at once: still this node's, and handed on again.
+    assert_eq!(requests(&mut l), [Request::Claim(R)]);
+    l.on_claim(t0, R, ours(3));
+    assert_eq!(l.held(), [R]);
+    assert!(l.hand_on(t0, R));
 }

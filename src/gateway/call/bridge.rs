@@ -415,7 +415,8 @@ impl Shell {
             } => {
                 let status = match package.as_deref() {
                     Some(MEMBER_PACKAGE) => self.on_member_report(&body),
-                    _ => StatusCode::OK,
+                    Some(_) => StatusCode::BAD_INFO_PACKAGE,
+                    None => StatusCode::OK,
                 };
                 self.sip(SipCommand::Respond { tx, status });
             }

@@ -97,7 +97,7 @@ impl Shell {
 
     /// What the node that placed this leg asks for its caller, applied as
     /// this node's operator would (its change is reported back).
-    pub(super) fn member_request(&self, info: MemberInfo) {
+    pub(super) fn member_request(&mut self, info: MemberInfo) {
         let Some(room_id) = self
             .media
             .as_ref()
@@ -114,6 +114,10 @@ impl Shell {
             MemberInfo::Report { .. } => false,
         };
         tracing::info!(room_id = room_id.0, request = ?info, done, "asked by the caller's node");
+        // Reported whether it changed anything or not: that node showed
+        // the change before it was made.
+        self.reported = None;
+        self.report_standing();
     }
 
     /// A keypad command in the room (the core checked the role).
