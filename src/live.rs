@@ -25,6 +25,17 @@ pub enum CallState {
     InRoom,
 }
 
+impl CallState {
+    /// A member's state: waiting, or in the room proper.
+    fn in_room(waiting: bool) -> CallState {
+        if waiting {
+            CallState::Waiting
+        } else {
+            CallState::InRoom
+        }
+    }
+}
+
 /// One call as `GET /v1/calls` shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveCall {
@@ -120,11 +131,7 @@ impl Entry {
             // Read from the member: mute-all and the room change it there.
             info.muted = m.is_muted();
             info.role = Some(m.role);
-            info.state = if m.presence().is_waiting() {
-                CallState::Waiting
-            } else {
-                CallState::InRoom
-            };
+            info.state = CallState::in_room(m.presence().is_waiting());
         }
         info
     }
@@ -195,11 +202,7 @@ impl LiveCalls {
             && e.bridged_to.is_some()
         {
             e.info.muted = muted;
-            e.info.state = if waiting {
-                CallState::Waiting
-            } else {
-                CallState::InRoom
-            };
+            e.info.state = CallState::in_room(waiting);
         }
     }
 

@@ -119,12 +119,7 @@ async fn a_room_whose_owner_dies_is_taken_over_by_a_node_with_callers_in_it_at_t
     assert!(held_by("edge-a", 1)(&get(&b, "/v1/leases").await));
 
     // a dies: once its lease runs out, b claims the room at epoch 2.
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &a.pid().expect("pid").to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let _ = a.terminate().await;
+    a.kill_hard().await;
     let (_, took) = poll(
         &b,
         "/v1/leases",

@@ -254,13 +254,8 @@ async fn when_the_owner_dies_the_callers_it_mixed_for_another_node_hear_each_oth
     let mut z = in_room_owned_by(&b, "edge-a", 2).await;
     assert_eq!(b.log().matches("bridged to the room's owner").count(), 2);
 
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &a.pid().expect("pid").to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
     let at_kill = tokio::time::Instant::now();
-    let _ = a.terminate().await;
+    a.kill_hard().await;
 
     // y and z talk on; once b notices the silence, they meet on b.
     let (heard_y, heard_z) = tokio::join!(
@@ -414,12 +409,7 @@ async fn when_the_owner_dies_its_callers_on_another_node_stay_muted_and_their_ro
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &a.pid().expect("pid").to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let _ = a.terminate().await;
+    a.kill_hard().await;
 
     // y and z meet on b. y is still muted there: z hears the room (the
     // moving tone, then the room's chimes) but never y; y hears z.

@@ -344,6 +344,18 @@ impl Gateway {
         self.stop("-TERM").await
     }
 
+    /// Kills the process with SIGKILL (a crash: nothing flushed, no BYE,
+    /// no lease released) and reaps it.
+    pub async fn kill_hard(&mut self) {
+        let pid = self.pid().expect("pid");
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let _ = self.terminate().await;
+    }
+
     /// Sends `signal` (`-TERM`, `-INT`) and returns at once.
     pub fn signal(&self, signal: &str) {
         if let Some(pid) = self.child.id() {

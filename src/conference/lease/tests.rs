@@ -340,13 +340,19 @@ fn an_owner_or_a_closed_room_moves_nothing() {
     assert!(moves(&mut l).is_empty());
 }
 
-#[test]
-fn a_draining_owner_hands_its_room_on_and_moves_its_own_callers_to_the_taker_at_once() {
-    let t0 = Instant::now();
+/// A core whose room `R` it claimed at `t0` and holds at `epoch`.
+fn owner_at(t0: Instant, epoch: i64) -> Leases {
     let mut l = Leases::default();
     l.open(t0, R);
     let _ = requests(&mut l);
-    l.on_claim(t0, R, ours(3));
+    l.on_claim(t0, R, ours(epoch));
+    l
+}
+
+#[test]
+fn a_draining_owner_hands_its_room_on_and_moves_its_own_callers_to_the_taker_at_once() {
+    let t0 = Instant::now();
+    let mut l = owner_at(t0, 3);
     let _ = changes(&mut l);
     assert_eq!(l.held(), [R]);
     // A renewal in flight: not now.
@@ -376,10 +382,7 @@ fn a_draining_owner_hands_its_room_on_and_moves_its_own_callers_to_the_taker_at_
 #[test]
 fn a_room_handed_on_that_nobody_takes_is_kept() {
     let t0 = Instant::now();
-    let mut l = Leases::default();
-    l.open(t0, R);
-    let _ = requests(&mut l);
-    l.on_claim(t0, R, ours(3));
+    let mut l = owner_at(t0, 3);
     assert!(l.hand_on(t0, R));
     let _ = requests(&mut l);
     l.on_release(t0, R, true);
@@ -397,10 +400,7 @@ fn a_room_handed_on_that_nobody_takes_is_kept() {
 #[test]
 fn a_hand_on_whose_release_fails_is_tried_again_and_ends_no_leg() {
     let t0 = Instant::now();
-    let mut l = Leases::default();
-    l.open(t0, R);
-    let _ = requests(&mut l);
-    l.on_claim(t0, R, ours(3));
+    let mut l = owner_at(t0, 3);
     assert!(l.hand_on(t0, R));
     let _ = requests(&mut l);
     l.on_release(t0, R, false);

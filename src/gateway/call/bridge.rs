@@ -160,7 +160,9 @@ impl Shell {
     /// call leaves it and goes to the owner over a leg, hearing the moving
     /// tone meanwhile (and joins here again if the owner does not answer).
     /// A leg from another node only leaves: the node that placed it hears
-    /// it fall silent and moves its caller itself.
+    /// it fall silent and moves its caller itself — or, while this node
+    /// drains (it hands the room on), the leg ends as shutting down, and
+    /// that node moves its caller at once.
     pub(super) fn move_to_owner(&mut self, is_leg: bool) {
         let Some(m) = self.media.as_mut() else {
             return;
@@ -179,10 +181,10 @@ impl Shell {
             .live
             .bridged(self.call.0, room_id, Role::Participant, None);
         let Some(policy) = policy.filter(|_| !is_leg) else {
-            tracing::info!(
-                room_id = room_id.0,
-                "room owned by another node: leg left it"
-            );
+            tracing::info!(room_id = room_id.0, "room moving on: leg left it");
+            if self.shared.node.is_draining() {
+                self.inputs.push(Input::HandedOn);
+            }
             return;
         };
         tracing::info!(

@@ -385,15 +385,10 @@ pub(crate) async fn run(
                 }
             }
             presence = presence_change(watch), if media_on => {
-                let now = Instant::now().into_std();
-                if presence == Presence::Moved && core.is_leg() && shell.shared.node.is_draining() {
-                    // This node hands the room on: the leg ends, and the
-                    // node that placed it moves its caller at once.
-                    core.handle(now, Input::HandedOn);
-                } else if presence == Presence::Moved {
+                if presence == Presence::Moved {
                     shell.move_to_owner(core.is_leg());
                 }
-                core.handle(now, Input::Presence(presence));
+                core.handle(Instant::now().into_std(), Input::Presence(presence));
                 shell.report_standing();
             }
             () = standing_change(standing), if reports => shell.report_standing(),

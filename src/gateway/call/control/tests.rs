@@ -777,6 +777,26 @@ fn leg_harness(rules: Rules) -> Harness {
     }
 }
 
+/// A leg answered (its port open, 200 sent), not acknowledged yet.
+fn leg_answered() -> Harness {
+    let mut h = leg_harness(rules());
+    h.drain();
+    h.give(Input::Port(Some(Session {
+        port: 40000,
+        id: 1,
+        version: 1,
+    })));
+    h
+}
+
+/// A leg acknowledged and in its room.
+fn leg_in_room() -> Harness {
+    let mut h = leg_answered();
+    h.sip(CallEvent::Ack);
+    h.give(Input::Joined(Ok(())));
+    h
+}
+
 #[test]
 fn a_leg_is_answered_at_once_and_its_ack_puts_it_in_the_room_with_no_prompt() {
     // Even with an answer delay: the caller heard its ringing on the node
@@ -836,18 +856,11 @@ fn info_status(a: &[Action]) -> StatusCode {
 
 #[test]
 fn the_node_that_placed_a_leg_mutes_admits_and_locks_through_member_infos() {
-    let mut h = leg_harness(rules());
-    h.drain();
-    h.give(Input::Port(Some(Session {
-        port: 40000,
-        id: 1,
-        version: 1,
-    })));
     // Before the ACK the leg is in no room yet: asked again later.
+    let mut h = leg_answered();
     let a = h.sip(member_info(1, "mute=1\r\n"));
     assert_eq!(info_status(&a), StatusCode::REQUEST_PENDING, "{a:?}");
-    h.sip(CallEvent::Ack);
-    h.give(Input::Joined(Ok(())));
+    let mut h = leg_in_room();
     for (n, body, info) in [
         (2, "mute=1\r\n", MemberInfo::Mute(true)),
         (3, "admit=1\r\n", MemberInfo::Admit),
@@ -882,15 +895,7 @@ fn a_caller_sending_the_member_package_is_told_it_was_never_offered() {
 
 #[test]
 fn a_leg_whose_room_ends_hangs_up_without_a_closing_prompt() {
-    let mut h = leg_harness(rules());
-    h.drain();
-    h.give(Input::Port(Some(Session {
-        port: 40000,
-        id: 1,
-        version: 1,
-    })));
-    h.sip(CallEvent::Ack);
-    h.give(Input::Joined(Ok(())));
+    let mut h = leg_in_room();
     let a = h.give(Input::Presence(Presence::Ended));
     assert!(
         !a.iter().any(|a| matches!(a, Action::Play { .. })),
@@ -899,4 +904,20 @@ fn a_leg_whose_room_ends_hangs_up_without_a_closing_prompt() {
     assert!(a.contains(&Action::Bye {
         cause: Some(Cause::RoomEnded)
     }));
+}
+
+#[test]
+fn a_leg_in_a_room_handed_on_hangs_up_as_shutting_down_and_other_calls_ignore_it() {
+    let mut h = leg_in_room();
+    let a = h.give(Input::HandedOn);
+    assert!(
+        a.iter().any(|a| matches!(a, Action::MediaEnded { .. })),
+        "{a:?}"
+    );
+    assert!(a.contains(&Action::Bye {
+        cause: Some(Cause::ShuttingDown)
+    }));
+    assert!(!a.iter().any(|a| matches!(a, Action::Play { .. })), "{a:?}");
+    let mut h = Harness::talking();
+    assert!(h.give(Input::HandedOn).is_empty());
 }
